@@ -1,0 +1,906 @@
+"""Scripts: what a fake model does, call by call. Pure, validated, immutable data.
+
+No LangChain import here: a :class:`Script` is plain data that the models in
+``_model.py`` play. Validation is pydantic's; every failure is turned into one
+:class:`~fakellm.errors.InvalidScript` that names the field path, the value and
+what is accepted.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import math
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar, Literal, TypeAlias
+from uuid import UUID
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from fakellm import errors
+from fakellm.errors import InvalidScript, ScriptProblem
+
+__all__ = [
+    "Call",
+    "Piece",
+    "Repeat",
+    "Rule",
+    "Script",
+    "ScriptPlayer",
+    "ToolCall",
+    "Turn",
+    "Usage",
+    "load_script",
+    "split_text",
+]
+
+Chunking: TypeAlias = "Literal['words', 'chars'] | int | tuple[str, ...] | re.Pattern[str]"
+
+_WORDS = re.compile(r"\s*\S+\s*")
+
+
+class _FieldError(ValueError):
+    """A validation failure that knows which field it is about (for the path)."""
+
+    def __init__(self, field_name: str | None, value: Any, message: str) -> None:
+        super().__init__(message)
+        self.field_name = field_name
+        self.value = value
+        self.message = message
+
+
+_init_depth: ContextVar[int] = ContextVar("fakellm_init_depth", default=0)
+
+
+class _Spec(BaseModel):
+    """Base of every script part: frozen, and strict about unknown keys."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    def __init__(self, /, **data: Any) -> None:
+        # pydantic calls a custom __init__ for nested parts too: only the
+        # outermost call turns the ValidationError into InvalidScript, so the
+        # nested errors keep their full field path.
+        depth = _init_depth.get()
+        token = _init_depth.set(depth + 1)
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            if depth:
+                raise
+            raise _invalid(exc) from None
+        finally:
+            _init_depth.reset(token)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_keys(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            for key in data:
+                if key not in cls.model_fields:
+                    accepted = ", ".join(cls.model_fields)
+                    raise _FieldError(
+                        str(key),
+                        data[key],
+                        f"unknown key {key!r} in {cls.__name__}; accepted keys: {accepted}",
+                    )
+        return data
+
+    @classmethod
+    def parse(cls, data: Any, *, source: str = "") -> Any:
+        """Validate ``data`` (a mapping, or an instance) into this class."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise _invalid(exc, source=source) from None
+
+
+def _invalid(exc: ValidationError, *, source: str = "") -> InvalidScript:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = list(err["loc"])
+        cause = (err.get("ctx") or {}).get("error")
+        value = err.get("input")
+        if isinstance(cause, _FieldError):
+            if cause.field_name is not None:
+                loc.append(cause.field_name)
+            value = cause.value
+            message = cause.message
+        elif err["type"] == "missing":
+            value = None
+            message = "this field is required"
+        else:
+            message = err["msg"]
+        problems.append(ScriptProblem(_format_loc(loc), value, message))
+    return InvalidScript(problems, source=source)
+
+
+def _format_loc(loc: Iterable[Any]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _seconds(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _FieldError(None, value, f"{name} must be a number of seconds >= 0")
+    if not math.isfinite(value) or value < 0:
+        raise _FieldError(None, value, f"{name} must be a finite number of seconds >= 0")
+    return float(value)
+
+
+class ToolCall(_Spec):
+    """A tool call the model makes: ``ToolCall("get_price", {"flower": "rose"})``.
+
+    When ``id`` is omitted the model gives it a deterministic one,
+    ``call_<call index>_<position>``, so traces are identical on every run.
+    """
+
+    name: str = Field(min_length=1, description="The tool's name, as bound.")
+    args: dict[str, Any] = Field(default_factory=dict, description="JSON-able arguments.")
+    id: str | None = Field(default=None, description="Tool call id; generated if omitted.")
+
+    def __init__(
+        self,
+        name: str | None = None,
+        args: Mapping[str, Any] | None = None,
+        /,
+        **data: Any,
+    ) -> None:
+        if name is not None:
+            data["name"] = name
+        if args is not None:
+            data["args"] = args
+        super().__init__(**data)
+
+    @field_validator("args")
+    @classmethod
+    def _json_args(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise _FieldError(None, value, f"args must be JSON-serialisable: {exc}") from None
+        return value
+
+    @cached_property
+    def args_json(self) -> str:
+        """The arguments as the JSON text a provider would stream."""
+        return json.dumps(self.args, ensure_ascii=False)
+
+
+_INPUT_DETAILS = frozenset({"audio", "cache_creation", "cache_read"})
+_OUTPUT_DETAILS = frozenset({"audio", "reasoning"})
+
+
+class Usage(_Spec):
+    """Token usage a turn reports. Omitted counts are computed by the model.
+
+    ``input_tokens`` defaults to the offline counter applied to the request,
+    ``output_tokens`` to the number of chunks the turn emits, ``total_tokens``
+    to their sum.
+    """
+
+    input_tokens: int | None = Field(default=None, ge=0)
+    output_tokens: int | None = Field(default=None, ge=0)
+    total_tokens: int | None = Field(default=None, ge=0)
+    input_token_details: dict[str, int] = Field(default_factory=dict)
+    output_token_details: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("input_token_details", "output_token_details")
+    @classmethod
+    def _known_details(cls, value: dict[str, int], info: Any) -> dict[str, int]:
+        allowed = _INPUT_DETAILS if info.field_name == "input_token_details" else _OUTPUT_DETAILS
+        for key, count in value.items():
+            if key not in allowed:
+                raise _FieldError(
+                    key, count, f"unknown detail {key!r}; accepted: {', '.join(sorted(allowed))}"
+                )
+            if isinstance(count, bool) or count < 0:
+                raise _FieldError(key, count, "a token count must be an integer >= 0")
+        return value
+
+    @model_validator(mode="after")
+    def _total_adds_up(self) -> Usage:
+        i, o, t = self.input_tokens, self.output_tokens, self.total_tokens
+        if i is not None and o is not None and t is not None and t != i + o:
+            raise _FieldError(
+                "total_tokens", t, f"total_tokens must equal input_tokens + output_tokens = {i + o}"
+            )
+        return self
+
+
+class Repeat(_Spec):
+    """Delays between chunks that repeat: ``Repeat(repeat=[0.05, 0.2])``."""
+
+    repeat: tuple[float, ...] = Field(min_length=1)
+
+    @field_validator("repeat", mode="before")
+    @classmethod
+    def _check(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return tuple(_seconds("each repeated delay", v) for v in value)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """One stream chunk of a turn, before it becomes a LangChain chunk.
+
+    ``kind`` is ``"reasoning"``, ``"text"``, ``"block"`` (content block number
+    ``index``) or ``"tool"`` (a fragment of the arguments of tool call number
+    ``index``; the fragment with ``first=True`` also carries name and id).
+    """
+
+    kind: Literal["reasoning", "text", "block", "tool"]
+    text: str = ""
+    block: Mapping[str, Any] | None = None
+    index: int = 0
+    first: bool = False
+
+
+_ERROR_POSITIONS = "0 (before the first chunk), a chunk count up to the number of chunks, or 'end'"
+
+
+class Turn(_Spec):
+    """What the model does for one call.
+
+    ``Turn("Roses, lilies and sunflowers.", chunks="words", first_token_delay=0.3,
+    delay=0.05)`` streams four chunks, the first after 0.3 s and each next one
+    0.05 s later. The chunks of a turn are, in order: its reasoning, its text (or
+    content blocks, one chunk each), then its tool calls (one chunk per argument
+    fragment, see :func:`split_tool_args`).
+    """
+
+    text: str | None = Field(default=None, description="The reply text.")
+    content: tuple[dict[str, Any], ...] | None = Field(
+        default=None,
+        description="Content blocks instead of text, e.g. [{'type': 'text', 'text': 'hi'}].",
+    )
+    reasoning: str | None = Field(default=None, description="Reasoning text, streamed first.")
+    tool_calls: tuple[ToolCall, ...] = Field(default=(), description="Tool calls, streamed last.")
+    chunks: Any = Field(
+        default="words",
+        description=(
+            "How text and reasoning are cut: 'words' (whitespace kept), 'chars', a "
+            "chunk size in characters, an explicit list of strings, or a regex "
+            "({'regex': ...} in files) whose matches are the chunks."
+        ),
+    )
+    first_token_delay: float = Field(default=0.0, description="Seconds before the first chunk.")
+    delay: float | tuple[float, ...] | Repeat = Field(
+        default=0.0,
+        description=(
+            "Seconds before each later chunk: one number, a list with one delay per "
+            "later chunk, or {'repeat': [...]} to cycle through a sequence."
+        ),
+    )
+    error: Any = Field(
+        default=None,
+        description=(
+            "An exception instance or class to raise (in files: a name from "
+            "fakellm.errors or the builtins, or {'type': name, ...arguments})."
+        ),
+    )
+    at_chunk: int | Literal["end"] = Field(
+        default=0, description="Where the error strikes: after this many chunks, or 'end'."
+    )
+    usage: Usage | None = Field(default=None, description="Token usage; computed when omitted.")
+    finish_reason: str | None = Field(
+        default=None, description="Defaults to 'tool_calls' with tool calls, else 'stop'."
+    )
+    response_metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Extra response metadata for the final message."
+    )
+
+    def __init__(self, text: str | None = None, /, **data: Any) -> None:
+        if text is not None:
+            data["text"] = text
+        super().__init__(**data)
+
+    @field_validator("first_token_delay", mode="before")
+    @classmethod
+    def _first_delay(cls, value: Any) -> float:
+        return _seconds("first_token_delay", value)
+
+    @field_validator("delay", mode="before")
+    @classmethod
+    def _delay(cls, value: Any) -> Any:
+        if isinstance(value, Repeat):
+            return value
+        if isinstance(value, Mapping):
+            if set(value) != {"repeat"}:
+                raise _FieldError(
+                    None, value, "a delay mapping must be {'repeat': [seconds, ...]}"
+                )
+            return Repeat.parse(value)
+        if isinstance(value, list | tuple):
+            return tuple(_seconds("each delay", v) for v in value)
+        try:
+            return _seconds("delay", value)
+        except _FieldError:
+            raise _FieldError(
+                None,
+                value,
+                "delay must be a number of seconds >= 0, a list of them (one per "
+                "chunk after the first), or {'repeat': [...]}",
+            ) from None
+
+    @field_validator("chunks", mode="before")
+    @classmethod
+    def _chunks(cls, value: Any) -> Any:
+        if value in ("words", "chars"):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 1:
+                raise _FieldError(None, value, "a chunk size must be an integer >= 1")
+            return value
+        if isinstance(value, re.Pattern):
+            return value
+        if isinstance(value, Mapping) and set(value) == {"regex"}:
+            value = value["regex"]
+            try:
+                return re.compile(value)
+            except (re.error, TypeError) as exc:
+                raise _FieldError("regex", value, f"not a valid regular expression: {exc}") from None
+        if isinstance(value, list | tuple):
+            for i, part in enumerate(value):
+                if not isinstance(part, str):
+                    raise _FieldError(str(i), part, "explicit chunks must be strings")
+            return tuple(value)
+        raise _FieldError(
+            None,
+            value,
+            "chunks must be 'words', 'chars', a chunk size >= 1, a list of strings, "
+            "or a regex ({'regex': pattern} in files)",
+        )
+
+    @field_validator("error", mode="before")
+    @classmethod
+    def _error(cls, value: Any) -> Any:
+        return _resolve_error(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Turn:
+        if self.text is not None and self.content is not None:
+            raise _FieldError("content", self.content, "give either text or content, not both")
+        if self.content is not None:
+            for i, block in enumerate(self.content):
+                if not isinstance(block.get("type"), str):
+                    raise _FieldError(
+                        f"content[{i}]", block, "a content block needs a 'type' string"
+                    )
+            if "chunks" in self.model_fields_set:
+                raise _FieldError(
+                    "chunks", self.chunks, "content blocks stream one chunk per block; drop chunks"
+                )
+        if isinstance(self.chunks, tuple):
+            joined = "".join(self.chunks)
+            if self.text is None and self.content is None:
+                object.__setattr__(self, "text", joined)
+            elif self.text is not None and joined != self.text:
+                raise _FieldError(
+                    "chunks",
+                    self.chunks,
+                    f"explicit chunks must join to the text {self.text!r}, they join to {joined!r}",
+                )
+        n = len(self.pieces)
+        if isinstance(self.delay, tuple) and len(self.delay) != max(n - 1, 0):
+            raise _FieldError(
+                "delay",
+                self.delay,
+                f"a list of delays needs one delay per chunk after the first: "
+                f"{max(n - 1, 0)} for this turn's {n} chunks",
+            )
+        if self.at_chunk != "end":
+            if self.error is None and "at_chunk" in self.model_fields_set:
+                raise _FieldError("at_chunk", self.at_chunk, "at_chunk needs an error to place")
+            if isinstance(self.at_chunk, bool) or not 0 <= self.at_chunk <= n:
+                raise _FieldError(
+                    "at_chunk",
+                    self.at_chunk,
+                    f"the error position is past the last chunk; this turn has {n} "
+                    f"chunks, accepted: {_ERROR_POSITIONS}",
+                )
+        elif self.error is None:
+            raise _FieldError("at_chunk", self.at_chunk, "at_chunk needs an error to place")
+        return self
+
+    @cached_property
+    def pieces(self) -> tuple[Piece, ...]:
+        """The chunks this turn streams, in order."""
+        out: list[Piece] = []
+        if self.reasoning:
+            out.extend(Piece("reasoning", t) for t in split_text(self.reasoning, self.chunks))
+        if self.content is not None:
+            out.extend(Piece("block", block=b, index=i) for i, b in enumerate(self.content))
+        elif self.text:
+            out.extend(Piece("text", t) for t in split_text(self.text, self.chunks))
+        for i, call in enumerate(self.tool_calls):
+            for j, fragment in enumerate(split_tool_args(call.args_json)):
+                out.append(Piece("tool", fragment, index=i, first=j == 0))
+        return tuple(out)
+
+    @property
+    def error_position(self) -> int | None:
+        """After how many chunks the error strikes, or None without an error."""
+        if self.error is None:
+            return None
+        return len(self.pieces) if self.at_chunk == "end" else self.at_chunk
+
+    def delays(self, n: int) -> list[float]:
+        """The wait before each of the first ``n`` chunks (index 0: first token)."""
+        if n <= 0:
+            return []
+        d = self.delay
+        if isinstance(d, float):
+            rest = [d] * (n - 1)
+        elif isinstance(d, Repeat):
+            rest = [d.repeat[i % len(d.repeat)] for i in range(n - 1)]
+        else:
+            rest = list(d[: n - 1])
+        return [self.first_token_delay, *rest]
+
+    def make_error(self) -> BaseException | None:
+        """A fresh exception to raise (instances are raised as they are)."""
+        err = self.error
+        if err is None:
+            return None
+        if isinstance(err, type):
+            return err()
+        return err.with_traceback(None)
+
+    def describe(self) -> str:
+        """A one-line summary, used in failure messages."""
+        parts = []
+        if self.reasoning:
+            parts.append(f"reasoning={_clip(self.reasoning)!r}")
+        if self.text:
+            parts.append(repr(_clip(self.text)))
+        if self.content is not None:
+            parts.append(f"{len(self.content)} content blocks")
+        if self.tool_calls:
+            names = ", ".join(c.name for c in self.tool_calls)
+            parts.append(f"tool_calls=[{names}]")
+        if self.error is not None:
+            err = self.error.__name__ if isinstance(self.error, type) else repr(self.error)
+            parts.append(f"error={err} at_chunk={self.at_chunk}")
+        return f"Turn({', '.join(parts) or 'empty'})"
+
+
+def split_text(text: str, how: Any) -> list[str]:
+    """Cut ``text`` into chunks that concatenate back to exactly ``text``.
+
+    ``how`` is ``"words"`` (each word with the whitespace after it; leading
+    whitespace stays with the first word), ``"chars"``, a chunk size, a tuple of
+    explicit chunks, or a compiled regex whose matches are the chunks (text
+    between matches joins the next chunk, trailing text the last one).
+    """
+    if not text:
+        return []
+    if how == "words":
+        return _WORDS.findall(text) or [text]
+    if how == "chars":
+        return list(text)
+    if isinstance(how, int):
+        return [text[i : i + how] for i in range(0, len(text), how)]
+    if isinstance(how, tuple):
+        return [c for c in how if c]
+    out: list[str] = []
+    pos = 0
+    for m in how.finditer(text):
+        if m.end() > m.start():
+            out.append(text[pos : m.end()])
+            pos = m.end()
+    if pos < len(text):
+        if out:
+            out[-1] += text[pos:]
+        else:
+            out.append(text[pos:])
+    return out
+
+
+def split_tool_args(args_json: str) -> list[str]:
+    """Cut a tool call's JSON arguments into stream fragments: after each ``", "``.
+
+    ``{"a": 1, "b": 2}`` streams as ``{"a": 1, `` then ``"b": 2}``; an object
+    with one key (or none) is one fragment.
+    """
+    parts = args_json.split(", ")
+    return [p + ", " for p in parts[:-1]] + [parts[-1]]
+
+
+def _resolve_error(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, BaseException):
+        return value
+    if isinstance(value, type) and issubclass(value, BaseException):
+        return value
+    if isinstance(value, str):
+        return _error_class(value)
+    if isinstance(value, Mapping):
+        spec = dict(value)
+        name = spec.pop("type", None)
+        if not isinstance(name, str):
+            raise _FieldError("type", name, "an error mapping needs 'type': an error class name")
+        cls = _error_class(name)
+        if "message" in spec and not issubclass(cls, errors.ProviderError):
+            spec = {"args": (spec.pop("message"),), **spec}
+        args = spec.pop("args", ())
+        try:
+            return cls(*args, **spec)
+        except TypeError as exc:
+            raise _FieldError(None, value, f"cannot build {name} from these arguments: {exc}") from None
+    raise _FieldError(
+        None,
+        value,
+        "error must be an exception instance or class, an error class name, "
+        "or {'type': name, ...arguments}",
+    )
+
+
+def _error_class(name: str) -> type[BaseException]:
+    cls = getattr(errors, name, None) or getattr(builtins, name, None)
+    if isinstance(cls, type) and issubclass(cls, BaseException):
+        return cls
+    known = ", ".join(
+        n
+        for n in errors.__all__
+        if issubclass(getattr(errors, n), errors.ProviderError)
+    )
+    raise _FieldError(
+        None,
+        name,
+        f"unknown error {name!r}; accepted: a fakellm.errors provider error ({known}) "
+        "or a builtin exception name such as TimeoutError",
+    )
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request a fake model received, as an immutable record.
+
+    Attributes:
+        index: 0 for the model's first call, 1 for the next, ...
+        messages: the messages sent (chat models); empty for ``FakeLLM``.
+        prompt: the prompt text (``FakeLLM``); ``None`` for chat models.
+        tools: the bound tools, in OpenAI tool format.
+        tool_choice: the ``tool_choice`` the call was made with, if any.
+        stop: stop sequences, if any.
+        model: the per-call ``model=`` override, if any.
+        kwargs: every other keyword argument the call carried.
+        streaming: whether the call was served as a stream.
+        run_id: the LangChain run id of the call, when LangChain gave one.
+        tags: the run's tags.
+        metadata: the run's metadata (LangSmith's ``ls_*`` keys left out).
+        turn: the turn that answered, or ``None`` for an unexpected call.
+        unexpected: the :class:`~fakellm.errors.UnexpectedCall` raised, if any.
+    """
+
+    index: int
+    messages: tuple[Any, ...] = ()
+    prompt: str | None = None
+    tools: tuple[Mapping[str, Any], ...] = ()
+    tool_choice: Any = None
+    stop: tuple[str, ...] | None = None
+    model: str | None = None
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    streaming: bool = False
+    run_id: UUID | None = None
+    tags: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    turn: Turn | None = None
+    unexpected: BaseException | None = None
+
+    @property
+    def tool_names(self) -> tuple[str, ...]:
+        """Names of the bound tools."""
+        return tuple(_tool_name(t) for t in self.tools)
+
+    @property
+    def last_human_message(self) -> str | None:
+        """Text of the last human message (for ``FakeLLM``: the prompt)."""
+        if self.prompt is not None:
+            return self.prompt
+        for msg in reversed(self.messages):
+            if getattr(msg, "type", None) == "human":
+                return str(msg.text)
+        return None
+
+
+def _tool_name(tool: Mapping[str, Any]) -> str:
+    fn = tool.get("function")
+    if isinstance(fn, Mapping):
+        return str(fn.get("name", ""))
+    return str(tool.get("name", ""))
+
+
+Responder: TypeAlias = Callable[[Call], "Turn | str | Mapping[str, Any]"]
+
+
+class Rule(_Spec):
+    """Answers every request that matches, before the turn queue is consulted.
+
+    ``Rule(match=r"price", respond=Turn(tool_calls=[ToolCall("get_price")]))``.
+    A rule matches when all of its conditions hold: ``match`` (a regex searched
+    in the last human message), ``when`` (a predicate on the :class:`Call`) and
+    ``tools`` (names that must all be bound). It answers with ``respond`` (a
+    turn) or with what ``responder`` (a function of the call, in the spirit of
+    pydantic-ai's ``FunctionModel``) returns; ``times`` limits how often.
+    """
+
+    respond: Turn | None = Field(default=None, description="The turn (or its text) to answer with.")
+    responder: Callable[[Call], Any] | None = Field(
+        default=None, description="A function of the Call returning a Turn, text or mapping."
+    )
+    match: re.Pattern[str] | None = Field(default=None, description="Regex on the last human message.")
+    when: Callable[[Call], bool] | None = Field(default=None, description="Predicate on the Call.")
+    tools: tuple[str, ...] | None = Field(default=None, description="Tool names that must be bound.")
+    times: int | None = Field(default=None, ge=1, description="Answer at most this many calls.")
+    name: str | None = Field(default=None, description="A label for failure messages.")
+
+    @field_validator("respond", mode="before")
+    @classmethod
+    def _respond(cls, value: Any) -> Any:
+        return {"text": value} if isinstance(value, str) else value
+
+    @field_validator("match", mode="before")
+    @classmethod
+    def _match(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return re.compile(value)
+            except re.error as exc:
+                raise _FieldError(None, value, f"not a valid regular expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_answer(self) -> Rule:
+        if (self.respond is None) == (self.responder is None):
+            raise _FieldError(
+                "respond", self.respond, "a rule needs exactly one of respond (a turn) or responder (a function)"
+            )
+        return self
+
+    def matches(self, call: Call) -> bool:
+        """Whether this rule answers ``call`` (ignoring ``times``)."""
+        if self.tools is not None and not set(self.tools) <= set(call.tool_names):
+            return False
+        if self.match is not None and not self.match.search(call.last_human_message or ""):
+            return False
+        return self.when is None or bool(self.when(call))
+
+    def answer(self, call: Call) -> Turn:
+        """The turn this rule gives ``call``."""
+        if self.respond is not None:
+            return self.respond
+        assert self.responder is not None  # guaranteed by _one_answer
+        return _coerce_turn(self.responder(call), source=f"the responder of {self.describe()}")
+
+    def describe(self) -> str:
+        """A one-line summary, used in failure messages."""
+        if self.name:
+            return f"Rule {self.name!r}"
+        conds = []
+        if self.match is not None:
+            conds.append(f"match={self.match.pattern!r}")
+        if self.tools is not None:
+            conds.append(f"tools={list(self.tools)}")
+        if self.when is not None:
+            conds.append(f"when={getattr(self.when, '__name__', 'predicate')}")
+        return f"Rule({', '.join(conds) or 'any request'})"
+
+
+def _coerce_turn(value: Any, *, source: str = "") -> Turn:
+    if isinstance(value, Turn):
+        return value
+    if isinstance(value, str):
+        return Turn(value)
+    if isinstance(value, Mapping):
+        return Turn.parse(value, source=source)
+    raise InvalidScript(
+        [ScriptProblem("", value, "a turn must be a Turn, a string, or a mapping of Turn fields")],
+        source=source,
+    )
+
+
+class Script(_Spec):
+    """An ordered queue of turns, optional rules, and what to do when it runs out.
+
+    ``Script(["hello", "world"])`` answers two calls. ``when_exhausted`` is
+    ``"raise"`` (default: a further call raises ``UnexpectedCall``), ``"cycle"``
+    (start again from the first turn) or ``"repeat_last"``.
+    """
+
+    turns: tuple[Turn, ...] = Field(default=(), description="Turns answered in order.")
+    rules: tuple[Rule, ...] = Field(default=(), description="Rules tried before the queue.")
+    when_exhausted: Literal["raise", "cycle", "repeat_last"] = Field(
+        default="raise", description="What a call past the last turn gets."
+    )
+
+    _known_policies: ClassVar[tuple[str, ...]] = ("raise", "cycle", "repeat_last")
+
+    def __init__(self, turns: Sequence[Any] | None = None, /, **data: Any) -> None:
+        if turns is not None:
+            data["turns"] = turns
+        super().__init__(**data)
+
+    @field_validator("turns", mode="before")
+    @classmethod
+    def _turns(cls, value: Any) -> Any:
+        if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+            raise _FieldError(None, value, "turns must be a list of turns")
+        return tuple(Turn(v) if isinstance(v, str) else v for v in value)
+
+    @field_validator("when_exhausted", mode="before")
+    @classmethod
+    def _policy(cls, value: Any) -> Any:
+        if value not in cls._known_policies:
+            raise _FieldError(
+                None, value, f"accepted: {', '.join(repr(p) for p in cls._known_policies)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _policy_needs_turns(self) -> Script:
+        if self.when_exhausted != "raise" and not self.turns:
+            raise _FieldError(
+                "when_exhausted", self.when_exhausted, "cycling or repeating needs at least one turn"
+            )
+        return self
+
+
+ScriptLike: TypeAlias = "Script | Sequence[Turn | str | Mapping[str, Any]] | Mapping[str, Any]"
+
+
+def as_script(value: Any) -> Script:
+    """Accept a Script, a list of turns (strings, Turns, mappings) or a mapping."""
+    if isinstance(value, Script):
+        return value
+    if isinstance(value, Mapping):
+        return Script.parse(value)
+    if isinstance(value, str | bytes | Path):
+        raise InvalidScript(
+            [
+                ScriptProblem(
+                    "script",
+                    value,
+                    "a script is a Script, a list of turns or a mapping; for a file "
+                    "use load_script(path), for one reply use [text]",
+                )
+            ]
+        )
+    if isinstance(value, Iterable):
+        return Script(list(value))
+    raise InvalidScript(
+        [ScriptProblem("script", value, "a script is a Script, a list of turns or a mapping")]
+    )
+
+
+def load_script(source: Script | Mapping[str, Any] | Sequence[Any] | str | Path) -> Script:
+    """Load a script from a path (``.yaml``, ``.yml``, ``.json``), a mapping or a list.
+
+    A file holds either a mapping with ``turns``/``rules``/``when_exhausted`` or
+    a bare list of turns. Errors name the file and the field path.
+    """
+    if not isinstance(source, str | Path):
+        return as_script(source)
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidScript(
+            [ScriptProblem("", str(path), f"cannot read the script file: {exc.strerror}")],
+            source=str(path),
+        ) from None
+    return parse_script_text(text, source=str(path), json_only=path.suffix == ".json")
+
+
+def parse_script_text(text: str, *, source: str = "", json_only: bool = False) -> Script:
+    """Parse YAML (a superset of JSON) or, with ``json_only``, strict JSON text."""
+    try:
+        data = json.loads(text) if json_only else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        kind = "JSON" if json_only else "YAML"
+        raise InvalidScript(
+            [ScriptProblem("", _clip(text), f"not valid {kind}: {exc}")], source=source
+        ) from None
+    if isinstance(data, list):
+        data = {"turns": data}
+    if not isinstance(data, Mapping):
+        raise InvalidScript(
+            [ScriptProblem("", data, "a script file holds a mapping (turns, rules, ...) or a list of turns")],
+            source=source,
+        )
+    return Script.parse(data, source=source)
+
+
+class Exhausted(Exception):  # noqa: N818 - internal signal, never escapes the model
+    """The script has no answer for a call."""
+
+
+class ScriptPlayer:
+    """The mutable cursor over a script; one per model. Thread-safe.
+
+    Each call takes exactly one answer, under a lock, in the order the calls
+    reach :meth:`take`.
+    """
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self._lock = threading.RLock()
+        self._next = 0
+        self._rule_uses = [0] * len(script.rules)
+
+    def take(self, call: Call) -> Turn:
+        """The turn that answers ``call``; raises :class:`Exhausted` if none."""
+        with self._lock:
+            for i, rule in enumerate(self.script.rules):
+                if rule.times is not None and self._rule_uses[i] >= rule.times:
+                    continue
+                if rule.matches(call):
+                    self._rule_uses[i] += 1
+                    return rule.answer(call)
+            turns = self.script.turns
+            k = self._next
+            if k < len(turns):
+                self._next += 1
+                return turns[k]
+            if turns and self.script.when_exhausted == "cycle":
+                self._next += 1
+                return turns[k % len(turns)]
+            if turns and self.script.when_exhausted == "repeat_last":
+                self._next += 1
+                return turns[-1]
+            raise Exhausted
+
+    @property
+    def turns_used(self) -> int:
+        """How many queued turns have been served (cycled ones count again)."""
+        return self._next
+
+    def unused(self) -> list[str]:
+        """Descriptions of what the script still held: queued turns and limited rules."""
+        with self._lock:
+            out = [
+                f"turns[{i}]: {t.describe()}"
+                for i, t in enumerate(self.script.turns)
+                if i >= self._next
+            ]
+            for i, rule in enumerate(self.script.rules):
+                if rule.times is not None and self._rule_uses[i] < rule.times:
+                    left = rule.times - self._rule_uses[i]
+                    out.append(f"rules[{i}]: {rule.describe()} ({left} of {rule.times} uses left)")
+            return out
+
+    def held(self) -> str:
+        """What the script held, for an UnexpectedCall message."""
+        s = self.script
+        n = len(s.turns)
+        text = f"{n} turn{'s' if n != 1 else ''}, all used"
+        if s.rules:
+            rules = "; ".join(r.describe() for r in s.rules)
+            text += f"; rules (none matched or all used up): {rules}"
+        return text
