@@ -14,6 +14,7 @@ query needs them, so recording stays cheap.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -190,6 +191,13 @@ class EventLog(Sequence[Event]):
         self._labels: dict[UUID, str] | None = None
         self._runs: dict[UUID, Run] | None = None
 
+    @classmethod
+    def _trusted(cls, events: tuple[Event, ...]) -> EventLog:
+        """Wrap a tuple already known to hold only Events (skips the check)."""
+        log = cls.__new__(cls)
+        log._events, log._labels, log._runs = events, None, None
+        return log
+
     # -- sequence protocol -------------------------------------------------
 
     def __len__(self) -> int:
@@ -282,8 +290,16 @@ class EventLog(Sequence[Event]):
             return self._runs
         labels = self.labels()
         info: dict[UUID, dict[str, Any]] = {
-            rid: {"name": None, "type": None, "parent": None, "tags": (),
-                  "start": None, "end": None, "status": "unseen", "children": []}
+            rid: {
+                "name": None,
+                "type": None,
+                "parent": None,
+                "tags": (),
+                "start": None,
+                "end": None,
+                "status": "unseen",
+                "children": [],
+            }
             for rid in labels
         }
         for i, ev in enumerate(self._events):
@@ -303,9 +319,18 @@ class EventLog(Sequence[Event]):
                 row["end"] = i
                 row["status"] = "error" if ev.kind in ERROR_KINDS else "ok"
         self._runs = {
-            rid: Run(rid, labels[rid], row["name"], row["type"], row["parent"],
-                     tuple(row["tags"]), row["start"], row["end"], row["status"],
-                     tuple(row["children"]))
+            rid: Run(
+                rid,
+                labels[rid],
+                row["name"],
+                row["type"],
+                row["parent"],
+                tuple(row["tags"]),
+                row["start"],
+                row["end"],
+                row["status"],
+                tuple(row["children"]),
+            )
             for rid, row in info.items()
         }
         return self._runs
@@ -314,12 +339,13 @@ class EventLog(Sequence[Event]):
         self,
         *,
         name: str | None = None,
-        type: str | None = None,  # noqa: A002 - mirrors Run.type
+        type: str | None = None,
         tag: str | None = None,
     ) -> list[Run]:
         """Runs that had events in this log, in order of appearance."""
         return [
-            r for r in self._run_table().values()
+            r
+            for r in self._run_table().values()
             if r.status != "unseen"
             and (name is None or r.name == name)
             and (type is None or r.type == type)
@@ -369,7 +395,8 @@ class EventLog(Sequence[Event]):
         """Runs whose parent is None or was never seen in this log."""
         table = self._run_table()
         return [
-            r for r in self.runs()
+            r
+            for r in self.runs()
             if r.parent_id is None or table[r.parent_id].status == "unseen"
         ]
 
@@ -410,8 +437,11 @@ class EventLog(Sequence[Event]):
     def tokens(self, run: RunRef) -> list[Any]:
         """The tokens ``run`` streamed (``on_llm_new_token``), in order."""
         rid = self.run(run).id
-        return [ev.token for ev in self._events
-                if ev.run_id == rid and ev.kind == "llm_new_token"]
+        return [
+            ev.token
+            for ev in self._events
+            if ev.run_id == rid and ev.kind == "llm_new_token"
+        ]
 
     def text(self, run: RunRef) -> str:
         """The text ``run`` streamed: its string tokens concatenated."""
@@ -468,17 +498,21 @@ class EventLog(Sequence[Event]):
                 out[ev.model_name] = _add_usage(out.get(ev.model_name), ev.usage)
         return out
 
-    def usage(self, run: RunRef | None = None, *, model: str | None = None
-              ) -> dict[str, int]:
+    def usage(
+        self, run: RunRef | None = None, *, model: str | None = None
+    ) -> dict[str, int]:
         """Total token usage, of one run's subtree if ``run`` is given, of one
         model name if ``model`` is given (then only responses that name their
         model count, as in ``get_usage_metadata_callback``)."""
         ids = {r.id for r in self.subtree(run)} if run is not None else None
         total = _add_usage(None, {})
         for ev in self._events:
-            if (ev.kind == "llm_end" and ev.usage
-                    and (ids is None or ev.run_id in ids)
-                    and (model is None or ev.model_name == model)):
+            if (
+                ev.kind == "llm_end"
+                and ev.usage
+                and (ids is None or ev.run_id in ids)
+                and (model is None or ev.model_name == model)
+            ):
                 total = _add_usage(total, ev.usage)
         return total
 
@@ -580,10 +614,12 @@ def _payload(ev: Event, labels: Mapping[UUID, str]) -> dict[str, Any]:
 
 def _plain(value: Any, labels: Mapping[UUID, str], depth: int = 0) -> Any:
     """A JSON-serialisable, run-independent rendering of a payload."""
-    if value is None or type(value) in (bool, int, str):
+    if isinstance(value, str):
+        # Message ids like "lc_run--<run id>" embed run ids: label them too.
+        text = str(value)  # str subclasses, e.g. the parser's TextAccessor
+        return _UUID_RE.sub(lambda m: _uuid_label(m.group(0), labels), text)
+    if value is None or type(value) in (bool, int):
         return value
-    if isinstance(value, str):  # str subclasses, e.g. the parser's TextAccessor
-        return str(value)
     if isinstance(value, bool | int):
         return int(value) if not isinstance(value, bool) else bool(value)
     if isinstance(value, float):
@@ -606,14 +642,19 @@ def _plain(value: Any, labels: Mapping[UUID, str], depth: int = 0) -> Any:
         calls = getattr(value, "tool_calls", None)
         if calls:
             row["tool_calls"] = [
-                {"name": c.get("name"), "args": _plain(c.get("args"), labels, depth + 1)}
+                {
+                    "name": c.get("name"),
+                    "args": _plain(c.get("args"), labels, depth + 1),
+                }
                 for c in calls
             ]
         return row
     page = getattr(value, "page_content", None)
     if isinstance(page, str):
-        return {"page_content": page,
-                "metadata": _plain(getattr(value, "metadata", {}), labels, depth + 1)}
+        return {
+            "page_content": page,
+            "metadata": _plain(getattr(value, "metadata", {}), labels, depth + 1),
+        }
     messages = getattr(value, "messages", None)
     if isinstance(messages, list):
         return {"messages": _plain(messages, labels, depth + 1)}
@@ -621,3 +662,10 @@ def _plain(value: Any, labels: Mapping[UUID, str], depth: int = 0) -> Any:
 
 
 _MISSING = object()
+_UUID_RE = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+
+
+def _uuid_label(text: str, labels: Mapping[UUID, str]) -> str:
+    return labels.get(UUID(text), "<uuid>")

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from operator import itemgetter
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
@@ -39,13 +39,15 @@ from langchain_core.runnables.config import ensure_config
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
 from fakellm import _clock, _tokens
 from fakellm._script import Call, Exhausted, Piece, Script, ScriptPlayer, Turn, as_script
 from fakellm.errors import UnexpectedCall, UnknownToolError, UnusedTurns
 
 __all__ = ["FakeChatModel", "FakeLLM"]
+
+_M = TypeVar("_M", bound=BaseModel)
 
 # Keyword arguments that Call records in their own fields, not in Call.kwargs.
 _CALL_FIELDS = frozenset(
@@ -319,6 +321,8 @@ class FakeChatModel(_Scripted, BaseChatModel):
     _player: ScriptPlayer = PrivateAttr()
     _calls: list[Call] = PrivateAttr()
     _lock: threading.Lock = PrivateAttr()
+    _scripted_turns: frozenset[int] = PrivateAttr()
+    _template_cache: dict[int, tuple[Turn, list[ChatGenerationChunk | None]]] = PrivateAttr()
 
     @field_validator("script", mode="before")
     @classmethod
@@ -327,6 +331,9 @@ class FakeChatModel(_Scripted, BaseChatModel):
 
     def model_post_init(self, context: Any, /) -> None:
         self._setup()
+        fixed = [*self.script.turns, *(r.respond for r in self.script.rules if r.respond)]
+        self._scripted_turns = frozenset(id(t) for t in fixed)
+        self._template_cache = {}
 
     @property
     def _llm_type(self) -> str:
@@ -615,39 +622,69 @@ class FakeChatModel(_Scripted, BaseChatModel):
             **plan.turn.response_metadata,
         }
 
-    def _chunks(self, plan: _Plan, *, stream_usage: bool) -> list[ChatGenerationChunk]:
-        """One fresh chunk per piece (core mutates them), the last one carrying the totals."""
-        blocks = plan.turn.reasoning is not None or plan.turn.content is not None
+    def _piece_chunk(self, plan: _Plan, p: Piece) -> ChatGenerationChunk:
         turn = plan.turn
+        blocks = turn.reasoning is not None or turn.content is not None
+        kind = p.kind
+        if kind == "text":
+            msg = AIMessageChunk(
+                content=[{"type": "text", "text": p.text, "index": _text_index(turn)}]
+                if blocks
+                else p.text
+            )
+        elif kind == "reasoning":
+            msg = AIMessageChunk(content=[{"type": "reasoning", "reasoning": p.text, "index": 0}])
+        elif kind == "block":
+            msg = AIMessageChunk(content=[{**(p.block or {}), "index": _block_index(turn, p)}])
+        else:
+            tc = turn.tool_calls[p.index]
+            msg = AIMessageChunk(
+                content=[] if blocks else "",
+                tool_call_chunks=[
+                    {
+                        "type": "tool_call_chunk",
+                        "name": tc.name if p.first else None,
+                        "args": p.text,
+                        "id": plan.tool_ids[p.index] if p.first else None,
+                        "index": p.index,
+                    }
+                ],
+            )
+        return ChatGenerationChunk(message=msg)
+
+    def _templates(self, plan: _Plan) -> list[ChatGenerationChunk | None]:
+        """Prebuilt chunks of a scripted turn, built once; None where a call differs.
+
+        Tool-call chunks carry per-call ids, so they are never templated.
+        Responder turns are new objects every call and are not cached.
+        """
+        turn = plan.turn
+        key = id(turn)
+        cached = self._template_cache.get(key)
+        if cached is not None and cached[0] is turn:
+            return cached[1]
+        built = [None if p.kind == "tool" else self._piece_chunk(plan, p) for p in turn.pieces]
+        if key in self._scripted_turns:
+            self._template_cache[key] = (turn, built)
+        return built
+
+    def _chunks(self, plan: _Plan, *, stream_usage: bool) -> list[ChatGenerationChunk]:
+        """Fresh chunks for one call (core mutates them), the last carrying the totals."""
+        pieces = plan.pieces
+        full = plan.turn.pieces
+        templates = self._templates(plan)
         out: list[ChatGenerationChunk] = []
-        for p in plan.pieces:
-            kind = p.kind
-            if kind == "text":
-                msg = AIMessageChunk(
-                    content=[{"type": "text", "text": p.text, "index": _text_index(turn)}]
-                    if blocks
-                    else p.text
-                )
-            elif kind == "reasoning":
-                msg = AIMessageChunk(content=[{"type": "reasoning", "reasoning": p.text, "index": 0}])
-            elif kind == "block":
-                msg = AIMessageChunk(content=[{**(p.block or {}), "index": _block_index(turn, p)}])
+        last_index = len(pieces) - 1
+        for k, p in enumerate(pieces):
+            template = templates[k] if k < last_index and p is full[k] else None
+            if template is None:
+                out.append(self._piece_chunk(plan, p))
             else:
-                tc = turn.tool_calls[p.index]
-                msg = AIMessageChunk(
-                    content=[] if blocks else "",
-                    tool_call_chunks=[
-                        {
-                            "type": "tool_call_chunk",
-                            "name": tc.name if p.first else None,
-                            "args": p.text,
-                            "id": plan.tool_ids[p.index] if p.first else None,
-                            "index": p.index,
-                        }
-                    ],
-                )
-            out.append(ChatGenerationChunk(message=msg))
+                fresh = _clone(template)
+                fresh.__dict__["message"] = _clone(template.message)
+                out.append(fresh)
         if not out:
+            blocks = plan.turn.reasoning is not None or plan.turn.content is not None
             out.append(ChatGenerationChunk(message=AIMessageChunk(content=[] if blocks else "")))
         last = out[-1].message
         last.chunk_position = "last"  # type: ignore[attr-defined]
@@ -696,6 +733,25 @@ class FakeChatModel(_Scripted, BaseChatModel):
             "model_name": plan.model_name,
         }
         return ChatResult(generations=[ChatGeneration(message=message)], llm_output=llm_output)
+
+
+def _clone(obj: _M) -> _M:
+    """A shallow copy of a validated pydantic model, for the per-chunk hot path.
+
+    It does what ``model_copy()`` does (no validation; fresh ``__dict__`` and
+    fields-set, so mutating the copy leaves the original alone) without its
+    generic machinery, which costs more than langchain-core's whole per-chunk
+    callback dispatch. ``tests/unit/test_model_internals.py`` checks that it
+    stays equivalent to ``model_copy()``.
+    """
+    new = obj.__class__.__new__(obj.__class__)
+    object.__setattr__(new, "__dict__", obj.__dict__.copy())
+    object.__setattr__(new, "__pydantic_fields_set__", set(obj.__pydantic_fields_set__))
+    extra = obj.__pydantic_extra__
+    object.__setattr__(new, "__pydantic_extra__", None if extra is None else dict(extra))
+    private = obj.__pydantic_private__
+    object.__setattr__(new, "__pydantic_private__", None if private is None else dict(private))
+    return new
 
 
 def _text_index(turn: Turn) -> int:

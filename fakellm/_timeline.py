@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["cell_text", "render_timeline"]
 
-_MIN_WIDTH = 10
+_MIN_WIDTH = 14
 _MAX_WIDTH = 28
 _ACTIVE = "│"
 
@@ -37,11 +37,23 @@ def cell_text(ev: Event) -> str:
     if kind == "llm_new_token":
         return f"token {ev.token!r}" if isinstance(ev.token, str) else "token [blocks]"
     if kind == "stream_event":
-        name = ev.data.get("event") if isinstance(ev.data, Mapping) else None
-        return str(name) if name else kind
+        return _stream_event_text(ev.data)
     if kind == "custom_event":
         return f"custom {ev.extra.get('name')}"
     return kind
+
+
+def _stream_event_text(data: object) -> str:
+    if not isinstance(data, Mapping):
+        return "stream_event"
+    name = str(data.get("event") or "stream_event")
+    if name == "content-block-delta":
+        delta = data.get("delta")
+        text = delta.get("text") if isinstance(delta, Mapping) else None
+        return f"delta {text!r}" if isinstance(text, str) else "delta"
+    if name.startswith("content-block-"):
+        return f"{name[len('content-') :]} {data.get('index')}"
+    return name
 
 
 def _clip(text: str, width: int) -> str:
@@ -63,21 +75,32 @@ def render_timeline(log: EventLog, run_ids: Sequence[UUID] | None = None) -> str
         return "(no events)"
     table = {r.id: r for r in runs}
     column = {rid: i for i, rid in enumerate(run_ids)}
-    headers = [_clip(str(table[rid]), _MAX_WIDTH) if rid in table else "?"
-               for rid in run_ids]
+    headers = [
+        _clip(str(table[rid]), _MAX_WIDTH) if rid in table else "?" for rid in run_ids
+    ]
     widths = [max(_MIN_WIDTH, len(h)) for h in headers]
+    for ev in log:
+        col = column.get(ev.run_id) if ev.run_id is not None else None
+        if col is not None:
+            widths[col] = min(max(widths[col], len(cell_text(ev))), _MAX_WIDTH)
 
     # A run's lane shows as active from its first event to its end or error.
     first: dict[UUID, int] = {}
     for i, ev in enumerate(log):
         if ev.run_id in column and ev.run_id not in first:
             first[ev.run_id] = i
-    last = {rid: (table[rid].end if table[rid].end is not None else len(log))
-            for rid in first}
+    last = {
+        rid: (table[rid].end if table[rid].end is not None else len(log))
+        for rid in first
+    }
 
     t0 = log[0].time if len(log) else 0.0
-    lines = ["  #".rjust(6) + "time".rjust(10) + "  "
-             + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines = [
+        "  #".rjust(6)
+        + "time".rjust(10)
+        + "  "
+        + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()
+    ]
     for i, ev in enumerate(log):
         col = column.get(ev.run_id) if ev.run_id is not None else None
         if col is None:

@@ -1,0 +1,648 @@
+"""Recorder: the LangChain callback handler that records every callback.
+
+Why a *sync* handler with ``run_inline=True`` (FACTS.md section 4): under
+asyncio, langchain-core calls inline sync handlers directly on the loop, in
+the order the callbacks fire, while non-inline sync handlers go to a thread
+pool (15 different orders in 15 runs). An async handler would also keep order,
+but the sync paths (``invoke``, ``stream``, ``batch``) would then run it on a
+fresh event loop in an executor thread per callback: slow, and its
+``get_running_loop().time()`` would read the wrong loop. A sync inline handler
+is called on the caller's own thread and loop on every path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+
+from fakellm import _clock
+from fakellm._events import Event, EventLog
+
+if TYPE_CHECKING:
+    from langchain_core.agents import AgentAction, AgentFinish
+    from langchain_core.documents import Document
+    from langchain_core.messages import BaseMessage
+    from langchain_core.outputs import ChatGenerationChunk, GenerationChunk, LLMResult
+    from tenacity import RetryCallState
+
+__all__ = ["Recorder"]
+
+_EMPTY: Mapping[str, Any] = {}
+_UNNAMED: tuple[str | None, str | None] = (None, None)
+_new_event = tuple.__new__  # skips NamedTuple.__new__'s keyword handling (hot path)
+_get_running_loop = asyncio.get_running_loop
+_current_task = asyncio.current_task
+_current_thread = threading.current_thread
+_VirtualTimeLoop = _clock.VirtualTimeLoop
+
+
+def _sync_time() -> tuple[float, bool]:
+    """The clock outside a running event loop: ``(seconds, is_virtual)``.
+
+    Inside a ``virtual_time()`` scope the active sync sleeper is that scope's
+    ``VirtualClock.advance``; its clock is then the time source. Otherwise
+    real monotonic time (not deterministic, so ``normalized()`` drops it).
+    """
+    owner = getattr(_clock._sync_sleeper.get(), "__self__", None)
+    if isinstance(owner, _clock.VirtualClock):
+        return owner.elapsed, True
+    return time.monotonic(), False
+
+
+def _run_name(name: Any, serialized: Mapping[str, Any] | None) -> str | None:
+    """The run's name the way langchain-core's tracers assign it."""
+    if name:
+        return str(name)
+    if serialized:
+        if serialized.get("name"):
+            return str(serialized["name"])
+        ids = serialized.get("id")
+        if isinstance(ids, list | tuple) and ids:
+            return str(ids[-1])
+    return None
+
+
+def _llm_result_info(
+    response: Any,
+) -> tuple[str | None, Mapping[str, Any] | None, str | None]:
+    """``(text, usage, model_name)`` of an LLMResult, read the way
+    ``get_usage_metadata_callback`` reads it (first generation's message), with
+    completion LLMs' ``llm_output["token_usage"]`` as the fallback."""
+    try:
+        generation = response.generations[0][0]
+    except (AttributeError, IndexError, TypeError):
+        generation = None
+    text = getattr(generation, "text", None)
+    message = getattr(generation, "message", None)
+    usage = getattr(message, "usage_metadata", None)
+    model_name = None
+    if message is not None:
+        meta = getattr(message, "response_metadata", None) or {}
+        model_name = meta.get("model_name")
+    if not usage:
+        llm_output = getattr(response, "llm_output", None) or {}
+        token_usage = llm_output.get("token_usage") or {}
+        if token_usage:
+            usage = {
+                "input_tokens": int(token_usage.get("prompt_tokens") or 0),
+                "output_tokens": int(token_usage.get("completion_tokens") or 0),
+                "total_tokens": int(token_usage.get("total_tokens") or 0),
+            }
+            model_name = model_name or llm_output.get("model_name")
+        else:
+            usage = None
+    return (text if isinstance(text, str) else None), usage, model_name
+
+
+class Recorder(BaseCallbackHandler):
+    """Records every LangChain callback as an immutable :class:`Event`.
+
+    Attach it per request (``config={"callbacks": [rec]}``: sees the run and
+    every child run) or in a constructor (``Model(callbacks=[rec])``: sees only
+    that object's runs). Thread-safe: one lock and one global sequence number,
+    so :attr:`events` is the order the callbacks happened in, also across
+    ``batch`` threads and concurrent tasks.
+
+    Attributes:
+        raise_error: True, so that a failure inside the Recorder fails the run
+            instead of being logged and silently losing events.
+    """
+
+    run_inline = True
+    raise_error = True
+
+    def __init__(self) -> None:
+        """Create an empty recorder."""
+        self._lock = threading.Lock()
+        self._events: list[Event] = []
+        self._seq = 0
+        self._names: dict[UUID, tuple[str | None, str | None]] = {}
+
+    def __repr__(self) -> str:
+        return f"<Recorder {len(self._events)} events>"
+
+    # A recorder is shared by identity: copying a model or config must not fork it.
+    def __copy__(self) -> Recorder:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Recorder:
+        return self
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    @property
+    def events(self) -> EventLog:
+        """A snapshot of everything recorded so far, in order."""
+        with self._lock:
+            return EventLog._trusted(tuple(self._events))
+
+    def clear(self) -> None:
+        """Forget every recorded event (the sequence number keeps counting)."""
+        with self._lock:
+            self._events.clear()
+            self._names.clear()
+
+    # -- the one recording path ---------------------------------------------
+
+    def _add(
+        self,
+        kind: str,
+        run_id: UUID | None,
+        parent_run_id: UUID | None,
+        tags: Sequence[str] | None,
+        metadata: Mapping[str, Any] | None,
+        start: tuple[str | None, str | None] | None = None,
+        token: Any = None,
+        chunk: Any = None,
+        inputs: Any = None,
+        outputs: Any = None,
+        error: BaseException | None = None,
+        data: Any = None,
+        output_text: str | None = None,
+        usage: Mapping[str, Any] | None = None,
+        model_name: str | None = None,
+        extra: Mapping[str, Any] = _EMPTY,
+    ) -> None:
+        try:
+            loop = _get_running_loop()
+        except RuntimeError:
+            loop = None
+        thread = _current_thread().name
+        # datetime.now is looked up per call (not bound once) so freezegun,
+        # which swaps the module's ``datetime``, drives wall_time.
+        # Clock, sequence number and append under one lock, so times never go
+        # backwards along the recorded order even with threads.
+        with self._lock:
+            if loop is None:
+                now, virtual = _sync_time()
+                task_name = None
+            else:
+                now = loop.time()
+                virtual = isinstance(loop, _VirtualTimeLoop)
+                task = _current_task(loop)
+                task_name = task.get_name() if task is not None else None
+            if start is not None:
+                self._names[run_id] = start  # type: ignore[index]
+                name, run_type = start
+            else:
+                name, run_type = self._names.get(run_id, _UNNAMED)  # type: ignore[arg-type]
+            seq = self._seq
+            self._seq = seq + 1
+            self._events.append(
+                _new_event(
+                    Event,
+                    (
+                        seq,
+                        kind,
+                        run_id,
+                        parent_run_id,
+                        name,
+                        run_type,
+                        tuple(tags) if tags else (),
+                        metadata or _EMPTY,
+                        token,
+                        chunk,
+                        inputs,
+                        outputs,
+                        error,
+                        data,
+                        output_text,
+                        usage,
+                        model_name,
+                        now,
+                        virtual,
+                        datetime.now(),
+                        task_name,
+                        thread,
+                        extra,
+                    ),
+                )
+            )
+
+    # -- start events ---------------------------------------------------------
+
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any],
+        inputs: dict[str, Any],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Record ``on_chain_start``."""
+        start = (
+            _run_name(kwargs.get("name"), serialized),
+            kwargs.get("run_type") or "chain",
+        )
+        self._add(
+            "chain_start",
+            run_id,
+            parent_run_id,
+            tags,
+            metadata,
+            start,
+            inputs=inputs,
+            extra=kwargs,
+        )
+
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[BaseMessage]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Record ``on_chat_model_start`` (defined, so core never falls back
+        to ``on_llm_start`` for chat models)."""
+        start = (_run_name(kwargs.get("name"), serialized), "chat_model")
+        self._add(
+            "chat_model_start",
+            run_id,
+            parent_run_id,
+            tags,
+            metadata,
+            start,
+            inputs=messages,
+            extra=kwargs,
+        )
+
+    def on_llm_start(
+        self,
+        serialized: dict[str, Any],
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Record ``on_llm_start`` (completion LLMs)."""
+        start = (_run_name(kwargs.get("name"), serialized), "llm")
+        self._add(
+            "llm_start",
+            run_id,
+            parent_run_id,
+            tags,
+            metadata,
+            start,
+            inputs=prompts,
+            extra=kwargs,
+        )
+
+    def on_tool_start(
+        self,
+        serialized: dict[str, Any],
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        inputs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Record ``on_tool_start``; ``inputs`` (the dict form) goes to extra."""
+        start = (_run_name(kwargs.get("name"), serialized), "tool")
+        extra = {**kwargs, "inputs": inputs} if inputs is not None else kwargs
+        self._add(
+            "tool_start",
+            run_id,
+            parent_run_id,
+            tags,
+            metadata,
+            start,
+            inputs=input_str,
+            extra=extra,
+        )
+
+    def on_retriever_start(
+        self,
+        serialized: dict[str, Any],
+        query: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Record ``on_retriever_start``."""
+        start = (_run_name(kwargs.get("name"), serialized) or "Retriever", "retriever")
+        self._add(
+            "retriever_start",
+            run_id,
+            parent_run_id,
+            tags,
+            metadata,
+            start,
+            inputs=query,
+            extra=kwargs,
+        )
+
+    # -- model output -----------------------------------------------------------
+
+    def on_llm_new_token(
+        self,
+        token: str | list[str | dict[str, Any]],
+        *,
+        chunk: GenerationChunk | ChatGenerationChunk | None = None,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Record ``on_llm_new_token`` (the token and the chunk, by reference)."""
+        self._add(
+            "llm_new_token",
+            run_id,
+            parent_run_id,
+            tags,
+            None,
+            token=token,
+            chunk=chunk,
+            extra=kwargs,
+        )
+
+    def on_stream_event(
+        self,
+        event: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Record a ``stream_events(version="v3")`` protocol event."""
+        self._add(
+            "stream_event", run_id, parent_run_id, tags, None, data=event, extra=kwargs
+        )
+
+    def on_llm_end(
+        self,
+        response: LLMResult,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Record ``on_llm_end``, with text, usage and model name pre-extracted
+        so the EventLog never needs LangChain types."""
+        text, usage, model_name = _llm_result_info(response)
+        self._add(
+            "llm_end",
+            run_id,
+            parent_run_id,
+            tags,
+            None,
+            outputs=response,
+            output_text=text,
+            usage=usage,
+            model_name=model_name,
+            extra=kwargs,
+        )
+
+    def on_llm_error(
+        self,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Record ``on_llm_error`` (a partial ``response`` stays in extra)."""
+        self._add(
+            "llm_error", run_id, parent_run_id, tags, None, error=error, extra=kwargs
+        )
+
+    # -- chain, tool, retriever ends ----------------------------------------------
+
+    def on_chain_end(
+        self,
+        outputs: dict[str, Any],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Record ``on_chain_end``."""
+        self._add(
+            "chain_end",
+            run_id,
+            parent_run_id,
+            kwargs.get("tags"),
+            None,
+            outputs=outputs,
+            extra=kwargs,
+        )
+
+    def on_chain_error(
+        self,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Record ``on_chain_error``."""
+        self._add(
+            "chain_error",
+            run_id,
+            parent_run_id,
+            kwargs.get("tags"),
+            None,
+            error=error,
+            extra=kwargs,
+        )
+
+    def on_tool_end(
+        self,
+        output: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Record ``on_tool_end``."""
+        self._add(
+            "tool_end",
+            run_id,
+            parent_run_id,
+            kwargs.get("tags"),
+            None,
+            outputs=output,
+            extra=kwargs,
+        )
+
+    def on_tool_error(
+        self,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Record ``on_tool_error``."""
+        self._add(
+            "tool_error",
+            run_id,
+            parent_run_id,
+            kwargs.get("tags"),
+            None,
+            error=error,
+            extra=kwargs,
+        )
+
+    def on_retriever_end(
+        self,
+        documents: Sequence[Document],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Record ``on_retriever_end``."""
+        self._add(
+            "retriever_end",
+            run_id,
+            parent_run_id,
+            kwargs.get("tags"),
+            None,
+            outputs=documents,
+            extra=kwargs,
+        )
+
+    def on_retriever_error(
+        self,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Record ``on_retriever_error``."""
+        self._add(
+            "retriever_error",
+            run_id,
+            parent_run_id,
+            kwargs.get("tags"),
+            None,
+            error=error,
+            extra=kwargs,
+        )
+
+    # -- events inside a run ----------------------------------------------------
+
+    def on_agent_action(
+        self,
+        action: AgentAction,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Record ``on_agent_action``."""
+        self._add(
+            "agent_action",
+            run_id,
+            parent_run_id,
+            kwargs.get("tags"),
+            None,
+            data=action,
+            extra=kwargs,
+        )
+
+    def on_agent_finish(
+        self,
+        finish: AgentFinish,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Record ``on_agent_finish``."""
+        self._add(
+            "agent_finish",
+            run_id,
+            parent_run_id,
+            kwargs.get("tags"),
+            None,
+            data=finish,
+            extra=kwargs,
+        )
+
+    def on_text(
+        self,
+        text: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Record ``on_text``."""
+        self._add(
+            "text",
+            run_id,
+            parent_run_id,
+            kwargs.get("tags"),
+            None,
+            data=text,
+            extra=kwargs,
+        )
+
+    def on_retry(
+        self,
+        retry_state: RetryCallState,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Record ``on_retry`` (the tenacity retry state, by reference)."""
+        self._add(
+            "retry",
+            run_id,
+            parent_run_id,
+            kwargs.get("tags"),
+            None,
+            data=retry_state,
+            extra=kwargs,
+        )
+
+    def on_custom_event(
+        self,
+        name: str,
+        data: Any,
+        *,
+        run_id: UUID,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Record ``on_custom_event``; its name is ``extra["name"]``."""
+        self._add(
+            "custom_event",
+            run_id,
+            kwargs.get("parent_run_id"),
+            tags,
+            metadata,
+            data=data,
+            extra={**kwargs, "name": name},
+        )

@@ -1,0 +1,595 @@
+"""Assertion helpers for recorded LangChain runs.
+
+Each helper raises :class:`AssertionError` worded like ``unittest.mock``
+(``Expected: ... / Actual: ...``) followed by the timeline of the runs
+involved, and hides its own frame from pytest tracebacks
+(``__tracebackhide__``).
+
+pytest assertion rewriting: the helpers build their own messages, so they work
+without it; to have pytest rewrite any plain ``assert`` in this module as well,
+``pytest.register_assert_rewrite("fakellm.assertions")`` must run *before*
+``fakellm.assertions`` is first imported. The fakellm pytest plugin
+(``fakellm.fixtures``, loaded through the ``pytest11`` entry point) does that
+at import; a suite that disables the plugin calls it at the top of its root
+``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+import re
+import threading
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+from uuid import UUID
+
+from fakellm._events import (
+    FINISH_KINDS,
+    KINDS,
+    START_KINDS,
+    EventLog,
+    Run,
+    RunRef,
+)
+
+__all__ = [
+    "STREAM_MODES",
+    "assert_events",
+    "assert_interleaved",
+    "assert_sequential",
+    "assert_stream_matches_invoke",
+    "assert_usage",
+    "assert_well_formed",
+]
+
+# -- assert_events ---------------------------------------------------------------------
+
+_EXPECT_RE = re.compile(
+    r"^(?P<kind>[a-z_]+)(?::(?P<name>.+?))?(?P<rep>[+*?]|\{\d+(?:,\d*)?\})?$"
+)
+_ANY_LINE = r"[^\n]*\n"
+_GAP = f"(?:{_ANY_LINE})*?"
+
+
+def _element_pattern(item: Any, index: int) -> str:
+    if not isinstance(item, str):
+        raise TypeError(
+            f"expected[{index}]={item!r} is not a string; accepted: 'kind', "
+            "'kind:RunName', optionally followed by +, *, ? or {n} / {m,n}"
+        )
+    m = _EXPECT_RE.match(item)
+    if m is None or m["kind"] not in KINDS:
+        raise ValueError(
+            f"expected[{index}]={item!r} is not an expectation; accepted: "
+            "'kind', 'kind:RunName', optionally followed by +, *, ? or {n}, where "
+            f"kind is one of: {', '.join(KINDS)}"
+        )
+    name = re.escape(m["name"]) if m["name"] else "[^\n]*"
+    return f"{m['kind']}:{name}\n", m["rep"] or ""
+
+
+def _compile(expected: Sequence[str], exact: bool) -> list[str]:
+    parts = []
+    for i, item in enumerate(expected):
+        body, rep = _element_pattern(item, i)
+        # Subsequence mode lets other events sit before each repetition too.
+        parts.append(f"(?:{body}){rep}" if exact else f"(?:{_GAP}{body}){rep}")
+    return parts
+
+
+def _encode(log: EventLog) -> str:
+    return "".join(
+        f"{ev.kind}:{(ev.run_name or '').replace(chr(10), ' ')}\n" for ev in log
+    )
+
+
+def _compact(shorts: Sequence[str]) -> str:
+    """Render event shorts as a list, folding repeats: ``'x' x3``."""
+    items: list[str] = []
+    i = 0
+    while i < len(shorts):
+        j = i
+        while j + 1 < len(shorts) and shorts[j + 1] == shorts[i]:
+            j += 1
+        n = j - i + 1
+        items.append(f"{shorts[i]!r}" + (f" x{n}" if n > 1 else ""))
+        i = j + 1
+    return "[" + ", ".join(items) + "]"
+
+
+def _fail(lines: Iterable[str], log: EventLog, runs: Iterable[RunRef] | None) -> None:
+    __tracebackhide__ = True
+    text = "\n".join(lines)
+    raise AssertionError(f"{text}\n\nTimeline:\n{log.timeline(runs)}")
+
+
+def _check_log(log: Any) -> EventLog:
+    if isinstance(log, EventLog):
+        return log
+    events = getattr(log, "events", None)  # a Recorder
+    if isinstance(events, EventLog):
+        return events
+    raise TypeError(
+        f"log={log!r} is not an EventLog; pass recorder.events or the Recorder"
+    )
+
+
+def assert_events(
+    log: EventLog | Any,
+    expected: Sequence[str],
+    *,
+    exact: bool = True,
+    run: RunRef | None = None,
+) -> None:
+    """Assert the events match ``expected``.
+
+    Each expectation is ``"kind"`` or ``"kind:RunName"`` (kinds as in
+    :data:`fakellm._events.KINDS`, the callback name without ``on_``),
+    optionally followed by a repetition: ``+`` one or more, ``*`` any number,
+    ``?`` optional, ``{n}`` or ``{m,n}``. Example::
+
+        assert_events(rec.events, ["chat_model_start", "llm_new_token+", "llm_end"])
+
+    Args:
+        log: The EventLog (or the Recorder).
+        expected: The expectations, in order.
+        exact: True: the events are exactly this sequence. False: the
+            expectations match an ordered subsequence (other events may sit
+            between them).
+        run: Only look at this run and its descendants.
+    """
+    __tracebackhide__ = True
+    log = _check_log(log)
+    if isinstance(expected, str) or not isinstance(expected, Sequence):
+        raise TypeError(
+            f"expected={expected!r} must be a list of expectation strings, "
+            "e.g. ['chat_model_start', 'llm_new_token+', 'llm_end']"
+        )
+    if not isinstance(exact, bool):
+        raise TypeError(f"exact={exact!r} must be True or False")
+    if run is not None:
+        log = log.filter(run=run, subtree=True)
+    parts = _compile(expected, exact)
+    tail = "" if exact else f"(?:{_ANY_LINE})*"
+    encoded = _encode(log)
+    if re.fullmatch("".join(parts) + tail, encoded):
+        return
+    # The longest prefix of expectations that still matches says where it broke.
+    matched = 0
+    for k in range(len(parts) - 1, -1, -1):
+        if re.fullmatch("".join(parts[:k]) + f"(?:{_ANY_LINE})*", encoded):
+            matched = k
+            break
+    mode = "exact" if exact else "ordered subsequence"
+    where = (
+        f"First unmatched expectation: [{matched}] {expected[matched]!r}"
+        if matched < len(expected)
+        else "All expectations matched, but events remain after them"
+    )
+    _fail(
+        [
+            f"events do not match ({mode}).",
+            f"Expected: {list(expected)!r}",
+            f"Actual: {_compact(log.shorts())}",
+            where,
+        ],
+        log,
+        None,
+    )
+
+
+# -- assert_well_formed ----------------------------------------------------------------
+
+
+def _chunk_input_tokens(chunk: Any) -> int:
+    usage = getattr(getattr(chunk, "message", None), "usage_metadata", None)
+    return int(usage.get("input_tokens") or 0) if usage else 0
+
+
+def well_formed_problems(log: EventLog) -> list[tuple[Run, str]]:
+    """Every violation of the trace invariants (see :func:`assert_well_formed`)."""
+    table = {r.id: r for r in log.runs()}
+    problems: list[tuple[Run, str]] = []
+    starts: dict[UUID, list[int]] = {}
+    finishes: dict[UUID, list[int]] = {}
+    for i, ev in enumerate(log):
+        if ev.run_id is None:
+            continue
+        if ev.kind in START_KINDS:
+            starts.setdefault(ev.run_id, []).append(i)
+        elif ev.kind in FINISH_KINDS:
+            finishes.setdefault(ev.run_id, []).append(i)
+    for r in table.values():
+        s, f = starts.get(r.id, []), finishes.get(r.id, [])
+        if not s:
+            problems.append((r, "has events but never started"))
+        elif len(s) > 1:
+            problems.append((r, f"started {len(s)} times (#{', #'.join(map(str, s))})"))
+        if not f:
+            problems.append((r, "never ended or errored"))
+        elif len(f) > 1:
+            kinds = ", ".join(f"{log[i].kind} #{log[i].seq}" for i in f)
+            problems.append((r, f"finished {len(f)} times ({kinds})"))
+        first, last = (s[0] if s else None), (f[0] if f else None)
+        for i, ev in enumerate(log):
+            if ev.run_id != r.id or ev.kind in START_KINDS or ev.kind in FINISH_KINDS:
+                continue
+            if first is None or i < first:
+                problems.append((r, f"{ev.kind} #{ev.seq} before the run started"))
+            elif last is not None and i > last:
+                problems.append((r, f"{ev.kind} #{ev.seq} after the run finished"))
+        parent = table.get(r.parent_id) if r.parent_id is not None else None
+        if parent is not None and parent.start is not None and first is not None:
+            if first < parent.start:
+                problems.append((r, f"started before its parent {parent}"))
+            p_end = finishes.get(parent.id, [None])[0]
+            if p_end is not None and (last is None or last > p_end):
+                problems.append(
+                    (r, f"still running after its parent {parent} finished")
+                )
+        end = log[last] if last is not None else None
+        if end is not None and end.kind == "llm_end":
+            tokens = log.tokens(r)
+            if (
+                tokens
+                and end.output_text is not None
+                and all(isinstance(t, str) for t in tokens)
+                and "".join(tokens) != end.output_text
+            ):
+                problems.append(
+                    (
+                        r,
+                        f"streamed text {''.join(tokens)!r} != final "
+                        f"text {end.output_text!r}",
+                    )
+                )
+            counted = [
+                ev.seq
+                for ev in log.filter(kind="llm_new_token", run=r.id)
+                if _chunk_input_tokens(ev.chunk) > 0
+            ]
+            if len(counted) > 1:
+                problems.append(
+                    (
+                        r,
+                        f"usage counted {len(counted)} times: chunks "
+                        f"#{', #'.join(map(str, counted))} all report "
+                        "input tokens",
+                    )
+                )
+    return problems
+
+
+def assert_well_formed(log: EventLog | Any) -> None:
+    """Assert the trace keeps the invariants of a LangChain run tree.
+
+    Checked: each run starts once and ends or errors exactly once; its other
+    events (tokens, protocol events, ...) come between the two; a child starts
+    after its parent and finishes before it; streamed tokens concatenate to the
+    final message text; at most one stream chunk of a run reports input tokens
+    (usage counted once per run).
+    """
+    __tracebackhide__ = True
+    log = _check_log(log)
+    problems = well_formed_problems(log)
+    if not problems:
+        return
+    involved = list(dict.fromkeys(r.id for r, _ in problems))
+    _fail(
+        [
+            "Expected: a well-formed trace",
+            f"Actual: {len(problems)} problem(s):",
+            *(f"  - {r}: {what}" for r, what in problems),
+        ],
+        log,
+        involved,
+    )
+
+
+# -- interleaving ----------------------------------------------------------------------
+
+
+def _span(log: EventLog, run: Run) -> tuple[set[UUID], list[int]]:
+    ids = {r.id for r in log.subtree(run)}
+    return ids, [i for i, ev in enumerate(log) if ev.run_id in ids]
+
+
+def _two_runs(log: EventLog, run_a: RunRef, run_b: RunRef) -> tuple[Run, Run]:
+    a, b = log.run(run_a), log.run(run_b)
+    if a.id == b.id:
+        raise ValueError(f"run_a={run_a!r} and run_b={run_b!r} are the same run {a}")
+    for outer, inner, name in ((a, b, "run_b"), (b, a, "run_a")):
+        if inner.id in {r.id for r in log.subtree(outer)}:
+            raise ValueError(
+                f"{name}={inner} runs inside {outer}; compare runs that are not "
+                "nested in each other"
+            )
+    return a, b
+
+
+def assert_interleaved(log: EventLog | Any, run_a: RunRef, run_b: RunRef) -> None:
+    """Assert the events of two runs (with their descendants) interleave:
+    neither run's events all come before the other's."""
+    __tracebackhide__ = True
+    log = _check_log(log)
+    a, b = _two_runs(log, run_a, run_b)
+    ids_a, idx_a = _span(log, a)
+    _, idx_b = _span(log, b)
+    owners = [log[i].run_id in ids_a for i in sorted({*idx_a, *idx_b})]
+    switches = sum(1 for x, y in itertools.pairwise(owners) if x != y)
+    if switches >= 2:
+        return
+    first, second = (a, b) if (idx_a or [0])[0] <= (idx_b or [0])[0] else (b, a)
+    _fail(
+        [
+            f"Expected: {a} and {b} interleaved",
+            f"Actual: every event of {first} came before every event of {second} "
+            f"({_range(log, first)} then {_range(log, second)})",
+        ],
+        log,
+        [a.id, b.id],
+    )
+
+
+def _range(log: EventLog, run: Run) -> str:
+    _, idx = _span(log, run)
+    return f"#{log[idx[0]].seq}..#{log[idx[-1]].seq}" if idx else "no events"
+
+
+def assert_sequential(log: EventLog | Any, *runs: RunRef) -> None:
+    """Assert the runs (with their descendants) ran one after another, in the
+    given order: each one's last event comes before the next one's first."""
+    __tracebackhide__ = True
+    log = _check_log(log)
+    if len(runs) < 2:
+        raise ValueError(f"runs={runs!r}: give at least two runs to compare")
+    resolved = [log.run(r) for r in runs]
+    for x, y in itertools.pairwise(resolved):
+        _two_runs(log, x, y)
+        _, idx_x = _span(log, x)
+        _, idx_y = _span(log, y)
+        if idx_x and idx_y and idx_x[-1] < idx_y[0]:
+            continue
+        intruder = (
+            next((i for i in idx_y if i < idx_x[-1]), idx_y[0]) if idx_y else None
+        )
+        detail = (
+            f"{log[intruder].kind} #{log[intruder].seq} of {y} came before "
+            f"{x} finished (#{log[idx_x[-1]].seq})"
+            if intruder is not None and idx_x
+            else "a run has no events"
+        )
+        _fail(
+            [
+                f"Expected: {', then '.join(map(str, resolved))}, one after another",
+                f"Actual: {detail}",
+            ],
+            log,
+            [r.id for r in resolved],
+        )
+
+
+# -- usage -----------------------------------------------------------------------------
+
+
+def _check_count(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}={value!r} must be an int (a token count) or None")
+    if value < 0:
+        raise ValueError(f"{name}={value!r} must be >= 0")
+
+
+def assert_usage(
+    log: EventLog | Any,
+    *,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    total_tokens: int | None = None,
+    model: str | None = None,
+    run: RunRef | None = None,
+) -> None:
+    """Assert token usage totals, counted as ``get_usage_metadata_callback``
+    counts them when ``model`` is given (see :meth:`EventLog.usage`).
+
+    Args:
+        log: The EventLog (or the Recorder).
+        input_tokens: Expected input tokens; None: not checked.
+        output_tokens: Expected output tokens; None: not checked.
+        total_tokens: Expected total tokens; None: not checked.
+        model: Only count responses reporting this model name.
+        run: Only count this run and its descendants.
+    """
+    __tracebackhide__ = True
+    log = _check_log(log)
+    expected = {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": total_tokens,
+    }
+    for key, value in expected.items():
+        _check_count(key, value)
+    expected = {k: v for k, v in expected.items() if v is not None}
+    if not expected:
+        raise ValueError(
+            "assert_usage needs at least one of input_tokens=, output_tokens=, "
+            "total_tokens="
+        )
+    if model is not None and not isinstance(model, str):
+        raise TypeError(f"model={model!r} must be a model name (str) or None")
+    totals = log.usage(run, model=model)
+    actual = {k: totals[k] for k in expected}
+    if actual == expected:
+        return
+    scope = f" for model {model!r}" if model is not None else ""
+    model_runs = [r.id for r in log.runs() if r.type in ("chat_model", "llm")]
+    _fail(
+        [
+            f"usage{scope} differs.",
+            f"Expected: {expected!r}",
+            f"Actual: {actual!r}",
+            f"Per model: {log.usage_by_model()!r}",
+        ],
+        log,
+        model_runs or None,
+    )
+
+
+# -- stream / invoke parity ------------------------------------------------------------
+
+#: The ways :func:`assert_stream_matches_invoke` runs a model.
+STREAM_MODES: tuple[str, ...] = (
+    "invoke",
+    "stream",
+    "astream",
+    "batch",
+    "stream_events",
+)
+
+
+def _summary(message: Any) -> dict[str, Any]:
+    usage = getattr(message, "usage_metadata", None)
+    return {
+        "text": message.text if isinstance(message.text, str) else message.text(),
+        "tool_calls": [
+            (c["name"], c["args"]) for c in getattr(message, "tool_calls", [])
+        ],
+        "usage": None
+        if usage is None
+        else {
+            k: usage.get(k) for k in ("input_tokens", "output_tokens", "total_tokens")
+        },
+    }
+
+
+def _merge(chunks: list[Any]) -> Any:
+    if not chunks:
+        raise AssertionError("the model streamed no chunks")
+    out = chunks[0]
+    for c in chunks[1:]:
+        out = out + c
+    return out
+
+
+def _run_async(factory: Callable[[], Any]) -> Any:
+    """Run a coroutine on a fresh loop, on a helper thread if one is running."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(factory())
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(factory())
+        except BaseException as exc:  # re-raised on the caller's thread
+            box["error"] = exc
+
+    t = threading.Thread(target=target, name="fakellm-assert-stream")
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _fresh(model: Any) -> Any:
+    """A copy of ``model`` with fresh private state (a scripted model restarts
+    its script): rebuilt from its set fields, since models holding locks cannot
+    be deep-copied; a binding (``bind_tools``) gets a fresh bound model."""
+    bound = getattr(model, "bound", None)
+    if bound is not None and hasattr(model, "model_copy"):
+        return model.model_copy(update={"bound": _fresh(bound)})
+    fields = getattr(model, "model_fields_set", None)
+    if fields is None:
+        return copy.deepcopy(model)
+    return type(model)(**{name: getattr(model, name) for name in fields})
+
+
+def _play(model: Any, mode: str, input: Any, config: dict[str, Any]) -> Any:
+    if mode == "invoke":
+        return model.invoke(input, config)
+    if mode == "stream":
+        return _merge(list(model.stream(input, config)))
+    if mode == "astream":
+
+        async def collect() -> Any:
+            return _merge([c async for c in model.astream(input, config)])
+
+        return _run_async(collect)
+    if mode == "batch":
+        return model.batch([input], config)[0]
+    with warnings.catch_warnings():  # v3 is beta and says so on every call
+        warnings.simplefilter("ignore")
+        return model.stream_events(input, config, version="v3").output
+
+
+def assert_stream_matches_invoke(
+    model: Any,
+    input: Any,
+    *,
+    modes: Sequence[str] = STREAM_MODES,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Assert one turn gives the same message text, tool calls and usage
+    however it is run: ``invoke``, ``stream`` (chunks merged), ``astream``,
+    ``batch`` and ``stream_events(version="v3")``.
+
+    Args:
+        model: A zero-argument factory returning a fresh model (preferred: a
+            scripted model's turns are used up), or a model, which is then
+            rebuilt from its fields for each mode so each mode plays the same
+            turn.
+        input: What to send the model.
+        modes: A subset of :data:`STREAM_MODES`, in the order to run them.
+        config: A RunnableConfig for each call (a Recorder is added per mode).
+    """
+    __tracebackhide__ = True
+    from fakellm._recorder import Recorder
+
+    modes = list(modes) if not isinstance(modes, str) else [modes]
+    bad = [m for m in modes if m not in STREAM_MODES]
+    if bad or len(modes) < 2:
+        raise ValueError(
+            f"modes={modes!r}: give at least two of {', '.join(STREAM_MODES)}"
+        )
+    if hasattr(model, "invoke"):
+        template = model
+
+        def make() -> Any:
+            return _fresh(template)
+    elif callable(model):
+        make = model
+    else:
+        raise TypeError(
+            f"model={model!r} is neither a model nor a factory returning one"
+        )
+    results: dict[str, dict[str, Any]] = {}
+    logs: dict[str, EventLog] = {}
+    for mode in modes:
+        rec = Recorder()
+        cfg = dict(config or {})
+        cfg["callbacks"] = [*(cfg.get("callbacks") or []), rec]
+        results[mode] = _summary(_play(make(), mode, input, cfg))
+        logs[mode] = rec.events
+    base_mode = modes[0]
+    differing = [m for m in modes if results[m] != results[base_mode]]
+    if not differing:
+        return
+    lines = [
+        f"the modes disagree with {base_mode}.",
+        f"Expected: {base_mode}: {results[base_mode]!r}",
+        "Actual:",
+    ]
+    lines += [
+        f"  {m}: {results[m]!r}" + (" (differs)" if m in differing else "")
+        for m in modes
+    ]
+    timelines = "\n\n".join(
+        f"[{m}]\n{logs[m].timeline()}" for m in [base_mode, *differing]
+    )
+    raise AssertionError("\n".join(lines) + "\n\nTimelines:\n" + timelines)
