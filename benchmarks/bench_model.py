@@ -46,16 +46,19 @@ class Floor(BaseChatModel):
     def _llm_type(self) -> str:
         return "floor"
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         raise NotImplementedError
 
-    def _stream(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
-                **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+    def _stream(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> Iterator[ChatGenerationChunk]:
         yield from self.chunks
 
-    async def _astream(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
-                       **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+    async def _astream(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> AsyncIterator[ChatGenerationChunk]:
         for c in self.chunks:
             yield c
 
@@ -68,15 +71,17 @@ class FreshFloor(Floor):
     calls corrupts earlier results; fresh objects per call are the minimum.
     """
 
-    def _stream(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
-                **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+    def _stream(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> Iterator[ChatGenerationChunk]:
         for c in self.chunks:
             fresh = _clone(c)
             fresh.__dict__["message"] = _clone(c.message)
             yield fresh
 
-    async def _astream(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
-                       **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+    async def _astream(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> AsyncIterator[ChatGenerationChunk]:
         for c in self.chunks:
             fresh = _clone(c)
             fresh.__dict__["message"] = _clone(c.message)
@@ -106,9 +111,8 @@ def _sync_round(make: Callable[[], BaseChatModel], streams: int, n: int) -> floa
     models = [make() for _ in range(streams)]
     t0 = time.perf_counter()
     for m in models:
-        count = 0
         for _ in m.stream("hi", config=cfg):
-            count += 1
+            pass
     return (time.perf_counter() - t0) / (streams * n) * 1e6
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 from collections.abc import Sequence
@@ -12,6 +11,7 @@ from importlib import resources
 from langchain_core.callbacks import get_usage_metadata_callback
 from langchain_core.messages import AIMessageChunk
 
+from fakellm._clock import run_scenario
 from fakellm._model import FakeChatModel
 from fakellm._script import parse_script_text
 
@@ -37,7 +37,7 @@ def demo() -> int:
     tokens: list[str] = []
     started = time.perf_counter()
     with get_usage_metadata_callback() as usage:
-        asyncio.run(_stream(model, DEMO_PROMPT, tokens))
+        outcome = run_scenario(_stream(model, DEMO_PROMPT, tokens))
     wall = time.perf_counter() - started
     print("== flower shop (streamed) ==")
     print(f"prompt: {DEMO_PROMPT}")
@@ -48,6 +48,7 @@ def demo() -> int:
             f"usage[{name}]: input={u['input_tokens']} output={u['output_tokens']} "
             f"total={u['total_tokens']}"
         )
+    print(f"virtual time: {outcome.elapsed:.2f} s (scripted latency)")
     print(f"wall time: {wall:.3f} s")
     return 0
 

@@ -49,7 +49,7 @@ from typing import Any, Final, ParamSpec, TypeVar, TypeVarTuple, overload
 
 import freezegun
 
-from fakellm.errors import DeadlockError, FakeLLMError
+from fakellm.errors import DeadlockError, LeakedTasks
 
 __all__ = [
     "DEFAULT_START",
@@ -369,6 +369,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         # Arguments are checked before the object exists: a loop object that
         # failed half-way through __init__ would break in BaseEventLoop.__del__.
         _loop_clock(start, clock)
+        if not isinstance(freeze, bool):
+            msg = f"freeze={freeze!r}: expected True or False"
+            raise TypeError(msg)
         return super().__new__(cls)
 
     def __init__(
@@ -378,38 +381,40 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         clock: VirtualClock | None = None,
         freeze: bool = False,
     ) -> None:
-        self._clock = _loop_clock(start, clock)
-        self._freezer = _Freezer(self._clock) if freeze else None
-        self._buckets: dict[int, _Bucket] = {}
-        self._deadlines: list[int] = []  # ticks of live buckets; stale entries skipped
-        self._live_timers = 0
-        self._jobs = 0
+        self._vt_clock = _loop_clock(start, clock)
+        self._vt_freezer = _Freezer(self._vt_clock) if freeze else None
+        self._vt_buckets: dict[int, _Bucket] = {}
+        self._vt_deadlines: list[
+            int
+        ] = []  # ticks of live buckets; stale entries skipped
+        self._vt_live_timers = 0
+        self._vt_jobs = 0
         selector = _VirtualSelector()
         super().__init__(selector)
         # Whatever the base loop registered while starting is its own self-pipe;
         # only other watchers mean real I/O can still wake the loop.
-        self._own_fds = frozenset(selector.get_map())
+        self._vt_own_fds = frozenset(selector.get_map())
         self._vt_selector = selector
         selector._loop_ref = weakref.ref(self)
 
     @property
     def clock(self) -> VirtualClock:
         """The virtual clock this loop reads and jumps."""
-        return self._clock
+        return self._vt_clock
 
     @property
     def pending_timers(self) -> int:
         """How many timers are scheduled and not yet fired or cancelled."""
-        return self._live_timers
+        return self._vt_live_timers
 
     @property
     def pending_jobs(self) -> int:
         """How many executor jobs this loop is waiting for."""
-        return self._jobs
+        return self._vt_jobs
 
     def time(self) -> float:
         """Virtual seconds since the clock's start (never reads a real clock)."""
-        return self._clock._ticks / _US
+        return self._vt_clock._ticks / _US
 
     def call_at(
         self,
@@ -422,40 +427,40 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         ticks = _seconds_to_ticks(when, name="when")
         if context is None:
             context = contextvars.copy_context()
-        bucket = self._buckets.get(ticks)
+        bucket = self._vt_buckets.get(ticks)
         if bucket is None:
             # One real timer per distinct tick: the base heap then never has
             # to order equal deadlines, which it would do in heap order.
             base = super().call_at(ticks / _US, self._fire_bucket, ticks)
-            bucket = self._buckets[ticks] = _Bucket(base)
-            heapq.heappush(self._deadlines, ticks)
+            bucket = self._vt_buckets[ticks] = _Bucket(base)
+            heapq.heappush(self._vt_deadlines, ticks)
         elif self.is_closed():
             # The base call_at says this for a new bucket; say it for all.
             raise RuntimeError("Event loop is closed")
         handle = _VirtualTimerHandle(ticks, callback, args, self, context)
         bucket.handles.append(handle)
         bucket.live += 1
-        self._live_timers += 1
+        self._vt_live_timers += 1
         return handle
 
     def _timer_dropped(self, handle: _VirtualTimerHandle) -> None:
-        bucket = self._buckets.get(handle._vt_ticks)
+        bucket = self._vt_buckets.get(handle._vt_ticks)
         if bucket is None or handle._vt_callback is None:
             return  # already fired
         handle._vt_callback = None
         bucket.live -= 1
-        self._live_timers -= 1
+        self._vt_live_timers -= 1
         if bucket.live == 0:
             # Leave no timer behind: a cancelled sleep must not keep the loop
             # (or the deadlock check) thinking something is still due.
-            del self._buckets[handle._vt_ticks]
+            del self._vt_buckets[handle._vt_ticks]
             bucket.base.cancel()
 
     def _fire_bucket(self, ticks: int) -> None:
-        bucket = self._buckets.pop(ticks, None)
+        bucket = self._vt_buckets.pop(ticks, None)
         if bucket is None:
             return
-        self._live_timers -= bucket.live
+        self._vt_live_timers -= bucket.live
         for handle in bucket.handles:
             callback, handle._vt_callback = handle._vt_callback, None
             if callback is None:
@@ -474,9 +479,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                 )
 
     def _next_deadline(self) -> int | None:
-        while self._deadlines and self._deadlines[0] not in self._buckets:
-            heapq.heappop(self._deadlines)
-        return self._deadlines[0] if self._deadlines else None
+        while self._vt_deadlines and self._vt_deadlines[0] not in self._vt_buckets:
+            heapq.heappop(self._vt_deadlines)
+        return self._vt_deadlines[0] if self._vt_deadlines else None
 
     def run_in_executor(
         self,
@@ -486,27 +491,27 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     ) -> asyncio.Future[R]:
         """Run ``func`` in ``executor``; the loop waits for it with time frozen."""
         future = super().run_in_executor(executor, func, *args)
-        self._jobs += 1
+        self._vt_jobs += 1
         # Counted off on the loop thread once the result has reached the loop,
         # so there is no moment where the job is done but its result in transit.
         future.add_done_callback(self._job_done)
         return future
 
     def _job_done(self, _future: asyncio.Future[Any]) -> None:
-        self._jobs -= 1
+        self._vt_jobs -= 1
 
     async def shutdown_default_executor(self) -> None:
         """Shut the default executor down; its joining thread counts as a job."""
-        self._jobs += 1
+        self._vt_jobs += 1
         try:
             await super().shutdown_default_executor()
         finally:
-            self._jobs -= 1
+            self._vt_jobs -= 1
 
     def run_forever(self) -> None:
         """Run until :meth:`stop`; freezes freezegun on the first run if asked to."""
-        if self._freezer is not None and not self.is_closed():
-            self._freezer.start()
+        if self._vt_freezer is not None and not self.is_closed():
+            self._vt_freezer.start()
         super().run_forever()
 
     def close(self) -> None:
@@ -514,20 +519,20 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         try:
             super().close()
         finally:
-            if self._freezer is not None:
-                self._freezer.stop()
+            if self._vt_freezer is not None:
+                self._vt_freezer.stop()
 
     def _when_idle(
         self, wait_for_real: Callable[[], list[tuple[Any, int]]]
     ) -> list[tuple[Any, int]]:
         """Decide what the loop does when nothing is ready and it would wait."""
-        if self._jobs:
+        if self._vt_jobs:
             return wait_for_real()
         deadline = self._next_deadline()
         if deadline is not None:
-            self._clock._jump_to(deadline)
+            self._vt_clock._jump_to(deadline)
             return []
-        if set(self._vt_selector.get_map()) - self._own_fds:
+        if set(self._vt_selector.get_map()) - self._vt_own_fds:
             return wait_for_real()
         raise DeadlockError(self._deadlock_message())
 
@@ -669,6 +674,10 @@ class VirtualTime:
     overlapping: two threads each sleeping 1 s leave ``elapsed == 2.0``. The
     total is deterministic; the order in which threads observe the clock is
     not.
+
+    Do not start a stock event loop (``asyncio.run``) inside the ``with``
+    block: its timers read the frozen ``time.monotonic`` and never fire.
+    Decorate the ``async def`` instead, or use :func:`run_scenario`.
     """
 
     def __init__(self, start: datetime, *, freeze: bool) -> None:
@@ -797,10 +806,6 @@ def virtual_time(
 
 
 # -------------------------------------------------------------------- run_scenario
-
-
-class LeakedTasks(FakeLLMError, AssertionError):
-    """A scenario ended while tasks it started were still pending."""
 
 
 @dataclass(frozen=True)

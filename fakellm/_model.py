@@ -51,8 +51,15 @@ _M = TypeVar("_M", bound=BaseModel)
 
 # Keyword arguments that Call records in their own fields, not in Call.kwargs.
 _CALL_FIELDS = frozenset(
-    {"tools", "tool_choice", "model", "stream", "stream_usage", "ls_structured_output_format",
-     "structured_output_format"}
+    {
+        "tools",
+        "tool_choice",
+        "model",
+        "stream",
+        "stream_usage",
+        "ls_structured_output_format",
+        "structured_output_format",
+    }
 )
 
 
@@ -197,8 +204,16 @@ class _Scripted:
             "when_exhausted='cycle' / 'repeat_last' on the Script."
         )
 
-    def _plan(self, call: Call, turn: Turn, *, stop: Sequence[str] | None, max_tokens: int | None,
-              model_name: str, input_tokens: int) -> _Plan:
+    def _plan(
+        self,
+        call: Call,
+        turn: Turn,
+        *,
+        stop: Sequence[str] | None,
+        max_tokens: int | None,
+        model_name: str,
+        input_tokens: int,
+    ) -> _Plan:
         if turn.tool_calls:
             bound = call.tool_names
             for tc in turn.tool_calls:
@@ -241,7 +256,9 @@ def _tokens_clip(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _truncate_at_stop(pieces: tuple[Piece, ...], stop: Sequence[str]) -> tuple[tuple[Piece, ...], bool]:
+def _truncate_at_stop(
+    pieces: tuple[Piece, ...], stop: Sequence[str]
+) -> tuple[tuple[Piece, ...], bool]:
     """Cut the text at the first stop sequence, as a provider would."""
     text = "".join(p.text for p in pieces if p.kind == "text")
     hits = [i for i in (text.find(s) for s in stop if s) if i >= 0]
@@ -306,17 +323,29 @@ class FakeChatModel(_Scripted, BaseChatModel):
     # model setup must not pass unnoticed.
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True, extra="forbid")
 
-    script: Script = Field(default_factory=Script, description="What the model answers, call by call.")
-    model_name: str = Field(default="fake-chat-model", alias="model", description="Reported model name.")
-    provider: str = Field(default="fakellm", description="Reported as ls_provider and model_provider.")
-    temperature: float | None = Field(default=None, description="Recorded; does not change the script.")
-    max_tokens: int | None = Field(default=None, ge=1, description="Cut replies after this many chunks.")
+    script: Script = Field(
+        default_factory=Script, description="What the model answers, call by call."
+    )
+    model_name: str = Field(
+        default="fake-chat-model", alias="model", description="Reported model name."
+    )
+    provider: str = Field(
+        default="fakellm", description="Reported as ls_provider and model_provider."
+    )
+    temperature: float | None = Field(
+        default=None, description="Recorded; does not change the script."
+    )
+    max_tokens: int | None = Field(
+        default=None, ge=1, description="Cut replies after this many chunks."
+    )
     stop: list[str] | None = Field(default=None, description="Default stop sequences.")
     streaming: bool = Field(default=False, description="If True, invoke streams token by token.")
     stream_usage: bool = Field(default=True, description="Report usage on the last stream chunk.")
     timeout: float | None = Field(default=None, description="Accepted like a provider's; unused.")
     max_retries: int = Field(default=2, ge=0, description="Accepted like a provider's; unused.")
-    api_key: SecretStr | None = Field(default=None, description="Accepted like a provider's; never sent.")
+    api_key: SecretStr | None = Field(
+        default=None, description="Accepted like a provider's; never sent."
+    )
 
     _player: ScriptPlayer = PrivateAttr()
     _calls: list[Call] = PrivateAttr()
@@ -454,8 +483,13 @@ class FakeChatModel(_Scripted, BaseChatModel):
         if config.get("run_id") is None:
             config["run_id"] = uuid.uuid4()
         manager = CallbackManager.configure(
-            config.get("callbacks"), None, False,
-            config.get("tags"), self.tags, config.get("metadata"), self.metadata,
+            config.get("callbacks"),
+            None,
+            False,
+            config.get("tags"),
+            self.tags,
+            config.get("metadata"),
+            self.metadata,
         )
         info = _RunInfo(
             config["run_id"],
@@ -704,7 +738,9 @@ class FakeChatModel(_Scripted, BaseChatModel):
             if reasoning:
                 content.append({"type": "reasoning", "reasoning": reasoning, "index": 0})
             content.extend(
-                {**(p.block or {}), "index": _block_index(turn, p)} for p in pieces if p.kind == "block"
+                {**(p.block or {}), "index": _block_index(turn, p)}
+                for p in pieces
+                if p.kind == "block"
             )
             text = "".join(p.text for p in pieces if p.kind == "text")
             if text:
@@ -775,16 +811,26 @@ class FakeLLM(_Scripted, BaseLLM):
 
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True, extra="forbid")
 
-    script: Script = Field(default_factory=Script, description="What the model answers, call by call.")
+    script: Script = Field(
+        default_factory=Script, description="What the model answers, call by call."
+    )
     model_name: str = Field(default="fake-llm", alias="model", description="Reported model name.")
     provider: str = Field(default="fakellm", description="Reported as ls_provider.")
-    temperature: float | None = Field(default=None, description="Recorded; does not change the script.")
-    max_tokens: int | None = Field(default=None, ge=1, description="Cut replies after this many chunks.")
+    temperature: float | None = Field(
+        default=None, description="Recorded; does not change the script."
+    )
+    max_tokens: int | None = Field(
+        default=None, ge=1, description="Cut replies after this many chunks."
+    )
     stop: list[str] | None = Field(default=None, description="Default stop sequences.")
-    streaming: bool = Field(default=False, description="If True, generate streams tokens to callbacks.")
+    streaming: bool = Field(
+        default=False, description="If True, generate streams tokens to callbacks."
+    )
     timeout: float | None = Field(default=None, description="Accepted like a provider's; unused.")
     max_retries: int = Field(default=2, ge=0, description="Accepted like a provider's; unused.")
-    api_key: SecretStr | None = Field(default=None, description="Accepted like a provider's; never sent.")
+    api_key: SecretStr | None = Field(
+        default=None, description="Accepted like a provider's; never sent."
+    )
 
     _player: ScriptPlayer = PrivateAttr()
     _calls: list[Call] = PrivateAttr()
@@ -812,8 +858,15 @@ class FakeLLM(_Scripted, BaseLLM):
         params["ls_model_name"] = kwargs.get("model") or self.model_name
         return params
 
-    def _begin(self, prompt: str, stop: list[str] | None, run_manager: Any,
-               kwargs: dict[str, Any], *, streaming: bool) -> _Plan:
+    def _begin(
+        self,
+        prompt: str,
+        stop: list[str] | None,
+        run_manager: Any,
+        kwargs: dict[str, Any],
+        *,
+        streaming: bool,
+    ) -> _Plan:
         info = _run_info(run_manager) or _RunInfo(None, (), {})
         stop = stop if stop is not None else self.stop
         override = kwargs.get("model")
@@ -909,7 +962,9 @@ class FakeLLM(_Scripted, BaseLLM):
             generations.append([self._generation(plan)])
         return LLMResult(generations=generations, llm_output=self._llm_output(plans))
 
-    def _play(self, plan: _Plan, run_manager: CallbackManagerForLLMRun | None) -> Iterator[GenerationChunk]:
+    def _play(
+        self, plan: _Plan, run_manager: CallbackManagerForLLMRun | None
+    ) -> Iterator[GenerationChunk]:
         # BaseLLM.stream() fires no token callbacks of its own (unlike chat models).
         chunks = [GenerationChunk(text=p.text) for p in plan.pieces] or [GenerationChunk(text="")]
         last = chunks[-1]

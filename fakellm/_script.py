@@ -18,7 +18,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeAlias
+from typing import Any, ClassVar, Literal, Self, TypeAlias
 from uuid import UUID
 
 import yaml
@@ -56,7 +56,7 @@ _WORDS = re.compile(r"\s*\S+\s*")
 class _FieldError(ValueError):
     """A validation failure that knows which field it is about (for the path)."""
 
-    def __init__(self, field_name: str | None, value: Any, message: str) -> None:
+    def __init__(self, field_name: str | int | None, value: Any, message: str) -> None:
         super().__init__(message)
         self.field_name = field_name
         self.value = value
@@ -90,23 +90,28 @@ class _Spec(BaseModel):
     @classmethod
     def _reject_unknown_keys(cls, data: Any) -> Any:
         if isinstance(data, Mapping):
-            for key in data:
-                if key not in cls.model_fields:
-                    accepted = ", ".join(cls.model_fields)
-                    raise _FieldError(
-                        str(key),
-                        data[key],
-                        f"unknown key {key!r} in {cls.__name__}; accepted keys: {accepted}",
-                    )
+            unknown = [key for key in data if key not in cls.model_fields]
+            if unknown:
+                accepted = ", ".join(cls.model_fields)
+                key = unknown[0]
+                more = f" (and {', '.join(map(repr, unknown[1:]))})" if len(unknown) > 1 else ""
+                raise _FieldError(
+                    str(key),
+                    data[key],
+                    f"unknown key {key!r}{more} in {cls.__name__}; accepted keys: {accepted}",
+                )
         return data
 
     @classmethod
-    def parse(cls, data: Any, *, source: str = "") -> Any:
+    def parse(cls, data: Any, *, source: str = "") -> Self:
         """Validate ``data`` (a mapping, or an instance) into this class."""
+        token = _init_depth.set(_init_depth.get() + 1)
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
             raise _invalid(exc, source=source) from None
+        finally:
+            _init_depth.reset(token)
 
 
 def _invalid(exc: ValidationError, *, source: str = "") -> InvalidScript:
@@ -204,7 +209,7 @@ class Usage(_Spec):
     input_token_details: dict[str, int] = Field(default_factory=dict)
     output_token_details: dict[str, int] = Field(default_factory=dict)
 
-    @field_validator("input_token_details", "output_token_details")
+    @field_validator("input_token_details", "output_token_details", mode="before")
     @classmethod
     def _known_details(cls, value: dict[str, int], info: Any) -> dict[str, int]:
         allowed = _INPUT_DETAILS if info.field_name == "input_token_details" else _OUTPUT_DETAILS
@@ -213,7 +218,7 @@ class Usage(_Spec):
                 raise _FieldError(
                     key, count, f"unknown detail {key!r}; accepted: {', '.join(sorted(allowed))}"
                 )
-            if isinstance(count, bool) or count < 0:
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
                 raise _FieldError(key, count, "a token count must be an integer >= 0")
         return value
 
@@ -246,7 +251,8 @@ class Piece:
 
     ``kind`` is ``"reasoning"``, ``"text"``, ``"block"`` (content block number
     ``index``) or ``"tool"`` (a fragment of the arguments of tool call number
-    ``index``; the fragment with ``first=True`` also carries name and id).
+    ``index``; the model puts that call's name and id on the fragment with
+    ``first=True``).
     """
 
     kind: Literal["reasoning", "text", "block", "tool"]
@@ -326,11 +332,18 @@ class Turn(_Spec):
         if isinstance(value, Repeat):
             return value
         if isinstance(value, Mapping):
-            if set(value) != {"repeat"}:
-                raise _FieldError(
-                    None, value, "a delay mapping must be {'repeat': [seconds, ...]}"
-                )
-            return Repeat.parse(value)
+            if set(value) != {"repeat"} or not isinstance(value["repeat"], list | tuple):
+                raise _FieldError(None, value, "a delay mapping must be {'repeat': [seconds, ...]}")
+            if not value["repeat"]:
+                raise _FieldError("repeat", value["repeat"], "repeat needs at least one delay")
+            delays = []
+            for i, v in enumerate(value["repeat"]):
+                try:
+                    delays.append(_seconds("each repeated delay", v))
+                except _FieldError as exc:
+                    raise _FieldError(f"repeat[{i}]", v, exc.message) from None
+            # Validated just above: construct directly, so a problem keeps its full path.
+            return Repeat.model_construct(repeat=tuple(delays))
         if isinstance(value, list | tuple):
             return tuple(_seconds("each delay", v) for v in value)
         try:
@@ -359,11 +372,13 @@ class Turn(_Spec):
             try:
                 return re.compile(value)
             except (re.error, TypeError) as exc:
-                raise _FieldError("regex", value, f"not a valid regular expression: {exc}") from None
+                raise _FieldError(
+                    "regex", value, f"not a valid regular expression: {exc}"
+                ) from None
         if isinstance(value, list | tuple):
             for i, part in enumerate(value):
                 if not isinstance(part, str):
-                    raise _FieldError(str(i), part, "explicit chunks must be strings")
+                    raise _FieldError(i, part, "explicit chunks must be strings")
             return tuple(value)
         raise _FieldError(
             None,
@@ -376,6 +391,13 @@ class Turn(_Spec):
     @classmethod
     def _error(cls, value: Any) -> Any:
         return _resolve_error(value)
+
+    @field_validator("at_chunk", mode="before")
+    @classmethod
+    def _at_chunk(cls, value: Any) -> Any:
+        if value == "end" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            return value
+        raise _FieldError(None, value, f"at_chunk must be {_ERROR_POSITIONS}")
 
     @model_validator(mode="after")
     def _consistent(self) -> Turn:
@@ -428,7 +450,9 @@ class Turn(_Spec):
         """The chunks this turn streams, in order."""
         out: list[Piece] = []
         if self.reasoning:
-            out.extend(Piece("reasoning", t) for t in split_text(self.reasoning, self.chunks))
+            # An explicit chunk list describes the text; reasoning is then cut by words.
+            how = "words" if isinstance(self.chunks, tuple) else self.chunks
+            out.extend(Piece("reasoning", t) for t in split_text(self.reasoning, how))
         if self.content is not None:
             out.extend(Piece("block", block=b, index=i) for i, b in enumerate(self.content))
         elif self.text:
@@ -459,8 +483,10 @@ class Turn(_Spec):
         return [self.first_token_delay, *rest]
 
     def make_error(self) -> BaseException | None:
-        """A fresh exception to raise (instances are raised as they are)."""
-        err = self.error
+        """The exception to raise: a class is instantiated anew each time; an
+        instance is raised as given (like ``unittest.mock``'s ``side_effect``),
+        with its previous traceback cleared."""
+        err: BaseException | type[BaseException] | None = self.error
         if err is None:
             return None
         if isinstance(err, type):
@@ -548,7 +574,9 @@ def _resolve_error(value: Any) -> Any:
         try:
             return cls(*args, **spec)
         except TypeError as exc:
-            raise _FieldError(None, value, f"cannot build {name} from these arguments: {exc}") from None
+            raise _FieldError(
+                None, value, f"cannot build {name} from these arguments: {exc}"
+            ) from None
     raise _FieldError(
         None,
         value,
@@ -562,9 +590,7 @@ def _error_class(name: str) -> type[BaseException]:
     if isinstance(cls, type) and issubclass(cls, BaseException):
         return cls
     known = ", ".join(
-        n
-        for n in errors.__all__
-        if issubclass(getattr(errors, n), errors.ProviderError)
+        n for n in errors.__all__ if issubclass(getattr(errors, n), errors.ProviderError)
     )
     raise _FieldError(
         None,
@@ -655,9 +681,13 @@ class Rule(_Spec):
     responder: Callable[[Call], Any] | None = Field(
         default=None, description="A function of the Call returning a Turn, text or mapping."
     )
-    match: re.Pattern[str] | None = Field(default=None, description="Regex on the last human message.")
+    match: re.Pattern[str] | None = Field(
+        default=None, description="Regex on the last human message."
+    )
     when: Callable[[Call], bool] | None = Field(default=None, description="Predicate on the Call.")
-    tools: tuple[str, ...] | None = Field(default=None, description="Tool names that must be bound.")
+    tools: tuple[str, ...] | None = Field(
+        default=None, description="Tool names that must be bound."
+    )
     times: int | None = Field(default=None, ge=1, description="Answer at most this many calls.")
     name: str | None = Field(default=None, description="A label for failure messages.")
 
@@ -680,7 +710,9 @@ class Rule(_Spec):
     def _one_answer(self) -> Rule:
         if (self.respond is None) == (self.responder is None):
             raise _FieldError(
-                "respond", self.respond, "a rule needs exactly one of respond (a turn) or responder (a function)"
+                "respond",
+                self.respond,
+                "a rule needs exactly one of respond (a turn) or responder (a function)",
             )
         return self
 
@@ -688,8 +720,10 @@ class Rule(_Spec):
         """Whether this rule answers ``call`` (ignoring ``times``)."""
         if self.tools is not None and not set(self.tools) <= set(call.tool_names):
             return False
-        if self.match is not None and not self.match.search(call.last_human_message or ""):
-            return False
+        if self.match is not None:
+            text = call.last_human_message
+            if text is None or not self.match.search(text):
+                return False
         return self.when is None or bool(self.when(call))
 
     def answer(self, call: Call) -> Turn:
@@ -767,7 +801,9 @@ class Script(_Spec):
     def _policy_needs_turns(self) -> Script:
         if self.when_exhausted != "raise" and not self.turns:
             raise _FieldError(
-                "when_exhausted", self.when_exhausted, "cycling or repeating needs at least one turn"
+                "when_exhausted",
+                self.when_exhausted,
+                "cycling or repeating needs at least one turn",
             )
         return self
 
@@ -815,6 +851,11 @@ def load_script(source: Script | Mapping[str, Any] | Sequence[Any] | str | Path)
             [ScriptProblem("", str(path), f"cannot read the script file: {exc.strerror}")],
             source=str(path),
         ) from None
+    except UnicodeDecodeError as exc:
+        raise InvalidScript(
+            [ScriptProblem("", str(path), f"a script file must be UTF-8 text: {exc.reason}")],
+            source=str(path),
+        ) from None
     return parse_script_text(text, source=str(path), json_only=path.suffix == ".json")
 
 
@@ -831,13 +872,17 @@ def parse_script_text(text: str, *, source: str = "", json_only: bool = False) -
         data = {"turns": data}
     if not isinstance(data, Mapping):
         raise InvalidScript(
-            [ScriptProblem("", data, "a script file holds a mapping (turns, rules, ...) or a list of turns")],
+            [
+                ScriptProblem(
+                    "", data, "a script file holds a mapping (turns, rules, ...) or a list of turns"
+                )
+            ],
             source=source,
         )
     return Script.parse(data, source=source)
 
 
-class Exhausted(Exception):  # noqa: N818 - internal signal, never escapes the model
+class Exhausted(Exception):
     """The script has no answer for a call."""
 
 
@@ -899,7 +944,7 @@ class ScriptPlayer:
         """What the script held, for an UnexpectedCall message."""
         s = self.script
         n = len(s.turns)
-        text = f"{n} turn{'s' if n != 1 else ''}, all used"
+        text = "no turns" if n == 0 else f"{n} turn{'s' if n != 1 else ''}, all used"
         if s.rules:
             rules = "; ".join(r.describe() for r in s.rules)
             text += f"; rules (none matched or all used up): {rules}"

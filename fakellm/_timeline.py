@@ -89,10 +89,10 @@ def render_timeline(log: EventLog, run_ids: Sequence[UUID] | None = None) -> str
     for i, ev in enumerate(log):
         if ev.run_id in column and ev.run_id not in first:
             first[ev.run_id] = i
-    last = {
-        rid: (table[rid].end if table[rid].end is not None else len(log))
-        for rid in first
-    }
+    last: dict[UUID, int] = {}
+    for rid in first:
+        end = table[rid].end
+        last[rid] = end if end is not None else len(log)
 
     t0 = log[0].time if len(log) else 0.0
     lines = [

@@ -24,7 +24,10 @@ from collections.abc import Iterable
 
 __all__ = ["count_tokens", "count_tokens_in", "token_ids", "tokenize"]
 
-_CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+_CJK = (
+    r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+    r"\uff66-\uff9f\U00020000-\U0003134f"
+)
 _TOKEN = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")
 
 

@@ -54,7 +54,7 @@ _ANY_LINE = r"[^\n]*\n"
 _GAP = f"(?:{_ANY_LINE})*?"
 
 
-def _element_pattern(item: Any, index: int) -> str:
+def _element_pattern(item: Any, index: int) -> tuple[str, str]:
     if not isinstance(item, str):
         raise TypeError(
             f"expected[{index}]={item!r} is not a string; accepted: 'kind', "

@@ -11,6 +11,8 @@ Two families live here:
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +26,7 @@ __all__ = [
     "DeadlockError",
     "FakeLLMError",
     "InvalidScript",
+    "LeakedTasks",
     "NetworkBlocked",
     "ProviderError",
     "RateLimitError",
@@ -76,6 +79,11 @@ class InvalidScript(FakeLLMError, TypeError):
             text = f"invalid script{where}: {len(self.problems)} problems\n{lines}"
         super().__init__(text)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exceptions pickle their message as args; rebuild from the problems instead,
+        # so the error survives a trip to an xdist worker or a subprocess.
+        return (functools.partial(type(self), source=self.source), (self.problems,))
+
 
 class UnexpectedCall(FakeLLMError):
     """A model was called more times than its script covers.
@@ -95,6 +103,10 @@ class UnusedTurns(FakeLLMError, AssertionError):
 
 class DeadlockError(FakeLLMError, RuntimeError):
     """Under virtual time, tasks are waiting but nothing can ever wake them."""
+
+
+class LeakedTasks(FakeLLMError, AssertionError):
+    """A scenario ended while tasks it started were still pending."""
 
 
 class NetworkBlocked(FakeLLMError, OSError):
@@ -148,9 +160,10 @@ class RateLimitError(ProviderError):
         if retry_after is not None and (
             isinstance(retry_after, bool)
             or not isinstance(retry_after, int | float)
+            or not math.isfinite(retry_after)
             or retry_after < 0
         ):
-            msg = f"retry_after={retry_after!r}: expected a number of seconds >= 0 or None"
+            msg = f"retry_after={retry_after!r}: expected a finite number of seconds >= 0 or None"
             raise TypeError(msg)
         self.retry_after = retry_after
         super().__init__(message, status_code=status_code)

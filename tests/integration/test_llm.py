@@ -66,7 +66,10 @@ async def test_async_paths_with_an_async_handler() -> None:
 
     llm = FakeLLM(script=["p q", "r s"], streaming=True)
     assert await llm.ainvoke("go", config={"callbacks": [AsyncTokens()]}) == "p q"
-    assert [c async for c in llm.astream("go", config={"callbacks": [AsyncTokens()]})] == ["r ", "s"]
+    assert [c async for c in llm.astream("go", config={"callbacks": [AsyncTokens()]})] == [
+        "r ",
+        "s",
+    ]
     assert seen == ["p ", "q", "r ", "s"]
 
 

@@ -61,7 +61,9 @@ async def test_gather_of_agenerate_counts_three_times_one_call() -> None:
 
 def test_models_are_counted_under_their_own_names() -> None:
     a = FakeChatModel(script=[FLOWERS], model="gpt-4o-mini")
-    b = FakeChatModel(script=[Turn("ok", usage={"input_tokens": 50, "output_tokens": 5})], model="o3")
+    b = FakeChatModel(
+        script=[Turn("ok", usage={"input_tokens": 50, "output_tokens": 5})], model="o3"
+    )
     with get_usage_metadata_callback() as cb:
         a.invoke(PROMPT)
         b.invoke(PROMPT)
@@ -72,8 +74,10 @@ def test_models_are_counted_under_their_own_names() -> None:
 
 
 def test_a_failed_call_counts_nothing() -> None:
-    model = FakeChatModel(script=[Turn(FLOWERS, error=ValueError, at_chunk=2)], model="gpt-4o-mini")
-    with get_usage_metadata_callback() as cb, pytest.raises(ValueError):
+    model = FakeChatModel(
+        script=[Turn(FLOWERS, error=ValueError("dropped"), at_chunk=2)], model="gpt-4o-mini"
+    )
+    with get_usage_metadata_callback() as cb, pytest.raises(ValueError, match="dropped"):
         list(model.stream(PROMPT))
     assert cb.usage_metadata == {}
 
@@ -128,7 +132,9 @@ def test_a_token_buffer_memory_trims_offline_by_the_same_counter() -> None:
     model = FakeChatModel(script=[])
     memory = ConversationTokenBufferMemory(llm=model, max_token_limit=10, return_messages=True)
     # 7 + 5 tokens: over the limit of 10, so the first exchange is dropped.
-    memory.save_context({"input": "my sister's birthday is tomorrow"}, {"output": "Happy birthday to her!"})
+    memory.save_context(
+        {"input": "my sister's birthday is tomorrow"}, {"output": "Happy birthday to her!"}
+    )
     memory.save_context({"input": "she likes pink roses"}, {"output": "Pink roses it is."})
     kept = memory.load_memory_variables({})["history"]
     assert [m.content for m in kept] == ["she likes pink roses", "Pink roses it is."]

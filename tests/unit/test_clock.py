@@ -279,6 +279,8 @@ class TestLoop:
             VirtualTimeLoop(start=START, clock=VirtualClock())
         with pytest.raises(TypeError, match=r"clock=3: expected a VirtualClock"):
             VirtualTimeLoop(clock=3)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"freeze=1: expected True or False"):
+            VirtualTimeLoop(freeze=1)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ cancellation

@@ -93,12 +93,6 @@ def test_token_ids_length_matches_count(text, tokens) -> None:
     assert all(0 <= i < 2**32 for i in ids)
 
 
-@pytest.mark.xfail(
-    reason="BUG: CJK ideographs outside the BMP (Extension B+, U+20000..) are "
-    "letters to \\w but missing from the _CJK class, so a run of them counts as "
-    "one token instead of one per ideograph",
-    strict=True,
-)
 def test_supplementary_plane_ideographs_are_one_token_each() -> None:
     assert count_tokens("\U00020000\U00020001") == 2
 
