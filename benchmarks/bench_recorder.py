@@ -70,9 +70,7 @@ def memory_per_event():
     tracemalloc.stop()
     stats = after.compare_to(before, "filename")
     recorder_files = ("_recorder.py", "_events.py")
-    own = sum(
-        s.size_diff for s in stats if s.traceback[0].filename.endswith(recorder_files)
-    )
+    own = sum(s.size_diff for s in stats if s.traceback[0].filename.endswith(recorder_files))
     total = sum(s.size_diff for s in stats)
     n = len(rec.events)
     return own / n, total / n, sys.getsizeof(rec.events[1]), n

@@ -227,9 +227,7 @@ class VirtualClock:
             self._on_move(self.now())
 
     def __repr__(self) -> str:
-        return (
-            f"VirtualClock(start={self._start.isoformat()!r}, elapsed={self.elapsed})"
-        )
+        return f"VirtualClock(start={self._start.isoformat()!r}, elapsed={self.elapsed})"
 
 
 class _Freezer:
@@ -384,9 +382,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._vt_clock = _loop_clock(start, clock)
         self._vt_freezer = _Freezer(self._vt_clock) if freeze else None
         self._vt_buckets: dict[int, _Bucket] = {}
-        self._vt_deadlines: list[
-            int
-        ] = []  # ticks of live buckets; stale entries skipped
+        self._vt_deadlines: list[int] = []  # ticks of live buckets; stale entries skipped
         self._vt_live_timers = 0
         self._vt_jobs = 0
         selector = _VirtualSelector()
@@ -552,9 +548,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         )
 
 
-def _loop_clock(
-    start: datetime | str | None, clock: VirtualClock | None
-) -> VirtualClock:
+def _loop_clock(start: datetime | str | None, clock: VirtualClock | None) -> VirtualClock:
     if clock is None:
         return VirtualClock(start)
     if start is not None:
@@ -584,10 +578,7 @@ def _describe_task(task: asyncio.Task[Any]) -> str:
     code = frame.f_code
     line = linecache.getline(code.co_filename, frame.f_lineno).strip()
     source = f": {line}" if line else ""
-    return (
-        f"{task.get_name()!r} at {code.co_filename}:{frame.f_lineno} "
-        f"in {code.co_name}(){source}"
-    )
+    return f"{task.get_name()!r} at {code.co_filename}:{frame.f_lineno} in {code.co_name}(){source}"
 
 
 _ASYNCIO_PREFIX: Final = os.path.dirname(asyncio.__file__) + os.sep
@@ -643,9 +634,7 @@ def asyncio_loop_factories(
     and opt a test in with one line:
     ``@pytest.mark.asyncio(loop_factories=["virtual_time"])``.
     """
-    factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
-        "asyncio": _default_loop
-    }
+    factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": _default_loop}
     marker = item.get_closest_marker("asyncio")
     wanted = marker.kwargs.get("loop_factories") if marker is not None else None
     if wanted and not isinstance(wanted, str) and VIRTUAL_TIME_LOOP in wanted:
@@ -783,9 +772,7 @@ class VirtualTime:
             _sync_sleeper.reset(token)
 
 
-def virtual_time(
-    start: datetime | str | None = None, *, freeze: bool = True
-) -> VirtualTime:
+def virtual_time(start: datetime | str | None = None, *, freeze: bool = True) -> VirtualTime:
     """Run code on virtual time: ``with virtual_time() as vt:`` or ``@virtual_time()``.
 
     Args:
@@ -948,8 +935,7 @@ async def _scenario_main(
     if me is not None:
         me.set_name("run_scenario")
     tasks = [
-        asyncio.create_task(_call(r), name=name)
-        for r, name in zip(runnables, names, strict=True)
+        asyncio.create_task(_call(r), name=name) for r, name in zip(runnables, names, strict=True)
     ]
     outcomes = await asyncio.gather(*tasks, return_exceptions=True)
     elapsed = loop.clock.elapsed

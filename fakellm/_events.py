@@ -185,8 +185,7 @@ class EventLog(Sequence[Event]):
         for i, ev in enumerate(self._events):
             if not isinstance(ev, Event):
                 raise TypeError(
-                    f"events[{i}]={ev!r} is not an Event; EventLog holds only "
-                    "fakellm Event records"
+                    f"events[{i}]={ev!r} is not an Event; EventLog holds only fakellm Event records"
                 )
         self._labels: dict[UUID, str] | None = None
         self._runs: dict[UUID, Run] | None = None
@@ -363,9 +362,7 @@ class EventLog(Sequence[Event]):
             ref = ref.run_id
         if isinstance(ref, UUID):
             if ref not in table:
-                raise ValueError(
-                    f"run={ref!r} is not a run in this log; runs: {self._run_list()}"
-                )
+                raise ValueError(f"run={ref!r} is not a run in this log; runs: {self._run_list()}")
             return table[ref]
         if isinstance(ref, str):
             named = [r for r in table.values() if r.name == ref]
@@ -380,9 +377,7 @@ class EventLog(Sequence[Event]):
             for r in table.values():
                 if r.label == ref:
                     return r
-            raise ValueError(
-                f"run={ref!r} matches no run name or label; runs: {self._run_list()}"
-            )
+            raise ValueError(f"run={ref!r} matches no run name or label; runs: {self._run_list()}")
         raise TypeError(
             f"run={ref!r} is not a run reference; accepted: a run id (UUID), a Run, "
             "an Event, a run name or a label like 'r1'"
@@ -395,9 +390,7 @@ class EventLog(Sequence[Event]):
         """Runs whose parent is None or was never seen in this log."""
         table = self._run_table()
         return [
-            r
-            for r in self.runs()
-            if r.parent_id is None or table[r.parent_id].status == "unseen"
+            r for r in self.runs() if r.parent_id is None or table[r.parent_id].status == "unseen"
         ]
 
     def parent(self, run: RunRef) -> Run | None:
@@ -437,11 +430,7 @@ class EventLog(Sequence[Event]):
     def tokens(self, run: RunRef) -> list[Any]:
         """The tokens ``run`` streamed (``on_llm_new_token``), in order."""
         rid = self.run(run).id
-        return [
-            ev.token
-            for ev in self._events
-            if ev.run_id == rid and ev.kind == "llm_new_token"
-        ]
+        return [ev.token for ev in self._events if ev.run_id == rid and ev.kind == "llm_new_token"]
 
     def text(self, run: RunRef) -> str:
         """The text ``run`` streamed: its string tokens concatenated."""
@@ -498,9 +487,7 @@ class EventLog(Sequence[Event]):
                 out[ev.model_name] = _add_usage(out.get(ev.model_name), ev.usage)
         return out
 
-    def usage(
-        self, run: RunRef | None = None, *, model: str | None = None
-    ) -> dict[str, int]:
+    def usage(self, run: RunRef | None = None, *, model: str | None = None) -> dict[str, int]:
         """Total token usage, of one run's subtree if ``run`` is given, of one
         model name if ``model`` is given (then only responses that name their
         model count, as in ``get_usage_metadata_callback``)."""
@@ -571,8 +558,7 @@ def _check_kinds(kind: str | Collection[str]) -> frozenset[str]:
     unknown = kinds - _KIND_SET
     if unknown:
         raise ValueError(
-            f"kind={kind!r}: unknown kind(s) {sorted(unknown)}; accepted: "
-            f"{', '.join(KINDS)}"
+            f"kind={kind!r}: unknown kind(s) {sorted(unknown)}; accepted: {', '.join(KINDS)}"
         )
     return frozenset(kinds)
 

@@ -389,9 +389,7 @@ class Recorder(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         """Record a ``stream_events(version="v3")`` protocol event."""
-        self._add(
-            "stream_event", run_id, parent_run_id, tags, None, data=event, extra=kwargs
-        )
+        self._add("stream_event", run_id, parent_run_id, tags, None, data=event, extra=kwargs)
 
     def on_llm_end(
         self,
@@ -428,9 +426,7 @@ class Recorder(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         """Record ``on_llm_error`` (a partial ``response`` stays in extra)."""
-        self._add(
-            "llm_error", run_id, parent_run_id, tags, None, error=error, extra=kwargs
-        )
+        self._add("llm_error", run_id, parent_run_id, tags, None, error=error, extra=kwargs)
 
     # -- chain, tool, retriever ends ----------------------------------------------
 

@@ -395,7 +395,9 @@ class Turn(_Spec):
     @field_validator("at_chunk", mode="before")
     @classmethod
     def _at_chunk(cls, value: Any) -> Any:
-        if value == "end" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        if value == "end" or (
+            isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        ):
             return value
         raise _FieldError(None, value, f"at_chunk must be {_ERROR_POSITIONS}")
 

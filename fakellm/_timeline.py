@@ -75,9 +75,7 @@ def render_timeline(log: EventLog, run_ids: Sequence[UUID] | None = None) -> str
         return "(no events)"
     table = {r.id: r for r in runs}
     column = {rid: i for i, rid in enumerate(run_ids)}
-    headers = [
-        _clip(str(table[rid]), _MAX_WIDTH) if rid in table else "?" for rid in run_ids
-    ]
+    headers = [_clip(str(table[rid]), _MAX_WIDTH) if rid in table else "?" for rid in run_ids]
     widths = [max(_MIN_WIDTH, len(h)) for h in headers]
     for ev in log:
         col = column.get(ev.run_id) if ev.run_id is not None else None

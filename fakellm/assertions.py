@@ -47,9 +47,7 @@ __all__ = [
 
 # -- assert_events ---------------------------------------------------------------------
 
-_EXPECT_RE = re.compile(
-    r"^(?P<kind>[a-z_]+)(?::(?P<name>.+?))?(?P<rep>[+*?]|\{\d+(?:,\d*)?\})?$"
-)
+_EXPECT_RE = re.compile(r"^(?P<kind>[a-z_]+)(?::(?P<name>.+?))?(?P<rep>[+*?]|\{\d+(?:,\d*)?\})?$")
 _ANY_LINE = r"[^\n]*\n"
 _GAP = f"(?:{_ANY_LINE})*?"
 
@@ -81,9 +79,7 @@ def _compile(expected: Sequence[str], exact: bool) -> list[str]:
 
 
 def _encode(log: EventLog) -> str:
-    return "".join(
-        f"{ev.kind}:{(ev.run_name or '').replace(chr(10), ' ')}\n" for ev in log
-    )
+    return "".join(f"{ev.kind}:{(ev.run_name or '').replace(chr(10), ' ')}\n" for ev in log)
 
 
 def _compact(shorts: Sequence[str]) -> str:
@@ -112,9 +108,7 @@ def _check_log(log: Any) -> EventLog:
     events = getattr(log, "events", None)  # a Recorder
     if isinstance(events, EventLog):
         return events
-    raise TypeError(
-        f"log={log!r} is not an EventLog; pass recorder.events or the Recorder"
-    )
+    raise TypeError(f"log={log!r} is not an EventLog; pass recorder.events or the Recorder")
 
 
 def assert_events(
@@ -227,9 +221,7 @@ def well_formed_problems(log: EventLog) -> list[tuple[Run, str]]:
                 problems.append((r, f"started before its parent {parent}"))
             p_end = finishes.get(parent.id, [None])[0]
             if p_end is not None and (last is None or last > p_end):
-                problems.append(
-                    (r, f"still running after its parent {parent} finished")
-                )
+                problems.append((r, f"still running after its parent {parent} finished"))
         end = log[last] if last is not None else None
         if end is not None and end.kind == "llm_end":
             tokens = log.tokens(r)
@@ -242,8 +234,7 @@ def well_formed_problems(log: EventLog) -> list[tuple[Run, str]]:
                 problems.append(
                     (
                         r,
-                        f"streamed text {''.join(tokens)!r} != final "
-                        f"text {end.output_text!r}",
+                        f"streamed text {''.join(tokens)!r} != final text {end.output_text!r}",
                     )
                 )
             counted = [
@@ -353,9 +344,7 @@ def assert_sequential(log: EventLog | Any, *runs: RunRef) -> None:
         _, idx_y = _span(log, y)
         if idx_x and idx_y and idx_x[-1] < idx_y[0]:
             continue
-        intruder = (
-            next((i for i in idx_y if i < idx_x[-1]), idx_y[0]) if idx_y else None
-        )
+        intruder = next((i for i in idx_y if i < idx_x[-1]), idx_y[0]) if idx_y else None
         detail = (
             f"{log[intruder].kind} #{log[intruder].seq} of {y} came before "
             f"{x} finished (#{log[idx_x[-1]].seq})"
@@ -416,8 +405,7 @@ def assert_usage(
     expected = {k: v for k, v in expected.items() if v is not None}
     if not expected:
         raise ValueError(
-            "assert_usage needs at least one of input_tokens=, output_tokens=, "
-            "total_tokens="
+            "assert_usage needs at least one of input_tokens=, output_tokens=, total_tokens="
         )
     if model is not None and not isinstance(model, str):
         raise TypeError(f"model={model!r} must be a model name (str) or None")
@@ -455,14 +443,10 @@ def _summary(message: Any) -> dict[str, Any]:
     usage = getattr(message, "usage_metadata", None)
     return {
         "text": message.text if isinstance(message.text, str) else message.text(),
-        "tool_calls": [
-            (c["name"], c["args"]) for c in getattr(message, "tool_calls", [])
-        ],
+        "tool_calls": [(c["name"], c["args"]) for c in getattr(message, "tool_calls", [])],
         "usage": None
         if usage is None
-        else {
-            k: usage.get(k) for k in ("input_tokens", "output_tokens", "total_tokens")
-        },
+        else {k: usage.get(k) for k in ("input_tokens", "output_tokens", "total_tokens")},
     }
 
 
@@ -554,9 +538,7 @@ def assert_stream_matches_invoke(
     modes = list(modes) if not isinstance(modes, str) else [modes]
     bad = [m for m in modes if m not in STREAM_MODES]
     if bad or len(modes) < 2:
-        raise ValueError(
-            f"modes={modes!r}: give at least two of {', '.join(STREAM_MODES)}"
-        )
+        raise ValueError(f"modes={modes!r}: give at least two of {', '.join(STREAM_MODES)}")
     if hasattr(model, "invoke"):
         template = model
 
@@ -565,9 +547,7 @@ def assert_stream_matches_invoke(
     elif callable(model):
         make = model
     else:
-        raise TypeError(
-            f"model={model!r} is neither a model nor a factory returning one"
-        )
+        raise TypeError(f"model={model!r} is neither a model nor a factory returning one")
     results: dict[str, dict[str, Any]] = {}
     logs: dict[str, EventLog] = {}
     for mode in modes:
@@ -585,11 +565,6 @@ def assert_stream_matches_invoke(
         f"Expected: {base_mode}: {results[base_mode]!r}",
         "Actual:",
     ]
-    lines += [
-        f"  {m}: {results[m]!r}" + (" (differs)" if m in differing else "")
-        for m in modes
-    ]
-    timelines = "\n\n".join(
-        f"[{m}]\n{logs[m].timeline()}" for m in [base_mode, *differing]
-    )
+    lines += [f"  {m}: {results[m]!r}" + (" (differs)" if m in differing else "") for m in modes]
+    timelines = "\n\n".join(f"[{m}]\n{logs[m].timeline()}" for m in [base_mode, *differing])
     raise AssertionError("\n".join(lines) + "\n\nTimelines:\n" + timelines)

@@ -146,9 +146,7 @@ def two_streams(delays_b):
     model = FakeChatModel(script=[Turn("a b c", delay=0.1), Turn("x y z", **delays_b)])
 
     async def go(name):
-        async for _ in model.astream(
-            name, config={"callbacks": [rec], "run_name": name}
-        ):
+        async for _ in model.astream(name, config={"callbacks": [rec], "run_name": name}):
             pass
 
     run_scenario(go("A"), go("B"))
@@ -180,9 +178,7 @@ def test_assert_interleaved_and_sequential():
 def test_assert_usage(streamed):
     A.assert_usage(streamed, input_tokens=1, output_tokens=3, total_tokens=4)
     A.assert_usage(streamed, total_tokens=4, model="fake-chat-model")
-    assert fails(
-        A.assert_usage, streamed, output_tokens=4, model="fake-chat-model"
-    ) == (
+    assert fails(A.assert_usage, streamed, output_tokens=4, model="fake-chat-model") == (
         "usage for model 'fake-chat-model' differs.\n"
         "Expected: {'output_tokens': 4}\n"
         "Actual: {'output_tokens': 3}\n"
@@ -224,6 +220,4 @@ def test_assert_stream_matches_invoke():
     assert timelines.startswith("[invoke]\n")
     assert "\n\n[batch]\n" in timelines
     with pytest.raises(ValueError, match=r"modes=\['invoke'\]: give at least two of"):
-        A.assert_stream_matches_invoke(
-            FakeChatModel(script=["x"]), "hi", modes=["invoke"]
-        )
+        A.assert_stream_matches_invoke(FakeChatModel(script=["x"]), "hi", modes=["invoke"])

@@ -28,8 +28,7 @@ def chain(*turns, **kw):
 
 def rows(log, *keys):
     return [
-        tuple(r.get(k) for k in ("kind", "run", "parent", "name", *keys))
-        for r in log.normalized()
+        tuple(r.get(k) for k in ("kind", "run", "parent", "name", *keys)) for r in log.normalized()
     ]
 
 
@@ -37,9 +36,7 @@ def test_invoke_trace_of_prompt_model_parser_is_exact():
     app, _ = chain("hello world")
     rec = Recorder()
     with virtual_time():
-        assert (
-            app.invoke({"q": "hi there"}, config={"callbacks": [rec]}) == "hello world"
-        )
+        assert app.invoke({"q": "hi there"}, config={"callbacks": [rec]}) == "hello world"
     h = {"type": "human", "content": "hi there"}
     assert rec.events.normalized() == [
         {
@@ -128,9 +125,7 @@ def test_invoke_trace_of_prompt_model_parser_is_exact():
 
 
 def test_stream_trace_with_virtual_delays_is_exact():
-    app, _ = chain(
-        Turn("Roses, lilies and sunflowers.", first_token_delay=0.3, delay=0.05)
-    )
+    app, _ = chain(Turn("Roses, lilies and sunflowers.", first_token_delay=0.3, delay=0.05))
     rec = Recorder()
     with virtual_time():
         out = list(app.stream({"q": "flowers?"}, config={"callbacks": [rec]}))
@@ -280,9 +275,7 @@ def three_streams_trace():
         return "".join(
             [
                 c.text
-                async for c in model.astream(
-                    name, config={"callbacks": [rec], "run_name": name}
-                )
+                async for c in model.astream(name, config={"callbacks": [rec], "run_name": name})
             ]
         )
 
@@ -292,9 +285,7 @@ def three_streams_trace():
 
 def test_three_concurrent_streams_same_normalized_trace_every_run():
     first = three_streams_trace()
-    assert [
-        (e.kind, e.run_name, e.token) for e in first if e.kind == "llm_new_token"
-    ] == [
+    assert [(e.kind, e.run_name, e.token) for e in first if e.kind == "llm_new_token"] == [
         ("llm_new_token", "A", "a "),
         ("llm_new_token", "B", "d "),
         ("llm_new_token", "C", "g "),
@@ -333,11 +324,7 @@ def test_stream_events_v3_records_protocol_events():
         warnings.simplefilter("ignore")  # v3 is beta and says so
         stream = model.stream_events("q", {"callbacks": [rec]}, version="v3")
     assert stream.output.text == "hi there"
-    events = [
-        r["data"]["event"]
-        for r in rec.events.normalized()
-        if r["kind"] == "stream_event"
-    ]
+    events = [r["data"]["event"] for r in rec.events.normalized() if r["kind"] == "stream_event"]
     assert events == [
         "message-start",
         "content-block-start",

@@ -186,9 +186,7 @@ def test_langchain_batch_threads_share_the_clock():
 
 
 def test_sync_fake_model_delays_are_virtual():
-    model = FakeChatModel(
-        script=[Turn("a b c", chunks="words", first_token_delay=0.3, delay=0.05)]
-    )
+    model = FakeChatModel(script=[Turn("a b c", chunks="words", first_token_delay=0.3, delay=0.05)])
     with virtual_time() as vt:
         chunks = [(chunk.content, dt.datetime.now()) for chunk in model.stream("hi")]
     assert chunks == [("a ", at(0.3)), ("b ", at(0.35)), ("c", at(0.4))]

@@ -73,9 +73,7 @@ class TestVirtualClock:
         assert clock.start == dt.datetime(2030, 6, 1, 10, 0)
 
     def test_iso_string_start(self):
-        assert VirtualClock("2025-03-04T05:06:07").start == dt.datetime(
-            2025, 3, 4, 5, 6, 7
-        )
+        assert VirtualClock("2025-03-04T05:06:07").start == dt.datetime(2025, 3, 4, 5, 6, 7)
 
     @pytest.mark.parametrize("bad", [12, 1.5, dt.date(2024, 1, 1)])
     def test_bad_start_type(self, bad):
@@ -83,9 +81,7 @@ class TestVirtualClock:
             VirtualClock(bad)
 
     def test_bad_start_string(self):
-        with pytest.raises(
-            ValueError, match=r"start='yesterday': expected an ISO-8601"
-        ):
+        with pytest.raises(ValueError, match=r"start='yesterday': expected an ISO-8601"):
             VirtualClock("yesterday")
 
     @pytest.mark.parametrize("bad", [-0.5, float("nan"), float("inf")])
@@ -215,9 +211,7 @@ class TestLoop:
             seen.append(("timeout", now_loop()))
             return seen
 
-        assert run_scenario(main).results == (
-            [("fast", 1.0), ("slow", 3.0), ("timeout", 3.25)],
-        )
+        assert run_scenario(main).results == ([("fast", 1.0), ("slow", 3.0), ("timeout", 3.25)],)
 
     def test_clock_ignores_freezegun_patched_monotonic(self):
         # freezegun patches time.monotonic to the frozen epoch; the loop must
@@ -368,9 +362,7 @@ class TestDeadlock:
         message = str(excinfo.value)
         assert "nothing can ever wake the event loop" in message
         assert "'scenario-0' at " in message
-        assert (
-            "in waiter(): await asyncio.get_running_loop().create_future()" in message
-        )
+        assert "in waiter(): await asyncio.get_running_loop().create_future()" in message
         assert isinstance(excinfo.value, FakeLLMError)
         assert freezegun_stopped()
 
@@ -571,9 +563,7 @@ class TestRunScenario:
             finished.append("slow")
 
         with pytest.raises(KeyError, match="first"):
-            run_scenario(
-                slow, fails(2, KeyError("first")), fails(1, ValueError("second"))
-            )
+            run_scenario(slow, fails(2, KeyError("first")), fails(1, ValueError("second")))
         assert finished == ["slow"]
 
     def test_return_exceptions(self):
@@ -676,8 +666,7 @@ class TestVirtualTimeSync:
             assert vt.elapsed == 1.75
             assert dt.datetime.now() == START + dt.timedelta(seconds=1.75)
             assert (
-                time.time()
-                == dt.datetime(2024, 1, 1, 0, 0, 1, 750000, tzinfo=dt.UTC).timestamp()
+                time.time() == dt.datetime(2024, 1, 1, 0, 0, 1, 750000, tzinfo=dt.UTC).timestamp()
             )
         assert vt.elapsed == 1.75  # readable after exit
         assert freezegun_stopped()
@@ -720,8 +709,7 @@ class TestVirtualTimeSync:
         # Documented rule: concurrent sync delays add up on the shared clock.
         with virtual_time() as vt, ThreadPoolExecutor(max_workers=4) as pool:
             futures = [
-                pool.submit(contextvars.copy_context().run, _clock.sleep, 0.5)
-                for _ in range(4)
+                pool.submit(contextvars.copy_context().run, _clock.sleep, 0.5) for _ in range(4)
             ]
             for future in futures:
                 future.result()

@@ -91,9 +91,7 @@ def test_provider_error_custom_message_and_status(cls, message, status) -> None:
         "message": "the model is on fire",
         "status_code": 599,
     }
-    assert repr(err) == (
-        f"{cls.__name__}(message='the model is on fire', status_code=599)"
-    )
+    assert repr(err) == (f"{cls.__name__}(message='the model is on fire', status_code=599)")
 
 
 def test_empty_message_is_kept_not_replaced_by_the_default() -> None:
@@ -152,9 +150,7 @@ def test_rate_limit_full_spec_and_repr() -> None:
         "status_code": 503,
         "retry_after": 2,
     }
-    assert repr(err) == (
-        "RateLimitError(message='slow down', status_code=503, retry_after=2)"
-    )
+    assert repr(err) == ("RateLimitError(message='slow down', status_code=503, retry_after=2)")
 
 
 @pytest.mark.parametrize(
@@ -277,9 +273,7 @@ def test_script_problem_str() -> None:
     assert str(ScriptProblem("turns[2].delay", -1, "bad delay")) == (
         "turns[2].delay: bad delay (got -1)"
     )
-    assert str(ScriptProblem("", None, "nothing here")) == (
-        "<script>: nothing here (got None)"
-    )
+    assert str(ScriptProblem("", None, "nothing here")) == ("<script>: nothing here (got None)")
 
 
 def test_script_problem_clips_long_values_to_80_characters() -> None:
@@ -315,9 +309,7 @@ def test_invalid_script_several_problems() -> None:
     problems = [ScriptProblem("a", 1, "bad"), ScriptProblem("", None, "worse")]
     err = InvalidScript(problems, source="x.yaml")
     assert str(err) == (
-        "invalid script in x.yaml: 2 problems\n"
-        "  - a: bad (got 1)\n"
-        "  - <script>: worse (got None)"
+        "invalid script in x.yaml: 2 problems\n  - a: bad (got 1)\n  - <script>: worse (got None)"
     )
     assert err.problems == tuple(problems)
     no_source = InvalidScript(problems)

@@ -16,9 +16,7 @@ OTHER = UUID(int=4)
 def ev(seq, kind, run, parent=None, name=None, type_=None, **payload):
     payload.setdefault("time", seq * 0.5)
     payload.setdefault("virtual", True)
-    return Event(
-        seq, kind, run, parent, name, type_, payload.pop("tags", ()), {}, **payload
-    )
+    return Event(seq, kind, run, parent, name, type_, payload.pop("tags", ()), {}, **payload)
 
 
 def chain_log():
@@ -54,9 +52,7 @@ def chain_log():
                 "chat_model",
                 token="a ",
             ),
-            ev(
-                3, "llm_new_token", MODEL, SEQ, "FakeChatModel", "chat_model", token="b"
-            ),
+            ev(3, "llm_new_token", MODEL, SEQ, "FakeChatModel", "chat_model", token="b"),
             ev(
                 4,
                 "llm_end",
@@ -154,9 +150,7 @@ def test_run_refs_resolve_and_reject():
         log.run(UUID(int=99))
     with pytest.raises(TypeError, match=r"run=3 is not a run reference; accepted"):
         log.run(3)
-    twice = EventLog(
-        [ev(0, "llm_start", MODEL, name="M"), ev(1, "llm_start", OTHER, name="M")]
-    )
+    twice = EventLog([ev(0, "llm_start", MODEL, name="M"), ev(1, "llm_start", OTHER, name="M")])
     with pytest.raises(
         ValueError,
         match=r"run='M' is ambiguous: 2 runs have that "

@@ -57,9 +57,7 @@ def test_only_selected_runs_and_clipping():
         "     5    +1.500  error TimeoutError"
     )
     long = EventLog([ev(0, "llm_new_token", A, "M", 0.0, token="x" * 40)])
-    assert long.timeline().splitlines()[1] == (
-        "     0    +0.000  token '" + "x" * 20 + "…"
-    )
+    assert long.timeline().splitlines()[1] == ("     0    +0.000  token '" + "x" * 20 + "…")
 
 
 def test_stream_events_and_custom_events_read_short():
