@@ -121,6 +121,16 @@ def _running_virtual_loop() -> VirtualTimeLoop | None:
     return loop if isinstance(loop, VirtualTimeLoop) else None
 
 
+def current_sync_clock() -> VirtualClock | None:
+    """The clock of the enclosing sync ``virtual_time()`` scope, or None.
+
+    Such a scope installs its clock's ``advance`` as the sync sleeper; this is
+    the one place that knows it, so readers (the Recorder) need not.
+    """
+    owner = getattr(_sync_sleeper.get(), "__self__", None)
+    return owner if isinstance(owner, VirtualClock) else None
+
+
 # --------------------------------------------------------------------------- clock
 
 

@@ -50,9 +50,9 @@ def _sync_time() -> tuple[float, bool]:
     ``VirtualClock.advance``; its clock is then the time source. Otherwise
     real monotonic time (not deterministic, so ``normalized()`` drops it).
     """
-    owner = getattr(_clock._sync_sleeper.get(), "__self__", None)
-    if isinstance(owner, _clock.VirtualClock):
-        return owner.elapsed, True
+    clock = _clock.current_sync_clock()
+    if clock is not None:
+        return clock.elapsed, True
     return time.monotonic(), False
 
 
