@@ -108,6 +108,7 @@ class _Scripted:
     # Declared on each model class as pydantic fields; listed here for type checkers.
     script: Script
     model_name: str
+    provider: str
     max_tokens: int | None
     stop: list[str] | None
     _player: ScriptPlayer
@@ -160,6 +161,17 @@ class _Scripted:
                 "or end the script earlier."
             )
             raise UnusedTurns(msg)
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.model_name, "provider": self.provider}
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
+        # The per-call `model=` override must show in traces (FACTS.md section 1).
+        params = super()._get_ls_params(stop=stop, **kwargs)  # type: ignore[misc]
+        params["ls_provider"] = self.provider
+        params["ls_model_name"] = kwargs.get("model") or self.model_name
+        return params
 
     def get_token_ids(self, text: str) -> list[int]:
         """Token ids by fakellm's offline counter (see ``fakellm._tokens``)."""
@@ -367,16 +379,6 @@ class FakeChatModel(_Scripted, BaseChatModel):
     @property
     def _llm_type(self) -> str:
         return "fakellm-chat"
-
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return {"model_name": self.model_name, "provider": self.provider}
-
-    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
-        params = super()._get_ls_params(stop=stop, **kwargs)
-        params["ls_provider"] = self.provider
-        params["ls_model_name"] = kwargs.get("model") or self.model_name
-        return params
 
     def get_num_tokens_from_messages(
         self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
@@ -847,16 +849,6 @@ class FakeLLM(_Scripted, BaseLLM):
     @property
     def _llm_type(self) -> str:
         return "fakellm-llm"
-
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return {"model_name": self.model_name, "provider": self.provider}
-
-    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
-        params = super()._get_ls_params(stop=stop, **kwargs)
-        params["ls_provider"] = self.provider
-        params["ls_model_name"] = kwargs.get("model") or self.model_name
-        return params
 
     def _begin(
         self,
