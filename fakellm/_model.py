@@ -42,7 +42,7 @@ from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
 from fakellm import _clock, _tokens
-from fakellm._script import Call, Exhausted, Piece, Script, ScriptPlayer, Turn, as_script
+from fakellm._script import Call, Exhausted, Piece, Script, ScriptPlayer, Turn, _clip, as_script
 from fakellm.errors import UnexpectedCall, UnknownToolError, UnusedTurns
 
 __all__ = ["FakeChatModel", "FakeLLM"]
@@ -208,7 +208,7 @@ class _Scripted:
 
     def _unexpected_message(self, call: Call) -> str:
         last = call.last_human_message
-        shown = "(no human message)" if last is None else repr(_tokens_clip(last))
+        shown = "(no human message)" if last is None else repr(_clip(last, 120))
         return (
             f"{self._label()} received call #{call.index} but its script has no answer "
             f"for it.\nLast human message: {shown}\nThe script held: {self._player.held()}.\n"
@@ -262,10 +262,6 @@ class _Scripted:
             model_name=model_name,
             tool_ids=[tc.id or f"call_{call.index}_{i}" for i, tc in enumerate(turn.tool_calls)],
         )
-
-
-def _tokens_clip(text: str, limit: int = 120) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _truncate_at_stop(
