@@ -684,31 +684,32 @@ class FakeChatModel(_Scripted, BaseChatModel):
             )
         return ChatGenerationChunk(message=msg)
 
-    def _templates(self, plan: _Plan) -> list[ChatGenerationChunk | None]:
+    def _templates(self, plan: _Plan) -> list[ChatGenerationChunk | None] | None:
         """Prebuilt chunks of a scripted turn, built once; None where a call differs.
 
-        Tool-call chunks carry per-call ids, so they are never templated.
-        Responder turns are new objects every call and are not cached.
+        Tool-call chunks carry per-call ids, so they are never templated. Turns
+        a responder returns are new objects every call: they get no templates
+        (None), since building and then copying them would be work done twice.
         """
         turn = plan.turn
         key = id(turn)
+        if key not in self._scripted_turns:
+            return None
         cached = self._template_cache.get(key)
         if cached is not None and cached[0] is turn:
             return cached[1]
         built = [None if p.kind == "tool" else self._piece_chunk(plan, p) for p in turn.pieces]
-        if key in self._scripted_turns:
-            self._template_cache[key] = (turn, built)
+        self._template_cache[key] = (turn, built)
         return built
 
     def _chunks(self, plan: _Plan, *, stream_usage: bool) -> list[ChatGenerationChunk]:
         """Fresh chunks for one call (core mutates them), the last carrying the totals."""
-        pieces = plan.pieces
         full = plan.turn.pieces
         templates = self._templates(plan)
         out: list[ChatGenerationChunk] = []
-        last_index = len(pieces) - 1
-        for k, p in enumerate(pieces):
-            template = templates[k] if k < last_index and p is full[k] else None
+        for k, p in enumerate(plan.pieces):
+            # A piece cut by a stop sequence is a new Piece: no template for it.
+            template = templates[k] if templates is not None and p is full[k] else None
             if template is None:
                 out.append(self._piece_chunk(plan, p))
             else:

@@ -722,3 +722,23 @@ def test_sync_error_waits_until_the_failing_chunk(waits: list[float]) -> None:
     with pytest.raises(ValueError, match=r"^$"):
         model.invoke("x")
     assert waits == [pytest.approx(2.0)]
+
+
+def test_replaying_a_turn_leaves_earlier_results_and_the_template_untouched() -> None:
+    model = FakeChatModel(script=Script([FLOWERS], when_exhausted="repeat_last"))
+    first = list(model.stream("x"))
+    second = list(model.stream("x", stop=["and"]))
+    third = list(model.stream("x"))
+    assert [c.chunk_position for c in first] == [None, None, None, "last"]
+    assert [c.chunk_position for c in second] == [None, "last"]
+    assert [c.chunk_position for c in third] == [None, None, None, "last"]
+    assert [c.usage_metadata is None for c in third] == [True, True, True, False]
+    assert first[0].id != third[0].id  # each run's own id, not the previous one's
+    assert [c.content for c in first] == ["Roses, ", "lilies ", "and ", "sunflowers."]
+
+
+def test_responder_turns_stream_without_templates() -> None:
+    model = FakeChatModel(script=Script(rules=[Rule(responder=lambda call: "a b c")]))
+    assert [c.content for c in model.stream("x")] == ["a ", "b ", "c"]
+    assert [c.content for c in model.stream("x")] == ["a ", "b ", "c"]
+    assert model._template_cache == {}
