@@ -9,6 +9,7 @@ where the script's delays say.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -111,6 +112,7 @@ class _Scripted:
     provider: str
     max_tokens: int | None
     stop: list[str] | None
+    allow_unused: bool
     _player: ScriptPlayer
     _calls: list[Call]
     _lock: threading.Lock
@@ -150,15 +152,18 @@ class _Scripted:
         return self._player.unused()
 
     def assert_all_turns_used(self) -> None:
-        """Raise :class:`~fakellm.errors.UnusedTurns` if the script holds turns still."""
+        """Raise :class:`~fakellm.errors.UnusedTurns` if the script holds turns still.
+
+        A model built with ``allow_unused=True`` never raises.
+        """
         left = self.unused_turns
-        if left:
+        if left and not self.allow_unused:
             lines = "\n".join(f"  - {d}" for d in left)
             msg = (
                 f"{self._label()} was scripted with turns it never played "
                 f"({self.call_count} call{'s' if self.call_count != 1 else ''} made):\n{lines}\n"
-                "If that is on purpose, pass allow_unused=True to the fixture or marker, "
-                "or end the script earlier."
+                "If that is on purpose, pass allow_unused=True (to the model, to fake_llm(...) "
+                "or to @pytest.mark.fakellm), or end the script earlier."
             )
             raise UnusedTurns(msg)
 
@@ -347,6 +352,9 @@ class FakeChatModel(_Scripted, BaseChatModel):
         default=None, ge=1, description="Cut replies after this many chunks."
     )
     stop: list[str] | None = Field(default=None, description="Default stop sequences.")
+    allow_unused: bool = Field(
+        default=False, description="If True, turns left unplayed are not an error."
+    )
     streaming: bool = Field(default=False, description="If True, invoke streams token by token.")
     stream_usage: bool = Field(default=True, description="Report usage on the last stream chunk.")
     timeout: float | None = Field(default=None, description="Accepted like a provider's; unused.")
@@ -472,6 +480,13 @@ class FakeChatModel(_Scripted, BaseChatModel):
         token = _pending_run.set(_run_info(run_manager))
         try:
             return await super()._agenerate_with_cache(messages, stop, run_manager, **kwargs)
+        except asyncio.CancelledError as exc:
+            # Core's agenerate reports errors after its gather returns, which a
+            # cancelled caller (wait_for, asyncio.timeout) never reaches: the run
+            # would stay open forever. Report it here, as core's astream does.
+            if run_manager is not None:
+                await run_manager.on_llm_error(exc, response=LLMResult(generations=[]))
+            raise
         finally:
             _pending_run.reset(token)
 
@@ -822,6 +837,9 @@ class FakeLLM(_Scripted, BaseLLM):
         default=None, ge=1, description="Cut replies after this many chunks."
     )
     stop: list[str] | None = Field(default=None, description="Default stop sequences.")
+    allow_unused: bool = Field(
+        default=False, description="If True, turns left unplayed are not an error."
+    )
     streaming: bool = Field(
         default=False, description="If True, generate streams tokens to callbacks."
     )

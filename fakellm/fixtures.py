@@ -1,44 +1,543 @@
 """fakellm's pytest plugin, loaded automatically through the ``pytest11`` entry point.
 
-For now it does two things: it registers :mod:`fakellm.assertions` for
-pytest's assertion rewriting, and it answers pytest-asyncio's
-``pytest_asyncio_loop_factories`` hook so that an async test opts into virtual
-time with one line::
+Installing the package is all a user does. The plugin gives every test:
 
-    @pytest.mark.asyncio(loop_factories=["virtual_time"])
-    async def test_timeout():
-        ...
+* ``fake_llm``: a factory of scripted models (``fake_llm(script, **settings)``
+  makes a :class:`~fakellm.FakeChatModel`, ``fake_llm.completion(...)`` a
+  :class:`~fakellm.FakeLLM`), each checked at teardown: an unexpected call (even
+  one the app swallowed) or a turn left unplayed fails the test;
+* ``llm_recorder``: a fresh :class:`~fakellm.Recorder`, whose timeline is added to
+  the report of a failing test;
+* ``virtual_clock``: virtual time for a sync test (async tests opt in with
+  ``@pytest.mark.asyncio(loop_factories=["virtual_time"])`` or the marker below);
+* the marker ``@pytest.mark.fakellm(script, strict=, allow_unused=,
+  virtual_time=, block_network=, start=)``;
+* a network guard: a test that uses any of these fixtures (or the marker, or any
+  test with ``fakellm_block_network = "all"``) cannot connect off this machine;
+  loopback stays allowed. A blocked attempt raises
+  :class:`~fakellm.errors.NetworkBlocked` and fails the test at teardown even if
+  the app swallowed it.
 
-Async tests that do not opt in keep their loop and their test ids
-(pytest-asyncio >= 1.4 is needed for the hook).
+Teardown checks run only when the test itself passed, so they never hide the
+test's own exception; when it failed, what they found is added to its report.
+
+Prior art: pytest-httpx (record the unexpected, fail at teardown, say how to opt
+out) and time-machine (one fixture that does nothing until used).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import inspect
+import ipaddress
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
 
 pytest.register_assert_rewrite("fakellm.assertions")
 
-from fakellm._clock import asyncio_loop_factories  # noqa: E402 - after the rewrite hook
+# The imports below come after the rewrite hook so that assertions is rewritten.
+from fakellm._clock import (  # noqa: E402
+    VirtualTime,
+    asyncio_loop_factories,
+    virtual_loop_factory,
+    virtual_time,
+)
+from fakellm._model import FakeChatModel, FakeLLM  # noqa: E402
+from fakellm._recorder import Recorder  # noqa: E402
+from fakellm._script import Script, as_script, load_script  # noqa: E402
+from fakellm.errors import InvalidScript, NetworkBlocked  # noqa: E402
+
+__all__ = ["FakeLLMFactory", "NetworkGuard"]
+
+_FIXTURES = frozenset({"fake_llm", "llm_recorder", "virtual_clock"})
+_NETWORK_MODES = ("fixtures", "all", "off")
+_MARKER_DOC = (
+    "fakellm(script=None, *, strict=True, allow_unused=False, virtual_time=False, "
+    "block_network=True, start=None): script the test's fake_llm() models (inline, "
+    "or a YAML/JSON path relative to the test file) and set fakellm's checks for it"
+)
 
 
-def pytest_asyncio_loop_factories(
-    config: pytest.Config, item: pytest.Item
-) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
-    """Offer the virtual-time loop to tests that ask for it, the default to others."""
-    return asyncio_loop_factories(item)
+# --------------------------------------------------------------------- options
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Suite-wide defaults: an ini option each, and a command-line flag to override it."""
+    group = parser.getgroup("fakellm", "fakellm: offline fake LLMs")
+    group.addoption(
+        "--fakellm-strict",
+        dest="fakellm_strict",
+        choices=("on", "off"),
+        default=None,
+        help="fail tests whose fake models got unexpected calls or kept unused turns "
+        "(default: the fakellm_strict ini option, on)",
+    )
+    group.addoption(
+        "--fakellm-block-network",
+        dest="fakellm_block_network",
+        choices=_NETWORK_MODES,
+        default=None,
+        help="block connections off this machine in tests that use fakellm "
+        "('fixtures', the default), in every test ('all'), or never ('off')",
+    )
+    group.addoption(
+        "--fakellm-timeline",
+        dest="fakellm_timeline",
+        choices=("on", "off"),
+        default=None,
+        help="add the llm_recorder timeline to the report of failing tests (default: on)",
+    )
+    parser.addini(
+        "fakellm_strict", "fakellm teardown checks (default true)", type="bool", default=True
+    )
+    parser.addini(
+        "fakellm_block_network",
+        "where fakellm's network guard applies: fixtures (default), all, off",
+        default="fixtures",
+    )
+    parser.addini(
+        "fakellm_timeline",
+        "print llm_recorder timelines of failing tests (default true)",
+        type="bool",
+        default=True,
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Document the marker argument this plugin adds to pytest-asyncio's."""
+    """Register the marker and check the suite-wide options once."""
+    config.addinivalue_line("markers", _MARKER_DOC)
     config.addinivalue_line(
         "markers",
         'asyncio(loop_factories=["virtual_time"]): run an async test on fakellm\'s '
         "virtual-time loop (scripted delays cost no wall-clock time)",
     )
+    mode = _network_mode(config)
+    if mode not in _NETWORK_MODES:
+        msg = f"fakellm_block_network = {mode!r}: expected one of {', '.join(_NETWORK_MODES)}"
+        raise pytest.UsageError(msg)
 
 
-__all__: list[str] = []
+def _flag(config: pytest.Config, name: str) -> bool:
+    cli = config.getoption(name)
+    if cli is not None:
+        return bool(cli == "on")
+    return bool(config.getini(name))
+
+
+def _network_mode(config: pytest.Config) -> str:
+    return str(config.getoption("fakellm_block_network") or config.getini("fakellm_block_network"))
+
+
+# --------------------------------------------------------------------- the marker
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What applies to one test: the suite's defaults, then its marker."""
+
+    script: Script | None = None
+    strict: bool = True
+    allow_unused: bool = False
+    virtual_time: bool = False
+    block_network: bool = True
+    start: datetime | str | None = None
+
+
+_MARKER_ARGS = ("script", "strict", "allow_unused", "virtual_time", "block_network", "start")
+_settings_key = pytest.StashKey[_Settings]()
+
+
+def _settings(item: pytest.Item) -> _Settings:
+    """Read (once per test) the suite's defaults and the test's marker."""
+    if _settings_key in item.stash:
+        return item.stash[_settings_key]
+    mode = _network_mode(item.config)
+    uses = bool(_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+    marker = item.get_closest_marker("fakellm")
+    base = _Settings(
+        strict=_flag(item.config, "fakellm_strict"),
+        block_network=mode == "all" or (mode == "fixtures" and (uses or marker is not None)),
+    )
+    settings = base if marker is None else _read_marker(item, marker, base)
+    item.stash[_settings_key] = settings
+    return settings
+
+
+def _read_marker(item: pytest.Item, marker: pytest.Mark, base: _Settings) -> _Settings:
+    where = f"@pytest.mark.fakellm on {item.nodeid}"
+    if len(marker.args) > 1:
+        msg = f"{where}: takes one positional argument (the script), got {len(marker.args)}"
+        _misuse(msg)
+    kwargs = dict(marker.kwargs)
+    if marker.args:
+        if "script" in kwargs:
+            msg = f"{where}: the script is given twice (positionally and as script=)"
+            _misuse(msg)
+        kwargs["script"] = marker.args[0]
+    unknown = sorted(set(kwargs) - set(_MARKER_ARGS))
+    if unknown:
+        msg = (
+            f"{where}: unknown argument{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(u) for u in unknown)}; accepted: {', '.join(_MARKER_ARGS)}"
+        )
+        _misuse(msg)
+    for name in ("strict", "allow_unused", "virtual_time", "block_network"):
+        if name in kwargs and not isinstance(kwargs[name], bool):
+            msg = f"{where}: {name}={kwargs[name]!r}: expected True or False"
+            _misuse(msg)
+    if "script" in kwargs:
+        kwargs["script"] = _marker_script(item, kwargs["script"], where)
+    if kwargs.get("block_network") and _network_mode(item.config) == "off":
+        # The command line turned the guard off for the whole run; it wins.
+        kwargs["block_network"] = False
+    if kwargs.get("start") is not None:
+        # Fail now, naming the marker, rather than inside virtual time later.
+        try:
+            virtual_loop_factory(start=kwargs["start"])
+        except (TypeError, ValueError) as exc:
+            _misuse(f"{where}: start={kwargs['start']!r}: {exc}")
+    return replace(base, **kwargs)
+
+
+def _misuse(msg: str) -> NoReturn:
+    # A short failure without a traceback into the plugin: the fix is in the test.
+    pytest.fail(msg, pytrace=False)
+
+
+def _marker_script(item: pytest.Item, value: object, where: str) -> Script:
+    try:
+        if isinstance(value, str | Path):
+            path = Path(value)
+            if not path.is_absolute():
+                path = item.path.parent / path
+            if not path.is_file():
+                msg = (
+                    f"{where}: script={str(value)!r}: no such file {str(path)!r} "
+                    "(a string script is a YAML/JSON path relative to the test file; "
+                    'for inline text use a list: script=["hello"])'
+                )
+                _misuse(msg)
+            return load_script(path)
+        return as_script(value)
+    except InvalidScript as exc:
+        _misuse(f"{where}: {exc}")
+
+
+# --------------------------------------------------------------------- network guard
+
+
+def _is_local(host: object) -> bool:
+    """True for addresses on this machine: loopback, "any", localhost names."""
+    if host is None:
+        return True
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    if not isinstance(host, str):
+        return False
+    name = host.strip("[]").lower()
+    if name in ("", "localhost", "localhost.", "ip6-localhost", "ip6-loopback"):
+        return True
+    if name.endswith((".localhost", ".localhost.")):
+        return True
+    try:
+        ip = ipaddress.ip_address(name.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback or ip.is_unspecified
+
+
+def _describe(host: object, port: object) -> str:
+    shown = host.decode("ascii", "replace") if isinstance(host, bytes) else str(host)
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"{shown}:{port}"
+
+
+_PATCHED = ("connect", "connect_ex", "sendto")
+
+
+@dataclass
+class NetworkGuard:
+    """Blocks connections to addresses off this machine while installed.
+
+    It wraps ``socket.socket.connect``, ``connect_ex`` and ``sendto`` and
+    ``socket.getaddrinfo`` (a lookup is traffic too). Each blocked attempt raises
+    :class:`~fakellm.errors.NetworkBlocked` and is kept in :attr:`blocked`, so a
+    test fails at teardown even if the app swallowed the error. Loopback
+    addresses, ``localhost`` and Unix sockets pass through to whatever was in
+    place when the guard was installed, so guards nest, and a test of the guard
+    can put a recording stand-in below it: then nothing can leave the machine
+    even if the guard were broken.
+
+    Attributes:
+        blocked: one line per blocked attempt, e.g. ``"connect to 192.0.2.1:443"``.
+    """
+
+    blocked: list[str] = field(default_factory=list)
+    _below: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def check(self, what: str, host: object, port: object) -> None:
+        """Raise NetworkBlocked (and remember it) unless ``host`` is on this machine."""
+        if _is_local(host):
+            return
+        where = _describe(host, port)
+        self.blocked.append(f"{what} {where}")
+        msg = (
+            f"fakellm blocked a network access ({what} {where}): tests that use fakellm "
+            "stay offline; loopback is allowed. To let this test out, mark it "
+            "@pytest.mark.fakellm(block_network=False)."
+        )
+        raise NetworkBlocked(msg)
+
+    def install(self) -> None:
+        """Wrap the socket entry points (undo with :meth:`uninstall`, innermost first)."""
+        if self._below:
+            msg = "this NetworkGuard is installed already"
+            raise RuntimeError(msg)
+        below = {name: socket.socket.__dict__.get(name, _MISSING) for name in _PATCHED}
+        below["getaddrinfo"] = socket.getaddrinfo
+        self._below = below
+        real = {name: getattr(socket.socket, name) for name in _PATCHED}
+        real_getaddrinfo = socket.getaddrinfo
+
+        def check_address(what: str, sock: socket.socket, address: Any) -> None:
+            if sock.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
+                self.check(what, address[0], address[1] if len(address) > 1 else "?")
+
+        # Plain functions, not bound methods, so that socket instances bind to them.
+        def connect(sock: socket.socket, address: Any) -> Any:
+            check_address("connect to", sock, address)
+            return real["connect"](sock, address)
+
+        def connect_ex(sock: socket.socket, address: Any) -> Any:
+            check_address("connect to", sock, address)
+            return real["connect_ex"](sock, address)
+
+        def sendto(sock: socket.socket, *args: Any) -> Any:
+            check_address("send to", sock, args[-1] if len(args) > 1 else None)
+            return real["sendto"](sock, *args)
+
+        def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+            self.check("lookup of", host, port)
+            return real_getaddrinfo(host, port, *args, **kwargs)
+
+        socket.socket.connect = connect  # type: ignore[method-assign, assignment]
+        socket.socket.connect_ex = connect_ex  # type: ignore[method-assign, assignment]
+        socket.socket.sendto = sendto  # type: ignore[method-assign, assignment]
+        socket.getaddrinfo = getaddrinfo
+
+    def uninstall(self) -> None:
+        """Put back what was in place before :meth:`install`."""
+        for name in _PATCHED:
+            if self._below[name] is _MISSING:
+                # Inherited from _socket.socket: dropping the shadow restores it.
+                delattr(socket.socket, name)
+            else:
+                setattr(socket.socket, name, self._below[name])
+        socket.getaddrinfo = self._below["getaddrinfo"]
+        self._below = {}
+
+    def __enter__(self) -> NetworkGuard:
+        self.install()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.uninstall()
+
+
+_MISSING = object()
+
+
+# --------------------------------------------------------------------- per-test state
+
+
+@dataclass
+class _TestState:
+    """What fakellm made for one test, checked at its teardown."""
+
+    settings: _Settings
+    models: list[FakeChatModel | FakeLLM] = field(default_factory=list)
+    recorders: list[Recorder] = field(default_factory=list)
+    guard: NetworkGuard | None = None
+
+    def findings(self) -> list[str]:
+        """Every problem the teardown check reports, one paragraph each."""
+        out: list[str] = []
+        if self.settings.strict:
+            for model in self.models:
+                for call in model.unexpected_calls:
+                    out.append(f"UnexpectedCall (the app may have swallowed it): {call.unexpected}")
+                try:
+                    model.assert_all_turns_used()
+                except AssertionError as exc:
+                    out.append(f"UnusedTurns: {exc}")
+        if self.guard is not None and self.guard.blocked:
+            lines = "\n".join(f"  - {b}" for b in self.guard.blocked)
+            out.append(
+                "NetworkBlocked (the app may have swallowed it): the test tried to reach "
+                f"the network:\n{lines}\nfakellm keeps tests offline; loopback is allowed. "
+                "If this is on purpose, mark the test @pytest.mark.fakellm(block_network=False)."
+            )
+        return out
+
+    def timelines(self) -> str:
+        parts = [r.events.timeline() if len(r) else "(no events recorded)" for r in self.recorders]
+        return "\n\n".join(parts)
+
+
+_state_key = pytest.StashKey[_TestState]()
+_call_passed_key = pytest.StashKey[bool]()
+
+
+@pytest.fixture(autouse=True)
+def _fakellm(request: pytest.FixtureRequest) -> Iterator[_TestState]:
+    """Set up what the test's settings ask for; check it all at teardown."""
+    item = request.node
+    state = _TestState(_settings(item))
+    item.stash[_state_key] = state
+    if state.settings.block_network:
+        state.guard = NetworkGuard()
+        state.guard.install()
+    clock = None
+    if state.settings.virtual_time and not _is_async(item):
+        clock = virtual_time(start=state.settings.start)
+        clock.__enter__()
+    try:
+        yield state
+    finally:
+        if clock is not None:
+            clock.__exit__(None, None, None)
+        if state.guard is not None:
+            state.guard.uninstall()
+    # Only a passing test is failed here: a failed test keeps its own error, and
+    # what these checks found was added to its report instead.
+    if item.stash.get(_call_passed_key, False):
+        found = state.findings()
+        if found:
+            pytest.fail("fakellm teardown checks failed:\n\n" + "\n\n".join(found), pytrace=False)
+
+
+def _is_async(item: pytest.Item) -> bool:
+    return inspect.iscoroutinefunction(getattr(item, "obj", None))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Note whether the test passed; give a failing one fakellm's findings and timeline."""
+    report = yield
+    if report.when != "call":
+        return report
+    item.stash[_call_passed_key] = report.passed
+    state = item.stash.get(_state_key, None)
+    if state is None or not report.failed:
+        return report
+    found = state.findings()
+    if found:
+        report.sections.append(("fakellm checks (not raised: the test failed)", "\n\n".join(found)))
+    if state.recorders and _flag(item.config, "fakellm_timeline"):
+        report.sections.append(("fakellm timeline", state.timelines()))
+    return report
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Give async tests the virtual-time loop when their marker asks for it."""
+    settings = _settings(item)
+    if settings.virtual_time:
+        return {"virtual_time": virtual_loop_factory(start=settings.start)}
+    return asyncio_loop_factories(item)
+
+
+# --------------------------------------------------------------------- fixtures
+
+
+class FakeLLMFactory:
+    """The ``fake_llm`` fixture: makes scripted models and checks each at teardown.
+
+    ``fake_llm(["Hello!"])`` makes a :class:`~fakellm.FakeChatModel`;
+    ``fake_llm.completion(["Hello!"])`` a :class:`~fakellm.FakeLLM`. With no
+    script, a model plays the test's ``@pytest.mark.fakellm`` script. Other
+    keyword arguments are the model's settings (``model="gpt-4o-mini"``,
+    ``allow_unused=True``, ...).
+    """
+
+    def __init__(self, state: _TestState) -> None:
+        self._state = state
+
+    def __repr__(self) -> str:
+        n = len(self._state.models)
+        return f"<fake_llm: {n} model{'' if n == 1 else 's'} made>"
+
+    @property
+    def models(self) -> list[FakeChatModel | FakeLLM]:
+        """Every model this factory made, in order."""
+        return list(self._state.models)
+
+    def __call__(self, script: Any = None, /, **settings: Any) -> FakeChatModel:
+        """A :class:`~fakellm.FakeChatModel` playing ``script``."""
+        model = FakeChatModel(**self._settings(script, settings))
+        self._state.models.append(model)
+        return model
+
+    def completion(self, script: Any = None, /, **settings: Any) -> FakeLLM:
+        """A :class:`~fakellm.FakeLLM` (completion-style) playing ``script``."""
+        model = FakeLLM(**self._settings(script, settings))
+        self._state.models.append(model)
+        return model
+
+    def _settings(self, script: Any, settings: dict[str, Any]) -> dict[str, Any]:
+        if "script" in settings:
+            if script is not None:
+                msg = "fake_llm() got the script twice (positionally and as script=)"
+                raise TypeError(msg)
+            script = settings.pop("script")
+        if script is None:
+            script = self._state.settings.script or Script()
+        settings.setdefault("allow_unused", self._state.settings.allow_unused)
+        return {"script": script, **settings}
+
+
+@pytest.fixture
+def fake_llm(_fakellm: _TestState) -> FakeLLMFactory:
+    """A factory of scripted fake models, strict at teardown. See :class:`FakeLLMFactory`."""
+    return FakeLLMFactory(_fakellm)
+
+
+@pytest.fixture
+def llm_recorder(_fakellm: _TestState) -> Recorder:
+    """A fresh :class:`~fakellm.Recorder`; a failing test's report shows its timeline."""
+    recorder = Recorder()
+    _fakellm.recorders.append(recorder)
+    return recorder
+
+
+@pytest.fixture
+def virtual_clock(request: pytest.FixtureRequest, _fakellm: _TestState) -> Iterator[VirtualTime]:
+    """Virtual time for a sync test: scripted delays and ``time.sleep``-free waits cost nothing.
+
+    Yields the :class:`~fakellm._clock.VirtualTime` scope (``.elapsed``, ``.now()``).
+    """
+    if _is_async(request.node):
+        msg = (
+            "virtual_clock is for sync tests; an async test opts into virtual time with "
+            '@pytest.mark.asyncio(loop_factories=["virtual_time"]) or '
+            "@pytest.mark.fakellm(virtual_time=True)"
+        )
+        _misuse(msg)
+    if _fakellm.settings.virtual_time:
+        msg = (
+            "virtual_clock and @pytest.mark.fakellm(virtual_time=True) both start virtual "
+            "time; use one"
+        )
+        _misuse(msg)
+    with virtual_time(start=_fakellm.settings.start) as scope:
+        yield scope

@@ -579,9 +579,16 @@ def test_unused_turns_are_reported() -> None:
         "FakeChatModel(model_name='fake-chat-model') was scripted with turns it never "
         "played (1 call made):\n  - turns[1]: Turn(tool_calls=[f])\n"
         "  - rules[0]: Rule(match='x') (2 of 2 uses left)\n"
-        "If that is on purpose, pass allow_unused=True to the fixture or marker, or end "
-        "the script earlier."
+        "If that is on purpose, pass allow_unused=True (to the model, to fake_llm(...) or "
+        "to @pytest.mark.fakellm), or end the script earlier."
     )
+
+
+def test_allow_unused_silences_the_check_only() -> None:
+    model = FakeChatModel(script=["a", "b"], allow_unused=True)
+    model.invoke("x")
+    model.assert_all_turns_used()
+    assert model.unused_turns == ["turns[1]: Turn('b')"]
 
 
 def test_all_turns_used_passes_silently() -> None:
