@@ -201,7 +201,11 @@ def _read_marker(item: pytest.Item, marker: pytest.Mark, base: _Settings) -> _Se
         try:
             virtual_loop_factory(start=kwargs["start"])
         except (TypeError, ValueError) as exc:
-            _misuse(f"{where}: start={kwargs['start']!r}: {exc}")
+            problem = str(exc)
+        else:
+            problem = ""
+        if problem:
+            _misuse(f"{where}: start={kwargs['start']!r}: {problem}")
     return replace(base, **kwargs)
 
 
@@ -226,7 +230,8 @@ def _marker_script(item: pytest.Item, value: object, where: str) -> Script:
             return load_script(path)
         return as_script(value)
     except InvalidScript as exc:
-        _misuse(f"{where}: {exc}")
+        problem = str(exc)
+    _misuse(f"{where}: {problem}")
 
 
 # --------------------------------------------------------------------- network guard
