@@ -1,68 +1,455 @@
-"""The ``fakellm`` command: ``fakellm demo`` plays a bundled scenario offline."""
+"""The ``fakellm`` command (also ``python -m fakellm``): demo, run and validate scripts.
+
+``fakellm demo``
+    Plays the seed tutorial's scenarios S2-S7 offline on the bundled scripts and
+    prints what each program printed, its callback timeline, token totals, the
+    virtual time it took and the wall time it cost. Only the ``wall time`` lines
+    differ from run to run.
+
+``fakellm run SCRIPT [--prompt TEXT] [--stream] [--concurrency N] [--json]``
+    Plays a script file (YAML or JSON; or a bundled script by name, such as
+    ``flower_shop``) on a :class:`~fakellm.FakeChatModel`, ``N`` concurrent calls
+    on virtual time, each taking the script's next answer, and prints the
+    timeline and usage, or with ``--json`` the trace (schema below). Tools the
+    script calls are bound as stubs (no parameters), so tool-call turns play.
+
+``fakellm validate SCRIPT...``
+    Checks script files and prints every problem with its field path.
+
+Exit status: 0 on success; 1 when a script is invalid (``run``, ``validate``) or a
+``run`` call went past the end of its script (``UnexpectedCall``); 2 on a usage
+error or a script file that cannot be read (missing, a directory, not UTF-8).
+
+The ``run --json`` trace is documented in :data:`TRACE_SCHEMA` (also in ``run --help``).
+
+Colour and progress appear only when stdout is a terminal (``--color always``
+forces colour; ``NO_COLOR`` set to anything non-empty, or ``TERM=dumb``,
+turns it off).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
-import time
-from collections.abc import Sequence
-from importlib import resources
+import textwrap
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, TextIO
 
-from langchain_core.callbacks import get_usage_metadata_callback
-from langchain_core.messages import AIMessageChunk
+from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.runnables import Runnable
 
+from fakellm import _demo
 from fakellm._clock import run_scenario
 from fakellm._model import FakeChatModel
-from fakellm._script import parse_script_text
+from fakellm._recorder import Recorder
+from fakellm._script import Script, parse_script_text
+from fakellm.errors import InvalidScript, UnexpectedCall
 
-DEMO_PROMPT = "Which flowers suit a birthday? Just 3, under 50 characters."
+__all__ = ["main"]
+
+TRACE_VERSION = 1
+
+#: The ``run --json`` trace: one JSON object with exactly these keys.
+TRACE_SCHEMA = """\
+The --json trace (version 1) is one JSON object with exactly these keys:
+  version       1; bumped on any incompatible change
+  script        the SCRIPT argument as given (a path or a bundled name)
+  bundled       whether SCRIPT named a bundled script rather than a file
+  prompt        the prompt every call sent
+  stream        whether the calls streamed (astream) or not (ainvoke)
+  calls         how many calls were made (--concurrency)
+  results       one object per call, in call order: {"call": i, "text": str or
+                null, "tool_calls": [{"name": str, "args": {...}}], "error":
+                "Type: message" or null}
+  virtual_time  virtual seconds from the first call's start to the last's end
+  usage         {"input_tokens", "output_tokens", "total_tokens"}, all calls
+  unused_turns  what the script still held afterwards (descriptions)
+  events        the Recorder's events as EventLog.normalized(times=True): one
+                object per callback with "kind", "run" (r1, r2, ...),
+                "parent", "name", "type", "tags", "time" (virtual seconds since
+                the first event) and the kind's payload ("inputs", "token",
+                "text", "usage", "model", "error", "outputs", ...)"""
+
+DEFAULT_PROMPT = "Hello!"
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
 
-def _bundled(name: str) -> str:
-    return resources.files("fakellm.scenarios").joinpath(name).read_text(encoding="utf-8")
+class _Unreadable(Exception):
+    """A SCRIPT argument that names no readable file and no bundled script."""
 
 
-async def _stream(model: FakeChatModel, prompt: str, out: list[str]) -> AIMessageChunk | None:
-    full: AIMessageChunk | None = None
-    async for chunk in model.astream(prompt):
-        out.append(chunk.text)
-        full = chunk if full is None else full + chunk
+@dataclass(frozen=True)
+class _Source:
+    """A resolved SCRIPT argument."""
+
+    arg: str
+    bundled: bool
+
+
+def _resolve(arg: str) -> _Source:
+    """A file path if one exists, else a bundled script's name; else :class:`_Unreadable`."""
+    path = Path(arg)
+    if path.is_file():
+        return _Source(arg, bundled=False)
+    name = arg.removesuffix(".yaml")
+    if os.sep not in arg and "/" not in arg and name in _demo.bundled_names():
+        return _Source(arg, bundled=True)
+    if path.exists():
+        raise _Unreadable(f"cannot read {arg}: not a file")
+    bundled = ", ".join(_demo.bundled_names())
+    raise _Unreadable(f"cannot read {arg}: no such file (bundled scripts: {bundled})")
+
+
+def _load(source: _Source) -> Script:
+    """Load a resolved script; raises InvalidScript (or _Unreadable for non-UTF-8 files)."""
+    if source.bundled:
+        return _demo.bundled_script(source.arg)
+    path = Path(source.arg)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _Unreadable(f"cannot read {source.arg}: {exc}") from None
+    # What load_script(path) does once the text is read: JSON for .json, else YAML.
+    return parse_script_text(text, source=source.arg, json_only=path.suffix == ".json")
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    """Whether ``stream`` is a terminal that understands ANSI codes (not ``TERM=dumb``)."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
+
+
+def _wants_colour(choice: str, stream: TextIO) -> bool:
+    """Colour for ``--color auto`` only on a terminal and without NO_COLOR (no-color.org)."""
+    if choice != "auto":
+        return choice == "always"
+    return _is_terminal(stream) and not os.environ.get("NO_COLOR")
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _emit(line: str) -> None:
+    print(line, file=sys.stdout)
+
+
+def _progress_writer(enabled: bool) -> Callable[[str], None] | None:
+    """A one-line, self-erasing progress display on stderr, or None."""
+    if not enabled:
+        return None
+
+    def write(text: str) -> None:
+        sys.stderr.write("\r\x1b[K" + text)
+        sys.stderr.flush()
+
+    return write
+
+
+# -- demo ----------------------------------------------------------------------------------
+
+
+def _demo_command(args: argparse.Namespace) -> int:
+    style = _demo.Style(colour=_wants_colour(args.color, sys.stdout))
+    interactive = _is_terminal(sys.stdout) and _is_terminal(sys.stderr)
+    _demo.play(_demo.SCENARIOS, style, _emit, _progress_writer(interactive))
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+# -- run -----------------------------------------------------------------------------------
+
+
+def _stub_tools(script: Script) -> list[dict[str, Any]]:
+    """OpenAI-format stubs of the tools the script calls, so its tool calls can be played."""
+    turns = [*script.turns, *(r.respond for r in script.rules if r.respond is not None)]
+    names = sorted({call.name for turn in turns for call in turn.tool_calls})
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": name,
+                "description": f"stub of the tool {name!r} (bound by fakellm run)",
+                "parameters": {"type": "object", "properties": {}},
+            },
+        }
+        for name in names
+    ]
+
+
+async def _one_call(
+    model: Runnable[Any, BaseMessage], prompt: str, stream: bool, rec: Recorder
+) -> BaseMessage:
+    """One call of ``fakellm run``: an ainvoke, or an astream whose chunks are summed."""
+    config: Any = {"callbacks": [rec]}
+    if not stream:
+        return await model.ainvoke(prompt, config=config)
+    full = AIMessageChunk(content="")
+    async for chunk in model.astream(prompt, config=config):
+        assert isinstance(chunk, AIMessageChunk)
+        full += chunk
     return full
 
 
-def demo() -> int:
-    """Play the bundled flower-shop scenario and print its stream and usage."""
-    script = parse_script_text(_bundled("flower_shop.yaml"), source="flower_shop.yaml")
-    model = FakeChatModel(script=script, model="gpt-4o-mini")
-    tokens: list[str] = []
-    started = time.perf_counter()
-    with get_usage_metadata_callback() as usage:
-        outcome = run_scenario(_stream(model, DEMO_PROMPT, tokens))
-    wall = time.perf_counter() - started
-    print("== flower shop (streamed) ==")
-    print(f"prompt: {DEMO_PROMPT}")
-    print("tokens: " + " | ".join(repr(t) for t in tokens))
-    print(f"answer: {''.join(tokens)}")
-    for name, u in usage.usage_metadata.items():
-        print(
-            f"usage[{name}]: input={u['input_tokens']} output={u['output_tokens']} "
-            f"total={u['total_tokens']}"
+def _result_row(index: int, outcome: object) -> dict[str, Any]:
+    if isinstance(outcome, BaseException):
+        return {
+            "call": index,
+            "text": None,
+            "tool_calls": [],
+            "error": f"{type(outcome).__name__}: {outcome}",
+        }
+    assert isinstance(outcome, BaseMessage)
+    calls = getattr(outcome, "tool_calls", None) or []
+    return {
+        "call": index,
+        "text": outcome.text,
+        "tool_calls": [{"name": c["name"], "args": c["args"]} for c in calls],
+        "error": None,
+    }
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    try:
+        source = _resolve(args.script)
+        script = _load(source)
+    except _Unreadable as exc:
+        print(f"fakellm run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except InvalidScript as exc:
+        print(f"fakellm run: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+
+    model = FakeChatModel(script=script)
+    tools = _stub_tools(script)
+    runnable = model.bind_tools(tools) if tools else model
+    rec = Recorder()
+    n = args.concurrency
+    scenario = run_scenario(
+        *(_one_call(runnable, args.prompt, args.stream, rec) for _ in range(n)),
+        names=[f"call-{i}" for i in range(n)],
+        return_exceptions=True,
+        freeze=False,
+    )
+    log = rec.events
+    results = [_result_row(i, r) for i, r in enumerate(scenario.results)]
+    ran_out = sum(isinstance(r, UnexpectedCall) for r in scenario.results)
+
+    if args.json:
+        trace = {
+            "version": TRACE_VERSION,
+            "script": args.script,
+            "bundled": source.bundled,
+            "prompt": args.prompt,
+            "stream": args.stream,
+            "calls": n,
+            "results": results,
+            "virtual_time": round(scenario.elapsed, 6),
+            "usage": log.usage(),
+            "unused_turns": model.unused_turns,
+            "events": log.normalized(times=True),
+        }
+        print(json.dumps(trace, indent=2, ensure_ascii=False))
+    else:
+        style = _demo.Style(colour=_wants_colour(args.color, sys.stdout))
+        turns, rules = len(script.turns), len(script.rules)
+        where = f"{args.script} (bundled)" if source.bundled else args.script
+        _emit(style.heading(f"== {where}: {_plural(turns, 'turn')}, {_plural(rules, 'rule')} =="))
+        mode = "astream" if args.stream else "ainvoke"
+        calls = _plural(n, f"{'concurrent ' if n > 1 else ''}{mode} call")
+        _emit(f"prompt: {args.prompt!r}; {calls}")
+        for row in results:
+            if row["error"] is not None:
+                first, *rest = str(row["error"]).splitlines()
+                _emit(style.bad(f"call {row['call']}: error {first}"))
+                for more in rest:
+                    _emit(f"    {more}")
+                continue
+            line = f"call {row['call']}: {row['text']!r}"
+            for call in row["tool_calls"]:
+                line += f" tool_call {call['name']}({json.dumps(call['args'])})"
+            _emit(line)
+        _emit(style.label("callback timeline (Recorder):"))
+        for line in log.timeline().splitlines():
+            _emit(f"  {line}".rstrip())
+        usage = log.usage()
+        _emit(
+            f"tokens: input={usage['input_tokens']} output={usage['output_tokens']} "
+            f"total={usage['total_tokens']}"
         )
-    print(f"virtual time: {outcome.elapsed:.2f} s (scripted latency)")
-    print(f"wall time: {wall:.3f} s")
-    return 0
+        _emit(f"virtual time: {scenario.elapsed:.3f} s")
+        unused = model.unused_turns
+        _emit("unused turns: " + ("; ".join(unused) if unused else "none"))
+    if ran_out:
+        print(
+            f"fakellm run: {_plural(ran_out, 'call')} of {n} went past the end of the "
+            "script; lower --concurrency or add turns",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    return EXIT_OK
+
+
+# -- validate ------------------------------------------------------------------------------
+
+
+def _validate_command(args: argparse.Namespace) -> int:
+    style = _demo.Style(colour=_wants_colour(args.color, sys.stdout))
+    status = EXIT_OK
+    for arg in args.scripts:
+        try:
+            script = _load(_resolve(arg))
+        except _Unreadable as exc:
+            print(f"fakellm validate: {exc}", file=sys.stderr)
+            status = EXIT_USAGE
+            continue
+        except InvalidScript as exc:
+            n = len(exc.problems)
+            _emit(style.bad(f"{arg}: invalid, {_plural(n, 'problem')}"))
+            for problem in exc.problems:
+                first, *rest = str(problem).splitlines()
+                _emit(f"  {first}")
+                for more in rest:
+                    _emit(f"    {more}")
+            status = max(status, EXIT_INVALID)
+            continue
+        counts = f"{_plural(len(script.turns), 'turn')}, {_plural(len(script.rules), 'rule')}"
+        _emit(style.good(f"{arg}: ok") + f" ({counts})")
+    return status
+
+
+# -- the parser ----------------------------------------------------------------------------
+
+
+def _version() -> str:
+    try:
+        return metadata.version("langchain-fakellm")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "unknown"
+
+
+def _fill(text: str) -> str:
+    return textwrap.fill(text, width=79)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``fakellm`` argument parser, with one sub-parser per command."""
+    parser = argparse.ArgumentParser(
+        prog="fakellm",
+        description="Offline, deterministic fake LLMs for testing LangChain apps.",
+        epilog="Run 'fakellm COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour the output: auto (default) only on a terminal without NO_COLOR",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="play the tutorial's scenarios S2-S7 offline",
+        description=(
+            "Play the seed tutorial's callback scenarios S2-S7 offline on the bundled "
+            "scripts, on virtual time: for each, what the program printed, its callback "
+            "timeline, token totals, the virtual time it took and the wall time it cost. "
+            "The output is identical on every run except the 'wall time' lines. "
+            "S4, S6 and S7 need langchain-classic / langchain-community (the dev extra) "
+            "and are skipped with a note without them."
+        ),
+    )
+    demo.set_defaults(handler=_demo_command)
+
+    bundled = ", ".join(_demo.bundled_names())
+    run = sub.add_parser(
+        "run",
+        parents=[common],
+        help="play a script file against a prompt and show the trace",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_fill(
+            "Play SCRIPT on a FakeChatModel on virtual time: N concurrent calls, each "
+            "taking the script's next turn (tools the script calls are bound as stubs). "
+            "Print the replies, the callback timeline, token usage and virtual time; "
+            "or, with --json, the trace as JSON. Exit status: 0 when played (scripted "
+            "errors included), 1 for an invalid script or calls past its end, 2 when "
+            "SCRIPT cannot be read."
+        ),
+        epilog=f"{_fill(f'Bundled scripts (usable by name): {bundled}.')}\n\n{TRACE_SCHEMA}",
+    )
+    run.add_argument("script", metavar="SCRIPT", help="a .yaml/.yml/.json file or bundled name")
+    run.add_argument(
+        "--prompt",
+        default=DEFAULT_PROMPT,
+        help=f"what each call sends (default {DEFAULT_PROMPT!r})",
+    )
+    run.add_argument("--stream", action="store_true", help="stream (astream) instead of ainvoke")
+    run.add_argument(
+        "--concurrency",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="make N concurrent calls; each takes the script's next turn (default 1)",
+    )
+    run.add_argument("--json", action="store_true", help="print the trace as JSON")
+    run.set_defaults(handler=_run_command)
+
+    validate = sub.add_parser(
+        "validate",
+        parents=[common],
+        help="check script files and list every problem with its field path",
+        description=(
+            "Check each SCRIPT and print 'ok' or every problem with its field path. "
+            "Exit status: 0 if all are valid, 1 if any is invalid, 2 if any cannot be "
+            "read (missing, a directory, not UTF-8)."
+        ),
+    )
+    validate.add_argument("scripts", nargs="+", metavar="SCRIPT", help="script files to check")
+    validate.set_defaults(handler=_validate_command)
+    return parser
+
+
+def _safe_streams() -> None:
+    """Let output that the console cannot encode degrade to escapes instead of crashing."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = getattr(stream, "encoding", None) or "utf-8"
+        try:
+            "│…".encode(encoding)
+        except (UnicodeEncodeError, LookupError):
+            reconfigure = getattr(stream, "reconfigure", None)
+            if reconfigure is not None:
+                reconfigure(errors="backslashreplace")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``fakellm`` console script."""
-    parser = argparse.ArgumentParser(prog="fakellm", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="play the bundled scenarios offline")
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        return demo()
-    parser.error(f"unknown command {args.command!r}")  # pragma: no cover
-    return 2
+    """Entry point of the ``fakellm`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    _safe_streams()
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except BrokenPipeError:  # e.g. `fakellm demo | head`: stop quietly, like other tools
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_INVALID
 
 
 if __name__ == "__main__":  # pragma: no cover
