@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -27,9 +29,22 @@ def test_ci_runs_the_readme_commands_verbatim() -> None:
     assert commands == _readme_commands()
 
 
-def test_readme_python_samples_run() -> None:
+def _python_blocks() -> list[str]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    return re.findall(r"```python\n(.*?)```", text, re.S)
+
+
+def test_readme_first_test_passes_as_written(pytester: pytest.Pytester) -> None:
+    first = _python_blocks()[0]
+    name = first.splitlines()[0].removeprefix("# ")
+    assert name == "test_flower_shop.py"
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(**{name.removesuffix(".py"): first})
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_readme_tour_samples_run() -> None:
+    blocks = _python_blocks()[1:]
     assert len(blocks) == 2
-    for i, block in enumerate(blocks):
+    for i, block in enumerate(blocks, start=1):
         exec(compile(block, f"README.md python block {i}", "exec"), {})
