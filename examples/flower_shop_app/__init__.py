@@ -1,0 +1,1 @@
+"""The flower-shop assistant of issue 5 and its tests."""

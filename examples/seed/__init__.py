@@ -1,0 +1,1 @@
+"""The seed tutorial's programs S2-S7, replayed offline as tests."""
