@@ -240,6 +240,9 @@ class VirtualClock:
         return f"VirtualClock(start={self._start.isoformat()!r}, elapsed={self.elapsed})"
 
 
+_REAL_TIME_FOR = ["_pytest", "pluggy", "xdist", "execnet"]
+
+
 class _Freezer:
     """One ``freeze_time(start)`` per scope, moved to ``start + elapsed`` on every jump.
 
@@ -260,7 +263,8 @@ class _Freezer:
     def start(self) -> None:
         if self._api is not None:
             return
-        api = freezegun.freeze_time(self._clock.now())
+        # pytest's own timers (durations, junit times) read the real clock.
+        api = freezegun.freeze_time(self._clock.now(), ignore=_REAL_TIME_FOR)
         factory = api.start()
         self._api = api
         self._clock._on_move = factory.move_to

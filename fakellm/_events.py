@@ -181,6 +181,11 @@ class EventLog(Sequence[Event]):
 
     def __init__(self, events: Iterable[Event] = ()) -> None:
         """Wrap ``events`` (any iterable of :class:`Event`) in recorded order."""
+        if not isinstance(events, Iterable):
+            raise TypeError(
+                f"events={events!r} is not iterable; EventLog takes an iterable of fakellm "
+                "Event records (e.g. recorder.events)"
+            )
         self._events: tuple[Event, ...] = tuple(events)
         for i, ev in enumerate(self._events):
             if not isinstance(ev, Event):
@@ -394,7 +399,13 @@ class EventLog(Sequence[Event]):
         ]
 
     def parent(self, run: RunRef) -> Run | None:
-        """The parent of ``run``, or None for a root run."""
+        """The parent of ``run``, or None if it has none.
+
+        A parent that never appeared in this log (a constructor callback sees
+        only its own object's runs) comes back as a ``Run`` with status
+        ``"unseen"``: its id is known, nothing else. :meth:`roots` counts the
+        children of such parents as roots.
+        """
         r = self.run(run)
         return None if r.parent_id is None else self._run_table()[r.parent_id]
 
@@ -491,6 +502,8 @@ class EventLog(Sequence[Event]):
         """Total token usage, of one run's subtree if ``run`` is given, of one
         model name if ``model`` is given (then only responses that name their
         model count, as in ``get_usage_metadata_callback``)."""
+        if model is not None and not isinstance(model, str):
+            raise TypeError(f"model={model!r} must be a model name (str) or None")
         ids = {r.id for r in self.subtree(run)} if run is not None else None
         total = _add_usage(None, {})
         for ev in self._events:
@@ -518,6 +531,8 @@ class EventLog(Sequence[Event]):
                 (rounded to 1 µs). Default: only when every event's time is
                 virtual, because only virtual times repeat run to run.
         """
+        if times is not None and not isinstance(times, bool):
+            raise TypeError(f"times={times!r} must be True, False or None")
         if times is None:
             times = bool(self._events) and all(ev.virtual for ev in self._events)
         labels = self.labels()
@@ -546,6 +561,8 @@ class EventLog(Sequence[Event]):
         """
         from fakellm._timeline import render_timeline
 
+        if runs is not None and (isinstance(runs, str) or not isinstance(runs, Iterable)):
+            raise TypeError(f"runs={runs!r} must be a list of run references or None")
         ids = None if runs is None else [self.run(r).id for r in runs]
         return render_timeline(self, ids)
 
@@ -554,6 +571,8 @@ class EventLog(Sequence[Event]):
 
 
 def _check_kinds(kind: str | Collection[str]) -> frozenset[str]:
+    if not isinstance(kind, str | Iterable):
+        raise TypeError(f"kind={kind!r} must be an event kind (str) or a collection of them")
     kinds = {kind} if isinstance(kind, str) else set(kind)
     unknown = kinds - _KIND_SET
     if unknown:

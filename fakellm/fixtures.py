@@ -53,7 +53,7 @@ from fakellm._recorder import Recorder  # noqa: E402
 from fakellm._script import Script, as_script, load_script  # noqa: E402
 from fakellm.errors import InvalidScript, NetworkBlocked  # noqa: E402
 
-__all__ = ["FakeLLMFactory", "NetworkGuard"]
+__all__ = ["FakeLLMFactory", "NetworkGuard", "VirtualTime"]
 
 _FIXTURES = frozenset({"fake_llm", "llm_recorder", "virtual_clock"})
 _NETWORK_MODES = ("fixtures", "all", "off")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -320,3 +322,29 @@ def test_a_bad_ini_value_is_a_usage_error(suite: pytest.Pytester) -> None:
     result.stderr.fnmatch_lines(
         ["ERROR: fakellm_block_network = 'everywhere': expected one of fixtures, all, off"]
     )
+
+
+def test_pytest_durations_stay_on_the_real_clock(suite: pytest.Pytester) -> None:
+    suite.makepyfile(
+        """
+        import pytest
+        from fakellm import Turn
+        from fakellm.fixtures import FakeLLMFactory, VirtualTime
+
+        def test_sync(fake_llm: FakeLLMFactory, virtual_clock: VirtualTime):
+            fake_llm([Turn("hi", first_token_delay=2.0)]).invoke("x")
+            assert virtual_clock.elapsed == 2.0
+
+        @pytest.mark.asyncio(loop_factories=["virtual_time"])
+        async def test_async(fake_llm: FakeLLMFactory):
+            await fake_llm([Turn("hi", first_token_delay=3.0)]).ainvoke("x")
+        """
+    )
+    result = suite.runpytest("-p", "no:cacheprovider", "--durations=0", "--durations-min=0")
+    result.assert_outcomes(passed=2)
+    # Virtual time must not leak into pytest's own timers: 2 s and 3 s of
+    # scripted latency, or 2024's epoch seconds, would show up here.
+    timed = re.findall(r"^(\d+\.\d+)s (?:setup|call|teardown) ", result.stdout.str(), re.M)
+    assert len(timed) == 6
+    assert not {"2.00", "3.00"} & set(timed), timed
+    assert all(float(t) < 3600 for t in timed), timed
