@@ -240,7 +240,9 @@ class VirtualClock:
         return f"VirtualClock(start={self._start.isoformat()!r}, elapsed={self.elapsed})"
 
 
-_REAL_TIME_FOR = ["_pytest", "pluggy", "xdist", "execnet"]
+# Only pytest's timer module: freezegun ignores a prefix anywhere in the few
+# frames above a time call, so "_pytest" would unfreeze every test body too.
+_REAL_TIME_FOR = ["_pytest.timing"]
 
 
 class _Freezer:
