@@ -126,6 +126,47 @@ async def _async_round(make: Callable[[], BaseChatModel], streams: int, n: int) 
     return (time.perf_counter() - t0) / (streams * n) * 1e6
 
 
+def measure(n: int, k: int, rounds: int) -> dict[tuple[str, str], float]:
+    """Median µs per chunk of every model, ``(name, "stream" | "astream")``."""
+    models = _models(n)
+    results: dict[tuple[str, str], list[float]] = {}
+    for _ in range(rounds):
+        for name, make in models.items():
+            results.setdefault((name, "stream"), []).append(_sync_round(make, k, n))
+            results.setdefault((name, "astream"), []).append(asyncio.run(_async_round(make, k, n)))
+    return {key: statistics.median(v) for key, v in results.items()}
+
+
+def rows(
+    chunks: int = 200, streams: int = 100, rounds: int = 7
+) -> list[tuple[str, float, float, str, str]]:
+    """Ratio rows for ``benchmarks/run.py``: (name, measured, baseline, unit, target)."""
+    med = measure(chunks, streams, rounds)
+    fake = "FakeChatModel"
+    out = []
+    for path in ("stream", "astream"):
+        for base in ("floor", "floor (fresh chunks)", "FakeListChatModel"):
+            out.append(
+                (
+                    f"{fake}.{path} vs {base}",
+                    med[(fake, path)],
+                    med[(base, path)],
+                    "µs/chunk",
+                    "<= 1.15",
+                )
+            )
+    out.append(
+        (
+            f"{fake}.astream vs GenericFakeChatModel.astream",
+            med[(fake, "astream")],
+            med[("GenericFakeChatModel", "astream")],
+            "µs/chunk",
+            "<= 0.20",
+        )
+    )
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--chunks", type=int, default=200)
@@ -134,12 +175,7 @@ def main() -> None:
     args = ap.parse_args()
     n, k = args.chunks, args.streams
     models = _models(n)
-    results: dict[tuple[str, str], list[float]] = {}
-    for _ in range(args.rounds):
-        for name, make in models.items():
-            results.setdefault((name, "stream"), []).append(_sync_round(make, k, n))
-            results.setdefault((name, "astream"), []).append(asyncio.run(_async_round(make, k, n)))
-    med = {key: statistics.median(v) for key, v in results.items()}
+    med = measure(n, k, args.rounds)
     print(f"per-chunk cost, µs (median of {args.rounds} rounds; {k} streams x {n} chunks)")
     print(f"{'model':<22}{'stream':>10}{'ratio':>8}{'astream':>10}{'ratio':>8}  (ratio to floor)")
     for name in models:

@@ -76,6 +76,19 @@ def memory_per_event():
     return own / n, total / n, sys.getsizeof(rec.events[1]), n
 
 
+def rows(chunks=2000, repeats=REPEATS):
+    """Ratio rows for ``benchmarks/run.py``: (name, measured, baseline, unit, target)."""
+    global CHUNKS, REPEATS
+    saved, CHUNKS, REPEATS = (CHUNKS, REPEATS), chunks, repeats
+    try:
+        return [
+            (f"Recorder vs no-op handler ({label})", fn(Recorder), fn(NoOp), "µs/chunk", "<= 1.30")
+            for label, fn in (("stream", per_chunk_sync), ("astream", per_chunk_async))
+        ]
+    finally:
+        CHUNKS, REPEATS = saved
+
+
 def main():
     global CHUNKS
     print(

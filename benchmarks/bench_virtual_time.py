@@ -131,6 +131,30 @@ def bench_speedup(repeat: int) -> tuple[str, float, str]:
     return label, wall, f"{virtual_seconds / wall:,.0f}x faster than real"
 
 
+def rows(streams: int = 100, repeat: int = 7) -> list[tuple[str, float, float, str, str]]:
+    """Ratio rows for ``benchmarks/run.py``: (name, measured, baseline, unit, target).
+
+    The floor is the same streams with zero delays on a stock asyncio loop; the
+    speed-up row compares the wall time with the scripted (virtual) seconds.
+    """
+    overhead = bench_overhead(streams, repeat)
+    floor = overhead[0][1]
+    out = [
+        (
+            f"run_scenario, {label} vs zero delays on a stock loop",
+            wall * 1e3,
+            floor * 1e3,
+            "ms",
+            "<= 1.20",
+        )
+        for label, wall in (("zero delays", overhead[1][1]), ("scripted delays", overhead[2][1]))
+    ]
+    label, wall, _ = bench_speedup(repeat)
+    # Virtual seconds per wall second, against real time (1 s per s).
+    out.append((f"{label}: virtual vs real time", 600.0 / wall, 1.0, "s/s", ">= 1000"))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, default=100)

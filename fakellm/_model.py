@@ -528,8 +528,11 @@ class FakeChatModel(_Scripted, BaseChatModel):
             _pending_run.reset(token)
         if first is None:
             return
-        yield first
-        yield from inner
+        try:
+            yield first
+            yield from inner
+        finally:
+            inner.close()  # type: ignore[attr-defined]  # as in astream: ends the run now
 
     async def astream(
         self,
@@ -548,9 +551,15 @@ class FakeChatModel(_Scripted, BaseChatModel):
             _pending_run.reset(token)
         if first is None:
             return
-        yield first
-        async for chunk in inner:
-            yield chunk
+        try:
+            yield first
+            async for chunk in inner:
+                yield chunk
+        finally:
+            # A consumer that stops early (break, aclosing, cancellation) closes
+            # this generator: close core's stream now, so its run ends (recorded as
+            # GeneratorExit) here and not whenever the garbage collector gets to it.
+            await inner.aclose()  # type: ignore[attr-defined]  # core yields from a generator
 
     # -- the native paths -----------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     ValidationError,
     field_validator,
     model_validator,
@@ -86,6 +87,23 @@ class _Spec(BaseModel):
         finally:
             _init_depth.reset(token)
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _string_keys(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        # pydantic builds a part by calling its __init__(**data): a key that is not
+        # a string would break that call with a bare TypeError and no field path.
+        # Wrap validators run before that call; "before" ones only inside it.
+        if isinstance(data, Mapping):
+            for key in data:
+                if not isinstance(key, str):
+                    raise _FieldError(
+                        None,
+                        key,
+                        f"a key of {cls.__name__} must be a string; accepted keys: "
+                        f"{', '.join(cls.model_fields)}",
+                    )
+        return handler(data)
+
     @model_validator(mode="before")
     @classmethod
     def _reject_unknown_keys(cls, data: Any) -> Any:
@@ -130,6 +148,11 @@ def _invalid(exc: ValidationError, *, source: str = "") -> InvalidScript:
             message = "this field is required"
         else:
             message = err["msg"]
+        if len(loc) >= 2 and loc[-1] == "[key]":
+            # pydantic places a bad mapping key as (..., key, "[key]"): name the
+            # mapping as the path and the key in the message instead.
+            value, loc = loc[-2], loc[:-2]
+            message = f"the key {value!r} is not accepted: {message}"
         problems.append(ScriptProblem(_format_loc(loc), value, message))
     return InvalidScript(problems, source=source)
 
@@ -858,6 +881,10 @@ def load_script(source: Script | Mapping[str, Any] | Sequence[Any] | str | Path)
             [ScriptProblem("", str(path), f"a script file must be UTF-8 text: {exc.reason}")],
             source=str(path),
         ) from None
+    except ValueError as exc:  # e.g. "embedded null byte"
+        raise InvalidScript(
+            [ScriptProblem("", str(path), f"not a usable file path: {exc}")], source=str(path)
+        ) from None
     return parse_script_text(text, source=str(path), json_only=path.suffix == ".json")
 
 
@@ -865,11 +892,24 @@ def parse_script_text(text: str, *, source: str = "", json_only: bool = False) -
     """Parse YAML (a superset of JSON) or, with ``json_only``, strict JSON text."""
     try:
         data = json.loads(text) if json_only else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
+    except (ValueError, yaml.YAMLError, RecursionError) as exc:
         kind = "JSON" if json_only else "YAML"
+        why = "nested too deeply" if isinstance(exc, RecursionError) else exc
         raise InvalidScript(
-            [ScriptProblem("", _clip(text), f"not valid {kind}: {exc}")], source=source
+            [ScriptProblem("", _clip(text), f"not valid {kind}: {why}")], source=source
         ) from None
+    if not json_only and _expands_beyond(data, _MAX_VALUES):
+        raise InvalidScript(
+            [
+                ScriptProblem(
+                    "",
+                    _clip(text),
+                    f"the YAML expands to more than {_MAX_VALUES:,} values: aliases (*name) "
+                    "nested too deeply or referring to a value that contains them",
+                )
+            ],
+            source=source,
+        )
     if isinstance(data, list):
         data = {"turns": data}
     if not isinstance(data, Mapping):
@@ -882,6 +922,27 @@ def parse_script_text(text: str, *, source: str = "", json_only: bool = False) -
             source=source,
         )
     return Script.parse(data, source=source)
+
+
+# YAML aliases share one object between places, so a short text can stand for a
+# huge (or, with a self-reference, endless) value that validation would walk.
+_MAX_VALUES = 1_000_000
+
+
+def _expands_beyond(data: Any, limit: int) -> bool:
+    """Whether ``data``, with shared parts counted each time, holds more than ``limit`` values."""
+    count = 0
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        count += 1
+        if count > limit:
+            return True
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
 
 
 class Exhausted(Exception):

@@ -189,6 +189,9 @@ def well_formed_problems(log: EventLog) -> list[tuple[Run, str]]:
     problems: list[tuple[Run, str]] = []
     starts: dict[UUID, list[int]] = {}
     finishes: dict[UUID, list[int]] = {}
+    # Each run's other events, gathered in the same pass: checking a run then
+    # costs its own events, not the whole log (linear, not runs x events).
+    inside: dict[UUID, list[int]] = {}
     for i, ev in enumerate(log):
         if ev.run_id is None:
             continue
@@ -196,6 +199,8 @@ def well_formed_problems(log: EventLog) -> list[tuple[Run, str]]:
             starts.setdefault(ev.run_id, []).append(i)
         elif ev.kind in FINISH_KINDS:
             finishes.setdefault(ev.run_id, []).append(i)
+        else:
+            inside.setdefault(ev.run_id, []).append(i)
     for r in table.values():
         s, f = starts.get(r.id, []), finishes.get(r.id, [])
         if not s:
@@ -208,9 +213,8 @@ def well_formed_problems(log: EventLog) -> list[tuple[Run, str]]:
             kinds = ", ".join(f"{log[i].kind} #{log[i].seq}" for i in f)
             problems.append((r, f"finished {len(f)} times ({kinds})"))
         first, last = (s[0] if s else None), (f[0] if f else None)
-        for i, ev in enumerate(log):
-            if ev.run_id != r.id or ev.kind in START_KINDS or ev.kind in FINISH_KINDS:
-                continue
+        own = [(i, log[i]) for i in inside.get(r.id, ())]
+        for i, ev in own:
             if first is None or i < first:
                 problems.append((r, f"{ev.kind} #{ev.seq} before the run started"))
             elif last is not None and i > last:
@@ -224,7 +228,8 @@ def well_formed_problems(log: EventLog) -> list[tuple[Run, str]]:
                 problems.append((r, f"still running after its parent {parent} finished"))
         end = log[last] if last is not None else None
         if end is not None and end.kind == "llm_end":
-            tokens = log.tokens(r)
+            token_events = [ev for _, ev in own if ev.kind == "llm_new_token"]
+            tokens = [ev.token for ev in token_events]
             if (
                 tokens
                 and end.output_text is not None
@@ -237,11 +242,7 @@ def well_formed_problems(log: EventLog) -> list[tuple[Run, str]]:
                         f"streamed text {''.join(tokens)!r} != final text {end.output_text!r}",
                     )
                 )
-            counted = [
-                ev.seq
-                for ev in log.filter(kind="llm_new_token", run=r.id)
-                if _chunk_input_tokens(ev.chunk) > 0
-            ]
+            counted = [ev.seq for ev in token_events if _chunk_input_tokens(ev.chunk) > 0]
             if len(counted) > 1:
                 problems.append(
                     (
@@ -535,6 +536,10 @@ def assert_stream_matches_invoke(
     __tracebackhide__ = True
     from fakellm._recorder import Recorder
 
+    if not isinstance(modes, str | Iterable):
+        raise TypeError(f"modes={modes!r} must be a list of mode names ({', '.join(STREAM_MODES)})")
+    if config is not None and not isinstance(config, Mapping):
+        raise TypeError(f"config={config!r} must be a RunnableConfig (a mapping) or None")
     modes = list(modes) if not isinstance(modes, str) else [modes]
     bad = [m for m in modes if m not in STREAM_MODES]
     if bad or len(modes) < 2:

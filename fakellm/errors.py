@@ -126,6 +126,12 @@ class ProviderError(Exception):
     default_status: int | None = None
 
     def __init__(self, message: str | None = None, *, status_code: int | None = None) -> None:
+        if message is not None and not isinstance(message, str):
+            raise TypeError(f"message={message!r}: expected the error text (a str) or None")
+        if status_code is not None and (
+            isinstance(status_code, bool) or not isinstance(status_code, int)
+        ):
+            raise TypeError(f"status_code={status_code!r}: expected an HTTP status (int) or None")
         self.message = message if message is not None else self.default_message
         self.status_code = status_code if status_code is not None else self.default_status
         super().__init__(self.message)

@@ -75,8 +75,11 @@ from hypothesis import Phase, settings
 # "replay" runs only what the example database holds, so it fails only if an
 # earlier run's counterexample was saved and found again; "nodb" neither reads
 # nor writes it.
-settings.register_profile("replay", phases=[Phase.explicit, Phase.reuse])
-settings.register_profile("nodb", database=None)
+settings.register_profile("replay", phases=[Phase.explicit, Phase.reuse], deadline=None)
+settings.register_profile("nodb", database=None, deadline=None)
+# Two busy workers on two cores must not turn a slow example into a failure.
+settings.register_profile("calm", deadline=None)
+settings.load_profile("calm")
 """
 
 OUTCOME = re.compile(r"^(PASSED|FAILED|ERROR) (\S+)", re.MULTILINE)
