@@ -27,6 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_explore
 import bench_model
 import bench_recorder
 import bench_virtual_time
@@ -41,6 +42,7 @@ FULL = {
     "model": {"chunks": 200, "streams": 100, "rounds": 7},
     "recorder": {"chunks": 2000, "repeats": 7},
     "virtual_time": {"streams": 100, "repeat": 7},
+    "explore": {"examples": 300},
     "chunks": (50, 200, 800),
     "streams": (10, 100, 1000),
     "events": (500, 2000, 8000),
@@ -50,6 +52,7 @@ QUICK = {
     "model": {"chunks": 10, "streams": 3, "rounds": 1},
     "recorder": {"chunks": 20, "repeats": 1},
     "virtual_time": {"streams": 3, "repeat": 1},
+    "explore": {"examples": 3},
     "chunks": (5, 10, 20),
     "streams": (2, 4, 8),
     "events": (20, 40, 80),
@@ -62,6 +65,7 @@ def ratio_rows(sizes: dict[str, Any]) -> list[Row]:
         *bench_model.rows(**sizes["model"]),
         *bench_recorder.rows(**sizes["recorder"]),
         *bench_virtual_time.rows(**sizes["virtual_time"]),
+        *bench_explore.rows(**sizes["explore"]),
     ]
 
 

@@ -28,6 +28,7 @@ TINY = {
     "model": {"chunks": 3, "streams": 1, "rounds": 1},
     "recorder": {"chunks": 3, "repeats": 1},
     "virtual_time": {"streams": 2, "repeat": 1},
+    "explore": {"examples": 2},
     "chunks": (2, 4),
     "streams": (1, 2),
     "events": (4, 8),
@@ -47,6 +48,8 @@ ROWS = [
     "run_scenario, zero delays vs zero delays on a stock loop",
     "run_scenario, scripted delays vs zero delays on a stock loop",
     "10 min of scripted latency (10 calls): virtual vs real time",
+    "explore: 3 calls x 20 chunks, examples/s",
+    "explore: playing vs drawing only",
 ]
 SCALING = [
     "FakeChatModel.astream, recorded",
@@ -63,7 +66,8 @@ def test_the_runner_prints_every_row_and_every_scaling_line(runner):
     number = r"\d+\.\d{3}"
     for line in ratio_lines:
         assert re.search(
-            rf"  {number}  +{number}  (µs/chunk|ms|s/s) +\s*{number}x  (<=|>=) [\d.]+ +(ok|MISS)$",
+            rf"  {number}  +{number}  (µs/chunk|ms|s/s|ex/s|s/ex) +\s*{number}x"
+            r"  (<=|>=) [\d.]+ +(ok|MISS)$",
             line,
         ), line
     assert lines[1 + len(ROWS) :][:2] == [
