@@ -71,15 +71,19 @@ def test_replies_fit_the_budget(n):
 
 CONFTEST = """
 from hypothesis import Phase, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
-# "replay" runs only what the example database holds, so it fails only if an
+# The database is named outright: under CI=true Hypothesis' default profile has
+# none. "replay" runs only what the database holds, so it fails only if an
 # earlier run's counterexample was saved and found again; "nodb" neither reads
-# nor writes it.
-settings.register_profile("replay", phases=[Phase.explicit, Phase.reuse], deadline=None)
+# nor writes it. No deadlines: two busy workers on two cores must not turn a
+# slow example into a failure.
+DB = DirectoryBasedExampleDatabase(".hypothesis/examples")
+settings.register_profile("shared", database=DB, deadline=None)
+REPLAY = [Phase.explicit, Phase.reuse]
+settings.register_profile("replay", database=DB, deadline=None, phases=REPLAY)
 settings.register_profile("nodb", database=None, deadline=None)
-# Two busy workers on two cores must not turn a slow example into a failure.
-settings.register_profile("calm", deadline=None)
-settings.load_profile("calm")
+settings.load_profile("shared")
 """
 
 OUTCOME = re.compile(r"^(PASSED|FAILED|ERROR) (\S+)", re.MULTILINE)
