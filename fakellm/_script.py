@@ -464,7 +464,7 @@ class Turn(_Spec):
                     "at_chunk",
                     self.at_chunk,
                     f"the error position is past the last chunk; this turn has {n} "
-                    f"chunks, accepted: {_ERROR_POSITIONS}",
+                    f"chunk{'' if n == 1 else 's'}, accepted: {_ERROR_POSITIONS}",
                 )
         elif self.error is None:
             raise _FieldError("at_chunk", self.at_chunk, "at_chunk needs an error to place")

@@ -8,6 +8,8 @@ Installing the package is all a user does. The plugin gives every test:
   one the app swallowed) or a turn left unplayed fails the test;
 * ``llm_recorder``: a fresh :class:`~fakellm.Recorder`, whose timeline is added to
   the report of a failing test;
+* ``network_guard``: the test's network guard, to ``acknowledge()`` a block the
+  test provoked on purpose;
 * ``virtual_clock``: virtual time for a sync test (async tests opt in with
   ``@pytest.mark.asyncio(loop_factories=["virtual_time"])`` or the marker below);
 * the marker ``@pytest.mark.fakellm(script, strict=, allow_unused=,
@@ -55,7 +57,7 @@ from fakellm.errors import InvalidScript, NetworkBlocked  # noqa: E402
 
 __all__ = ["FakeLLMFactory", "NetworkGuard", "VirtualTime"]
 
-_FIXTURES = frozenset({"fake_llm", "llm_recorder", "virtual_clock"})
+_FIXTURES = frozenset({"fake_llm", "llm_recorder", "virtual_clock", "network_guard"})
 _NETWORK_MODES = ("fixtures", "all", "off")
 _MARKER_DOC = (
     "fakellm(script=None, *, strict=True, allow_unused=False, virtual_time=False, "
@@ -302,6 +304,15 @@ class NetworkGuard:
         )
         raise NetworkBlocked(msg)
 
+    def acknowledge(self) -> list[str]:
+        """Take the blocked attempts recorded so far, so they no longer fail the test.
+
+        For a test that provokes a block on purpose: assert on what this
+        returns; attempts made after the call are recorded (and fail) as usual.
+        """
+        taken, self.blocked = self.blocked, []
+        return taken
+
     def install(self) -> None:
         """Wrap the socket entry points (undo with :meth:`uninstall`, innermost first)."""
         if self._below:
@@ -523,6 +534,18 @@ def llm_recorder(_fakellm: _TestState) -> Recorder:
     recorder = Recorder()
     _fakellm.recorders.append(recorder)
     return recorder
+
+
+@pytest.fixture
+def network_guard(_fakellm: _TestState) -> NetworkGuard:
+    """The test's :class:`NetworkGuard`: ``acknowledge()`` a block the test provoked."""
+    if _fakellm.guard is None:
+        msg = (
+            "network_guard was requested but the guard is off for this test "
+            "(block_network=False or fakellm_block_network = off)"
+        )
+        _misuse(msg)
+    return _fakellm.guard
 
 
 @pytest.fixture

@@ -207,3 +207,43 @@ def test_block_network_off_lets_everything_through_to_the_stand_in(
 )
 def test_what_counts_as_this_machine(host: object, local: bool) -> None:
     assert _is_local(host) is local
+
+
+def test_a_test_acknowledges_the_block_it_provoked(
+    pytester: pytest.Pytester, wire: list[tuple[Any, ...]]
+) -> None:
+    pytester.makepyfile(
+        """
+        import socket
+
+        import pytest
+        from fakellm import errors
+
+        def test_expected_block(network_guard):
+            with pytest.raises(errors.NetworkBlocked):
+                socket.getaddrinfo("api.example.com", 443)
+            assert network_guard.acknowledge() == ["lookup of api.example.com:443"]
+            assert network_guard.blocked == []
+
+        def test_later_blocks_still_count(network_guard):
+            network_guard.acknowledge()
+            with pytest.raises(errors.NetworkBlocked):
+                socket.getaddrinfo("api.example.org", 443)
+
+        @pytest.mark.fakellm(block_network=False)
+        def test_guard_off(network_guard):
+            pass
+        """
+    )
+    result = pytester.runpytest(*QUIET)
+    result.assert_outcomes(passed=2, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_later_blocks_still_count*",
+            "  - lookup of api.example.org:443",
+            "*ERROR at setup of test_guard_off*",
+            "network_guard was requested but the guard is off for this test "
+            "(block_network=False or fakellm_block_network = off)",
+        ]
+    )
+    assert wire == []
