@@ -7,6 +7,9 @@ import re
 import pytest
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+# The unraisable-exception plugin runs gc.collect() five times per inner session
+# (about 0.7 s each run here); these suites do not need it.
+FAST = ("-p", "no:cacheprovider", "-p", "no:unraisableexception")
 
 
 @pytest.fixture
@@ -89,7 +92,7 @@ def test_an_unused_turn_fails_at_teardown(suite: pytest.Pytester) -> None:
             model.invoke("Which flower?")
         """
     )
-    result = suite.runpytest("-p", "no:cacheprovider")
+    result = suite.runpytest(*FAST)
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(
         [
@@ -120,7 +123,7 @@ def test_an_unexpected_call_the_app_swallowed_fails_at_teardown(suite: pytest.Py
             assert ask(model, "And for a wedding?") == "sorry, try again later"
         """
     )
-    result = suite.runpytest("-p", "no:cacheprovider")
+    result = suite.runpytest(*FAST)
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(
         [
@@ -146,7 +149,7 @@ def test_teardown_checks_never_hide_the_tests_own_failure(suite: pytest.Pytester
             assert reply.content == "Tulips."
         """
     )
-    result = suite.runpytest("-p", "no:cacheprovider")
+    result = suite.runpytest(*FAST)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -177,7 +180,7 @@ def test_a_failing_assertion_prints_the_timeline(suite: pytest.Pytester) -> None
             assert text == "Red roses"
         """
     )
-    result = suite.runpytest("-p", "no:cacheprovider")
+    result = suite.runpytest(*FAST)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -199,7 +202,7 @@ def test_the_timeline_can_be_turned_off(suite: pytest.Pytester) -> None:
             assert False
         """
     )
-    result = suite.runpytest("-p", "no:cacheprovider", "--fakellm-timeline=off")
+    result = suite.runpytest(*FAST, "--fakellm-timeline=off")
     result.assert_outcomes(failed=1)
     result.stdout.no_fnmatch_line("*fakellm timeline*")
 
@@ -226,7 +229,7 @@ def test_a_bad_marker_argument_names_the_accepted_ones(suite: pytest.Pytester) -
             pass
         """
     )
-    result = suite.runpytest("-p", "no:cacheprovider")
+    result = suite.runpytest(*FAST)
     result.assert_outcomes(errors=4)
     result.stdout.fnmatch_lines(
         [
@@ -284,7 +287,7 @@ def test_async_tests_under_virtual_time(suite: pytest.Pytester) -> None:
             pass
         """
     )
-    result = suite.runpytest("-p", "no:cacheprovider", "-v")
+    result = suite.runpytest(*FAST, "-v")
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(
         [
@@ -306,18 +309,16 @@ def test_ini_and_command_line_defaults(suite: pytest.Pytester) -> None:
         """
     )
     suite.makeini("[pytest]\nfakellm_strict = false\n")
-    suite.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
-    suite.runpytest("-p", "no:cacheprovider", "--fakellm-strict=on").assert_outcomes(
-        passed=1, errors=1
-    )
+    suite.runpytest(*FAST).assert_outcomes(passed=1)
+    suite.runpytest(*FAST, "--fakellm-strict=on").assert_outcomes(passed=1, errors=1)
     suite.makeini("[pytest]\n")
-    suite.runpytest("-p", "no:cacheprovider", "--fakellm-strict=off").assert_outcomes(passed=1)
+    suite.runpytest(*FAST, "--fakellm-strict=off").assert_outcomes(passed=1)
 
 
 def test_a_bad_ini_value_is_a_usage_error(suite: pytest.Pytester) -> None:
     suite.makeini("[pytest]\nfakellm_block_network = everywhere\n")
     suite.makepyfile("def test_x():\n    pass\n")
-    result = suite.runpytest("-p", "no:cacheprovider")
+    result = suite.runpytest(*FAST)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         ["ERROR: fakellm_block_network = 'everywhere': expected one of fixtures, all, off"]
@@ -340,7 +341,7 @@ def test_pytest_durations_stay_on_the_real_clock(suite: pytest.Pytester) -> None
             await fake_llm([Turn("hi", first_token_delay=3.0)]).ainvoke("x")
         """
     )
-    result = suite.runpytest("-p", "no:cacheprovider", "--durations=0", "--durations-min=0")
+    result = suite.runpytest(*FAST, "--durations=0", "--durations-min=0")
     result.assert_outcomes(passed=2)
     # Virtual time must not leak into pytest's own timers: 2 s and 3 s of
     # scripted latency, or 2024's epoch seconds, would show up here.

@@ -55,7 +55,7 @@ def wire(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
 
 # pytest-socket, where installed, puts the real connect back at every test's
 # setup, which would take the stand-in out from under the guard; keep it out.
-QUIET = ("-p", "no:cacheprovider", "-p", "no:socket")
+QUIET = ("-p", "no:cacheprovider", "-p", "no:socket", "-p", "no:unraisableexception")
 
 SUITE = """
 import socket
