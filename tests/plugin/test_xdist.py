@@ -100,6 +100,11 @@ EXPECTED = [
 ]
 
 
+# The runs are subprocesses: Hypothesis' pytest plugin loads --hypothesis-profile
+# into its process-wide settings, which an in-process run would leave behind for
+# every later test of this suite.
+
+
 def outcomes(result: pytest.RunResult) -> list[tuple[str, str]]:
     return sorted(OUTCOME.findall(result.stdout.str()))
 
@@ -109,9 +114,11 @@ def test_the_same_results_under_two_workers_and_a_shared_example_database(
 ) -> None:
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_app=SUITE, test_budget=BUDGET)
-    parallel = pytester.runpytest(*PLUGINS_OFF, "-p", "no:cacheprovider", "-rA", "-n", "2")
+    parallel = pytester.runpytest_subprocess(
+        *PLUGINS_OFF, "-p", "no:cacheprovider", "-rA", "-n", "2"
+    )
     assert any((pytester.path / ".hypothesis" / "examples").iterdir())
-    replay = pytester.runpytest(
+    replay = pytester.runpytest_subprocess(
         *PLUGINS_OFF,
         "-p",
         "no:cacheprovider",
@@ -122,7 +129,7 @@ def test_the_same_results_under_two_workers_and_a_shared_example_database(
     )
     replay.assert_outcomes(failed=1)
     replay.stdout.fnmatch_lines(["*Falsifying example: test_replies_fit_the_budget(*", "*n=7,*"])
-    serial = pytester.runpytest(
+    serial = pytester.runpytest_subprocess(
         *PLUGINS_OFF, "-p", "no:cacheprovider", "-rA", "--hypothesis-profile=nodb"
     )
     for result in (parallel, serial):
