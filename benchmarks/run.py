@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,15 +68,6 @@ def ratio_rows(sizes: dict[str, Any]) -> list[Row]:
     ]
 
 
-def _best(repeat: int, fn: Callable[[], Any]) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = _WALL[0]()
-        fn()
-        times.append(_WALL[0]() - t0)
-    return min(times)
-
-
 def per_chunk(n: int, repeat: int) -> float:
     """µs per chunk: FakeChatModel.astream of n chunks, recorded."""
     words = [f"w{i} " for i in range(n)]
@@ -87,7 +77,7 @@ def per_chunk(n: int, repeat: int) -> float:
         async for _ in model.astream("hi", config={"callbacks": [Recorder()]}):
             pass
 
-    return _best(repeat, lambda: asyncio.run(once())) / n * 1e6
+    return bench_virtual_time.best_of(repeat, lambda: asyncio.run(once())) / n * 1e6
 
 
 def per_stream(n: int, repeat: int) -> float:
@@ -106,7 +96,7 @@ def per_stream(n: int, repeat: int) -> float:
 
         run_scenario(*(drain(m) for m in models))
 
-    return _best(repeat, once) / n * 1e6
+    return bench_virtual_time.best_of(repeat, once) / n * 1e6
 
 
 def per_event(n: int, repeat: int) -> float:
@@ -126,7 +116,7 @@ def per_event(n: int, repeat: int) -> float:
         assert_well_formed(log)
         log.usage()
 
-    return _best(repeat, queries) / n * 1e6
+    return bench_virtual_time.best_of(repeat, queries) / n * 1e6
 
 
 def scaling_rows(sizes: dict[str, Any]) -> list[tuple[str, str, list[tuple[int, float]]]]:

@@ -47,7 +47,7 @@ from fakellm import _demo
 from fakellm._clock import run_scenario
 from fakellm._model import FakeChatModel
 from fakellm._recorder import Recorder
-from fakellm._script import Script, parse_script_text
+from fakellm._script import Script, parse_script_text, stub_tools
 from fakellm.errors import InvalidScript, UnexpectedCall
 
 __all__ = ["main"]
@@ -165,23 +165,6 @@ def _demo_command(args: argparse.Namespace) -> int:
 # -- run -----------------------------------------------------------------------------------
 
 
-def _stub_tools(script: Script) -> list[dict[str, Any]]:
-    """OpenAI-format stubs of the tools the script calls, so its tool calls can be played."""
-    turns = [*script.turns, *(r.respond for r in script.rules if r.respond is not None)]
-    names = sorted({call.name for turn in turns for call in turn.tool_calls})
-    return [
-        {
-            "type": "function",
-            "function": {
-                "name": name,
-                "description": f"stub of the tool {name!r} (bound by fakellm run)",
-                "parameters": {"type": "object", "properties": {}},
-            },
-        }
-        for name in names
-    ]
-
-
 async def _one_call(
     model: Runnable[Any, BaseMessage], prompt: str, stream: bool, rec: Recorder
 ) -> BaseMessage:
@@ -226,7 +209,7 @@ def _run_command(args: argparse.Namespace) -> int:
         return EXIT_INVALID
 
     model = FakeChatModel(script=script)
-    tools = _stub_tools(script)
+    tools = stub_tools(script)
     runnable = model.bind_tools(tools) if tools else model
     rec = Recorder()
     n = args.concurrency

@@ -1012,3 +1012,24 @@ class ScriptPlayer:
             rules = "; ".join(r.describe() for r in s.rules)
             text += f"; rules (none matched or all used up): {rules}"
         return text
+
+
+def stub_tools(script: Script) -> list[dict[str, Any]]:
+    """OpenAI-format stubs of every tool ``script`` calls (turns and rule replies).
+
+    Bind them (``model.bind_tools(stub_tools(script))``) to play a script's tool
+    calls when the real tools do not matter; their arguments are not constrained.
+    """
+    turns = [*script.turns, *(r.respond for r in script.rules if r.respond is not None)]
+    names = dict.fromkeys(call.name for turn in turns for call in turn.tool_calls)
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": name,
+                "description": f"stub of the tool {name!r} (bound by fakellm)",
+                "parameters": {"type": "object", "properties": {}},
+            },
+        }
+        for name in names
+    ]
