@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,6 @@ from fakellm import FakeChatModel, Recorder, Script, Turn, run_scenario
 from fakellm.assertions import assert_well_formed
 
 Row = tuple[str, float, float, str, str]  # name, measured, baseline, unit, target
-_WALL = (time.perf_counter,)  # freezegun swaps module references while a scenario runs
 
 FULL = {
     "model": {"chunks": 200, "streams": 100, "rounds": 7},
