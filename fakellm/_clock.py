@@ -955,6 +955,7 @@ async def _scenario_main(
     ]
     outcomes = await asyncio.gather(*tasks, return_exceptions=True)
     elapsed = loop.clock.elapsed
+    await _finish_generator_closes(me)
     leaked = sorted(
         (t for t in asyncio.all_tasks() if t is not me and not t.done()),
         key=lambda t: t.get_name(),
@@ -971,6 +972,27 @@ async def _scenario_main(
         )
         raise LeakedTasks(msg)
     return list(outcomes), elapsed
+
+
+async def _finish_generator_closes(me: asyncio.Task[Any] | None) -> None:
+    """Let the ``aclose()`` tasks of async generators left early run to their end.
+
+    A consumer that ``break``s out of ``astream`` leaves the generator to the
+    loop's finalizer hook, which schedules its ``aclose()`` as a task: that is
+    cleanup in progress, not a leak.
+    """
+    await asyncio.sleep(0)  # the hook schedules the task with call_soon
+    while True:
+        closing = [
+            t
+            for t in asyncio.all_tasks()
+            if t is not me
+            and not t.done()
+            and type(t.get_coro()).__name__ == "async_generator_athrow"
+        ]
+        if not closing:
+            return
+        await asyncio.gather(*closing, return_exceptions=True)
 
 
 def _running_loop_or_none() -> asyncio.AbstractEventLoop | None:

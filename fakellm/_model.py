@@ -483,8 +483,11 @@ class FakeChatModel(_Scripted, BaseChatModel):
         except asyncio.CancelledError as exc:
             # Core's agenerate reports errors after its gather returns, which a
             # cancelled caller (wait_for, asyncio.timeout) never reaches: the run
-            # would stay open forever. Report it here, as core's astream does.
-            if run_manager is not None:
+            # would stay open forever. Report it here, as core's astream does; but
+            # only a cancellation from outside: a CancelledError the script raises
+            # returns through that gather and core reports it itself.
+            task = asyncio.current_task()
+            if run_manager is not None and task is not None and task.cancelling():
                 await run_manager.on_llm_error(exc, response=LLMResult(generations=[]))
             raise
         finally:
