@@ -559,9 +559,10 @@ class FakeChatModel(_Scripted, BaseChatModel):
             async for chunk in inner:
                 yield chunk
         finally:
-            # A consumer that stops early (break, aclosing, cancellation) closes
-            # this generator: close core's stream now, so its run ends (recorded as
-            # GeneratorExit) here and not whenever the garbage collector gets to it.
+            # A consumer that stops early closes this generator (aclosing and
+            # cancellation at once; after a break, the loop's finalizer hook soon
+            # after): close core's stream with it, so its run ends (recorded as
+            # GeneratorExit) then, not whenever the garbage collector gets to it.
             await inner.aclose()  # type: ignore[attr-defined]  # core yields from a generator
 
     # -- the native paths -----------------------------------------------------------------------

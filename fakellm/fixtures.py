@@ -11,7 +11,8 @@ Installing the package is all a user does. The plugin gives every test:
 * ``network_guard``: the test's network guard, to ``acknowledge()`` a block the
   test provoked on purpose;
 * ``virtual_clock``: virtual time for a sync test (async tests opt in with
-  ``@pytest.mark.asyncio(loop_factories=["virtual_time"])`` or the marker below);
+  ``@pytest.mark.asyncio(loop_factories=["virtual_time"])``, or with the marker
+  below next to ``@pytest.mark.asyncio`` unless ``asyncio_mode = auto``);
 * the marker ``@pytest.mark.fakellm(script, strict=, allow_unused=,
   virtual_time=, block_network=, start=)``;
 * a network guard: a test that uses any of these fixtures (or the marker, or any
@@ -30,6 +31,7 @@ out) and time-machine (one fixture that does nothing until used).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import ipaddress
 import socket
@@ -45,6 +47,7 @@ pytest.register_assert_rewrite("fakellm.assertions")
 
 # The imports below come after the rewrite hook so that assertions is rewritten.
 from fakellm._clock import (  # noqa: E402
+    VIRTUAL_TIME_LOOP,
     VirtualTime,
     asyncio_loop_factories,
     virtual_loop_factory,
@@ -193,6 +196,8 @@ def _read_marker(item: pytest.Item, marker: pytest.Mark, base: _Settings) -> _Se
         if name in kwargs and not isinstance(kwargs[name], bool):
             msg = f"{where}: {name}={kwargs[name]!r}: expected True or False"
             _misuse(msg)
+    if kwargs.get("script", ...) is None:
+        del kwargs["script"]  # the documented default
     if "script" in kwargs:
         kwargs["script"] = _marker_script(item, kwargs["script"], where)
     if kwargs.get("block_network") and _network_mode(item.config) == "off":
@@ -207,7 +212,7 @@ def _read_marker(item: pytest.Item, marker: pytest.Mark, base: _Settings) -> _Se
         else:
             problem = ""
         if problem:
-            _misuse(f"{where}: start={kwargs['start']!r}: {problem}")
+            _misuse(f"{where}: {problem}")
     return replace(base, **kwargs)
 
 
@@ -223,8 +228,9 @@ def _marker_script(item: pytest.Item, value: object, where: str) -> Script:
             if not path.is_absolute():
                 path = item.path.parent / path
             if not path.is_file():
+                what = "a directory, not a file" if path.is_dir() else "no such file"
                 msg = (
-                    f"{where}: script={str(value)!r}: no such file {str(path)!r} "
+                    f"{where}: script={str(value)!r}: {what} {str(path)!r} "
                     "(a string script is a YAML/JSON path relative to the test file; "
                     'for inline text use a list: script=["hello"])'
                 )
@@ -263,20 +269,24 @@ def _is_local(host: object) -> bool:
 
 def _describe(host: object, port: object) -> str:
     shown = host.decode("ascii", "replace") if isinstance(host, bytes) else str(host)
+    if port is None:
+        return shown
     if ":" in shown:
         shown = f"[{shown}]"
     return f"{shown}:{port}"
 
 
 _PATCHED = ("connect", "connect_ex", "sendto")
+_LOOKUPS = ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr")
 
 
 @dataclass
 class NetworkGuard:
     """Blocks connections to addresses off this machine while installed.
 
-    It wraps ``socket.socket.connect``, ``connect_ex`` and ``sendto`` and
-    ``socket.getaddrinfo`` (a lookup is traffic too). Each blocked attempt raises
+    It wraps ``socket.socket.connect``, ``connect_ex`` and ``sendto`` and the
+    name lookups ``socket.getaddrinfo``, ``gethostbyname(_ex)`` and
+    ``gethostbyaddr`` (a lookup is traffic too). Each blocked attempt raises
     :class:`~fakellm.errors.NetworkBlocked` and is kept in :attr:`blocked`, so a
     test fails at teardown even if the app swallowed the error. Loopback
     addresses, ``localhost`` and Unix sockets pass through to whatever was in
@@ -319,10 +329,11 @@ class NetworkGuard:
             msg = "this NetworkGuard is installed already"
             raise RuntimeError(msg)
         below = {name: socket.socket.__dict__.get(name, _MISSING) for name in _PATCHED}
-        below["getaddrinfo"] = socket.getaddrinfo
+        below.update({name: getattr(socket, name) for name in _LOOKUPS})
         self._below = below
         real = {name: getattr(socket.socket, name) for name in _PATCHED}
         real_getaddrinfo = socket.getaddrinfo
+        real_lookups = {name: getattr(socket, name) for name in _LOOKUPS[1:]}
 
         def check_address(what: str, sock: socket.socket, address: Any) -> None:
             if sock.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
@@ -345,10 +356,19 @@ class NetworkGuard:
             self.check("lookup of", host, port)
             return real_getaddrinfo(host, port, *args, **kwargs)
 
+        def lookup(name: str) -> Callable[[Any], Any]:
+            def guarded(host: Any) -> Any:
+                self.check("lookup of", host, None)
+                return real_lookups[name](host)
+
+            return guarded
+
         socket.socket.connect = connect  # type: ignore[method-assign, assignment]
         socket.socket.connect_ex = connect_ex  # type: ignore[method-assign, assignment]
         socket.socket.sendto = sendto  # type: ignore[method-assign, assignment]
         socket.getaddrinfo = getaddrinfo
+        for name in _LOOKUPS[1:]:
+            setattr(socket, name, lookup(name))
 
     def uninstall(self) -> None:
         """Put back what was in place before :meth:`install`."""
@@ -358,7 +378,8 @@ class NetworkGuard:
                 delattr(socket.socket, name)
             else:
                 setattr(socket.socket, name, self._below[name])
-        socket.getaddrinfo = self._below["getaddrinfo"]
+        for name in _LOOKUPS:
+            setattr(socket, name, self._below[name])
         self._below = {}
 
     def __enter__(self) -> NetworkGuard:
@@ -419,20 +440,18 @@ def _fakellm(request: pytest.FixtureRequest) -> Iterator[_TestState]:
     item = request.node
     state = _TestState(_settings(item))
     item.stash[_state_key] = state
-    if state.settings.block_network:
-        state.guard = NetworkGuard()
-        state.guard.install()
-    clock = None
-    if state.settings.virtual_time and not _is_async(item):
-        clock = virtual_time(start=state.settings.start)
-        clock.__enter__()
-    try:
+    with contextlib.ExitStack() as undo:
+        if state.settings.block_network:
+            state.guard = undo.enter_context(NetworkGuard())
+        if state.settings.virtual_time and not _is_async(item):
+            undo.enter_context(virtual_time(start=state.settings.start))
+        elif state.settings.start is not None and not _wants_virtual_time(item, state):
+            _misuse(
+                f"@pytest.mark.fakellm on {item.nodeid}: start= sets the instant virtual "
+                "time starts at, but this test has no virtual time: add virtual_time=True, "
+                "the virtual_clock fixture, or loop_factories=['virtual_time']"
+            )
         yield state
-    finally:
-        if clock is not None:
-            clock.__exit__(None, None, None)
-        if state.guard is not None:
-            state.guard.uninstall()
     # Only a passing test is failed here: a failed test keeps its own error, and
     # what these checks found was added to its report instead.
     if item.stash.get(_call_passed_key, False):
@@ -445,32 +464,48 @@ def _is_async(item: pytest.Item) -> bool:
     return inspect.iscoroutinefunction(getattr(item, "obj", None))
 
 
+def _wants_virtual_time(item: pytest.Item, state: _TestState) -> bool:
+    if state.settings.virtual_time or "virtual_clock" in getattr(item, "fixturenames", ()):
+        return True
+    return VIRTUAL_TIME_LOOP in asyncio_loop_factories(item)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """Note whether the test passed; give a failing one fakellm's findings and timeline."""
     report = yield
-    if report.when != "call":
-        return report
-    item.stash[_call_passed_key] = report.passed
+    if report.when == "call":
+        item.stash[_call_passed_key] = report.passed
     state = item.stash.get(_state_key, None)
-    if state is None or not report.failed:
+    if state is None or not report.failed or report.when == "setup":
         return report
-    found = state.findings()
-    if found:
-        report.sections.append(("fakellm checks (not raised: the test failed)", "\n\n".join(found)))
+    if report.when == "call":
+        found = state.findings()
+        if found:
+            section = "fakellm checks (not raised: the test failed)"
+            report.sections.append((section, "\n\n".join(found)))
     if state.recorders and _flag(item.config, "fakellm_timeline"):
         report.sections.append(("fakellm timeline", state.timelines()))
     return report
 
 
+@pytest.hookimpl(optionalhook=True)
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
     """Give async tests the virtual-time loop when their marker asks for it."""
-    settings = _settings(item)
+    factories = asyncio_loop_factories(item)
+    try:
+        settings = _settings(item)
+    except pytest.fail.Exception:
+        # A bad marker: the _fakellm fixture reports it at this test's setup,
+        # instead of a collection error taking the whole module down.
+        return factories
     if settings.virtual_time:
-        return {"virtual_time": virtual_loop_factory(start=settings.start)}
-    return asyncio_loop_factories(item)
+        return {VIRTUAL_TIME_LOOP: virtual_loop_factory(start=settings.start)}
+    if settings.start is not None and VIRTUAL_TIME_LOOP in factories:
+        factories[VIRTUAL_TIME_LOOP] = virtual_loop_factory(start=settings.start)
+    return factories
 
 
 # --------------------------------------------------------------------- fixtures
@@ -558,7 +593,8 @@ def virtual_clock(request: pytest.FixtureRequest, _fakellm: _TestState) -> Itera
         msg = (
             "virtual_clock is for sync tests; an async test opts into virtual time with "
             '@pytest.mark.asyncio(loop_factories=["virtual_time"]) or '
-            "@pytest.mark.fakellm(virtual_time=True)"
+            "@pytest.mark.fakellm(virtual_time=True) (with @pytest.mark.asyncio unless "
+            "asyncio_mode = auto)"
         )
         _misuse(msg)
     if _fakellm.settings.virtual_time:

@@ -296,7 +296,8 @@ def test_async_tests_under_virtual_time(suite: pytest.Pytester) -> None:
             "*::test_virtual_clock_is_for_sync_tests ERROR*",
             "*virtual_clock is for sync tests; an async test opts into virtual time with "
             '@pytest.mark.asyncio(loop_factories=[[]"virtual_time"]) or '
-            "@pytest.mark.fakellm(virtual_time=True)",
+            "@pytest.mark.fakellm(virtual_time=True) (with @pytest.mark.asyncio unless "
+            "asyncio_mode = auto)",
         ]
     )
 
@@ -349,3 +350,71 @@ def test_pytest_durations_stay_on_the_real_clock(suite: pytest.Pytester) -> None
     assert len(timed) == 6
     assert not {"2.00", "3.00"} & set(timed), timed
     assert all(float(t) < 3600 for t in timed), timed
+
+
+def test_marker_edges_a_user_meets(suite: pytest.Pytester) -> None:
+    suite.makepyfile(
+        """
+        import asyncio
+        import datetime
+
+        import pytest
+
+        @pytest.mark.fakellm(None, strict=False)
+        def test_script_none_is_the_default(fake_llm):
+            assert fake_llm().unused_turns == []
+
+        @pytest.mark.asyncio(loop_factories=["virtual_time"])
+        @pytest.mark.fakellm(start="2030-01-02T03:04:05")
+        async def test_start_reaches_the_one_line_opt_in():
+            assert datetime.datetime.now() == datetime.datetime(2030, 1, 2, 3, 4, 5)
+
+        @pytest.mark.fakellm(start="2030-01-02T03:04:05")
+        def test_start_without_virtual_time():
+            pass
+
+        @pytest.mark.asyncio
+        @pytest.mark.fakellm(bogus=1)
+        async def test_bad_marker_on_an_async_test():
+            pass
+
+        def test_the_module_still_runs():
+            pass
+        """
+    )
+    result = suite.runpytest(*FAST)
+    result.assert_outcomes(passed=3, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at setup of test_start_without_virtual_time*",
+            "@pytest.mark.fakellm on *::test_start_without_virtual_time: start= sets the instant "
+            "virtual time starts at, but this test has no virtual time: add virtual_time=True, "
+            "the virtual_clock fixture, or loop_factories=[[]'virtual_time']",
+            "*ERROR at setup of test_bad_marker_on_an_async_test*",
+            "*unknown argument 'bogus'; accepted: *",
+        ]
+    )
+
+
+def test_a_test_failing_at_teardown_shows_the_timeline(suite: pytest.Pytester) -> None:
+    suite.makepyfile(
+        """
+        def test_swallowed(fake_llm, llm_recorder, virtual_clock):
+            model = fake_llm(["only"])
+            model.invoke("x", config={"callbacks": [llm_recorder]})
+            try:
+                model.invoke("y", config={"callbacks": [llm_recorder]})
+            except Exception:
+                pass
+        """
+    )
+    result = suite.runpytest(*FAST)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_swallowed*",
+            "UnexpectedCall (the app may have swallowed it): *",
+            "*- fakellm timeline -*",
+            "     #      time  r1 FakeChatModel  r2 FakeChatModel",
+        ]
+    )

@@ -50,6 +50,8 @@ def wire(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
     monkeypatch.setattr(socket.socket, "sendto", sendto)
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    for name in ("gethostbyname", "gethostbyname_ex", "gethostbyaddr"):
+        monkeypatch.setattr(socket, name, lambda host, name=name: log.append((name, host)))
     return log
 
 
@@ -94,6 +96,12 @@ def test_every_way_out_is_blocked(llm_recorder):
     udp.close()
     with pytest.raises(errors.NetworkBlocked, match="lookup of example.org:80"):
         socket.getaddrinfo("example.org", 80)
+    with pytest.raises(errors.NetworkBlocked, match="lookup of example.net\\)"):
+        socket.gethostbyname("example.net")
+    with pytest.raises(errors.NetworkBlocked):
+        socket.gethostbyname_ex("www.example.net")
+    with pytest.raises(errors.NetworkBlocked):
+        socket.gethostbyaddr("192.0.2.8")
 
 
 def test_loopback_stays_allowed(fake_llm):
@@ -134,6 +142,9 @@ def test_the_guard_blocks_reports_and_lets_loopback_through(
             "  - connect to [2001:db8::1]:443",
             "  - send to 192.0.2.53:53",
             "  - lookup of example.org:80",
+            "  - lookup of example.net",
+            "  - lookup of www.example.net",
+            "  - lookup of 192.0.2.8",
         ]
     )
     assert wire == [
