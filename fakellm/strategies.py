@@ -19,7 +19,8 @@ delay per chunk, errors at a position the turn has, tool calls of bound tools.
 Latencies are whole milliseconds, so shrunk examples read as ``0``/``1`` ms.
 Defaults are small so that a suite of property tests runs in seconds.
 
-The pytest plugin never imports this module (Hypothesis is a test dependency).
+The pytest plugin never imports this module, so a suite that never uses
+Hypothesis never loads it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import contextvars
 import dataclasses
 import functools
 import itertools
+import math
 import string
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar, TypeVarTuple
@@ -142,7 +144,13 @@ def _drawn_chunks(
     # Two choices however many chunks: one byte per chunk giving its length,
     # then a text of exactly the total length, cut in turn. (One choice per
     # chunk made long streams slow to draw.)
-    sizes = st.binary(min_size=min_chunks, max_size=max_chunks)
+    sizes: SearchStrategy[list[int]]
+    if max_chunk_size < 256:
+        sizes = st.binary(min_size=min_chunks, max_size=max_chunks).map(
+            lambda raw: [b % (max_chunk_size + 1) for b in raw]
+        )
+    else:  # one byte cannot say every length
+        sizes = st.lists(st.integers(0, max_chunk_size), min_size=min_chunks, max_size=max_chunks)
 
     @functools.cache
     def text_of(length: int) -> SearchStrategy[str]:
@@ -150,7 +158,7 @@ def _drawn_chunks(
 
     @st.composite
     def draw_chunks(draw: st.DrawFn) -> tuple[str, ...]:
-        lengths = [b % (max_chunk_size + 1) for b in draw(sizes)]
+        lengths = draw(sizes)
         whole = draw(text_of(sum(lengths)))
         out = []
         pos = 0
@@ -772,8 +780,10 @@ def _json_leaves() -> SearchStrategy[Any]:
 
 def _from_schema(schema: Mapping[str, Any], depth: int = 0) -> SearchStrategy[Any]:
     """JSON values that fit a (tool parameters) JSON schema; a practical subset:
-    const, enum, anyOf/oneOf, type (or a list of them), string/number bounds,
-    arrays, objects with required and optional properties."""
+    const, enum, anyOf/oneOf, type (or a list of them), string lengths and
+    patterns, number bounds (inclusive and exclusive), integer multipleOf,
+    arrays, objects with required and optional properties. Not ``$ref`` or
+    ``format``."""
     if "const" in schema:
         return st.just(schema["const"])
     if "enum" in schema:
@@ -787,13 +797,34 @@ def _from_schema(schema: Mapping[str, Any], depth: int = 0) -> SearchStrategy[An
     if isinstance(kind, list):
         return st.one_of([_from_schema({**schema, "type": k}, depth) for k in kind])
     if kind == "string":
-        low = int(schema.get("minLength", 0))
-        return st.text(_TEXT_CHARS, min_size=low, max_size=int(schema.get("maxLength", low + 6)))
+        shortest = int(schema.get("minLength", 0))
+        longest = int(schema.get("maxLength", shortest + 6))
+        if "pattern" in schema:
+            return st.from_regex(schema["pattern"], fullmatch=True).filter(
+                lambda text: shortest <= len(text) <= longest
+            )
+        return st.text(_TEXT_CHARS, min_size=shortest, max_size=longest)
     if kind == "integer":
-        return st.integers(schema.get("minimum"), schema.get("maximum"))
+        low: int | None = schema.get("minimum")
+        high: int | None = schema.get("maximum")
+        if "exclusiveMinimum" in schema:
+            low = math.floor(schema["exclusiveMinimum"]) + 1
+        if "exclusiveMaximum" in schema:
+            high = math.ceil(schema["exclusiveMaximum"]) - 1
+        step = schema.get("multipleOf")
+        if isinstance(step, int) and step > 0:
+            first = 0 if low is None else -(-low // step)
+            last = None if high is None else high // step
+            return st.integers(first, last).map(lambda k: k * step)
+        return st.integers(low, high)
     if kind == "number":
         return st.floats(
-            schema.get("minimum"), schema.get("maximum"), allow_nan=False, allow_infinity=False
+            schema.get("minimum", schema.get("exclusiveMinimum")),
+            schema.get("maximum", schema.get("exclusiveMaximum")),
+            exclude_min="exclusiveMinimum" in schema and "minimum" not in schema,
+            exclude_max="exclusiveMaximum" in schema and "maximum" not in schema,
+            allow_nan=False,
+            allow_infinity=False,
         )
     if kind == "boolean":
         return st.booleans()

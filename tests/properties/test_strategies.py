@@ -173,3 +173,26 @@ def test_bad_bounds_are_refused():
         strategies.latencies(max_ms=-5)
     with pytest.raises(TypeError, match="not an exception class"):
         strategies.errors(types=[int])  # type: ignore[list-item]
+
+
+class _Order(BaseModel):
+    qty: int = Field(gt=0, lt=10)
+    code: str = Field(pattern="^[A-Z]{3}$")
+    step: int = Field(multiple_of=5, ge=3, le=30)
+    ratio: float = Field(gt=0, lt=1)
+
+
+@FAST
+@given(strategies.tool_calls(tools=[_Order]))
+def test_tool_arguments_honour_exclusive_bounds_patterns_and_steps(calls) -> None:
+    for call in calls:
+        _Order(**call.args)  # raises if an argument breaks the schema
+
+
+def test_chunks_can_be_longer_than_one_byte_can_say() -> None:
+    longest = find(
+        strategies.token_streams(max_chunk_size=1000, min_chunks=1, max_chunks=1),
+        lambda chunks: len(chunks[0]) > 300,
+        settings=settings(database=None, derandomize=True),
+    )
+    assert len(longest[0]) == 301
