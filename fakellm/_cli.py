@@ -77,6 +77,7 @@ The --json trace (version 1) is one JSON object with exactly these keys:
 
 DEFAULT_PROMPT = "Hello!"
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+EXIT_BROKEN_PIPE = 141
 
 
 class _Unreadable(Exception):
@@ -432,7 +433,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `fakellm demo | head`: stop quietly, like other tools
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_INVALID
+        # What a shell reports for a reader that went away (128 + SIGPIPE), as
+        # `git log | head` does: not 1, which says the script was invalid.
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":  # pragma: no cover

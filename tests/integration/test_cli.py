@@ -415,3 +415,23 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
         main(argv)
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.startswith("usage: fakellm")
+
+
+def test_a_reader_that_goes_away_is_not_an_invalid_script() -> None:
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `fakellm demo | head`, with head already gone
+    try:
+        demo = subprocess.run(
+            [sys.executable, "-m", "fakellm", "demo"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert demo.returncode == 141
+    assert demo.stderr == b""
