@@ -489,22 +489,31 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-@pytest.hookimpl(optionalhook=True)
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
-) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
-    """Give async tests the virtual-time loop when their marker asks for it."""
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]] | None:
+    """Give async tests the virtual-time loop when they ask for it.
+
+    The hook takes the first answer, and this one runs first: a test that asks
+    for virtual time gets it even if a conftest answers the hook too, and any
+    other test is left to that conftest.
+    """
     factories = asyncio_loop_factories(item)
     try:
-        settings = _settings(item)
+        settings: _Settings | None = _settings(item)
     except pytest.fail.Exception:
         # A bad marker: the _fakellm fixture reports it at this test's setup,
         # instead of a collection error taking the whole module down.
-        return factories
-    if settings.virtual_time:
+        settings = None
+    if settings is not None and settings.virtual_time:
         return {VIRTUAL_TIME_LOOP: virtual_loop_factory(start=settings.start)}
-    if settings.start is not None and VIRTUAL_TIME_LOOP in factories:
-        factories[VIRTUAL_TIME_LOOP] = virtual_loop_factory(start=settings.start)
+    if VIRTUAL_TIME_LOOP in factories:
+        if settings is not None and settings.start is not None:
+            factories[VIRTUAL_TIME_LOOP] = virtual_loop_factory(start=settings.start)
+        return factories
+    if len(item.ihook.pytest_asyncio_loop_factories.get_hookimpls()) > 1:
+        return None
     return factories
 
 

@@ -418,3 +418,38 @@ def test_a_test_failing_at_teardown_shows_the_timeline(suite: pytest.Pytester) -
             "     #      time  r1 FakeChatModel  r2 FakeChatModel",
         ]
     )
+
+
+def test_virtual_time_wins_over_a_conftest_loop_hook(suite: pytest.Pytester) -> None:
+    suite.makeconftest(
+        """
+        import asyncio
+
+        def pytest_asyncio_loop_factories(config, item):
+            return {"mine": asyncio.new_event_loop}
+        """
+    )
+    suite.makepyfile(
+        """
+        import asyncio
+
+        import pytest
+        from fakellm._clock import VirtualTimeLoop
+
+        @pytest.mark.asyncio
+        @pytest.mark.fakellm(virtual_time=True)
+        async def test_marker():
+            assert isinstance(asyncio.get_running_loop(), VirtualTimeLoop)
+
+        @pytest.mark.asyncio(loop_factories=["virtual_time"])
+        async def test_one_line_opt_in():
+            assert isinstance(asyncio.get_running_loop(), VirtualTimeLoop)
+
+        @pytest.mark.asyncio
+        async def test_left_to_the_conftest():
+            assert not isinstance(asyncio.get_running_loop(), VirtualTimeLoop)
+        """
+    )
+    result = suite.runpytest(*FAST, "-v")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*::test_left_to_the_conftest PASSED*"])
