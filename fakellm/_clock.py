@@ -635,7 +635,7 @@ def _default_loop() -> asyncio.AbstractEventLoop:
 
 
 def asyncio_loop_factories(
-    item: Any,
+    item: Any, *, start: datetime | str | None = None
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
     """The answer for pytest-asyncio's ``pytest_asyncio_loop_factories`` hook.
 
@@ -649,12 +649,16 @@ def asyncio_loop_factories(
 
     and opt a test in with one line:
     ``@pytest.mark.asyncio(loop_factories=["virtual_time"])``.
+
+    Args:
+        item: the test item (only its ``asyncio`` marker is read).
+        start: the instant the virtual-time loop starts at (default 2024-01-01).
     """
     factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": _default_loop}
     marker = item.get_closest_marker("asyncio")
     wanted = marker.kwargs.get("loop_factories") if marker is not None else None
     if wanted and not isinstance(wanted, str) and VIRTUAL_TIME_LOOP in wanted:
-        factories[VIRTUAL_TIME_LOOP] = virtual_loop_factory()
+        factories[VIRTUAL_TIME_LOOP] = virtual_loop_factory(start=start)
     return factories
 
 

@@ -404,6 +404,7 @@ class _TestState:
     models: list[FakeChatModel | FakeLLM] = field(default_factory=list)
     recorders: list[Recorder] = field(default_factory=list)
     guard: NetworkGuard | None = None
+    call_passed: bool = False  # the test body's outcome, from its call report
 
     def findings(self) -> list[str]:
         """Every problem the teardown check reports, one paragraph each."""
@@ -431,7 +432,6 @@ class _TestState:
 
 
 _state_key = pytest.StashKey[_TestState]()
-_call_passed_key = pytest.StashKey[bool]()
 
 
 @pytest.fixture(autouse=True)
@@ -454,7 +454,7 @@ def _fakellm(request: pytest.FixtureRequest) -> Iterator[_TestState]:
         yield state
     # Only a passing test is failed here: a failed test keeps its own error, and
     # what these checks found was added to its report instead.
-    if item.stash.get(_call_passed_key, False):
+    if state.call_passed:
         found = state.findings()
         if found:
             pytest.fail("fakellm teardown checks failed:\n\n" + "\n\n".join(found), pytrace=False)
@@ -474,10 +474,12 @@ def _wants_virtual_time(item: pytest.Item, state: _TestState) -> bool:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """Note whether the test passed; give a failing one fakellm's findings and timeline."""
     report = yield
-    if report.when == "call":
-        item.stash[_call_passed_key] = report.passed
     state = item.stash.get(_state_key, None)
-    if state is None or not report.failed or report.when == "setup":
+    if state is None:
+        return report
+    if report.when == "call":
+        state.call_passed = report.passed
+    if not report.failed or report.when == "setup":
         return report
     if report.when == "call":
         found = state.findings()
@@ -499,18 +501,16 @@ def pytest_asyncio_loop_factories(
     for virtual time gets it even if a conftest answers the hook too, and any
     other test is left to that conftest.
     """
-    factories = asyncio_loop_factories(item)
     try:
-        settings: _Settings | None = _settings(item)
+        settings = _settings(item)
     except pytest.fail.Exception:
         # A bad marker: the _fakellm fixture reports it at this test's setup,
         # instead of a collection error taking the whole module down.
-        settings = None
-    if settings is not None and settings.virtual_time:
+        settings = _Settings()
+    if settings.virtual_time:
         return {VIRTUAL_TIME_LOOP: virtual_loop_factory(start=settings.start)}
+    factories = asyncio_loop_factories(item, start=settings.start)
     if VIRTUAL_TIME_LOOP in factories:
-        if settings is not None and settings.start is not None:
-            factories[VIRTUAL_TIME_LOOP] = virtual_loop_factory(start=settings.start)
         return factories
     if len(item.ihook.pytest_asyncio_loop_factories.get_hookimpls()) > 1:
         return None
