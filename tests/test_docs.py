@@ -1,16 +1,17 @@
 """Every sample in docs/ runs, so the user guide cannot silently rot.
 
-The conventions (also stated in docs/index.md, "How these pages are tested"):
+The conventions:
 
 * A ```python block runs with ``exec``; the blocks of one page run in order in
   one namespace, in a scratch directory that holds the page's named files.
 * A ```python block whose first line is ``# test_<name>.py`` (or ``# conftest.py``)
   is a file of a user's test suite: it is written to a ``pytester`` directory and,
-  for a test file, run with pytest. Comment lines right below the name say what
-  pytest must report: ``# expect: passed=1 errors=1`` (required, the keywords of
-  ``assert_outcomes``), ``# output: <fnmatch pattern>`` (lines that must appear,
-  in order) and ``# args: <pytest arguments>``. Later blocks may import it.
-  Its name must be unique among the pages and this suite's test modules.
+  for a test file, run with pytest. HTML comments on the lines right above the
+  fence say what pytest must report, and stay out of what a reader sees:
+  ``<!-- expect: passed=1 errors=1 -->`` (required, the keywords of
+  ``assert_outcomes``), ``<!-- output: <fnmatch pattern> -->`` (lines that must
+  appear, in order) and ``<!-- args: <pytest arguments> -->``. Later blocks may
+  import it. Its name must be unique among the pages and this suite's test modules.
 * A ```ini block that starts with ``[pytest]`` becomes the suite's pytest.ini.
 * A ```yaml (or ```json) block is a script: it must load with fakellm's loader.
   A first line ``# file: NAME`` also writes it to the scratch directory; a first
@@ -60,7 +61,7 @@ PAGES = sorted(p.name for p in DOCS.glob("*.md"))
 _FENCE = re.compile(r"^( *)```([\w-]*)[^\n]*\n(.*?)^\1```[ \t]*$", re.M | re.S)
 _TEST_FILE = re.compile(r"^# ((?:test_\w+|conftest)\.py)$")
 _FILE = re.compile(r"^# file: (\S+)$")
-_HEADER = re.compile(r"^# (expect|output|args): ?(.*)$")
+_HEADER = re.compile(r"^ *<!-- (expect|output|args): ?(.*) -->$")
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -80,6 +81,7 @@ class Block:
     lang: str
     body: str
     line: int
+    header: tuple[tuple[str, str], ...] = ()
 
     @property
     def first(self) -> str:
@@ -92,10 +94,22 @@ class Block:
 
 def blocks(page: str) -> list[Block]:
     text = (DOCS / page).read_text(encoding="utf-8")
-    return [
-        Block(page, m[2], textwrap.dedent(m[3]), text.count("\n", 0, m.start()) + 1)
-        for m in _FENCE.finditer(text)
-    ]
+    out = []
+    for m in _FENCE.finditer(text):
+        line = text.count("\n", 0, m.start()) + 1
+        out.append(Block(page, m[2], textwrap.dedent(m[3]), line, _header_above(text, m.start())))
+    return out
+
+
+def _header_above(text: str, start: int) -> tuple[tuple[str, str], ...]:
+    """The ``<!-- expect/output/args: ... -->`` lines right above a fence, in order."""
+    found: list[tuple[str, str]] = []
+    for line in reversed(text[:start].split("\n")[:-1]):
+        m = _HEADER.match(line)
+        if not m:
+            break
+        found.append((m[1], m[2]))
+    return tuple(reversed(found))
 
 
 def _named_files(page_blocks: list[Block]) -> Iterator[tuple[str, str]]:
@@ -118,13 +132,12 @@ def _run_test_file(pytester: pytest.Pytester, block: Block) -> None:
     name = _TEST_FILE.match(block.first)[1]  # type: ignore[index]
     lines = block.body.splitlines()[1:]
     header: dict[str, list[str]] = {"expect": [], "output": [], "args": []}
-    while lines and (m := _HEADER.match(lines[0])):
-        header[m[1]].append(m[2])
-        lines.pop(0)
+    for key, value in block.header:
+        header[key].append(value)
     (pytester.path / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
     if name == "conftest.py":
         return
-    assert header["expect"], f"{block.where}: a test file needs '# expect: ...'"
+    assert header["expect"], f"{block.where}: a test file needs '<!-- expect: ... -->' above it"
     args = [a for line in header["args"] for a in shlex.split(line)]
     result = pytester.runpytest(name, *_PLUGINS, *args)
     outcomes = {k: int(v) for k, v in (kv.split("=") for kv in header["expect"][0].split())}
@@ -239,6 +252,18 @@ def test_every_page_has_checked_samples_and_is_linked() -> None:
     for page in PAGES:
         fences = len(re.findall(r"^ *```", (DOCS / page).read_text(encoding="utf-8"), re.M))
         assert fences == 2 * len(blocks(page)), f"docs/{page}: a code fence is not closed"
+
+
+def test_samples_carry_no_test_harness_lines() -> None:
+    # What pytest must report lives in HTML comments above a sample, not in it.
+    stray = [
+        f"{b.where}: {line}"
+        for p in PAGES
+        for b in blocks(p)
+        for line in b.body.splitlines()
+        if re.match(r"# (expect|output|args):", line)
+    ]
+    assert stray == []
 
 
 def test_the_pages_test_files_have_names_of_their_own() -> None:
