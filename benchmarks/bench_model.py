@@ -3,7 +3,7 @@
 Run: ``python benchmarks/bench_model.py [--chunks 200] [--streams 200] [--rounds 7]``
 
 All models run side by side in one process, interleaved round by round, each
-with one no-op callback handler attached (as in FACTS.md section 9). The floor
+with one no-op callback handler attached. The floor
 is a chat model whose ``_stream``/``_astream`` yield prebuilt chunks: what
 langchain-core's callback manager itself costs. Figures are medians over rounds,
 reported in microseconds per chunk and as ratios to the floor. Targets (issue 2):

@@ -249,7 +249,7 @@ class _Freezer:
     """One ``freeze_time(start)`` per scope, moved to ``start + elapsed`` on every jump.
 
     Never ``tick``, ``auto_tick_seconds`` or ``real_asyncio``: the virtual
-    clock is the only clock, freezegun just mirrors it (FACTS.md section 6).
+    clock is the only clock, freezegun just mirrors it.
     """
 
     __slots__ = ("_api", "_clock")

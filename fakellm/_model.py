@@ -172,7 +172,7 @@ class _Scripted:
         return {"model_name": self.model_name, "provider": self.provider}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
-        # The per-call `model=` override must show in traces (FACTS.md section 1).
+        # The per-call `model=` override must show in traces (LangSmith reads ls_model_name).
         params = super()._get_ls_params(stop=stop, **kwargs)  # type: ignore[misc]
         params["ls_provider"] = self.provider
         params["ls_model_name"] = kwargs.get("model") or self.model_name

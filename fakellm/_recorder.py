@@ -1,6 +1,6 @@
 """Recorder: the LangChain callback handler that records every callback.
 
-Why a *sync* handler with ``run_inline=True`` (FACTS.md section 4): under
+Why a *sync* handler with ``run_inline=True``: under
 asyncio, langchain-core calls inline sync handlers directly on the loop, in
 the order the callbacks fire, while non-inline sync handlers go to a thread
 pool (15 different orders in 15 runs). An async handler would also keep order,

@@ -136,7 +136,7 @@ def test_stream_trace_with_virtual_delays_is_exact():
         ("chain_end", "r2", "r1", "ChatPromptTemplate", 0.0, None, None),
         ("chat_model_start", "r3", "r1", "FakeChatModel", 0.0, None, None),
         ("llm_new_token", "r3", "r1", "FakeChatModel", 0.3, "Roses, ", None),
-        # The parser starts only once the first chunk reaches it (FACTS 3).
+        # The parser starts only once the first chunk reaches it (a streaming transform).
         ("chain_start", "r4", "r1", "StrOutputParser", 0.3, None, None),
         ("llm_new_token", "r3", "r1", "FakeChatModel", 0.35, "lilies ", None),
         ("llm_new_token", "r3", "r1", "FakeChatModel", 0.4, "and ", None),

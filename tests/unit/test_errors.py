@@ -52,7 +52,7 @@ def test_all_is_sorted_and_complete() -> None:
         and not name.startswith("_")
     }
     assert set(errors.__all__) == public_classes
-    contract = {  # ARCHITECTURE.md names these; more may be added
+    contract = {  # the documented public errors; more may be added
         "UnexpectedCall",
         "UnusedTurns",
         "InvalidScript",
