@@ -71,3 +71,23 @@ def test_the_reference_page_names_every_public_module() -> None:
     text = (ROOT / "docs" / "reference.md").read_text(encoding="utf-8")
     missing = [m for m in _public_modules() if f"::: {m}\n" not in text]
     assert missing == []
+
+
+def test_every_strategy_says_what_it_generates_and_how_it_shrinks() -> None:
+    import inspect
+
+    from fakellm import strategies
+
+    strategy_functions = [
+        name
+        for name in strategies.__all__
+        if inspect.isfunction(obj := getattr(strategies, name))
+        and "SearchStrategy" in str(inspect.signature(obj).return_annotation)
+    ]
+    assert strategy_functions, "no strategy functions found: the check would be vacuous"
+    vague = [
+        name
+        for name in strategy_functions
+        if "shrink" not in (inspect.getdoc(getattr(strategies, name)) or "").lower()
+    ]
+    assert vague == []
