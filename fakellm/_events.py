@@ -897,7 +897,9 @@ def _plain(value: Any, labels: Mapping[UUID, str], depth: int = 0) -> Any:
             "metadata": _plain(getattr(value, "metadata", {}), labels, depth + 1),
         }
     messages = getattr(value, "messages", None)
-    if isinstance(messages, list):
+    fields = getattr(type(value), "model_fields", None)
+    # A prompt value holds messages; an AgentAction only derives them (a property).
+    if isinstance(messages, list) and (fields is None or "messages" in fields):
         return {"messages": _plain(messages, labels, depth + 1)}
     return _plain_object(value, labels, depth)
 

@@ -12,6 +12,7 @@ import operator
 from typing import Annotated, Any, TypedDict
 
 from langchain_core.messages import AnyMessage, HumanMessage
+from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
@@ -60,8 +61,8 @@ def planner_script() -> list[Any]:
 def quote_script() -> Script:
     return Script(
         rules=[
-            Rule(match="Paris", respond="Paris: 120 EUR"),
-            Rule(match="Rome", respond="Rome: 95 EUR"),
+            Rule(match="Paris", respond=Turn("Paris: 120 EUR", first_token_delay=0.3)),
+            Rule(match="Rome", respond=Turn("Rome: 95 EUR", first_token_delay=0.1)),
         ]
     )
 
@@ -73,12 +74,19 @@ def build(planner: FakeChatModel, quoter: FakeChatModel) -> Any:
     def agent(state: State) -> dict[str, Any]:
         return {"messages": [bound.invoke(state["messages"])]}
 
+    async def aagent(state: State) -> dict[str, Any]:
+        return {"messages": [await bound.ainvoke(state["messages"])]}
+
     def fan_out(state: State) -> list[Send]:
         return [Send("quote", {"city": c}) for c in state.get("cities", [])]
 
     def quote(state: dict[str, Any]) -> dict[str, Any]:
         answer = quoter.invoke([HumanMessage(f"Price of a night in {state['city']}?")])
         return {"quotes": [answer.text]}
+
+    async def aquote(state: dict[str, Any]) -> dict[str, Any]:
+        prompt = [HumanMessage(f"Price of a night in {state['city']}?")]
+        return {"quotes": [(await quoter.ainvoke(prompt)).text]}
 
     def review(state: Review) -> dict[str, Any]:
         decision = interrupt({"approve": sorted(state["quotes"])})
@@ -90,11 +98,17 @@ def build(planner: FakeChatModel, quoter: FakeChatModel) -> Any:
         result = approval.invoke({"quotes": state["quotes"]})
         return {"decision": result["decision"]}
 
+    async def aapprove(state: State) -> dict[str, Any]:
+        result = await approval.ainvoke({"quotes": state["quotes"]})
+        return {"decision": result["decision"]}
+
     graph = StateGraph(State)
-    graph.add_node("agent", agent)
+    # Each node has a sync and an async body: an async graph runs the async
+    # one on the event loop (deterministic under virtual time), not in a thread.
+    graph.add_node("agent", RunnableLambda(agent, afunc=aagent, name="agent"))
     graph.add_node("tools", ToolNode(TOOLS))
-    graph.add_node("quote", quote)
-    graph.add_node("approval", approve)
+    graph.add_node("quote", RunnableLambda(quote, afunc=aquote, name="quote"))
+    graph.add_node("approval", RunnableLambda(approve, afunc=aapprove, name="approval"))
     graph.add_edge(START, "agent")
     graph.add_conditional_edges("agent", tools_condition, {"tools": "tools", END: "fan_out"})
     graph.add_node("fan_out", lambda state: {})
