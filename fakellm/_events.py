@@ -554,6 +554,16 @@ class EventLog(Sequence[Event]):
         (subgraph nodes as paths: ``"approval/review"``)."""
         return [self.node_of(r) or str(r.name) for r in self.node_runs()]
 
+    def node_steps(self) -> list[tuple[int | None, str]]:
+        """``(step, node)`` for each node execution, in order: the superstep
+        LangGraph ran it in (``langgraph_step``). Branches of a fan-out share
+        a step: ``[..., (7, "quote"), (7, "quote"), (8, "approval")]``."""
+        out: list[tuple[int | None, str]] = []
+        for r in self.node_runs():
+            step = self._start_metadata(r).get("langgraph_step")
+            out.append((step if isinstance(step, int) else None, self.node_of(r) or str(r.name)))
+        return out
+
     def model_runs(self, *, node: str | None = None) -> list[Run]:
         """Chat model and LLM runs in order of appearance; with ``node``, only
         those that ran inside that graph node (name or path)."""

@@ -101,6 +101,9 @@ def cell_text(ev: Event) -> str:
     if kind.endswith("_start"):
         if kind == "tool_start" and isinstance(ev.inputs, str):
             return f"start {ev.inputs}"
+        resume = getattr(ev.inputs, "resume", None)
+        if type(ev.inputs).__name__ == "Command" and resume is not None:
+            return f"resume {resume!r}"  # a graph resumed after an interrupt
         return "start"
     if kind == "llm_end":
         calls = _message_tool_calls(_response_message(ev.outputs))

@@ -132,9 +132,11 @@ def test_graph_interrupt_is_its_own_outcome_and_resume_finishes():
     ]
     log = rec.events
     assert list(log.errors()) == []
+    # It unwinds through review, the subgraph, the node's function and the node.
     assert [(ev.run_name, ev.kind) for ev in log.interrupts()] == [
         ("review", "chain_error"),
         ("LangGraph", "chain_error"),
+        ("approval", "chain_error"),
         ("approval", "chain_error"),
     ]
     assert [r.status for r in log.runs(name="review")] == ["interrupted"]
@@ -210,3 +212,28 @@ def test_events_carry_the_scenario_task_name_through_gather_and_graph_tasks():
     by_task = {ev.task for ev in rec.events}
     assert by_task == {"alice", "bob"}
     assert {ev.task for ev in rec.events if ev.run_name in ("quote", "agent")} == {"bob"}
+
+
+def test_fan_out_branches_share_a_step_and_resume_reads_in_the_timeline():
+    rec = Recorder()
+    app, cfg = _travel(rec)
+    app.invoke(travel_app.REQUEST, cfg)
+    app.invoke(Command(resume="approved"), cfg)
+    log = rec.events
+    assert [s for s in log.node_steps() if s[1] in ("fan_out", "quote", "approval")] == [
+        (6, "fan_out"),
+        (7, "quote"),
+        (7, "quote"),
+        (8, "approval"),
+        (8, "approval"),
+    ]
+    resumed = log.roots()[1]
+    lines = log.timeline(runs=[resumed], view="list").splitlines()
+    assert lines[1].endswith("r30 LangGraph: resume 'approved'")
+    interrupted = log.timeline(runs=log.runs(name="review"), view="list").splitlines()
+    assert [line.split("  ")[-1] for line in interrupted[1:]] == [
+        "r29 review: start",
+        "r29 review: interrupt",
+        "r34 review: start",
+        "r34 review: end",
+    ]

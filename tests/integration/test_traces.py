@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -146,6 +147,7 @@ def test_b():
 def test_assert_trace_writes_compares_and_explains(pytester):
     pytester.makepyfile(
         test_golden="""
+import json
 import os
 from fakellm import FakeChatModel, Recorder, virtual_time
 from fakellm.assertions import assert_trace
@@ -197,3 +199,41 @@ def test_poem():
 def test_assert_trace_rejects_a_bad_path():
     with pytest.raises(TypeError, match=r"path=3 must be a file path"):
         assert_trace(Recorder(), 3)  # type: ignore[arg-type]
+
+
+def _parse_text(text):
+    """Read to_text() back into normalized() rows: proof that it loses nothing."""
+    decoder = json.JSONDecoder()
+    rows, runs = [], {}
+    for line in text.splitlines():
+        head, _, rest = line.partition(" ")
+        time = None
+        if head[0] in "+-":
+            time, (head, _, rest) = float(head), rest.partition(" ")
+        run, _, parent = head.partition("<")
+        kind, _, rest = rest.partition(" ")
+        name, end = decoder.raw_decode(rest)
+        fields = {}
+        rest = rest[end:]
+        while rest:
+            key, _, rest = rest.lstrip(" ").partition("=")
+            fields[key], end = decoder.raw_decode(rest)
+            rest = rest[end:]
+        known = runs.get(run, {"parent": None, "type": None, "tags": []})
+        known = {
+            "parent": parent or (known["parent"] if run in runs else None),
+            "type": fields.pop("type", known["type"]),
+            "tags": fields.pop("tags", known["tags"]),
+        }
+        runs[run] = known
+        row = {"kind": kind, "run": None if run == "-" else run, **known, "name": name}
+        if time is not None:
+            row["time"] = time
+        rows.append({**row, **fields})
+    return rows
+
+
+def test_text_form_reads_back_into_the_normalized_log():
+    log = _travel_log()
+    assert _parse_text(log.to_text()) == log.normalized()
+    assert _parse_text(log.to_text(times=False)) == log.normalized(times=False)
