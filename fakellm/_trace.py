@@ -32,9 +32,7 @@ def chrome_trace(log: EventLog) -> dict[str, Any]:
     """The trace-event JSON object for ``log``."""
     from fakellm._events import START_KINDS
 
-    events: list[dict[str, Any]] = [
-        {"name": "process_name", "ph": "M", "pid": _PID, "tid": 0, "args": {"name": "fakellm"}}
-    ]
+    events: list[dict[str, Any]] = [_metadata("process_name", 0, name="fakellm")]
     if not len(log):
         return {"traceEvents": events, "displayTimeUnit": "ms"}
     t0 = log[0].time
@@ -43,24 +41,8 @@ def chrome_trace(log: EventLog) -> dict[str, Any]:
     tid = {r.id: i + 1 for i, (r, _) in enumerate(order)}
     for i, (r, depth) in enumerate(order):
         label = f"{'  ' * depth}{r}"
-        events.append(
-            {
-                "name": "thread_name",
-                "ph": "M",
-                "pid": _PID,
-                "tid": tid[r.id],
-                "args": {"name": label},
-            }
-        )
-        events.append(
-            {
-                "name": "thread_sort_index",
-                "ph": "M",
-                "pid": _PID,
-                "tid": tid[r.id],
-                "args": {"sort_index": i},
-            }
-        )
+        events.append(_metadata("thread_name", tid[r.id], name=label))
+        events.append(_metadata("thread_sort_index", tid[r.id], sort_index=i))
         start = log[r.start].time if r.start is not None else t0
         end = log[r.end].time if r.end is not None else t_last
         args: dict[str, Any] = {
@@ -111,6 +93,11 @@ def chrome_trace(log: EventLog) -> dict[str, Any]:
         "displayTimeUnit": "ms",
         "otherData": {"source": "fakellm", "virtual": all(ev.virtual for ev in log)},
     }
+
+
+def _metadata(event: str, tid: int, **args: Any) -> dict[str, Any]:
+    """A metadata event (``"ph": "M"``): names and orders the tracks."""
+    return {"name": event, "ph": "M", "pid": _PID, "tid": tid, "args": args}
 
 
 def _tree_order(log: EventLog) -> list[tuple[Run, int]]:
