@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -159,6 +161,78 @@ def test_from_messages(llm_recorder):
             "E   Actual: [get_weather(city='Paris'), book(city='Paris', nights=2)]",
             "E   Diff (- expected, + actual):",
             "E       get_weather(city='Paris')",
+            "E     + book(city='Paris', nights=2)",
+        ]
+    )
+
+
+GRAPH = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).resolve().parent.parent / "integration")!r})
+import travel_app
+from langgraph.types import Command
+from fakellm import FakeChatModel
+from fakellm.assertions import assert_nodes, assert_tool_calls
+
+
+def run(llm_recorder):
+    app = travel_app.build(
+        FakeChatModel(script=travel_app.planner_script()),
+        FakeChatModel(script=travel_app.quote_script()),
+    )
+    cfg = {{"configurable": {{"thread_id": "t"}}, "callbacks": [llm_recorder]}}
+    app.invoke(travel_app.REQUEST, cfg)
+    app.invoke(Command(resume="approved"), cfg)
+"""
+
+
+def test_graph_broken_variants_fail_with_exact_messages(pytester):
+    pytester.makepyfile(
+        test_graph=GRAPH
+        + """
+def test_approval_before_quotes(llm_recorder):
+    run(llm_recorder)
+    assert_nodes(llm_recorder, ["approval", "quote", "quote"], mode="superset")
+    assert_nodes(llm_recorder, ["approval", "quote"], mode="subset")
+
+
+def test_agent_books_three_nights(llm_recorder):
+    run(llm_recorder)
+    expected = ["get_weather", ("book", {"city": "Paris", "nights": 3})]
+    assert_tool_calls(llm_recorder, expected, node="agent")
+"""
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--tb=short")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "E   *FakeLLMAssertionError: graph nodes do not match (subset).",
+            "E   Expected: ['approval', 'quote']",
+            "E   Actual: ['agent', 'tools', 'agent', 'tools', 'agent', 'fan_out', 'quote', "
+            "'quote', 'approval', 'approval/review', 'approval', 'approval/review']",
+            "E   Diff (- expected, + actual):",
+            "E     + 'agent'",
+            "E     + 'tools'",
+            "E     + 'agent'",
+            "E     + 'tools'",
+            "E     + 'agent'",
+            "E     + 'fan_out'",
+            "E       'quote'",
+            "E     + 'quote'",
+            "E       'approval'",
+            "E     + 'approval/review'",
+            "E     + 'approval'",
+            "E     + 'approval/review'",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "E   *FakeLLMAssertionError: tool calls in node 'agent' do not match (strict).",
+            "E   Expected: [get_weather(...), book(city='Paris', nights=3)]",
+            "E   Actual: [get_weather(city='Paris'), book(city='Paris', nights=2)]",
+            "E   Diff (- expected, + actual):",
+            "E       get_weather(city='Paris')",
+            "E     - book(city='Paris', nights=3)",
             "E     + book(city='Paris', nights=2)",
         ]
     )
