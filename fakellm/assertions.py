@@ -44,6 +44,7 @@ from fakellm._events import (
 __all__ = [
     "MATCH_MODES",
     "STREAM_MODES",
+    "FakeLLMAssertionError",
     "assert_events",
     "assert_interleaved",
     "assert_nodes",

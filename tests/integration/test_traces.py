@@ -237,3 +237,30 @@ def test_text_form_reads_back_into_the_normalized_log():
     log = _travel_log()
     assert _parse_text(log.to_text()) == log.normalized()
     assert _parse_text(log.to_text(times=False)) == log.normalized(times=False)
+
+
+class Bloom(BaseModel):
+    name: str
+    petals: int
+
+
+def test_with_structured_output_keeps_the_object_and_the_tool_call():
+    from fakellm import FakeChatModel, ToolCall, Turn
+
+    model = FakeChatModel(
+        script=[Turn(tool_calls=[ToolCall("Bloom", {"name": "rose", "petals": 5})])]
+    )
+    rec = Recorder()
+    assert model.with_structured_output(Bloom).invoke("?", {"callbacks": [rec]}) == Bloom(
+        name="rose", petals=5
+    )
+    assert rec.events.to_text(times=False).splitlines()[2:] == [
+        'r2 llm_end "FakeChatModel" text="" tool_calls=[{"args":{"name":"rose","petals":5},'
+        '"name":"Bloom"}] usage={"input_tokens":1,"output_tokens":2,"total_tokens":3} '
+        'model="fake-chat-model"',
+        'r3<r1 chain_start "PydanticToolsParser" type="parser" tags=["seq:step:2"] '
+        'inputs={"content":"","tool_calls":[{"args":{"name":"rose","petals":5},"name":"Bloom"}],'
+        '"type":"ai"}',
+        'r3 chain_end "PydanticToolsParser" outputs={"$type":"Bloom","name":"rose","petals":5}',
+        'r1 chain_end "RunnableSequence" outputs={"$type":"Bloom","name":"rose","petals":5}',
+    ]
