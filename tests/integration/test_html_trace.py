@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fakellm import FakeChatModel, Recorder, Turn, run_scenario
+from fakellm import FakeChatModel, Recorder, Turn, run_scenario, virtual_time
 
 STREAMS = 50
 
@@ -85,7 +85,13 @@ def test_the_html_timeline_renders_every_lane_in_headless_chromium(fifty_streams
     dom = _chromium(browser, tmp_path / "profile-dom", "--dump-dom", page.as_uri()).stdout
     lanes = re.findall(r'<div class="lane" data-run="(r\d+)"', dom)
     assert sorted(lanes, key=lambda s: int(s[1:])) == [f"r{i}" for i in range(1, STREAMS + 1)]
-    assert 'id="zoom">1.0x<' in dom  # the inline script ran
+    assert 'id="zoom">1.0x<' in dom
+    zoomed = _chromium(browser, tmp_path / "profile-zoom", "--dump-dom", page.as_uri() + "#zoom=4")
+    assert 'id="zoom">4.0x<' in zoomed.stdout  # the inline script ran and zoomed
+    assert 'id="lanes" class="time" style="--zoom: 4;"' in zoomed.stdout
+    # Fifty streams at distinct instants: the time axis; a graph whose events
+    # mostly share instants starts on the event-order axis instead.
+    assert 'id="axis">axis: time<' in dom
     shot = Path(__file__).parent.parent.parent / "build" / "timeline-50-streams.png"
     shot.parent.mkdir(exist_ok=True)
     shot.unlink(missing_ok=True)
@@ -126,3 +132,16 @@ def test_chrome_trace_has_the_formats_required_fields(fifty_streams, tmp_path):
         "thread_name",
         "thread_sort_index",
     }
+
+
+def test_runs_that_take_no_time_start_on_the_event_order_axis():
+    rec = Recorder()
+    model = FakeChatModel(script=["a b", "c"])
+    with virtual_time():  # no scripted delays: every run takes 0 s
+        model.invoke("1", config={"callbacks": [rec]})
+        model.invoke("2", config={"callbacks": [rec]})
+    html = rec.events.to_html()
+    assert '<div id="lanes" class="order">' in html
+    assert 'id="axis">axis: event order<' in html
+    # Both axes are in the page: run 2 sits at the end of the event order.
+    assert "--tl:0.0000%;--ol:66.6667%;--tw:0.0000%;--ow:33.3333%" in html
