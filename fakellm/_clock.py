@@ -49,6 +49,7 @@ from typing import Any, Final, ParamSpec, TypeVar, TypeVarTuple, overload
 
 import freezegun
 
+from fakellm import _events
 from fakellm.errors import DeadlockError, LeakedTasks
 
 __all__ = [
@@ -856,7 +857,8 @@ def _validate_names(names: Sequence[str] | None, count: int) -> tuple[str, ...]:
     return tuple(names)
 
 
-async def _call(runnable: _Runnable) -> Any:
+async def _call(runnable: _Runnable, name: str) -> Any:
+    _events.scenario_task.set(name)  # tasks it spawns report the scenario's name
     if inspect.iscoroutine(runnable):
         return await runnable
     result = runnable()  # type: ignore[operator]
@@ -955,7 +957,8 @@ async def _scenario_main(
     if me is not None:
         me.set_name("run_scenario")
     tasks = [
-        asyncio.create_task(_call(r), name=name) for r, name in zip(runnables, names, strict=True)
+        asyncio.create_task(_call(r, name), name=name)
+        for r, name in zip(runnables, names, strict=True)
     ]
     outcomes = await asyncio.gather(*tasks, return_exceptions=True)
     elapsed = loop.clock.elapsed

@@ -13,15 +13,19 @@ query needs them, so recording stays cheap.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+import os
 import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, NamedTuple, overload
 from uuid import UUID
 
-__all__ = ["KINDS", "Event", "EventLog", "Run", "RunRef"]
+__all__ = ["KINDS", "Event", "EventLog", "Run", "RunRef", "ToolUse", "is_interrupt"]
 
 #: Every event kind: a LangChain callback method name without its ``on_`` prefix.
 KINDS: tuple[str, ...] = (
@@ -53,6 +57,13 @@ ERROR_KINDS = frozenset(k for k in KINDS if k.endswith("_error"))
 FINISH_KINDS = END_KINDS | ERROR_KINDS
 
 _EMPTY: Mapping[str, Any] = {}
+
+#: The name of the scenario task the current code runs under (set by
+#: ``run_scenario`` for each of its tasks). Tasks inherit their creator's
+#: context, so a task that ``asyncio.gather`` makes inside a scenario task
+#: still knows which scenario task it serves: the Recorder names events by it
+#: instead of asyncio's ``Task-7``.
+scenario_task: ContextVar[str | None] = ContextVar("fakellm_scenario_task", default=None)
 
 
 class Event(NamedTuple):
@@ -87,7 +98,10 @@ class Event(NamedTuple):
             under the harness), otherwise the active sync clock.
         virtual: Whether ``time`` came from a virtual clock (deterministic).
         wall_time: ``datetime.now()`` at the event (frozen under the harness).
-        task: Name of the current asyncio task, or None outside one.
+        task: Inside ``run_scenario``, the name of the scenario task the
+            code serves (also from tasks it gathered, LangGraph's node tasks
+            and executor threads); elsewhere the current asyncio task's name,
+            or None outside one.
         thread: Name of the current thread.
         extra: Other keyword arguments of the callback (``invocation_params``,
             ``batch_size``, a custom event's ``name``, ...).
@@ -145,8 +159,10 @@ class Run:
         tags: Tags from the run's start event.
         start: Index in the log of its start event, or None.
         end: Index of its first end or error event, or None while running.
-        status: ``"ok"``, ``"error"``, ``"running"`` (started, not finished) or
-            ``"unseen"`` (known only as another run's parent).
+        status: ``"ok"``, ``"error"``, ``"interrupted"`` (a LangGraph
+            ``interrupt()`` paused it: a pause, not a failure), ``"running"``
+            (started, not finished) or ``"unseen"`` (known only as another
+            run's parent).
         children: Ids of its child runs, in order of appearance.
     """
 
@@ -158,11 +174,18 @@ class Run:
     tags: tuple[str, ...]
     start: int | None
     end: int | None
-    status: Literal["ok", "error", "running", "unseen"]
+    status: Literal["ok", "error", "interrupted", "running", "unseen"]
     children: tuple[UUID, ...]
 
     def __str__(self) -> str:
         return f"{self.label} {self.name or '?'}"
+
+
+class ToolUse(NamedTuple):
+    """One tool call a model asked for: compares equal to ``(name, args)``."""
+
+    name: str
+    args: dict[str, Any]
 
 
 #: How queries accept a run: its id, a Run, one of its Events, its name (when
@@ -321,7 +344,7 @@ class EventLog(Sequence[Event]):
                 row["start"], row["tags"] = i, ev.tags
             elif ev.kind in FINISH_KINDS and row["end"] is None:
                 row["end"] = i
-                row["status"] = "error" if ev.kind in ERROR_KINDS else "ok"
+                row["status"] = _outcome(ev)
         self._runs = {
             rid: Run(
                 rid,
@@ -475,8 +498,112 @@ class EventLog(Sequence[Event]):
         return ev.error if ev is not None else None
 
     def errors(self) -> EventLog:
-        """Every error event (``*_error``), in order."""
-        return EventLog(ev for ev in self._events if ev.kind in ERROR_KINDS)
+        """Every error event (``*_error``), in order, except LangGraph
+        interrupts: a graph paused for a human is not a failure (see
+        :meth:`interrupts`)."""
+        return EventLog._trusted(
+            tuple(ev for ev in self._events if ev.kind in ERROR_KINDS and not is_interrupt(ev))
+        )
+
+    def interrupts(self) -> EventLog:
+        """The ``chain_error`` events that carry a LangGraph ``interrupt()``
+        (``GraphInterrupt``), in order: each run it unwound through has status
+        ``"interrupted"``."""
+        return EventLog._trusted(tuple(ev for ev in self._events if is_interrupt(ev)))
+
+    # -- agents and graphs ------------------------------------------------------
+
+    def _start_metadata(self, run: Run) -> Mapping[str, Any]:
+        return self._events[run.start].metadata if run.start is not None else _EMPTY
+
+    def node_of(self, run: RunRef) -> str | None:
+        """The LangGraph node ``run`` ran in, as a path (``"tools"``, or
+        ``"approval/review"`` inside a subgraph); None outside any graph node.
+        Read from the ``langgraph_checkpoint_ns`` metadata LangGraph gives every
+        run inside a node, without its per-run task ids."""
+        return _node_path(self._start_metadata(self.run(run)))
+
+    def node_runs(self, node: str | None = None) -> list[Run]:
+        """The runs that *are* LangGraph nodes (one per node execution), in
+        the order they started; only those of ``node`` (a name or a path as
+        :meth:`node_of` spells it) if given. The graph's ``__start__`` input
+        step is left out."""
+        if node is not None and not isinstance(node, str):
+            raise TypeError(f"node={node!r} must be a node name or path (str) or None")
+        table = self._run_table()
+        out: list[Run] = []
+        for r in self.runs():
+            meta = self._start_metadata(r)
+            name = meta.get("langgraph_node")
+            if name is None or name != r.name or name == "__start__":
+                continue
+            parent = table.get(r.parent_id) if r.parent_id is not None else None
+            ns = meta.get("langgraph_checkpoint_ns")
+            if (
+                parent is not None
+                and self._start_metadata(parent).get("langgraph_checkpoint_ns") == ns
+            ):
+                continue  # a runnable inside the node that happens to share its name
+            path = _node_path(meta)
+            if node is None or node in (name, path):
+                out.append(r)
+        return out
+
+    def nodes(self) -> list[str]:
+        """The LangGraph nodes that ran, in order, one entry per execution
+        (subgraph nodes as paths: ``"approval/review"``)."""
+        return [self.node_of(r) or str(r.name) for r in self.node_runs()]
+
+    def node_steps(self) -> list[tuple[int | None, str]]:
+        """``(step, node)`` for each node execution, in order: the superstep
+        LangGraph ran it in (``langgraph_step``). Branches of a fan-out share
+        a step: ``[..., (7, "quote"), (7, "quote"), (8, "approval")]``."""
+        out: list[tuple[int | None, str]] = []
+        for r in self.node_runs():
+            step = self._start_metadata(r).get("langgraph_step")
+            out.append((step if isinstance(step, int) else None, self.node_of(r) or str(r.name)))
+        return out
+
+    def model_runs(self, *, node: str | None = None) -> list[Run]:
+        """Chat model and LLM runs in order of appearance; with ``node``, only
+        those that ran inside that graph node (name or path)."""
+        runs = [r for r in self.runs() if r.type in ("chat_model", "llm")]
+        if node is None:
+            return runs
+        if not isinstance(node, str):
+            raise TypeError(f"node={node!r} must be a node name or path (str) or None")
+        return [r for r in runs if _in_node(self.node_of(r), node)]
+
+    def messages(self, run: RunRef) -> list[dict[str, Any]]:
+        """What a model run saw: its input messages (or prompts) as plain
+        data, the same form :meth:`normalized` uses."""
+        r = self.run(run)
+        if r.type not in ("chat_model", "llm") or r.start is None:
+            raise ValueError(f"run={r} is a {r.type} run; messages() takes a chat model or LLM run")
+        inputs = self._events[r.start].inputs
+        first = inputs[0] if isinstance(inputs, list | tuple) and inputs else inputs
+        plain = _plain(first, self.labels())
+        return plain if isinstance(plain, list) else [plain]
+
+    def tool_calls(self, *, node: str | None = None, run: RunRef | None = None) -> list[ToolUse]:
+        """The tool calls the models asked for, in the order their responses
+        ended: ``[ToolUse("get_weather", {"city": "Paris"}), ...]``.
+
+        Args:
+            node: Only calls made by models inside this graph node.
+            run: Only calls made inside this run's subtree.
+        """
+        ids = {r.id for r in self.subtree(run)} if run is not None else None
+        wanted = {r.id for r in self.model_runs(node=node)}
+        out: list[ToolUse] = []
+        for ev in self._events:
+            if ev.kind != "llm_end" or ev.run_id not in wanted:
+                continue
+            if ids is not None and ev.run_id not in ids:
+                continue
+            for call in _message_tool_calls(_response_message(ev.outputs)):
+                out.append(ToolUse(str(call.get("name")), dict(call.get("args") or {})))
+        return out
 
     # -- usage ----------------------------------------------------------------
 
@@ -553,18 +680,98 @@ class EventLog(Sequence[Event]):
             out.append(row)
         return out
 
-    def timeline(self, runs: Iterable[RunRef] | None = None) -> str:
-        """Text swimlanes: one column per run, one row per event, times shown.
+    def to_text(self, *, times: bool | None = None) -> str:
+        """The normalized log as text, one line per event: made for snapshot
+        files and diffs (a changed event is a changed line).
+
+        Each line is ``[time ]run kind name key=value ...`` with JSON values
+        (keys sorted, one line each). The run's parent, type and tags appear on
+        its first line (``r3<r1``, ``type=``, ``tags=``) and again only if they
+        change, so the text holds everything :meth:`normalized` does::
+
+            +0.000 r1 chain_start RunnableSequence type="chain" inputs={"q":"Hi"}
+            +0.000 r2<r1 chat_model_start FakeChatModel type="chat_model" ...
+
+        Args:
+            times: As in :meth:`normalized`.
+        """
+        seen: dict[str | None, tuple[Any, Any, Any]] = {}
+        lines: list[str] = []
+        for row in self.normalized(times=times):
+            row = dict(row)
+            kind, run, parent = row.pop("kind"), row.pop("run"), row.pop("parent")
+            name, rtype, tags = row.pop("name"), row.pop("type"), row.pop("tags")
+            time = row.pop("time", None)
+            head = f"{time:+.6f} " if time is not None else ""
+            who = run or "-"
+            first = seen.get(run)
+            if first is None or first[0] != parent:
+                who += f"<{parent}" if parent else ""
+            parts = [f"{head}{who}", kind, _compact_json(name)]
+            if first is None or first[1] != rtype:
+                parts.append(f"type={_compact_json(rtype)}")
+            if tags and (first is None or first[2] != tags):
+                parts.append(f"tags={_compact_json(tags)}")
+            elif first is not None and first[2] and not tags:
+                parts.append("tags=[]")
+            seen[run] = (parent, rtype, tags)
+            parts += [f"{k}={_compact_json(v)}" for k, v in row.items()]
+            lines.append(" ".join(parts))
+        return "\n".join(lines)
+
+    def to_html(self, path: str | os.PathLike[str] | None = None, *, title: str = "") -> str:
+        """A self-contained HTML timeline (one file, no network): a lane per
+        run, nested by the run tree, tokens and tool calls on hover, zoom for
+        hundreds of runs. Returns the HTML and writes it to ``path`` if given."""
+        from fakellm._html import render_html
+
+        html = render_html(self, title=title)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(html)
+        return html
+
+    def to_chrome_trace(self, path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+        """The log in Chrome's trace-event format, for Perfetto or
+        ``chrome://tracing``: a complete event (``"ph": "X"``) per run, an
+        instant event (``"ph": "i"``) per token or other event inside a run.
+        Returns the JSON object and writes it to ``path`` if given."""
+        from fakellm._trace import chrome_trace
+
+        trace = chrome_trace(self)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump(trace, f, ensure_ascii=False)
+        return trace
+
+    def timeline(
+        self,
+        runs: Iterable[RunRef] | None = None,
+        *,
+        view: Literal["auto", "lanes", "list"] = "auto",
+        max_events: int | None = None,
+    ) -> str:
+        """Text timeline: swimlanes (one column per run) for a few runs, a
+        list indented by run depth for more; one row per event, times shown.
 
         Args:
             runs: Only these runs (and their rows); default all runs.
+            view: ``"lanes"``, ``"list"`` or ``"auto"`` (lanes for up to 8
+                runs if they fit in 120 columns, else the list).
+            max_events: Show at most this many rows (first and last halves).
         """
         from fakellm._timeline import render_timeline
 
         if runs is not None and (isinstance(runs, str) or not isinstance(runs, Iterable)):
             raise TypeError(f"runs={runs!r} must be a list of run references or None")
+        if view not in ("auto", "lanes", "list"):
+            raise ValueError(f"view={view!r}; accepted: 'auto', 'lanes', 'list'")
+        if max_events is not None and (
+            isinstance(max_events, bool) or not isinstance(max_events, int) or max_events < 2
+        ):
+            raise ValueError(f"max_events={max_events!r} must be an int >= 2 or None")
         ids = None if runs is None else [self.run(r).id for r in runs]
-        return render_timeline(self, ids)
+        return render_timeline(self, ids, view=view, max_events=max_events)
 
 
 # -- helpers ----------------------------------------------------------------------
@@ -601,12 +808,22 @@ def _payload(ev: Event, labels: Mapping[UUID, str]) -> dict[str, Any]:
         return {"token": _plain(ev.token, labels)}
     if kind == "llm_end":
         row: dict[str, Any] = {"text": ev.output_text}
+        message = _response_message(ev.outputs)
+        calls = _message_tool_calls(message)
+        if calls:
+            row["tool_calls"] = _plain_tool_calls(calls, labels, 1)
+        invalid = getattr(message, "invalid_tool_calls", None)
+        if invalid:
+            row["invalid_tool_calls"] = _plain_tool_calls(invalid, labels, 1)
         if ev.usage:
             row["usage"] = _add_usage(None, ev.usage)
         if ev.model_name:
             row["model"] = ev.model_name
         return row
     if kind in ERROR_KINDS:
+        if is_interrupt(ev):
+            # GraphInterrupt's args hold the Interrupt records (value, id).
+            return {"interrupt": [_plain(i, labels) for i in _interrupts_of(ev.error)]}
         return {"error": _error_text(ev.error) if ev.error is not None else None}
     if kind in START_KINDS:
         return {"inputs": _plain(ev.inputs, labels)}
@@ -617,8 +834,42 @@ def _payload(ev: Event, labels: Mapping[UUID, str]) -> dict[str, Any]:
     return {"data": _plain(ev.data, labels)}
 
 
+def _interrupts_of(error: BaseException | None) -> list[Any]:
+    args = getattr(error, "args", ())
+    first = args[0] if args else ()
+    return list(first) if isinstance(first, list | tuple) else [first]
+
+
+def _plain_tool_calls(calls: Iterable[Any], labels: Mapping[UUID, str], depth: int) -> list[Any]:
+    """Tool calls as ``{"name", "args"}`` (plus ``error`` for an invalid one);
+    ids are left out: providers make them up afresh on every call."""
+    out: list[Any] = []
+    for c in calls:
+        if not isinstance(c, Mapping):
+            out.append(_plain(c, labels, depth + 1))
+            continue
+        row = {"name": c.get("name"), "args": _plain(c.get("args"), labels, depth + 1)}
+        if c.get("error") is not None:
+            row["error"] = _plain(c.get("error"), labels, depth + 1)
+        out.append(row)
+    return out
+
+
+def _compact_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _sort_key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
 def _plain(value: Any, labels: Mapping[UUID, str], depth: int = 0) -> Any:
-    """A JSON-serialisable, run-independent rendering of a payload."""
+    """A JSON-serialisable, run-independent rendering of a payload.
+
+    Lossless where a test can rely on it (tool calls, structured outputs,
+    LangGraph commands, agent actions, retry state), and free of ids and
+    timestamps, which differ on every run.
+    """
     if isinstance(value, str):
         # Message ids like "lc_run--<run id>" embed run ids: label them too.
         text = str(value)  # str subclasses, e.g. the parser's TextAccessor
@@ -629,31 +880,26 @@ def _plain(value: Any, labels: Mapping[UUID, str], depth: int = 0) -> Any:
         return int(value) if not isinstance(value, bool) else bool(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
-    if depth > 8:
+    if depth > 12:
         return f"<{type(value).__name__}>"
     if isinstance(value, UUID):
         return labels.get(value, "<uuid>")
     if isinstance(value, BaseException):
         return _error_text(value)
     if isinstance(value, Mapping):
+        if value.get("type") == "tool_call" and "args" in value:
+            return _plain_tool_calls([value], labels, depth)[0]
         return {str(k): _plain(v, labels, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, list | tuple) and not hasattr(value, "_asdict"):
         return [_plain(v, labels, depth + 1) for v in value]
+    if isinstance(value, set | frozenset):
+        # Set order follows string hashes (PYTHONHASHSEED): sort for repeatability.
+        return sorted((_plain(v, labels, depth + 1) for v in value), key=_sort_key)
     # LangChain objects by duck typing, so this module needs no LangChain import.
     content = getattr(value, "content", _MISSING)
     msg_type = getattr(value, "type", None)
     if content is not _MISSING and isinstance(msg_type, str):
-        row = {"type": msg_type, "content": _plain(content, labels, depth + 1)}
-        calls = getattr(value, "tool_calls", None)
-        if calls:
-            row["tool_calls"] = [
-                {
-                    "name": c.get("name"),
-                    "args": _plain(c.get("args"), labels, depth + 1),
-                }
-                for c in calls
-            ]
-        return row
+        return _plain_message(value, msg_type, content, labels, depth)
     page = getattr(value, "page_content", None)
     if isinstance(page, str):
         return {
@@ -661,9 +907,73 @@ def _plain(value: Any, labels: Mapping[UUID, str], depth: int = 0) -> Any:
             "metadata": _plain(getattr(value, "metadata", {}), labels, depth + 1),
         }
     messages = getattr(value, "messages", None)
-    if isinstance(messages, list):
+    fields = getattr(type(value), "model_fields", None)
+    # A prompt value holds messages; an AgentAction only derives them (a property).
+    if isinstance(messages, list) and (fields is None or "messages" in fields):
         return {"messages": _plain(messages, labels, depth + 1)}
-    return f"<{type(value).__name__}>"
+    return _plain_object(value, labels, depth)
+
+
+def _plain_message(
+    value: Any, msg_type: str, content: Any, labels: Mapping[UUID, str], depth: int
+) -> dict[str, Any]:
+    row: dict[str, Any] = {"type": msg_type, "content": _plain(content, labels, depth + 1)}
+    name = getattr(value, "name", None)
+    if isinstance(name, str) and name:
+        row["name"] = name
+    calls = getattr(value, "tool_calls", None)
+    if calls:
+        row["tool_calls"] = _plain_tool_calls(calls, labels, depth)
+    invalid = getattr(value, "invalid_tool_calls", None)
+    if invalid:
+        row["invalid_tool_calls"] = _plain_tool_calls(invalid, labels, depth)
+    if msg_type == "tool" and getattr(value, "status", "success") != "success":
+        row["status"] = value.status
+    return row
+
+
+def _plain_object(value: Any, labels: Mapping[UUID, str], depth: int) -> Any:
+    """Other objects as ``{"$type": ClassName, field: value, ...}``."""
+    cls = type(value)
+    fields: Mapping[str, Any] | None = None
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        # Only fields that differ from their defaults: a LangGraph
+        # Command(resume="yes") stays one short line.
+        fields = {
+            f.name: getattr(value, f.name)
+            for f in dataclasses.fields(value)
+            if f.default is dataclasses.MISSING or getattr(value, f.name) != f.default
+        }
+        if cls.__name__ == "Interrupt":
+            fields = {k: v for k, v in fields.items() if k != "id"}  # a hash of task ids
+    elif callable(getattr(value, "model_dump", None)):  # pydantic models
+        try:
+            fields = value.model_dump()
+        except Exception:  # a model that cannot dump itself still gets its type name
+            fields = None
+    elif hasattr(value, "_asdict"):  # named tuples
+        fields = value._asdict()
+    elif hasattr(value, "attempt_number") and hasattr(value, "outcome"):
+        fields = _retry_fields(value)
+    elif cls.__name__ == "Send" and hasattr(value, "node") and hasattr(value, "arg"):
+        fields = {"node": value.node, "arg": value.arg}
+    if fields is None:
+        return f"<{cls.__name__}>"
+    row: dict[str, Any] = {"$type": cls.__name__}
+    row.update({str(k): _plain(v, labels, depth + 1) for k, v in fields.items()})
+    return row
+
+
+def _retry_fields(state: Any) -> dict[str, Any]:
+    """A tenacity RetryCallState: the attempt, what failed, the wait chosen."""
+    out: dict[str, Any] = {"attempt": state.attempt_number}
+    outcome = state.outcome
+    if outcome is not None and getattr(outcome, "failed", False):
+        out["error"] = outcome.exception()
+    sleep = getattr(getattr(state, "next_action", None), "sleep", None)
+    if sleep is not None:
+        out["sleep"] = sleep
+    return out
 
 
 _MISSING = object()
@@ -674,3 +984,45 @@ _UUID_RE = re.compile(
 
 def _uuid_label(text: str, labels: Mapping[UUID, str]) -> str:
     return labels.get(UUID(text), "<uuid>")
+
+
+def is_interrupt(ev: Event) -> bool:
+    """Whether ``ev`` is a LangGraph interrupt unwinding (``GraphInterrupt``,
+    recognised by class name so this module needs no LangGraph import)."""
+    return ev.error is not None and any(
+        c.__name__ == "GraphInterrupt" for c in type(ev.error).__mro__
+    )
+
+
+def _outcome(ev: Event) -> Literal["ok", "error", "interrupted"]:
+    if ev.kind not in ERROR_KINDS:
+        return "ok"
+    return "interrupted" if is_interrupt(ev) else "error"
+
+
+def _node_path(meta: Mapping[str, Any]) -> str | None:
+    ns = meta.get("langgraph_checkpoint_ns")
+    if not isinstance(ns, str) or not ns:
+        node = meta.get("langgraph_node")
+        return str(node) if node is not None else None
+    # "approval:<task id>|review:<task id>": keep the names, drop the ids.
+    return "/".join(part.split(":", 1)[0] for part in ns.split("|"))
+
+
+def _in_node(path: str | None, node: str) -> bool:
+    if path is None:
+        return False
+    return path == node or path.startswith(node + "/") or path.rsplit("/", 1)[-1] == node
+
+
+def _response_message(result: Any) -> Any:
+    """The first generation's message of an LLMResult (duck typed), or None."""
+    try:
+        return result.generations[0][0].message
+    except (AttributeError, IndexError, TypeError):
+        return None
+
+
+def _message_tool_calls(message: Any) -> list[Mapping[str, Any]]:
+    calls = getattr(message, "tool_calls", None)
+    return [c for c in calls if isinstance(c, Mapping)] if isinstance(calls, list) else []

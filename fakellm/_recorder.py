@@ -23,7 +23,7 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler
 
 from fakellm import _clock
-from fakellm._events import Event, EventLog
+from fakellm._events import Event, EventLog, scenario_task
 
 if TYPE_CHECKING:
     from langchain_core.agents import AgentAction, AgentFinish
@@ -41,6 +41,7 @@ _get_running_loop = asyncio.get_running_loop
 _current_task = asyncio.current_task
 _current_thread = threading.current_thread
 _VirtualTimeLoop = _clock.VirtualTimeLoop
+_scenario_task = scenario_task.get
 
 
 def _sync_time() -> tuple[float, bool]:
@@ -181,14 +182,18 @@ class Recorder(BaseCallbackHandler):
         # Clock, sequence number and append under one lock, so times never go
         # backwards along the recorded order even with threads.
         with self._lock:
+            # Inside run_scenario, the scenario task the code serves (also from
+            # tasks it gathered, LangGraph's node tasks and executor threads,
+            # which all inherit its context); elsewhere the asyncio task's name.
+            task_name = _scenario_task()
             if loop is None:
                 now, virtual = _sync_time()
-                task_name = None
             else:
                 now = loop.time()
                 virtual = isinstance(loop, _VirtualTimeLoop)
-                task = _current_task(loop)
-                task_name = task.get_name() if task is not None else None
+                if task_name is None:
+                    task = _current_task(loop)
+                    task_name = task.get_name() if task is not None else None
             if start is not None:
                 self._names[run_id] = start  # type: ignore[index]
                 name, run_type = start

@@ -18,12 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import difflib
+import inspect
 import itertools
+import os
 import re
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
+from unittest import mock
 from uuid import UUID
 
 from fakellm._events import (
@@ -33,16 +38,25 @@ from fakellm._events import (
     EventLog,
     Run,
     RunRef,
+    ToolUse,
 )
 
 __all__ = [
+    "MATCH_MODES",
     "STREAM_MODES",
+    "FakeLLMAssertionError",
     "assert_events",
     "assert_interleaved",
+    "assert_nodes",
     "assert_sequential",
     "assert_stream_matches_invoke",
+    "assert_tool_called",
+    "assert_tool_calls",
+    "assert_tool_not_called",
+    "assert_trace",
     "assert_usage",
     "assert_well_formed",
+    "update_traces",
 ]
 
 # -- assert_events ---------------------------------------------------------------------
@@ -96,10 +110,20 @@ def _compact(shorts: Sequence[str]) -> str:
     return "[" + ", ".join(items) + "]"
 
 
+class FakeLLMAssertionError(AssertionError):
+    """An assertion failure whose message already holds the timeline (so the
+    pytest plugin does not print it a second time)."""
+
+
+#: Timeline rows an assertion message shows at most (head and tail are kept).
+MESSAGE_EVENTS = 40
+
+
 def _fail(lines: Iterable[str], log: EventLog, runs: Iterable[RunRef] | None) -> None:
     __tracebackhide__ = True
     text = "\n".join(lines)
-    raise AssertionError(f"{text}\n\nTimeline:\n{log.timeline(runs)}")
+    timeline = log.timeline(runs, max_events=MESSAGE_EVENTS)
+    raise FakeLLMAssertionError(f"{text}\n\nTimeline:\n{timeline}")
 
 
 def _check_log(log: Any) -> EventLog:
@@ -573,3 +597,431 @@ def assert_stream_matches_invoke(
     lines += [f"  {m}: {results[m]!r}" + (" (differs)" if m in differing else "") for m in modes]
     timelines = "\n\n".join(f"[{m}]\n{logs[m].timeline()}" for m in [base_mode, *differing])
     raise AssertionError("\n".join(lines) + "\n\nTimelines:\n" + timelines)
+
+
+# -- tool calls and graph nodes ----------------------------------------------------------
+
+#: How :func:`assert_tool_calls` and :func:`assert_nodes` compare, as in
+#: agentevals' trajectory match: ``strict`` (same calls, same order),
+#: ``unordered`` (same calls, any order), ``subset`` (every actual call is
+#: expected; expected ones may be missing), ``superset`` (every expected call
+#: happened; others may happen too).
+MATCH_MODES: tuple[str, ...] = ("strict", "unordered", "subset", "superset")
+
+_MockCall = type(mock.call)
+
+
+class _Expected(NamedTuple):
+    name: Any  # a str, or mock.ANY
+    args: Any  # None (any args), mock.ANY, a predicate, or a mapping
+
+
+def _is_predicate(value: Any) -> bool:
+    return callable(value) and not isinstance(value, type) and value is not mock.ANY
+
+
+def _expected_call(item: Any, index: int) -> _Expected:
+    if isinstance(item, str) or item is mock.ANY:
+        return _Expected(item, None)
+    if isinstance(item, _MockCall) and len(item) == 3:
+        name, args, kwargs = item
+        if not name or args:
+            raise TypeError(
+                f"expected[{index}]={item!r}: spell a tool call as "
+                "call.get_weather(city='Paris') (keyword arguments only)"
+            )
+        return _Expected(name, dict(kwargs))
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+        name, args = item
+        if args is None or args is mock.ANY or _is_predicate(args) or isinstance(args, Mapping):
+            return _Expected(name, args)
+    raise TypeError(
+        f"expected[{index}]={item!r} is not a tool call expectation; accepted: a name "
+        "('get_weather': any arguments), a (name, args) pair where args is a dict (values "
+        "may be mock.ANY or predicates), mock.ANY or a predicate, or "
+        "mock.call.get_weather(city='Paris')"
+    )
+
+
+def _value_matches(expected: Any, actual: Any) -> bool:
+    if _is_predicate(expected):
+        return bool(expected(actual))
+    return bool(expected == actual)
+
+
+def _call_matches(exp: _Expected, act: tuple[str, Any]) -> bool:
+    name, args = act
+    if exp.name is not mock.ANY and exp.name != name:
+        return False
+    spec = exp.args
+    if spec is None or spec is mock.ANY:
+        return True
+    if _is_predicate(spec):
+        return bool(spec(args))
+    if not isinstance(args, Mapping) or set(spec) != set(args):
+        return False
+    return all(_value_matches(v, args[k]) for k, v in spec.items())
+
+
+def _show_value(value: Any) -> str:
+    if value is mock.ANY:
+        return "<ANY>"
+    if _is_predicate(value):
+        return f"<{getattr(value, '__name__', type(value).__name__)}>"
+    return _clip_repr(value)
+
+
+def _clip_repr(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _show_call(name: Any, args: Any) -> str:
+    head = "<ANY>" if name is mock.ANY else str(name)
+    if args is None:
+        return f"{head}(...)"
+    if args is mock.ANY or _is_predicate(args) or not isinstance(args, Mapping):
+        return f"{head}({_show_value(args)})"
+    if all(isinstance(k, str) and k.isidentifier() for k in args):
+        return f"{head}({', '.join(f'{k}={_show_value(v)}' for k, v in args.items())})"
+    return f"{head}(**{{{', '.join(f'{k!r}: {_show_value(v)}' for k, v in args.items())}}})"
+
+
+def _max_matching(
+    expected: Sequence[Any], actual: Sequence[Any], ok: Callable[[Any, Any], bool]
+) -> dict[int, int]:
+    """A largest pairing expected index -> actual index (augmenting paths):
+    a greedy pass could pair ANY with the one call a narrower expectation needed."""
+    owner: dict[int, int] = {}
+
+    def place(i: int, seen: set[int]) -> bool:
+        for j, act in enumerate(actual):
+            if j in seen or not ok(expected[i], act):
+                continue
+            seen.add(j)
+            if j not in owner or place(owner[j], seen):
+                owner[j] = i
+                return True
+        return False
+
+    for i in range(len(expected)):
+        place(i, set())
+    return {i: j for j, i in owner.items()}
+
+
+def _aligned(
+    expected: Sequence[Any], actual: Sequence[Any], ok: Callable[[Any, Any], bool]
+) -> list[tuple[int | None, int | None]]:
+    """The longest in-order matching, as diff rows (expected index, actual index)."""
+    n, m = len(expected), len(actual)
+    best = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n - 1, -1, -1):
+        for j in range(m - 1, -1, -1):
+            best[i][j] = (
+                best[i + 1][j + 1] + 1
+                if ok(expected[i], actual[j])
+                else max(best[i + 1][j], best[i][j + 1])
+            )
+    rows: list[tuple[int | None, int | None]] = []
+    i = j = 0
+    while i < n or j < m:
+        if i < n and j < m and ok(expected[i], actual[j]) and best[i][j] == best[i + 1][j + 1] + 1:
+            rows.append((i, j))
+            i, j = i + 1, j + 1
+        elif i < n and (j == m or best[i + 1][j] >= best[i][j + 1]):
+            rows.append((i, None))  # "- expected" before "+ actual", as diffs print
+            i += 1
+        else:
+            rows.append((None, j))
+            j += 1
+    return rows
+
+
+def _trajectory_problem(
+    expected: Sequence[Any],
+    actual: Sequence[Any],
+    ok: Callable[[Any, Any], bool],
+    mode: str,
+) -> list[tuple[int | None, int | None]] | None:
+    """None if ``actual`` matches ``expected`` in ``mode``; else diff rows."""
+    if mode == "strict":
+        rows = _aligned(expected, actual, ok)
+        return None if all(e is not None and a is not None for e, a in rows) else rows
+    pairs = _max_matching(expected, actual, ok)
+    missing = [i for i in range(len(expected)) if i not in pairs]
+    matched_actual = set(pairs.values())
+    extra = [j for j in range(len(actual)) if j not in matched_actual]
+    if (
+        (mode == "unordered" and not missing and not extra)
+        or (mode == "subset" and not extra)
+        or (mode == "superset" and not missing)
+    ):
+        return None
+    by_actual = {j: i for i, j in pairs.items()}
+    unordered: list[tuple[int | None, int | None]] = [
+        (by_actual.get(j), j) for j in range(len(actual))
+    ]
+    return unordered + [(i, None) for i in missing]
+
+
+def _diff_lines(
+    rows: Sequence[tuple[int | None, int | None]],
+    show_expected: Callable[[int], str],
+    show_actual: Callable[[int], str],
+) -> list[str]:
+    out = ["Diff (- expected, + actual):"]
+    for e, a in rows:
+        if e is not None and a is not None:
+            out.append(f"    {show_actual(a)}")
+        elif e is not None:
+            out.append(f"  - {show_expected(e)}")
+        elif a is not None:
+            out.append(f"  + {show_actual(a)}")
+    return out
+
+
+def _check_mode(mode: Any) -> str:
+    if mode not in MATCH_MODES:
+        raise ValueError(f"mode={mode!r} is not a match mode; accepted: {', '.join(MATCH_MODES)}")
+    return str(mode)
+
+
+def _source_calls(source: Any, node: str | None) -> tuple[list[ToolUse], EventLog | None]:
+    """The tool calls of an EventLog, a Recorder, a message list or an agent's
+    state (``{"messages": [...]}``), with the log when there is one."""
+    log: EventLog | None = None
+    if isinstance(source, EventLog) or isinstance(getattr(source, "events", None), EventLog):
+        log = _check_log(source)
+        return log.tool_calls(node=node), log
+    if node is not None:
+        raise TypeError(
+            f"node={node!r} needs an EventLog or a Recorder; a message list has no nodes"
+        )
+    messages = source.get("messages") if isinstance(source, Mapping) else source
+    if isinstance(messages, Sequence) and not isinstance(messages, str):
+        calls: list[ToolUse] = []
+        for msg in messages:
+            for c in getattr(msg, "tool_calls", None) or ():
+                calls.append(ToolUse(str(c.get("name")), dict(c.get("args") or {})))
+        return calls, None
+    raise TypeError(
+        f"source={source!r} is not a trajectory; pass an EventLog, a Recorder, a list of "
+        "messages or an agent's state dict with 'messages'"
+    )
+
+
+def _tool_timeline_runs(log: EventLog) -> list[UUID]:
+    return [r.id for r in log.runs() if r.type in ("chat_model", "llm", "tool")]
+
+
+def _fail_calls(lines: list[str], log: EventLog | None) -> None:
+    __tracebackhide__ = True
+    if log is None:
+        raise FakeLLMAssertionError("\n".join(lines))
+    _fail(lines, log, _tool_timeline_runs(log) or None)
+
+
+def assert_tool_calls(
+    source: EventLog | Any,
+    expected: Sequence[Any],
+    *,
+    mode: str = "strict",
+    node: str | None = None,
+) -> None:
+    """Assert the tool calls the models asked for match ``expected``.
+
+    Example::
+
+        assert_tool_calls(rec, [("get_weather", {"city": "Paris"}), "book"])
+        assert_tool_calls(result, [call.get_weather(city=ANY)], mode="superset")
+
+    Args:
+        source: An EventLog or Recorder (calls from every model response, in
+            order), a list of messages or an agent's state (``{"messages": ...}``).
+        expected: Each call as a tool name (any arguments), a ``(name, args)``
+            pair, or ``mock.call.name(**args)``. Argument values may be
+            ``mock.ANY`` or predicates (``lambda city: city.istitle()``); args
+            may also be one predicate on the whole dict.
+        mode: One of :data:`MATCH_MODES`.
+        node: Only calls made by models inside this LangGraph node.
+    """
+    __tracebackhide__ = True
+    if isinstance(expected, str) or not isinstance(expected, Sequence):
+        raise TypeError(
+            f"expected={expected!r} must be a list of tool calls, e.g. "
+            "[('get_weather', {'city': 'Paris'}), 'book']"
+        )
+    mode = _check_mode(mode)
+    specs = [_expected_call(item, i) for i, item in enumerate(expected)]
+    actual, log = _source_calls(source, node)
+    rows = _trajectory_problem(specs, actual, _call_matches, mode)
+    if rows is None:
+        return
+    where = f" in node {node!r}" if node is not None else ""
+    _fail_calls(
+        [
+            f"tool calls{where} do not match ({mode}).",
+            f"Expected: [{', '.join(_show_call(*e) for e in specs)}]",
+            f"Actual: [{', '.join(_show_call(*a) for a in actual)}]",
+            *_diff_lines(rows, lambda i: _show_call(*specs[i]), lambda j: _show_call(*actual[j])),
+        ],
+        log,
+    )
+
+
+def assert_tool_called(
+    source: EventLog | Any,
+    name: str,
+    args: Any = None,
+    /,
+    *,
+    times: int | None = None,
+    node: str | None = None,
+) -> None:
+    """Assert a model asked for tool ``name`` (with ``args``, if given), like
+    ``Mock.assert_any_call``; with ``times``, exactly that many such calls.
+
+    ``args`` is a dict (values may be ``mock.ANY`` or predicates) or one
+    predicate on the whole dict; None accepts any arguments.
+    """
+    __tracebackhide__ = True
+    if not isinstance(name, str):
+        raise TypeError(f"name={name!r} must be a tool name (str)")
+    if times is not None:
+        _check_count("times", times)
+    spec = _expected_call((name, args), 0)
+    actual, log = _source_calls(source, node)
+    hits = [a for a in actual if _call_matches(spec, a)]
+    if (times is None and hits) or (times is not None and len(hits) == times):
+        return
+    wanted = _show_call(*spec)
+    header = (
+        "expected tool call not found."
+        if times is None
+        else f"expected tool call {times} time(s), found {len(hits)}."
+    )
+    _fail_calls(
+        [
+            header,
+            f"Expected: {wanted}" + ("" if times is None else f" x{times}"),
+            f"Actual: [{', '.join(_show_call(*a) for a in actual)}]",
+        ],
+        log,
+    )
+
+
+def assert_tool_not_called(
+    source: EventLog | Any, name: str, /, *, node: str | None = None
+) -> None:
+    """Assert no model asked for tool ``name``."""
+    __tracebackhide__ = True
+    assert_tool_called(source, name, None, times=0, node=node)
+
+
+def assert_nodes(log: EventLog | Any, expected: Sequence[Any], *, mode: str = "strict") -> None:
+    """Assert the LangGraph nodes that ran (see :meth:`EventLog.nodes`), one
+    entry per execution, match ``expected`` (names or paths such as
+    ``"approval/review"``, or ``mock.ANY``) in ``mode`` (:data:`MATCH_MODES`)."""
+    __tracebackhide__ = True
+    log = _check_log(log)
+    if isinstance(expected, str) or not isinstance(expected, Sequence):
+        raise TypeError(f"expected={expected!r} must be a list of node names")
+    for i, item in enumerate(expected):
+        if not isinstance(item, str) and item is not mock.ANY:
+            raise TypeError(f"expected[{i}]={item!r} must be a node name (str) or mock.ANY")
+    mode = _check_mode(mode)
+    actual = log.nodes()
+    rows = _trajectory_problem(expected, actual, lambda e, a: e == a, mode)
+    if rows is None:
+        return
+    _fail(
+        [
+            f"graph nodes do not match ({mode}).",
+            f"Expected: {list(expected)!r}",
+            f"Actual: {actual!r}",
+            *_diff_lines(rows, lambda i: repr(expected[i]), lambda j: repr(actual[j])),
+        ],
+        log,
+        [r.id for r in log.node_runs()] or None,
+    )
+
+
+# -- golden trace files -----------------------------------------------------------------
+
+_update_traces = os.environ.get("FAKELLM_UPDATE_TRACES", "") not in ("", "0")
+
+
+def update_traces(on: bool) -> None:
+    """Make :func:`assert_trace` write its files instead of comparing (what
+    ``pytest --fakellm-update-traces`` or ``FAKELLM_UPDATE_TRACES=1`` turn on)."""
+    global _update_traces
+    if not isinstance(on, bool):
+        raise TypeError(f"on={on!r} must be True or False")
+    _update_traces = on
+
+
+#: Diff lines an :func:`assert_trace` failure shows at most.
+MESSAGE_DIFF_LINES = 80
+
+
+def assert_trace(
+    log: EventLog | Any,
+    path: str | os.PathLike[str],
+    *,
+    times: bool | None = None,
+) -> None:
+    """Assert the log's text form (:meth:`EventLog.to_text`) equals the golden
+    file at ``path``; a relative path is relative to the calling test's file.
+
+    Run pytest with ``--fakellm-update-traces`` (or set
+    ``FAKELLM_UPDATE_TRACES=1``) to write or rewrite the files, then review
+    them with ``git diff``. A missing file fails the test until then.
+
+    Args:
+        log: The EventLog (or the Recorder).
+        path: The golden file, e.g. ``"traces/booking.txt"``.
+        times: As in :meth:`EventLog.normalized`.
+    """
+    __tracebackhide__ = True
+    log = _check_log(log)
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path={path!r} must be a file path (str or os.PathLike)")
+    target = Path(path)
+    if not target.is_absolute():
+        caller = inspect.currentframe()
+        caller = caller.f_back if caller is not None else None
+        filename = caller.f_code.co_filename if caller is not None else ""
+        target = (Path(filename).parent if filename else Path.cwd()) / target
+    text = log.to_text(times=times) + "\n"
+    if _update_traces:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            target.write_text(text, encoding="utf-8")
+        return
+    if not target.exists():
+        raise FakeLLMAssertionError(
+            f"no golden trace at {target}.\nRun pytest with --fakellm-update-traces to write "
+            "it, then review and commit the file."
+        )
+    golden = target.read_text(encoding="utf-8")
+    if golden == text:
+        return
+    diff = list(
+        difflib.unified_diff(
+            golden.splitlines(),
+            text.splitlines(),
+            fromfile=f"{target.name} (expected)",
+            tofile="actual",
+            lineterm="",
+            n=1,
+        )
+    )
+    shown = diff[:MESSAGE_DIFF_LINES]
+    if len(diff) > len(shown):
+        shown.append(f"… {len(diff) - len(shown)} more diff lines")
+    raise FakeLLMAssertionError(
+        f"trace differs from {target}.\n"
+        + "\n".join(shown)
+        + "\nIf the change is intended, run pytest with --fakellm-update-traces and review "
+        "the file's diff."
+    )

@@ -614,3 +614,79 @@ def virtual_clock(request: pytest.FixtureRequest, _fakellm: _TestState) -> Itera
         _misuse(msg)
     with virtual_time(start=_fakellm.settings.start) as scope:
         yield scope
+
+
+# --------------------------------------------------------------------- reports and traces
+# The options of issue #15, kept in one block: `--fakellm-report=DIR` writes an
+# HTML timeline for each failing test that recorded events, and
+# `--fakellm-update-traces` lets `assert_trace` (re)write its golden files.
+# Hooks here use `specname` so they sit beside the plugin's own hooks of the
+# same name without touching them (pytest only looks at names starting "pytest_").
+
+
+@pytest.hookimpl(specname="pytest_addoption")
+def pytest_addoption_fakellm_report(parser: pytest.Parser) -> None:
+    """``--fakellm-report=DIR`` and ``--fakellm-update-traces``."""
+    group = parser.getgroup("fakellm", "fakellm: offline fake LLMs")
+    group.addoption(
+        "--fakellm-report",
+        dest="fakellm_report",
+        metavar="DIR",
+        default=None,
+        help="write an HTML timeline of each failing test's llm_recorder events into DIR",
+    )
+    group.addoption(
+        "--fakellm-update-traces",
+        dest="fakellm_update_traces",
+        action="store_true",
+        default=False,
+        help="let fakellm.assertions.assert_trace write its golden files instead of "
+        "comparing against them",
+    )
+
+
+@pytest.hookimpl(specname="pytest_configure")
+def pytest_configure_fakellm_report(config: pytest.Config) -> None:
+    """Turn on golden-file writing for ``--fakellm-update-traces``."""
+    from fakellm import assertions
+
+    if config.getoption("fakellm_update_traces", False):
+        assertions.update_traces(True)
+
+
+@pytest.hookimpl(specname="pytest_unconfigure")
+def pytest_unconfigure_fakellm_report(config: pytest.Config) -> None:
+    """Turn it off again (pytester runs many sessions in one process)."""
+    from fakellm import assertions
+
+    if config.getoption("fakellm_update_traces", False):
+        assertions.update_traces(False)
+
+
+def pytest_exception_interact(
+    node: pytest.Item | pytest.Collector,
+    call: pytest.CallInfo[Any],
+    report: pytest.TestReport | pytest.CollectReport,
+) -> None:
+    """Write the failing test's HTML timeline (``--fakellm-report``), and drop
+    the plugin's timeline section when a fakellm assertion's message holds it."""
+    from fakellm.assertions import FakeLLMAssertionError
+
+    state = node.stash.get(_state_key, None) if isinstance(node, pytest.Item) else None
+    if state is None or not isinstance(report, pytest.TestReport):
+        return
+    if call.excinfo is not None and isinstance(call.excinfo.value, FakeLLMAssertionError):
+        report.sections = [s for s in report.sections if s[0] != "fakellm timeline"]
+    folder = node.config.getoption("fakellm_report", None)
+    logs = [r.events for r in state.recorders if len(r)]
+    if not folder or not logs:
+        return
+    base = Path(folder)
+    base.mkdir(parents=True, exist_ok=True)
+    stem = "".join(c if c.isalnum() or c in "._-" else "_" for c in node.nodeid)[:150]
+    written = []
+    for i, log in enumerate(logs):
+        path = base / (f"{stem}.html" if len(logs) == 1 else f"{stem}-{i + 1}.html")
+        log.to_html(path, title=node.nodeid)
+        written.append(str(path))
+    report.sections.append(("fakellm report", "\n".join(written)))

@@ -170,18 +170,18 @@ def test_tokens_stream_to_the_ui(fake_llm: FakeLLMFactory, llm_recorder: Recorde
     assert log.tokens(tool_round) == [""]  # the tool call streams as a chunk with no text
     assert log.text(answer_round) == answer
     assert log.timeline([tool_round, answer_round]).splitlines() == [
-        "     #      time  r3 FakeChatModel  r5 FakeChatModel",
+        "     #      time  r3 FakeChatModel              r5 FakeChatModel",
         "     3    +0.000  start",
         "     4    +0.200  token ''",
-        "     5    +0.200  end",
-        "     8    +0.200                    start",
-        "     9    +0.700                    token 'Roses '",
-        "    10    +0.800                    token 'are '",
-        "    11    +0.900                    token '4.50 '",
-        "    12    +1.000                    token 'EUR '",
-        "    13    +1.100                    token 'a '",
-        "    14    +1.200                    token 'stem.'",
-        "    15    +1.200                    end",
+        '     5    +0.200  end → get_price({"flower": …',
+        "     8    +0.200                                start",
+        "     9    +0.700                                token 'Roses '",
+        "    10    +0.800                                token 'are '",
+        "    11    +0.900                                token '4.50 '",
+        "    12    +1.000                                token 'EUR '",
+        "    13    +1.100                                token 'a '",
+        "    14    +1.200                                token 'stem.'",
+        "    15    +1.200                                end",
     ]
 
 

@@ -244,3 +244,124 @@ def test_kinds_cover_every_callback_name():
     assert len(KINDS) == 20
     assert "stream_event" in KINDS
     assert "custom_event" in KINDS
+
+
+# -- graphs and lossless payloads (stand-ins named like LangGraph's classes) -----------
+
+import dataclasses  # noqa: E402
+from typing import Any, NamedTuple  # noqa: E402
+
+
+class GraphInterrupt(Exception):  # matched by class name, like langgraph.errors'
+    pass
+
+
+class NodeInterrupt(GraphInterrupt):
+    pass
+
+
+@dataclasses.dataclass
+class Interrupt:
+    value: Any
+    id: str = ""
+
+
+@dataclasses.dataclass
+class Command:
+    graph: str | None = None
+    update: Any = None
+    resume: Any = None
+    goto: Any = ()
+
+
+class Send:
+    __slots__ = ("arg", "node")
+
+    def __init__(self, node, arg):
+        self.node, self.arg = node, arg
+
+
+class Point(NamedTuple):
+    x: int
+    y: int
+
+
+def test_interrupts_are_a_pause_not_an_error():
+    pause = GraphInterrupt([Interrupt({"approve": 1}, id="9f86d081884c7d65")])
+    log = EventLog(
+        [
+            ev(0, "chain_start", SEQ, None, "LangGraph", "chain"),
+            ev(1, "chain_start", MODEL, SEQ, "review", "chain"),
+            ev(2, "chain_error", MODEL, SEQ, "review", "chain", error=pause),
+            ev(3, "chain_error", SEQ, None, "LangGraph", "chain", error=NodeInterrupt("x")),
+            ev(4, "chain_start", OTHER, None, "LangGraph", "chain", inputs=Command(resume="yes")),
+            ev(5, "chain_error", OTHER, None, "LangGraph", "chain", error=ValueError("boom")),
+        ]
+    )
+    assert [r.status for r in log.runs()] == ["interrupted", "interrupted", "error"]
+    assert [e.seq for e in log.errors()] == [5]
+    assert [e.seq for e in log.interrupts()] == [2, 3]
+    rows = log.normalized(times=False)
+    assert rows[2]["interrupt"] == [{"$type": "Interrupt", "value": {"approve": 1}}]
+    assert rows[3]["interrupt"] == ["x"]
+    assert rows[4]["inputs"] == {"$type": "Command", "resume": "yes"}
+    assert rows[5]["error"] == "ValueError: boom"
+    assert log.timeline(view="list").splitlines()[3:6] == [
+        "     2    +1.000    r2 review: interrupt",
+        "     3    +1.500  r1 LangGraph: interrupt",
+        "     4    +2.000  r3 LangGraph: resume 'yes'",
+    ]
+
+
+def test_payloads_stay_plain_data_without_ids():
+    outputs = {
+        "goto": Command(goto=[Send("quote", {"city": "Rome"})], update={"n": 1}),
+        "colours": {"red", "blue", "green"},
+        "frozen": frozenset({3, 1, 2}),
+        "point": Point(1, 2),
+        "call": {"name": "book", "args": {"n": 2}, "id": "call_x9", "type": "tool_call"},
+        "bad": {"name": "book", "args": "{", "id": "c", "error": "bad JSON", "type": "tool_call"},
+    }
+    log = EventLog([ev(0, "chain_end", SEQ, None, "graph", "chain", outputs=outputs)])
+    row = log.normalized()[0]["outputs"]
+    assert row == {
+        "goto": {
+            "$type": "Command",
+            "update": {"n": 1},
+            "goto": [{"$type": "Send", "node": "quote", "arg": {"city": "Rome"}}],
+        },
+        "colours": ["blue", "green", "red"],
+        "frozen": [1, 2, 3],
+        "point": {"$type": "Point", "x": 1, "y": 2},
+        "call": {"name": "book", "args": {"n": 2}},
+        "bad": {"name": "book", "args": "{", "error": "bad JSON"},
+    }
+    json.dumps(row)  # serialisable as it is
+
+
+def test_node_views_read_langgraph_metadata():
+    def meta(node, ns, step):
+        return {"langgraph_node": node, "langgraph_checkpoint_ns": ns, "langgraph_step": step}
+
+    agent, sub = meta("agent", "agent:1a", 1), meta("sub", "sub:2b", 2)
+    inner = meta("inner", "sub:2b|inner:3c", 1)
+    nine, ten = UUID(int=9), UUID(int=10)
+    events = [
+        Event(0, "chain_start", SEQ, None, "LangGraph", "chain", (), {}),
+        Event(1, "chain_start", MODEL, SEQ, "agent", "chain", (), agent),
+        Event(2, "chain_start", PARSER, MODEL, "agent", "chain", (), agent),
+        Event(3, "chat_model_start", OTHER, PARSER, "M", "chat_model", (), agent),
+        Event(4, "chain_start", nine, SEQ, "sub", "chain", (), sub),
+        Event(5, "chain_start", ten, nine, "inner", "chain", (), inner),
+    ]
+    log = EventLog(events)
+    assert log.nodes() == ["agent", "sub", "sub/inner"]
+    assert log.node_steps() == [(1, "agent"), (2, "sub"), (1, "sub/inner")]
+    assert [r.label for r in log.node_runs("inner")] == ["r6"]
+    assert log.node_of(OTHER) == "agent"
+    assert [r.label for r in log.model_runs(node="agent")] == ["r4"]
+    assert log.model_runs(node="sub") == []
+    with pytest.raises(TypeError, match=r"node=3 must be a node name"):
+        log.node_runs(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"messages\(\) takes a chat model or LLM run"):
+        log.messages(SEQ)
