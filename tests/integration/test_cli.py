@@ -435,3 +435,146 @@ def test_a_reader_that_goes_away_is_not_an_invalid_script() -> None:
         os.close(write_end)
     assert demo.returncode == 141
     assert demo.stderr == b""
+
+
+# -- large runs, JSON errors, misspelled options, consoles without UTF-8 ---------------------
+
+
+def _cycling(tmp_path: Path) -> Path:
+    script = tmp_path / "many.yaml"
+    script.write_text('turns:\n  - text: "hi"\n    first_token_delay: 0.1\nwhen_exhausted: cycle\n')
+    return script
+
+
+def test_run_many_calls_shows_the_first_lanes_of_the_timeline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = _cycling(tmp_path)
+    assert main(["run", str(script), "--concurrency", "6"]) == 0
+    lane = "r{} FakeChatModel  "
+    assert capsys.readouterr().out.splitlines() == [
+        f"== {script}: 1 turn, 0 rules ==",
+        "prompt: 'Hello!'; 6 concurrent ainvoke calls",
+        *[f"call {i}: 'hi'" for i in range(6)],
+        "callback timeline (Recorder):",
+        "       #      time  " + "".join(lane.format(k) for k in range(1, 5)).rstrip(),
+        "       0    +0.000  start",
+        "       1    +0.000  │                 start",
+        "       2    +0.000  │                 │                 start",
+        "       3    +0.000  │                 │                 │                 start",
+        "       6    +0.100  end               │                 │                 │",
+        "       7    +0.100                    end               │                 │",
+        "       8    +0.100                                      end               │",
+        "       9    +0.100                                                        end",
+        "  ... the timeline shows the first 4 of 6 runs (--json has every event)",
+        "tokens: input=12 output=6 total=18",
+        "virtual time: 0.100 s",
+        "unused turns: none",
+    ]
+
+
+def test_run_at_the_concurrency_bound_prints_a_bounded_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = _cycling(tmp_path)
+    assert main(["run", str(script), "--concurrency", str(_cli.MAX_CONCURRENCY)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    # 10 calls listed, one line for the rest, 4 lanes of 2 events each: the size of
+    # the report no longer grows with the number of calls.
+    assert (
+        lines[12]
+        == "... 990 more calls not listed: 990 replied, 0 failed (--json lists every call)"
+    )
+    assert len(lines) == 27
+    assert max(map(len, lines)) <= 100
+    assert lines[-3] == "tokens: input=2000 output=1000 total=3000"
+
+
+def test_run_refuses_a_concurrency_past_the_bound(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "flower_shop", "--concurrency", "100000"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "fakellm run: error: argument --concurrency: at most 1000 calls, got '100000' (the "
+        "trace of each call is kept in memory; for load tests drive FakeChatModel from Python)"
+    )
+
+
+def test_run_json_reports_an_invalid_script_as_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = tmp_path / "bad.yaml"
+    script.write_text("turns:\n  - text: hi\n    delay: -1\n")
+    assert main(["run", str(script), "--json"]) == 1
+    out, err = capsys.readouterr()
+    assert err == ""
+    message = (
+        "delay must be a number of seconds >= 0, a list of them (one per chunk after the "
+        "first), or {'repeat': [...]}"
+    )
+    assert json.loads(out) == {
+        "version": 1,
+        "script": str(script),
+        "error": "invalid_script",
+        "message": f"invalid script in {script}: turns[0].delay: {message} (got -1)",
+        "problems": [{"path": "turns[0].delay", "value": -1, "message": message}],
+    }
+
+
+def test_run_json_reports_an_unreadable_script_as_json(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["run", "no/such.yaml", "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert json.loads(out) == {
+        "version": 1,
+        "script": "no/such.yaml",
+        "error": "unreadable",
+        "message": "cannot read no/such.yaml: no such file (bundled scripts: callbacks, "
+        "concurrent_calls, file_log, flower_shop, token_counter)",
+    }
+
+
+def test_a_misspelled_option_shows_the_commands_usage_and_the_likely_option(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "flower_shop", "--concurency", "3"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "usage: fakellm run [-h] [--color {auto,always,never}] [--prompt PROMPT]",
+        "                   [--stream] [--concurrency N] [--json]",
+        "                   SCRIPT",
+        "fakellm run: error: unrecognized arguments: --concurency (did you mean --concurrency?) 3",
+    ]
+    with pytest.raises(SystemExit):
+        main(["demo", "--colour", "never"])
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "fakellm demo: error: unrecognized arguments: --colour (did you mean --color?) never"
+    )
+
+
+def test_a_console_without_utf8_gets_ascii_lanes_that_stay_aligned(tmp_path: Path) -> None:
+    script = tmp_path / "three.yaml"
+    script.write_text(
+        "turns:\n"
+        "  - {text: one, first_token_delay: 0.6}\n"
+        "  - {text: two, first_token_delay: 0.2}\n"
+        "  - {text: three, first_token_delay: 0.4}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "fakellm", "run", str(script), "--concurrency", "3"],
+        capture_output=True,
+        check=True,
+        env={**os.environ, "PYTHONIOENCODING": "ascii", "NO_COLOR": "1"},
+    )
+    assert done.stderr == b""
+    assert done.stdout.decode("ascii").splitlines()[7:13] == [
+        "       0    +0.000  start",
+        "       1    +0.000  |                 start",
+        "       2    +0.000  |                 |                 start",
+        "       3    +0.200  |                 end               |",
+        "       4    +0.400  |                                   end",
+        "       5    +0.600  end",
+    ]
