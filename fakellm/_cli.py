@@ -171,9 +171,16 @@ def _progress_writer(enabled: bool) -> Callable[[str], None] | None:
 
 
 def _demo_command(args: argparse.Namespace) -> int:
+    if args.list:
+        for scenario in _demo.SCENARIOS:
+            _emit(f"{scenario.key}  {scenario.title}")
+            for line in _demo.describe(scenario):
+                _emit(f"    {line}")
+        return EXIT_OK
     style = _demo.Style(colour=_wants_colour(args.color, sys.stdout))
     interactive = _is_terminal(sys.stdout) and _is_terminal(sys.stderr)
-    _demo.play(_demo.SCENARIOS, style, _emit, _progress_writer(interactive))
+    chosen = [s for s in _demo.SCENARIOS if not args.scenarios or s.key in args.scenarios]
+    _demo.play(chosen, style, _emit, _progress_writer(interactive))
     sys.stdout.flush()
     return EXIT_OK
 
@@ -375,6 +382,14 @@ def _fill(text: str) -> str:
     return textwrap.fill(text, width=79)
 
 
+def _scenario_key(text: str) -> str:
+    key = text.upper() if text.upper().startswith("S") else f"S{text}"
+    keys = [s.key for s in _demo.SCENARIOS]
+    if key not in keys:
+        raise argparse.ArgumentTypeError(f"no scenario {text!r}; accepted: {', '.join(keys)}")
+    return key
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -419,6 +434,17 @@ def build_parser() -> argparse.ArgumentParser:
             "S4, S6 and S7 need langchain-classic / langchain-community (the dev extra) "
             "and are skipped with a note without them."
         ),
+    )
+    keys = [s.key for s in _demo.SCENARIOS]
+    demo.add_argument(
+        "scenarios",
+        nargs="*",
+        metavar="SCENARIO",
+        type=_scenario_key,
+        help=f"play only these ({', '.join(keys)}); default: all",
+    )
+    demo.add_argument(
+        "--list", action="store_true", help="list the scenarios, their tests and scripts"
     )
     demo.set_defaults(handler=_demo_command, command_parser=demo)
 

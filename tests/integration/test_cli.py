@@ -55,7 +55,7 @@ def test_demo_skips_a_scenario_whose_package_is_missing(
     pip = '(pip install langchain-classic, or pip install -e ".[dev]") =='
     assert f"== S4 skipped: needs langchain-classic {pip}" in lines
     assert f"== S6 skipped: needs langchain-classic {pip}" in lines
-    assert lines[-1] == "4 scenarios played offline, 2 skipped; 3.250 s of virtual time in total"
+    assert "4 scenarios played offline, 2 skipped; 3.250 s of virtual time in total" in lines
     assert "== S7 token totals of 3 concurrent agenerate calls ==" in lines
 
 
@@ -549,9 +549,10 @@ def test_a_misspelled_option_shows_the_commands_usage_and_the_likely_option(
         "fakellm run: error: unrecognized arguments: --concurency (did you mean --concurrency?) 3",
     ]
     with pytest.raises(SystemExit):
-        main(["demo", "--colour", "never"])
+        main(["demo", "--lst", "--colour=never"])
     assert capsys.readouterr().err.splitlines()[-1] == (
-        "fakellm demo: error: unrecognized arguments: --colour (did you mean --color?) never"
+        "fakellm demo: error: unrecognized arguments: --lst (did you mean --list?) "
+        "--colour=never (did you mean --color?)"
     )
 
 
@@ -578,3 +579,75 @@ def test_a_console_without_utf8_gets_ascii_lanes_that_stay_aligned(tmp_path: Pat
         "       4    +0.400  |                                   end",
         "       5    +0.600  end",
     ]
+
+
+# -- the demo introduces itself -----------------------------------------------------------
+
+
+def test_the_demo_says_what_it_plays_and_where_to_go_next() -> None:
+    assert DEMO[:5] == [
+        "fakellm demo: the six programs (S2-S7) of a LangChain tutorial's chapter on callbacks "
+        "and token",
+        "counting. The tutorial calls OpenAI; here each program runs offline against fakellm's "
+        "scripted",
+        "models, on virtual time, with a Recorder attached. For each: what the program printed, "
+        "the",
+        "callbacks the Recorder saw, the tokens counted and the time it took. The output is the "
+        "same on",
+        "every run but for the wall-time lines.",
+    ]
+    assert DEMO[-3:] == [
+        "Each scenario is also a test in the fakellm repository (examples/seed/), and its "
+        "replies a",
+        "script (fakellm/scenarios/). Next: write your first test with the fake_llm fixture, as",
+        "docs/getting-started.md shows; 'fakellm run SCRIPT' plays a script of your own.",
+    ]
+    assert max(map(len, DEMO)) <= 100  # timelines too: S6 shows one per round
+    assert not any(line.startswith("tokens (Recorder): input=0 ") for line in DEMO)
+    for scenario in _demo.SCENARIOS:
+        heading = DEMO.index(f"== {scenario.key} {scenario.title} ==")
+        assert DEMO[heading + 1] == f"example test: examples/seed/{scenario.test}"
+        assert (Path(__file__).parents[2] / "examples" / "seed" / scenario.test).is_file()
+        if scenario.script is not None:
+            assert scenario.script in _demo.bundled_names()
+
+
+def test_demo_plays_the_scenarios_asked_for(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "S5", "s2"]) == 0
+    lines = _without_wall_time(capsys.readouterr().out)
+    headings = [line for line in lines if line.startswith("== ")]
+    assert headings == [  # in the demo's order, whatever the order asked
+        "== S2 asyncio: two tasks interleave, decided by their delays ==",
+        "== S5 flower shop: sync token handler, async start/end handler ==",
+    ]
+    s5 = lines.index(headings[1])
+    assert lines[s5 + 1 : s5 + 3] == [
+        "example test: examples/seed/test_s5_flower_shop_handlers.py",
+        "script: fakellm/scenarios/flower_shop.yaml (fakellm run flower_shop)",
+    ]
+    assert "2 scenarios played offline; 2.450 s of virtual time in total" in lines
+
+
+def test_demo_list_names_each_scenario_its_test_and_script(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["demo", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:6] == [
+        "S2  asyncio: two tasks interleave, decided by their delays",
+        "    example test: examples/seed/test_s2_asyncio.py",
+        "    script: none (no model: plain asyncio tasks)",
+        "S3  constructor callbacks vs request callbacks, StdOutCallbackHandler",
+        "    example test: examples/seed/test_s3_callback_handlers.py",
+        "    script: fakellm/scenarios/callbacks.yaml (fakellm run callbacks)",
+    ]
+    assert len(lines) == 18
+
+
+def test_demo_refuses_an_unknown_scenario(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "S9"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "fakellm demo: error: argument SCENARIO: no scenario 'S9'; accepted: S2, S3, S4, S5, S6, S7"
+    )
