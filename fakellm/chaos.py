@@ -141,13 +141,20 @@ class Chaos:
         Each call of ``apply`` gets fresh counters (request numbers, quota use),
         so give every model its own applied script.
         """
-        cut = dict(self.truncate)
-        slower = dict(self.slow)
-        turns = tuple(_faulty(t, cut.get(k), slower.get(k)) for k, t in enumerate(script.turns))
         rules = script.rules
         if self.quota is not None or self.failures:
             rules = (self.rule(), *rules)
+        turns = self.faulty_turns(script).turns
         return Script(turns=turns, rules=rules, when_exhausted=script.when_exhausted)
+
+    def faulty_turns(self, script: Script) -> Script:
+        """``script`` with only the turn-level faults (``truncate``, ``slow``) applied."""
+        if not (self.truncate or self.slow):
+            return script
+        cut = dict(self.truncate)
+        slower = dict(self.slow)
+        turns = tuple(_faulty(t, cut.get(k), slower.get(k)) for k, t in enumerate(script.turns))
+        return Script(turns=turns, rules=script.rules, when_exhausted=script.when_exhausted)
 
     def rule(self) -> Rule:
         """The request-level faults (quota, failures) as one rule, with fresh counters."""

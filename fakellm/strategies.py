@@ -705,7 +705,9 @@ def _checked_draws(name: str, strategy: Any, cls: type[T]) -> SearchStrategy[T]:
     makes = _MADE.get(strategy, ("", None))[1]
     if makes is not None and not issubclass(makes, cls):
         shown = _shown(strategy)
-        hint = f" (scripts of such turns: scripts(turns={shown}))" if makes is Turn else ""
+        hint = ""
+        if makes is Turn and cls is Script:
+            hint = f" (scripts of such turns: scripts(turns={shown}))"
         raise InvalidArgument(
             f"{name}={shown}: a strategy of {makes.__name__}; expected a strategy of "
             f"{cls.__name__}{hint}"
@@ -786,9 +788,10 @@ class Scenario:
         holds: opt-in ready-queue perturbation (``scenarios(perturb=True)``):
             ``(step, k)`` holds the ``step``-th callback scheduled with
             ``call_soon`` back for ``k`` loop iterations. Empty: plain FIFO.
-        chaos: provider faults (a quota, failing requests; see
-            :mod:`fakellm.chaos`) in front of the scripts: one quota for the
-            shared model, or one per model.
+        chaos: provider faults (see :mod:`fakellm.chaos`): request-level ones
+            (quota, failures) counted over every call on a shared model, or per
+            model; turn-level ones (``truncate``, ``slow``) on turn ``k`` of each
+            call's script.
     """
 
     scripts: tuple[Script, ...]
@@ -825,11 +828,10 @@ class Scenario:
 
         Give it to :meth:`run` as ``model=`` (with the same ``recorder``).
         """
-        routes = [_CallRoute(i, s, self) for i, s in enumerate(self.scripts)]
+        chaos = self.chaos if self.chaos is not None else Chaos()
+        routes = [_CallRoute(i, chaos.faulty_turns(s), self) for i, s in enumerate(self.scripts)]
         rules = tuple(r.rule() for r in routes)
-        script = Script(rules=rules)
-        if self.chaos is not None:
-            script = self.chaos.apply(script)
+        script = chaos.apply(Script(rules=rules))
         if recorder is not None:
             kwargs = {"callbacks": [recorder], **kwargs}
         return FakeChatModel(script=script, **kwargs)
@@ -1182,20 +1184,30 @@ def chaos(
     failure_rate: float = 0.0,
     max_requests: int = 10,
     failure: type[Exception] = _errors.ServerError,
+    truncate_rate: float = 0.0,
+    slow_rate: float = 0.0,
+    max_turns: int = 3,
+    max_slow_ms: int = 5000,
 ) -> SearchStrategy[Chaos]:
     """Provider faults (:class:`~fakellm.chaos.Chaos`) for a model or a scenario:
-    ``quota`` as given (or drawn), and, if ``failure_rate`` > 0, failing
-    request numbers among the first ``max_requests``, each about that often
-    (Hypothesis decides, so it also tries the unlikely plans).
+    ``quota`` as given (or drawn); failing request numbers among the first
+    ``max_requests``, each about ``failure_rate`` of the time; and among the
+    first ``max_turns`` turns, streams cut (``truncate_rate``, after 0 to 3
+    chunks) and first tokens slowed by up to ``max_slow_ms`` (``slow_rate``).
+    Hypothesis decides, so it also tries the unlikely plans.
 
-    Shrinks towards fewer failing requests, later in the run, and the
-    smallest quota strategy value.
+    Shrinks towards fewer faults (each one drops out on its own), cuts after
+    fewer chunks, shorter slowdowns, and the simplest quota drawn.
     """
     arguments = _given(
         quota=(quota, None),
         failure_rate=(failure_rate, 0.0),
         max_requests=(max_requests, 10),
         failure=(failure, _errors.ServerError),
+        truncate_rate=(truncate_rate, 0.0),
+        slow_rate=(slow_rate, 0.0),
+        max_turns=(max_turns, 3),
+        max_slow_ms=(max_slow_ms, 5000),
     )
 
     def build() -> SearchStrategy[Chaos]:
@@ -1204,44 +1216,55 @@ def chaos(
             quotas = st.just(quota)
         else:
             quotas = _checked_draws("quota", quota, Quota)
-        if (
-            isinstance(failure_rate, bool)
-            or not isinstance(failure_rate, int | float)
-            or not 0 <= failure_rate <= 1
-        ):
-            raise InvalidArgument(
-                f"failure_rate={failure_rate!r}: expected a probability in [0, 1]"
-            )
         _check_int("max_requests", max_requests)
+        _check_int("max_turns", max_turns)
+        _check_int("max_slow_ms", max_slow_ms, at_least=1, what=" (whole milliseconds)")
         if not (isinstance(failure, type) and issubclass(failure, Exception)):
             raise InvalidArgument(
                 f"failure={failure!r}: expected an exception class such as errors.ServerError"
             )
-        # One weighted boolean per request number: False (no failure) is the
-        # simplest value, so failures shrink away one by one.
-        # A uniform draw per request number that fails above 1 - rate: draws
-        # shrink towards 0.0, so failures shrink away one by one.
-        threshold = 1 - failure_rate
-        fails = st.lists(
-            st.floats(0, 1).map(lambda x: x > threshold),
-            min_size=max_requests,
-            max_size=max_requests,
-        )
-        if failure_rate == 0:
-            fails = st.just([])
+        fails = _hits("failure_rate", failure_rate, max_requests, st.just(0))
+        cuts = _hits("truncate_rate", truncate_rate, max_turns, st.integers(0, 3))
+        slows = _hits("slow_rate", slow_rate, max_turns, st.integers(1, max_slow_ms))
 
         @st.composite
         def draw_chaos(draw: st.DrawFn) -> Chaos:
-            pattern = draw(fails)
             return Chaos(
                 quota=draw(quotas),
-                failures=tuple(n for n, hit in enumerate(pattern) if hit),
+                failures=tuple(n for n, _ in draw(fails)),
                 failure=failure,
+                truncate=draw(cuts),
+                slow=draw(slows),
             )
 
         return draw_chaos()
 
     return _lazy("chaos", arguments, build, Chaos)
+
+
+def _hits(
+    name: str, rate: Any, count: int, value: SearchStrategy[int]
+) -> SearchStrategy[tuple[tuple[int, int], ...]]:
+    """``(k, value)`` for each ``k < count`` that a fault strikes, about ``rate`` of them."""
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
+        raise InvalidArgument(f"{name}={rate!r}: expected a probability in [0, 1]")
+    if rate == 0 or count == 0:
+        return st.just(())
+    # A uniform draw per place that strikes above 1 - rate: draws shrink towards
+    # 0.0, so faults drop out one by one.
+    threshold = 1 - rate
+    one = st.tuples(st.floats(0, 1).map(lambda x: x > threshold), value)
+
+    @st.composite
+    def draw_hits(draw: st.DrawFn) -> tuple[tuple[int, int], ...]:
+        out = []
+        for k in range(count):
+            hit, v = draw(one)
+            if hit:
+                out.append((k, v))
+        return tuple(out)
+
+    return draw_hits()
 
 
 # ----------------------------------------------------------------- stateful tests

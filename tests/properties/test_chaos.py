@@ -11,6 +11,7 @@ import sys
 
 import pytest
 from hypothesis import find, given, settings
+from hypothesis.errors import InvalidArgument
 
 from fakellm import FakeChatModel, Script, Turn, errors, run_scenario, strategies, virtual_time
 from fakellm.chaos import Chaos, Quota
@@ -135,6 +136,64 @@ def test_the_chaos_strategy_shrinks_to_the_fewest_failures():
     )
     assert len(found.failures) == 2
     assert found.quota is None
+
+
+chaotic = strategies.scenarios(
+    min_calls=1,
+    max_calls=3,
+    scripts=strategies.scripts(turns=strategies.turns(errors=False), max_turns=1),
+    chaos=strategies.chaos(truncate_rate=0.5, slow_rate=0.5, max_turns=1, max_slow_ms=3000),
+)
+
+
+@FAST
+@given(chaotic)
+def test_drawn_cuts_and_slow_tokens_strike_each_calls_turn_on_a_shared_model(scenario):
+    async def stream(i, model):
+        got = []
+        try:
+            async for chunk in model.astream("hi"):
+                got.append((asyncio.get_running_loop().time(), chunk.text))
+        except errors.APIConnectionError:
+            return got, "cut"
+        return got, "whole"
+
+    run = scenario.run(stream, shared=True)
+    cut, slow = dict(scenario.chaos.truncate), dict(scenario.chaos.slow)
+    for i, (got, how) in enumerate(run.results):
+        turn = scenario.scripts[i].turns[0]
+        pieces = [p.text for p in turn.pieces if p.text]
+        assert how == (
+            "cut" if 0 in cut else "whole"
+        )  # a cut past the last chunk still drops the end
+        streamed = [text for _, text in got if text]
+        assert streamed == (pieces[: cut[0]] if how == "cut" else pieces)
+        if got and 0 in slow:  # the first chunk came late by exactly the slowdown
+            first = scenario.starts_ms[i] / 1000 + turn.first_token_delay + slow[0] / 1000
+            assert got[0][0] == pytest.approx(first, abs=1e-6)
+
+
+def test_chaos_strategy_arguments_are_checked():
+    for bad, message in [
+        (strategies.chaos(truncate_rate=-1), "truncate_rate=-1: expected a probability in [0, 1]"),
+        (
+            strategies.chaos(max_slow_ms=0),
+            "max_slow_ms=0: expected an integer >= 1 (whole milliseconds)",
+        ),
+        (
+            strategies.chaos(quota=strategies.turns()),
+            "quota=turns(): a strategy of Turn; expected a strategy of Quota",
+        ),
+    ]:
+
+        @settings(max_examples=1, database=None)
+        @given(bad)
+        def use(value):
+            pass
+
+        with pytest.raises(InvalidArgument) as caught:
+            use()
+        assert str(caught.value) == message
 
 
 # -- the demonstration: a retry policy that only a quota burst breaks -----------------------
