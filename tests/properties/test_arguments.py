@@ -78,6 +78,12 @@ BAD_ARGUMENTS = [
     ),
     ("scenarios(min_calls=0)", "min_calls=0: expected an integer >= 1"),
     ("chaos(failure_rate=2)", "failure_rate=2: expected a probability in [0, 1]"),
+    ("chaos(truncate_rate=-1)", "truncate_rate=-1: expected a probability in [0, 1]"),
+    ("chaos(max_slow_ms=0)", "max_slow_ms=0: expected an integer >= 1 (whole milliseconds)"),
+    (
+        "chaos(quota=turns())",
+        "quota=turns(): a strategy of Turn; expected a strategy of Quota",
+    ),
     (
         "turns(alphabet=3)",
         "alphabet=3: expected a strategy of characters, such as st.characters(), "

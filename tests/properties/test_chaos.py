@@ -11,7 +11,6 @@ import sys
 
 import pytest
 from hypothesis import find, given, settings
-from hypothesis.errors import InvalidArgument
 
 from fakellm import FakeChatModel, Script, Turn, errors, run_scenario, strategies, virtual_time
 from fakellm.chaos import Chaos, Quota
@@ -171,29 +170,6 @@ def test_drawn_cuts_and_slow_tokens_strike_each_calls_turn_on_a_shared_model(sce
         if got and 0 in slow:  # the first chunk came late by exactly the slowdown
             first = scenario.starts_ms[i] / 1000 + turn.first_token_delay + slow[0] / 1000
             assert got[0][0] == pytest.approx(first, abs=1e-6)
-
-
-def test_chaos_strategy_arguments_are_checked():
-    for bad, message in [
-        (strategies.chaos(truncate_rate=-1), "truncate_rate=-1: expected a probability in [0, 1]"),
-        (
-            strategies.chaos(max_slow_ms=0),
-            "max_slow_ms=0: expected an integer >= 1 (whole milliseconds)",
-        ),
-        (
-            strategies.chaos(quota=strategies.turns()),
-            "quota=turns(): a strategy of Turn; expected a strategy of Quota",
-        ),
-    ]:
-
-        @settings(max_examples=1, database=None)
-        @given(bad)
-        def use(value):
-            pass
-
-        with pytest.raises(InvalidArgument) as caught:
-            use()
-        assert str(caught.value) == message
 
 
 # -- the demonstration: a retry policy that only a quota burst breaks -----------------------
