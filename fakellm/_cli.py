@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.runnables import Runnable
@@ -407,13 +407,13 @@ def _positive(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``fakellm`` argument parser, with one sub-parser per command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fakellm",
         description="Offline, deterministic fake LLMs for testing LangChain apps.",
         epilog="Run 'fakellm COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--color",
         choices=("auto", "always", "never"),
@@ -515,10 +515,26 @@ def _safe_streams() -> None:
                 reconfigure(errors="backslashreplace")
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors, for ``run --json``, are JSON as well:
+    a program reading the trace gets one JSON object whatever went wrong."""
+
+    json_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        if self.json_errors and self.prog == "fakellm run":
+            error = {"version": TRACE_VERSION, "error": "usage", "message": message}
+            print(json.dumps(error, indent=2, ensure_ascii=False))
+            self.exit(EXIT_USAGE)
+        super().error(message)
+
+
 def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse ``argv``; an unknown option is reported by its command's parser (its usage,
     and the option it probably meant), not by the top-level one."""
-    args, extra = parser.parse_known_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    _Parser.json_errors = "--json" in given
+    args, extra = parser.parse_known_args(given)
     if extra:
         command: argparse.ArgumentParser = args.command_parser
         known = re.findall(r"-?-[\w-]+", command.format_usage())

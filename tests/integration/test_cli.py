@@ -651,3 +651,19 @@ def test_demo_refuses_an_unknown_scenario(capsys: pytest.CaptureFixture[str]) ->
     assert capsys.readouterr().err.splitlines()[-1] == (
         "fakellm demo: error: argument SCENARIO: no scenario 'S9'; accepted: S2, S3, S4, S5, S6, S7"
     )
+
+
+def test_run_json_reports_usage_errors_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "flower_shop", "--json", "--concurency", "2"])
+    assert exit_info.value.code == 2
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert json.loads(out) == {
+        "version": 1,
+        "error": "usage",
+        "message": "unrecognized arguments: --concurency (did you mean --concurrency?) 2",
+    }
+    with pytest.raises(SystemExit):
+        main(["run", "flower_shop", "--concurrency", "0"])  # without --json: text, as before
+    assert capsys.readouterr().out == ""
