@@ -1250,10 +1250,10 @@ def _hits(
         raise InvalidArgument(f"{name}={rate!r}: expected a probability in [0, 1]")
     if rate == 0 or count == 0:
         return st.just(())
-    # A uniform draw per place that strikes above 1 - rate: draws shrink towards
-    # 0.0, so faults drop out one by one.
-    threshold = 1 - rate
-    one = st.tuples(st.floats(0, 1).map(lambda x: x > threshold), value)
+    # A uniform draw in per mille per place, striking at the top `rate` of the
+    # range: draws shrink towards 0, so faults drop out one by one.
+    threshold = 1000 - round(rate * 1000)
+    one = st.tuples(st.integers(0, 999).map(lambda x: x >= threshold), value)
 
     @st.composite
     def draw_hits(draw: st.DrawFn) -> tuple[tuple[int, int], ...]:
