@@ -1523,8 +1523,12 @@ def _register() -> None:
     st.register_type_strategy(Script, scripts())
     st.register_type_strategy(ToolCall, _lazy("ToolCall", {}, lambda: _one_tool_call(None)))
     st.register_type_strategy(Usage, _lazy("Usage", {}, lambda: _given_usage(100, True)))
+    st.register_type_strategy(ErrorAt, errors(chunks=3))
     st.register_type_strategy(Scenario, scenarios())
     st.register_type_strategy(Chaos, chaos())
+    st.register_type_strategy(
+        Quota, st.builds(Quota, st.integers(1, 5), st.sampled_from((1.0, 10.0, 60.0)))
+    )
 
 
 _register()

@@ -159,10 +159,17 @@ def test_from_type_draws_valid_script_parts(turn, script, call, usage):
 
 
 @FAST
-@given(st.from_type(Scenario), st.from_type(Chaos))
-def test_from_type_draws_scenarios_and_chaos(scenario, chaos):
+@given(
+    st.from_type(Scenario),
+    st.from_type(Chaos),
+    st.from_type(Quota),
+    st.from_type(strategies.ErrorAt),
+)
+def test_from_type_draws_scenarios_chaos_and_errors(scenario, chaos, quota, failure):
     assert 1 <= scenario.calls <= 3
     assert chaos == Chaos()  # no faults unless asked: from_type is the quiet default
+    assert 1 <= quota.requests <= 5
+    assert failure.error in strategies.DEFAULT_ERRORS
 
 
 # -- reprs: pasteable, and they evaluate back to equal objects ------------------------------
