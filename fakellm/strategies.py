@@ -19,8 +19,16 @@ delay per chunk, errors at a position the turn has, tool calls of bound tools.
 Latencies are whole milliseconds, so shrunk examples read as ``0``/``1`` ms.
 Defaults are small so that a suite of property tests runs in seconds.
 
-The pytest plugin never imports this module, so a suite that never uses
-Hypothesis never loads it.
+Scenarios can also play over one shared model routed by rules, as apps hold
+it (:meth:`Scenario.shared_model`), with provider faults in front of it
+(:func:`chaos`, see :mod:`fakellm.chaos`); :class:`TurnFeed` hands a model its
+next turn from a stateful test's rule step.
+
+As in Hypothesis, arguments are checked at first use and a bad one raises
+``InvalidArgument``. Importing this module registers the strategies for
+``st.from_type`` and teaches Hypothesis' printer to show scripts as code
+(:func:`source`). The pytest plugin never imports it, so a suite that never
+uses Hypothesis never loads it.
 """
 
 from __future__ import annotations

@@ -187,3 +187,18 @@ def test_chunks_can_be_longer_than_one_byte_can_say() -> None:
         settings=settings(database=None, derandomize=True),
     )
     assert len(longest[0]) == 301
+
+
+@FAST
+@given(strategies.turns(max_ms=0, max_first_token_ms=5000, errors=False))
+def test_slow_first_tokens_leave_later_chunks_quick(turn):
+    assert 0 <= turn.first_token_delay <= 5.0
+    assert turn.delay == 0.0  # later chunks: max_ms=0
+
+
+def test_a_slow_first_token_shrinks_to_the_threshold():
+    turn = minimal(
+        strategies.turns(max_ms=0, max_first_token_ms=5000, errors=False, usage=False),
+        lambda t: t.first_token_delay >= 1.5,
+    )
+    assert strategies.source(turn) == "Turn(chunks=(), first_token_delay=1.5)"
