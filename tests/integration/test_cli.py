@@ -25,6 +25,15 @@ from fakellm._cli import main
 DEMO = (Path(__file__).parent / "data" / "demo.txt").read_text(encoding="utf-8").splitlines()
 
 
+THREE_TURNS = (
+    "turns:\n"
+    "  - {text: one, first_token_delay: 0.6}\n"
+    "  - {text: two, first_token_delay: 0.2}\n"
+    "  - {text: three, first_token_delay: 0.4}\n"
+    "  - left over\n"
+)
+
+
 def _without_wall_time(text: str) -> list[str]:
     return [line for line in text.splitlines() if "wall time" not in line]
 
@@ -152,14 +161,7 @@ def test_run_plays_a_bundled_script_by_name(capsys: pytest.CaptureFixture[str]) 
 def test_run_concurrent_calls_take_the_next_turns(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    script = tmp_path / "three.yaml"
-    script.write_text(
-        "turns:\n"
-        "  - {text: one, first_token_delay: 0.6}\n"
-        "  - {text: two, first_token_delay: 0.2}\n"
-        "  - {text: three, first_token_delay: 0.4}\n"
-        "  - left over\n"
-    )
+    script = _write(tmp_path / "three.yaml", THREE_TURNS)
     assert main(["run", str(script), "--concurrency", "3", "--prompt", "hi"]) == 0
     assert capsys.readouterr().out.splitlines() == [
         f"== {script}: 4 turns, 0 rules ==",
@@ -282,11 +284,19 @@ def test_run_past_the_end_of_the_script_exits_1(capsys: pytest.CaptureFixture[st
     )
 
 
+def _invalid_script(tmp_path: Path) -> Path:
+    return _write(tmp_path / "bad.yaml", "turns:\n  - text: hi\n    delay: -1\n")
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
 def test_run_an_invalid_script_prints_the_problems_and_exits_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    script = tmp_path / "bad.yaml"
-    script.write_text("turns:\n  - text: hi\n    delay: -1\n")
+    script = _invalid_script(tmp_path)
     assert main(["run", str(script)]) == 1
     out, err = capsys.readouterr()
     assert out == ""
@@ -440,10 +450,16 @@ def test_a_reader_that_goes_away_is_not_an_invalid_script() -> None:
 # -- large runs, JSON errors, misspelled options, consoles without UTF-8 ---------------------
 
 
+def _json_only(capsys: pytest.CaptureFixture[str]) -> object:
+    """What the command printed: one JSON object on stdout, and nothing on stderr."""
+    out, err = capsys.readouterr()
+    assert err == ""
+    return json.loads(out)
+
+
 def _cycling(tmp_path: Path) -> Path:
-    script = tmp_path / "many.yaml"
-    script.write_text('turns:\n  - text: "hi"\n    first_token_delay: 0.1\nwhen_exhausted: cycle\n')
-    return script
+    cycle = 'turns:\n  - text: "hi"\n    first_token_delay: 0.1\nwhen_exhausted: cycle\n'
+    return _write(tmp_path / "many.yaml", cycle)
 
 
 def test_run_many_calls_shows_the_first_lanes_of_the_timeline(
@@ -503,8 +519,7 @@ def test_run_refuses_a_concurrency_past_the_bound(capsys: pytest.CaptureFixture[
 def test_run_json_reports_an_invalid_script_as_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    script = tmp_path / "bad.yaml"
-    script.write_text("turns:\n  - text: hi\n    delay: -1\n")
+    script = _invalid_script(tmp_path)
     assert main(["run", str(script), "--json"]) == 1
     out, err = capsys.readouterr()
     assert err == ""
@@ -525,9 +540,7 @@ def test_run_json_reports_an_unreadable_script_as_json(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert main(["run", "no/such.yaml", "--json"]) == 2
-    out, err = capsys.readouterr()
-    assert err == ""
-    assert json.loads(out) == {
+    assert _json_only(capsys) == {
         "version": 1,
         "script": "no/such.yaml",
         "error": "unreadable",
@@ -557,13 +570,7 @@ def test_a_misspelled_option_shows_the_commands_usage_and_the_likely_option(
 
 
 def test_a_console_without_utf8_gets_ascii_lanes_that_stay_aligned(tmp_path: Path) -> None:
-    script = tmp_path / "three.yaml"
-    script.write_text(
-        "turns:\n"
-        "  - {text: one, first_token_delay: 0.6}\n"
-        "  - {text: two, first_token_delay: 0.2}\n"
-        "  - {text: three, first_token_delay: 0.4}\n"
-    )
+    script = _write(tmp_path / "three.yaml", THREE_TURNS)
     done = subprocess.run(
         [sys.executable, "-m", "fakellm", "run", str(script), "--concurrency", "3"],
         capture_output=True,
@@ -657,9 +664,7 @@ def test_run_json_reports_usage_errors_as_json(capsys: pytest.CaptureFixture[str
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "flower_shop", "--json", "--concurency", "2"])
     assert exit_info.value.code == 2
-    out, err = capsys.readouterr()
-    assert err == ""
-    assert json.loads(out) == {
+    assert _json_only(capsys) == {
         "version": 1,
         "error": "usage",
         "message": "unrecognized arguments: --concurency (did you mean --concurrency?) 2",
