@@ -8,7 +8,8 @@ strings. The text evaluates back to an equal object with::
 
     from fakellm import Rule, Script, ToolCall, Turn, Usage, errors
 
-(callables of a rule are written by name, so they must be in scope too).
+(callables of a rule are written by name, so they must be in scope too, and a
+regex chunking as ``re.compile(...)``, which needs ``import re``).
 :func:`register_pretty` teaches Hypothesis' printer the same forms, so every
 falsifying example shows them. Pure: no LangChain, no Hypothesis import at
 module level.
