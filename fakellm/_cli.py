@@ -30,15 +30,17 @@ turns it off).
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
+import re
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.runnables import Runnable
@@ -76,6 +78,13 @@ The --json trace (version 1) is one JSON object with exactly these keys:
                 "text", "usage", "model", "error", "outputs", ...)"""
 
 DEFAULT_PROMPT = "Hello!"
+#: The most calls ``run --concurrency`` makes: each costs about 3 ms and 100 KB
+#: (the recorded events and their trace), so the bound keeps a run to seconds.
+MAX_CONCURRENCY = 1000
+#: Past this many calls (runs), the text output lists the first few and counts the rest:
+#: a timeline has one column per run, so its size grows with the square of their number.
+MAX_LISTED, LISTED = 20, 10
+MAX_LANES, LANES = 4, 4
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 141
 
@@ -136,8 +145,14 @@ def _plural(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
+# The timeline's lane marks, and what they become where stdout cannot encode them
+# (a Windows console, LANG=C): one ASCII character each, so columns stay aligned.
+_ASCII = str.maketrans({"│": "|", "…": "."})
+_ascii_only = False
+
+
 def _emit(line: str) -> None:
-    print(line, file=sys.stdout)
+    print(line.translate(_ASCII) if _ascii_only else line, file=sys.stdout)
 
 
 def _progress_writer(enabled: bool) -> Callable[[str], None] | None:
@@ -156,9 +171,16 @@ def _progress_writer(enabled: bool) -> Callable[[str], None] | None:
 
 
 def _demo_command(args: argparse.Namespace) -> int:
+    if args.list:
+        for scenario in _demo.SCENARIOS:
+            _emit(f"{scenario.key}  {scenario.title}")
+            for line in _demo.describe(scenario):
+                _emit(f"    {line}")
+        return EXIT_OK
     style = _demo.Style(colour=_wants_colour(args.color, sys.stdout))
     interactive = _is_terminal(sys.stdout) and _is_terminal(sys.stderr)
-    _demo.play(_demo.SCENARIOS, style, _emit, _progress_writer(interactive))
+    chosen = [s for s in _demo.SCENARIOS if not args.scenarios or s.key in args.scenarios]
+    _demo.play(chosen, style, _emit, _progress_writer(interactive))
     sys.stdout.flush()
     return EXIT_OK
 
@@ -198,15 +220,39 @@ def _result_row(index: int, outcome: object) -> dict[str, Any]:
     }
 
 
+def _json_error(args: argparse.Namespace, kind: str, message: str, problems: Any) -> None:
+    """The ``run --json`` answer when there is no trace: one JSON object on stdout."""
+    error = {"version": TRACE_VERSION, "script": args.script, "error": kind, "message": message}
+    if problems is not None:
+        error["problems"] = [
+            {"path": p.path, "value": _jsonable(p.value), "message": p.message} for p in problems
+        ]
+    print(json.dumps(error, indent=2, ensure_ascii=False))
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
+
+
 def _run_command(args: argparse.Namespace) -> int:
     try:
         source = _resolve(args.script)
         script = _load(source)
     except _Unreadable as exc:
-        print(f"fakellm run: {exc}", file=sys.stderr)
+        if args.json:
+            _json_error(args, "unreadable", str(exc), None)
+        else:
+            print(f"fakellm run: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except InvalidScript as exc:
-        print(f"fakellm run: {exc}", file=sys.stderr)
+        if args.json:
+            _json_error(args, "invalid_script", str(exc), exc.problems)
+        else:
+            print(f"fakellm run: {exc}", file=sys.stderr)
         return EXIT_INVALID
 
     model = FakeChatModel(script=script)
@@ -247,7 +293,8 @@ def _run_command(args: argparse.Namespace) -> int:
         mode = "astream" if args.stream else "ainvoke"
         calls = _plural(n, f"{'concurrent ' if n > 1 else ''}{mode} call")
         _emit(f"prompt: {args.prompt!r}; {calls}")
-        for row in results:
+        shown = results if n <= MAX_LISTED else results[:LISTED]
+        for row in shown:
             if row["error"] is not None:
                 first, *rest = str(row["error"]).splitlines()
                 _emit(style.bad(f"call {row['call']}: error {first}"))
@@ -258,9 +305,23 @@ def _run_command(args: argparse.Namespace) -> int:
             for call in row["tool_calls"]:
                 line += f" tool_call {call['name']}({json.dumps(call['args'])})"
             _emit(line)
+        if len(shown) < n:
+            unlisted = results[len(shown) :]
+            failed = sum(row["error"] is not None for row in unlisted)
+            _emit(
+                f"... {_plural(len(unlisted), 'more call')} not listed: {len(unlisted) - failed} "
+                f"replied, {failed} failed (--json lists every call)"
+            )
         _emit(style.label("callback timeline (Recorder):"))
-        for line in log.timeline().splitlines():
+        runs = log.runs()
+        lanes = runs if len(runs) <= MAX_LANES else runs[:LANES]
+        for line in log.timeline(lanes).splitlines():
             _emit(f"  {line}".rstrip())
+        if len(lanes) < len(runs):
+            _emit(
+                f"  ... the timeline shows the first {len(lanes)} of {len(runs)} runs "
+                "(--json has every event)"
+            )
         usage = log.usage()
         _emit(
             f"tokens: input={usage['input_tokens']} output={usage['output_tokens']} "
@@ -321,6 +382,14 @@ def _fill(text: str) -> str:
     return textwrap.fill(text, width=79)
 
 
+def _scenario_key(text: str) -> str:
+    key = text.upper() if text.upper().startswith("S") else f"S{text}"
+    keys = [s.key for s in _demo.SCENARIOS]
+    if key not in keys:
+        raise argparse.ArgumentTypeError(f"no scenario {text!r}; accepted: {', '.join(keys)}")
+    return key
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -328,18 +397,23 @@ def _positive(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    if value > MAX_CONCURRENCY:
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_CONCURRENCY} calls, got {text!r} (the trace of each call is kept "
+            "in memory; for load tests drive FakeChatModel from Python)"
+        )
     return value
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``fakellm`` argument parser, with one sub-parser per command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fakellm",
         description="Offline, deterministic fake LLMs for testing LangChain apps.",
         epilog="Run 'fakellm COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--color",
         choices=("auto", "always", "never"),
@@ -361,7 +435,18 @@ def build_parser() -> argparse.ArgumentParser:
             "and are skipped with a note without them."
         ),
     )
-    demo.set_defaults(handler=_demo_command)
+    keys = [s.key for s in _demo.SCENARIOS]
+    demo.add_argument(
+        "scenarios",
+        nargs="*",
+        metavar="SCENARIO",
+        type=_scenario_key,
+        help=f"play only these ({', '.join(keys)}); default: all",
+    )
+    demo.add_argument(
+        "--list", action="store_true", help="list the scenarios, their tests and scripts"
+    )
+    demo.set_defaults(handler=_demo_command, command_parser=demo)
 
     bundled = ", ".join(_demo.bundled_names())
     run = sub.add_parser(
@@ -391,10 +476,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=1,
         metavar="N",
-        help="make N concurrent calls; each takes the script's next turn (default 1)",
+        help=(
+            f"make N concurrent calls, 1 to {MAX_CONCURRENCY}; each takes the script's next "
+            "turn (default 1)"
+        ),
     )
     run.add_argument("--json", action="store_true", help="print the trace as JSON")
-    run.set_defaults(handler=_run_command)
+    run.set_defaults(handler=_run_command, command_parser=run)
 
     validate = sub.add_parser(
         "validate",
@@ -407,25 +495,63 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     validate.add_argument("scripts", nargs="+", metavar="SCRIPT", help="script files to check")
-    validate.set_defaults(handler=_validate_command)
+    validate.set_defaults(handler=_validate_command, command_parser=validate)
     return parser
 
 
 def _safe_streams() -> None:
-    """Let output that the console cannot encode degrade to escapes instead of crashing."""
+    """Where the console cannot encode the timeline's marks, draw them in ASCII, and
+    let other text it cannot encode (a reply's emoji) degrade to escapes, not crash."""
+    global _ascii_only
+    _ascii_only = False
     for stream in (sys.stdout, sys.stderr):
         encoding = getattr(stream, "encoding", None) or "utf-8"
         try:
             "│…".encode(encoding)
         except (UnicodeEncodeError, LookupError):
+            _ascii_only = _ascii_only or stream is sys.stdout
             reconfigure = getattr(stream, "reconfigure", None)
             if reconfigure is not None:
                 reconfigure(errors="backslashreplace")
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors, for ``run --json``, are JSON as well:
+    a program reading the trace gets one JSON object whatever went wrong."""
+
+    json_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        if self.json_errors and self.prog == "fakellm run":
+            error = {"version": TRACE_VERSION, "error": "usage", "message": message}
+            print(json.dumps(error, indent=2, ensure_ascii=False))
+            self.exit(EXIT_USAGE)
+        super().error(message)
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; an unknown option is reported by its command's parser (its usage,
+    and the option it probably meant), not by the top-level one."""
+    given = list(sys.argv[1:] if argv is None else argv)
+    _Parser.json_errors = "--json" in given
+    args, extra = parser.parse_known_args(given)
+    if extra:
+        command: argparse.ArgumentParser = args.command_parser
+        known = re.findall(r"-?-[\w-]+", command.format_usage())
+        hints = []
+        for arg in extra:
+            close = difflib.get_close_matches(arg.split("=", 1)[0], known, n=1)
+            if arg.startswith("-") and close:
+                hints.append(f"{arg} (did you mean {close[0]}?)")
+            else:
+                hints.append(arg)
+        command.error(f"unrecognized arguments: {' '.join(hints)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fakellm`` console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    args = _parse(build_parser(), argv)
     _safe_streams()
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:

@@ -46,7 +46,15 @@ from fakellm._model import FakeChatModel, FakeLLM
 from fakellm._recorder import Recorder
 from fakellm._script import Script, parse_script_text
 
-__all__ = ["SCENARIOS", "Outcome", "Scenario", "bundled_names", "bundled_script", "render"]
+__all__ = [
+    "SCENARIOS",
+    "Outcome",
+    "Scenario",
+    "bundled_names",
+    "bundled_script",
+    "describe",
+    "render",
+]
 
 #: The completion model name the tutorial's S3-S4 and S6-S7 would use today.
 COMPLETION_MODEL = "gpt-3.5-turbo-instruct"
@@ -93,11 +101,17 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Scenario:
-    """One demo scenario: a seed example, what it needs, and how to play it."""
+    """One demo scenario: a seed example, what it needs, and how to play it.
+
+    ``test`` is the example test that holds it (in the repository's
+    ``examples/seed/``), ``script`` the bundled script its model plays, if any.
+    """
 
     key: str
     title: str
     play: Callable[[], Outcome]
+    test: str
+    script: str | None
     needs: Mapping[str, str] = field(default_factory=dict)  # import name -> pip package
 
     def missing(self) -> list[str]:
@@ -361,18 +375,81 @@ _CLASSIC = {"langchain_classic": "langchain-classic"}
 _COMMUNITY = {"langchain_community": "langchain-community"}
 
 SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("S2", "asyncio: two tasks interleave, decided by their delays", play_s2),
-    Scenario("S3", "constructor callbacks vs request callbacks, StdOutCallbackHandler", play_s3),
-    Scenario("S4", "LLMChain with FileCallbackHandler and verbose=True", play_s4, _CLASSIC),
-    Scenario("S5", "flower shop: sync token handler, async start/end handler", play_s5),
+    Scenario(
+        "S2",
+        "asyncio: two tasks interleave, decided by their delays",
+        play_s2,
+        "test_s2_asyncio.py",
+        None,
+    ),
+    Scenario(
+        "S3",
+        "constructor callbacks vs request callbacks, StdOutCallbackHandler",
+        play_s3,
+        "test_s3_callback_handlers.py",
+        "callbacks",
+    ),
+    Scenario(
+        "S4",
+        "LLMChain with FileCallbackHandler and verbose=True",
+        play_s4,
+        "test_s4_file_logging.py",
+        "file_log",
+        _CLASSIC,
+    ),
+    Scenario(
+        "S5",
+        "flower shop: sync token handler, async start/end handler",
+        play_s5,
+        "test_s5_flower_shop_handlers.py",
+        "flower_shop",
+    ),
     Scenario(
         "S6",
         "token counter: ConversationChain + ConversationBufferMemory, 3 rounds",
         play_s6,
+        "test_s6_token_counter.py",
+        "token_counter",
         {**_CLASSIC, **_COMMUNITY},
     ),
-    Scenario("S7", "token totals of 3 concurrent agenerate calls", play_s7, _COMMUNITY),
+    Scenario(
+        "S7",
+        "token totals of 3 concurrent agenerate calls",
+        play_s7,
+        "test_s7_concurrent_tokens.py",
+        "concurrent_calls",
+        _COMMUNITY,
+    ),
 )
+
+#: What the demo says before the first scenario, and after the last.
+INTRODUCTION = (
+    "fakellm demo: the six programs (S2-S7) of a LangChain tutorial's chapter on "
+    "callbacks and token counting. The tutorial calls OpenAI; here each program runs "
+    "offline against fakellm's scripted models, on virtual time, with a Recorder "
+    "attached. For each: what the program printed, the callbacks the Recorder saw, "
+    "the tokens counted and the time it took. The output is the same on every run "
+    "but for the wall-time lines."
+)
+CLOSING = (
+    "Each scenario is also a test in the fakellm repository (examples/seed/), and its "
+    "replies a script (fakellm/scenarios/). Next: write your first test with the "
+    "fake_llm fixture, as docs/getting-started.md shows; 'fakellm run SCRIPT' plays a "
+    "script of your own."
+)
+WIDTH = 100
+
+
+def describe(scenario: Scenario) -> list[str]:
+    """Where a scenario lives: its example test and bundled script, one line each."""
+    lines = [f"example test: examples/seed/{scenario.test}"]
+    if scenario.script is None:
+        lines.append("script: none (no model: plain asyncio tasks)")
+    else:
+        lines.append(
+            f"script: fakellm/scenarios/{scenario.script}.yaml (fakellm run {scenario.script})"
+        )
+    return lines
 
 
 # -- rendering -----------------------------------------------------------------------------
@@ -412,14 +489,32 @@ class Style:
         return self._wrap("33", text)
 
 
+def _timelines(log: EventLog) -> list[str]:
+    """The log's timeline, or (when it would be wider than the demo's 100 columns)
+    one timeline per top-level run, each with its own lanes."""
+    whole = [f"  {line}".rstrip() for line in log.timeline().splitlines()]
+    roots = log.roots()
+    if max(map(len, whole), default=0) <= WIDTH or len(roots) < 2:
+        return whole
+    lines = []
+    for root in roots:
+        lines.append(f"  {root.name}:")
+        lines.extend(
+            f"    {line}".rstrip() for line in log.timeline(log.subtree(root)).splitlines()
+        )
+    return lines
+
+
 def render(scenario: Scenario, outcome: Outcome, wall: float, style: Style) -> list[str]:
     """The demo's lines for one played scenario (the last one is its wall time)."""
     lines = [style.heading(f"== {scenario.key} {scenario.title} ==")]
+    lines.extend(describe(scenario))
     lines.append(style.label("output:"))
     lines.extend(f"  {line}" if line else "" for line in outcome.output)
     lines.append(style.label("callback timeline (Recorder):"))
-    lines.extend(f"  {line}".rstrip() for line in outcome.log.timeline().splitlines())
-    lines.append(f"tokens (Recorder): {_usage_line(outcome.log.usage())}")
+    lines.extend(_timelines(outcome.log))
+    if any(run.type in ("llm", "chat_model") for run in outcome.log.runs()):
+        lines.append(f"tokens (Recorder): {_usage_line(outcome.log.usage())}")
     lines.extend(outcome.totals)
     lines.append(f"virtual time: {outcome.virtual_time:.3f} s")
     lines.append(style.dim(f"wall time: {wall:.3f} s"))
@@ -440,6 +535,9 @@ def play(
     skipped = 0
     virtual = 0.0
     started = time.perf_counter()
+    for line in textwrap.wrap(INTRODUCTION, WIDTH - 4):
+        emit(line)
+    emit("")
     for i, scenario in enumerate(scenarios, 1):
         missing = scenario.missing()
         if missing:
@@ -472,4 +570,7 @@ def play(
         )
     )
     emit(style.dim(f"wall time in total: {time.perf_counter() - started:.3f} s"))
+    emit("")
+    for line in textwrap.wrap(CLOSING, WIDTH - 4):
+        emit(line)
     return skipped

@@ -19,25 +19,39 @@ delay per chunk, errors at a position the turn has, tool calls of bound tools.
 Latencies are whole milliseconds, so shrunk examples read as ``0``/``1`` ms.
 Defaults are small so that a suite of property tests runs in seconds.
 
-The pytest plugin never imports this module, so a suite that never uses
-Hypothesis never loads it.
+Scenarios can also play over one shared model routed by rules, as apps hold
+it (:meth:`Scenario.shared_model`), with provider faults in front of it
+(:func:`chaos`, see :mod:`fakellm.chaos`); :class:`TurnFeed` hands a model its
+next turn from a stateful test's rule step.
+
+As in Hypothesis, arguments are checked at first use and a bad one raises
+``InvalidArgument``. Importing this module registers the strategies for
+``st.from_type`` and teaches Hypothesis' printer to show scripts as code
+(:func:`source`). The pytest plugin never imports it, so a suite that never
+uses Hypothesis never loads it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import dataclasses
 import functools
+import inspect
 import itertools
 import math
 import string
+import threading
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar, TypeVarTuple
 
 from hypothesis import currently_in_test_context, note
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import SearchStrategy
+from hypothesis.vendor.pretty import pretty
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from fakellm import _clock
@@ -46,7 +60,11 @@ from fakellm._events import EventLog, Run
 from fakellm._model import FakeChatModel
 from fakellm._recorder import Recorder
 from fakellm._script import (
+    Call,
+    Exhausted,
+    Rule,
     Script,
+    ScriptPlayer,
     ToolCall,
     Turn,
     Usage,
@@ -54,6 +72,8 @@ from fakellm._script import (
     split_tool_args,
     stub_tools,
 )
+from fakellm._source import register_pretty, source
+from fakellm.chaos import Chaos, Quota
 
 if TYPE_CHECKING:
     from hypothesis.vendor.pretty import RepresentationPrinter
@@ -63,10 +83,13 @@ __all__ = [
     "ErrorAt",
     "Scenario",
     "ScenarioRun",
+    "TurnFeed",
+    "chaos",
     "errors",
     "latencies",
     "scenarios",
     "scripts",
+    "source",
     "token_streams",
     "tool_calls",
     "tools_for",
@@ -96,6 +119,119 @@ _FREE_TOOL_NAMES = ("lookup", "search", "calculate")
 _MS = 1000
 
 
+# ------------------------------------------------------------- argument checks
+#
+# As in Hypothesis itself, a strategy's arguments are checked when it is first
+# used (drawn from, or validated by @given), not when it is built: a bad
+# ``@given(scenarios(calls=0))`` at module level fails its own test, not the
+# collection of the whole file. Every message names the argument and the value
+# as ``name=value`` and says what is accepted.
+
+
+def _lazy(
+    name: str,
+    arguments: Mapping[str, Any],
+    build: Callable[[], SearchStrategy[T]],
+    makes: type | None = None,
+) -> SearchStrategy[T]:
+    """``build()`` deferred to first use, shown as the call that made it."""
+    shown = ", ".join(f"{k}={_shown(v)}" for k, v in arguments.items())
+
+    def definition() -> SearchStrategy[T]:
+        return build()
+
+    definition.__name__ = definition.__qualname__ = f"{name}({shown})"
+    strategy = st.deferred(definition)
+    _MADE[strategy] = (definition.__name__, makes)
+    return strategy
+
+
+# Each strategy of this module: the call that made it (for messages: Hypothesis
+# shows it as deferred(...)) and what it draws, so that passing one where
+# another is expected (scripts=turns()) is named before anything is drawn.
+_MADE: weakref.WeakKeyDictionary[SearchStrategy[Any], tuple[str, type | None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _shown(value: Any) -> str:
+    made = _MADE.get(value) if isinstance(value, SearchStrategy) else None
+    return made[0] if made is not None else repr(value)
+
+
+def _check_int(name: str, value: Any, *, at_least: int = 0, what: str = "") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < at_least:
+        raise InvalidArgument(f"{name}={value!r}: expected an integer >= {at_least}{what}")
+    return value
+
+
+def _check_bounds(low_name: str, low: Any, high_name: str, high: Any, *, at_least: int = 0) -> None:
+    _check_int(low_name, low, at_least=at_least)
+    _check_int(high_name, high, at_least=at_least)
+    if high < low:
+        raise InvalidArgument(
+            f"{high_name}={high!r} < {low_name}={low!r}: expected {low_name} <= {high_name}"
+        )
+
+
+def _check_bool(name: str, value: Any, what: str = "") -> bool:
+    if not isinstance(value, bool):
+        raise InvalidArgument(f"{name}={value!r}: expected True or False{what}")
+    return value
+
+
+def _check_strategy(name: str, value: Any, of: str) -> SearchStrategy[Any]:
+    if not isinstance(value, SearchStrategy):
+        raise InvalidArgument(f"{name}={value!r}: expected a strategy of {of}")
+    return value
+
+
+def _check_alphabet(value: Any) -> SearchStrategy[str] | str:
+    if isinstance(value, str) and value:
+        return value
+    if not isinstance(value, SearchStrategy):
+        raise InvalidArgument(
+            f"alphabet={value!r}: expected a strategy of characters, such as "
+            "st.characters(), or a non-empty string of them"
+        )
+    return value
+
+
+def _check_error_types(name: str, value: Any) -> tuple[type[BaseException], ...]:
+    accepted = (
+        "a non-empty list or tuple of exception classes, such as "
+        "[errors.RateLimitError, errors.ServerError]"
+    )
+    if not isinstance(value, list | tuple) or not value:
+        raise InvalidArgument(f"{name}={value!r}: expected {accepted}")
+    for i, t in enumerate(value):
+        if not (isinstance(t, type) and issubclass(t, BaseException)):
+            raise InvalidArgument(f"{name}[{i}]={t!r}: not an exception class; expected {accepted}")
+    return tuple(value)
+
+
+def _check_tools(value: Any) -> list[dict[str, Any]]:
+    accepted = (
+        "None (free-form calls) or a non-empty list of what bind_tools takes: "
+        "functions, pydantic models, BaseTools, OpenAI tool dicts"
+    )
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence) or not value:
+        raise InvalidArgument(f"tools={value!r}: expected {accepted}")
+    schemas = []
+    for i, tool in enumerate(value):
+        try:
+            schemas.append(convert_to_openai_tool(tool)["function"])
+        except Exception as exc:  # langchain-core raises ValueError, TypeError, ...
+            raise InvalidArgument(
+                f"tools[{i}]={tool!r}: cannot be bound as a tool: {exc}"
+            ) from None
+    return schemas
+
+
+def _check_ms(name: str, value: Any) -> int:
+    return _check_int(name, value, what=" (whole milliseconds)")
+
+
 # -------------------------------------------------------------- parts of a turn
 
 
@@ -105,7 +241,7 @@ def token_streams(
     min_chunks: int = 0,
     max_chunks: int = 6,
     max_chunk_size: int = 4,
-    alphabet: SearchStrategy[str] = _TEXT_CHARS,
+    alphabet: SearchStrategy[str] | str = _TEXT_CHARS,
 ) -> SearchStrategy[tuple[str, ...]]:
     """Chunkings of a text: tuples of strings, for ``Turn(chunks=...)``.
 
@@ -113,33 +249,61 @@ def token_streams(
     of ``alphabet``, any unicode by default); with ``text`` the chunks are cuts
     of it that join back to it. Either way chunks can be empty (the model
     drops them: they are not streamed). ``min_chunks``/``max_chunks`` bound the
-    number of chunks, empty ones included.
+    number of chunks, empty ones included (with ``text`` there is always at
+    least one).
 
     Shrinks towards fewer chunks, shorter (then empty) chunks and simpler
     characters (``"0"``); with ``text``, towards fewer cuts at its start.
     """
-    _check_range("chunks", min_chunks, max_chunks)
-    if max_chunk_size < 0:
-        raise ValueError(f"max_chunk_size={max_chunk_size!r}: expected >= 0")
-    if text is None:
-        return _drawn_chunks(min_chunks, max_chunks, max_chunk_size, alphabet)
-    whole = text
+    arguments = _given(
+        text=(text, None),
+        min_chunks=(min_chunks, 0),
+        max_chunks=(max_chunks, 6),
+        max_chunk_size=(max_chunk_size, 4),
+        alphabet=(alphabet, _TEXT_CHARS),
+    )
+
+    def build() -> SearchStrategy[tuple[str, ...]]:
+        _check_bounds("min_chunks", min_chunks, "max_chunks", max_chunks)
+        _check_int("max_chunk_size", max_chunk_size)
+        letters = _check_alphabet(alphabet)
+        if text is None:
+            return _drawn_chunks(min_chunks, max_chunks, max_chunk_size, letters)
+        if not isinstance(text, str):
+            raise InvalidArgument(f"text={text!r}: expected a string or None")
+        if max_chunks < 1:
+            raise InvalidArgument(
+                f"max_chunks={max_chunks!r}: cuts of text={text!r} are at least one chunk; "
+                "expected max_chunks >= 1"
+            )
+        return _cuts(text, min_chunks, max_chunks)
+
+    return _lazy("token_streams", arguments, build)
+
+
+def _given(**pairs: tuple[Any, Any]) -> dict[str, Any]:
+    """The arguments that differ from their defaults, to show a strategy as its call."""
+    return {k: v for k, (v, default) in pairs.items() if v is not default and v != default}
+
+
+def _cuts(whole: str, min_chunks: int, max_chunks: int) -> SearchStrategy[tuple[str, ...]]:
     cuts = st.lists(
         st.integers(0, len(whole)),
         min_size=max(min_chunks - 1, 0),
-        max_size=max(max_chunks - 1, 0),
+        max_size=max_chunks - 1,
     )
 
-    def cut(points: list[int]) -> tuple[str, ...]:
-        bounds = [0, *sorted(points), len(whole)]
+    @st.composite
+    def cut(draw: st.DrawFn) -> tuple[str, ...]:
+        bounds = [0, *sorted(draw(cuts)), len(whole)]
         return tuple(whole[a:b] for a, b in itertools.pairwise(bounds))
 
-    return cuts.map(cut)
+    return cut()
 
 
 @functools.lru_cache(maxsize=64)
 def _drawn_chunks(
-    min_chunks: int, max_chunks: int, max_chunk_size: int, alphabet: SearchStrategy[str]
+    min_chunks: int, max_chunks: int, max_chunk_size: int, alphabet: SearchStrategy[str] | str
 ) -> SearchStrategy[tuple[str, ...]]:
     # Two choices however many chunks: one byte per chunk giving its length,
     # then a text of exactly the total length, cut in turn. (One choice per
@@ -184,12 +348,18 @@ def latencies(
     0 and towards all being equal (ties are where concurrency bugs hide, and
     equal delays read best in a counterexample). Divide by 1000 for seconds.
     """
-    if size is not None:
-        min_size = max_size = size
-    _check_range("latencies", min_size, max_size)
-    if isinstance(max_ms, bool) or not isinstance(max_ms, int) or max_ms < 0:
-        raise ValueError(f"max_ms={max_ms!r}: expected an integer number of milliseconds >= 0")
-    return _latencies(min_size, max_size, max_ms)
+    arguments = _given(
+        size=(size, None), min_size=(min_size, 0), max_size=(max_size, 6), max_ms=(max_ms, 50)
+    )
+
+    def build() -> SearchStrategy[tuple[int, ...]]:
+        low, high = min_size, max_size
+        if size is not None:
+            low = high = _check_int("size", size)
+        _check_bounds("min_size", low, "max_size", high)
+        return _latencies(low, high, _check_ms("max_ms", max_ms))
+
+    return _lazy("latencies", arguments, build)
 
 
 @functools.lru_cache(maxsize=256)
@@ -239,14 +409,16 @@ def errors(
     Shrinks towards the first type (a rate limit) striking before the first
     chunk.
     """
-    if not types:
-        raise ValueError("types=(): give at least one exception class")
-    for t in types:
-        if not (isinstance(t, type) and issubclass(t, BaseException)):
-            raise TypeError(f"types: {t!r} is not an exception class")
-    if chunks < 0:
-        raise ValueError(f"chunks={chunks!r}: expected >= 0")
-    return _errors_at(chunks, tuple(types), end)
+    arguments = _given(chunks=(chunks, 0), types=(types, DEFAULT_ERRORS), end=(end, True))
+
+    def build() -> SearchStrategy[ErrorAt]:
+        return _errors_at(
+            _check_int("chunks", chunks),
+            _check_error_types("types", types),
+            _check_bool("end", end),
+        )
+
+    return _lazy("errors", arguments, build)
 
 
 @functools.lru_cache(maxsize=256)
@@ -261,9 +433,6 @@ def _errors_at(
     return st.builds(ErrorAt, st.sampled_from(types), where)
 
 
-_error_strategy = errors  # turns() has a parameter of that name
-
-
 def usage(*, max_tokens: int = 100, details: bool = True) -> SearchStrategy[Usage | None]:
     """Usage a turn reports: None (the model computes it), or a :class:`Usage`
     with some counts given and the rest computed, totals always consistent;
@@ -271,7 +440,18 @@ def usage(*, max_tokens: int = 100, details: bool = True) -> SearchStrategy[Usag
 
     Shrinks towards None, then towards fewer given counts and zeros.
     """
+    arguments = _given(max_tokens=(max_tokens, 100), details=(details, True))
 
+    def build() -> SearchStrategy[Usage | None]:
+        return st.none() | _given_usage(
+            _check_int("max_tokens", max_tokens), _check_bool("details", details)
+        )
+
+    return _lazy("usage", arguments, build)
+
+
+@functools.lru_cache(maxsize=16)
+def _given_usage(max_tokens: int, details: bool) -> SearchStrategy[Usage]:
     tokens = st.integers(0, max_tokens)
     count = st.none() | tokens
     flag = st.booleans()
@@ -289,10 +469,7 @@ def usage(*, max_tokens: int = 100, details: bool = True) -> SearchStrategy[Usag
             data["output_token_details"] = {"reasoning": min(draw(tokens), o or 0)}
         return Usage(**data)
 
-    return st.none() | draw_usage()
-
-
-_usage_strategy = usage  # turns() has a parameter of that name
+    return draw_usage()
 
 
 def tool_calls(
@@ -310,27 +487,32 @@ def tool_calls(
     Shrinks towards fewer calls and the simplest arguments (optional ones
     left out), whichever tool takes those.
     """
-    _check_range("calls", min_calls, max_calls)
-    if tools is None:
+    arguments = _given(tools=(tools, None), min_calls=(min_calls, 1), max_calls=(max_calls, 2))
+
+    def build() -> SearchStrategy[tuple[ToolCall, ...]]:
+        _check_bounds("min_calls", min_calls, "max_calls", max_calls)
+        one = _one_tool_call(None if tools is None else _check_tools(tools))
+        return _as(tuple, st.lists(one, min_size=min_calls, max_size=max_calls))
+
+    return _lazy("tool_calls", arguments, build)
+
+
+def _one_tool_call(schemas: list[dict[str, Any]] | None) -> SearchStrategy[ToolCall]:
+    if schemas is None:
         free = st.dictionaries(
             st.text(_NAME_CHARS, min_size=1, max_size=4), _json_leaves(), max_size=3
         )
-        one = st.builds(ToolCall, st.sampled_from(_FREE_TOOL_NAMES), free)
-    else:
-        schemas = [convert_to_openai_tool(t)["function"] for t in tools]
-        if not schemas:
-            raise ValueError("tools=[]: give at least one tool, or None for free-form calls")
-        one = st.one_of(
-            [
-                st.builds(
-                    ToolCall,
-                    st.just(s["name"]),
-                    _from_schema(s.get("parameters") or {"type": "object"}),
-                )
-                for s in schemas
-            ]
-        )
-    return st.lists(one, min_size=min_calls, max_size=max_calls).map(tuple)
+        return st.builds(ToolCall, st.sampled_from(_FREE_TOOL_NAMES), free)
+    return st.one_of(
+        [
+            st.builds(
+                ToolCall,
+                st.just(s["name"]),
+                _from_schema(s.get("parameters") or {"type": "object"}),
+            )
+            for s in schemas
+        ]
+    )
 
 
 def tools_for(script: Script | Sequence[Turn]) -> list[dict[str, Any]]:
@@ -352,7 +534,8 @@ def turns(
     tools: Sequence[Any] | None = None,
     max_tool_calls: int = 2,
     reasoning: bool = False,
-    alphabet: SearchStrategy[str] = _TEXT_CHARS,
+    alphabet: SearchStrategy[str] | str = _TEXT_CHARS,
+    max_first_token_ms: int | None = None,
 ) -> SearchStrategy[Turn]:
     """Valid :class:`~fakellm.Turn` objects: explicit chunks (see
     :func:`token_streams`), a first-token delay and one delay per later chunk
@@ -360,22 +543,90 @@ def turns(
     :data:`DEFAULT_ERRORS`, or the classes to pick from), explicit usage,
     reasoning, and tool calls of ``tools`` (none unless ``tools`` is given,
     since a model rejects calls of tools it does not have bound).
+    ``max_first_token_ms`` (default ``max_ms``) lets first tokens be slow,
+    as they are on a loaded provider, while later chunks stay quick.
 
-    Turns with reasoning or tool calls are for ``FakeChatModel``; the others
-    also suit ``FakeLLM``. Shrinks towards no error, computed usage, no tool
-    calls, fewer and simpler chunks and zero, equal delays.
+    Delays that are all equal are written as one number (``delay=0.002``),
+    zero ones left out, so a turn reads as its script would. Turns with
+    reasoning or tool calls are for ``FakeChatModel``; the others also suit
+    ``FakeLLM``. Shrinks towards no error, computed usage, no tool calls,
+    fewer and simpler chunks and zero, equal delays.
     """
-    error_types = DEFAULT_ERRORS if errors is True else tuple(errors or ())
-    chunk_strategy = token_streams(min_chunks=min_chunks, max_chunks=max_chunks, alphabet=alphabet)
-    usage_strategy = _usage_strategy()
+    arguments = _given(
+        min_chunks=(min_chunks, 0),
+        max_chunks=(max_chunks, 6),
+        max_ms=(max_ms, 50),
+        errors=(errors, True),
+        usage=(usage, True),
+        tools=(tools, None),
+        max_tool_calls=(max_tool_calls, 2),
+        reasoning=(reasoning, False),
+        alphabet=(alphabet, _TEXT_CHARS),
+        max_first_token_ms=(max_first_token_ms, None),
+    )
+
+    def build() -> SearchStrategy[Turn]:
+        _check_bounds("min_chunks", min_chunks, "max_chunks", max_chunks)
+        _check_ms("max_ms", max_ms)
+        first_ms = (
+            max_ms
+            if max_first_token_ms is None
+            else _check_ms("max_first_token_ms", max_first_token_ms)
+        )
+        if errors is True or errors is False:
+            error_types = DEFAULT_ERRORS if errors else ()
+        elif isinstance(errors, list | tuple):
+            error_types = _check_error_types("errors", errors)
+        else:
+            raise InvalidArgument(
+                f"errors={errors!r}: expected True (DEFAULT_ERRORS), False (no errors), "
+                "or a non-empty list or tuple of exception classes"
+            )
+        _check_bool("usage", usage, " (explicit usage on some turns, or always computed)")
+        _check_int("max_tool_calls", max_tool_calls)
+        _check_bool("reasoning", reasoning)
+        schemas = None if tools is None else _check_tools(tools)
+        return _turns(
+            min_chunks,
+            max_chunks,
+            max_ms,
+            first_ms,
+            error_types,
+            usage,
+            schemas,
+            max_tool_calls,
+            reasoning,
+            _check_alphabet(alphabet),
+        )
+
+    return _lazy("turns", arguments, build, Turn)
+
+
+def _turns(
+    min_chunks: int,
+    max_chunks: int,
+    max_ms: int,
+    first_ms: int,
+    error_types: tuple[type[BaseException], ...],
+    usage: bool,
+    schemas: list[dict[str, Any]] | None,
+    max_tool_calls: int,
+    reasoning: bool,
+    alphabet: SearchStrategy[str] | str,
+) -> SearchStrategy[Turn]:
+    chunk_strategy = _drawn_chunks(min_chunks, max_chunks, 4, alphabet)
+    usage_strategy = st.none() | _given_usage(100, True)
     calls_strategy = (
-        None if tools is None else tool_calls(tools=tools, min_calls=0, max_calls=max_tool_calls)
+        None
+        if schemas is None
+        else _as(tuple, st.lists(_one_tool_call(schemas), max_size=max_tool_calls))
     )
     reasoning_strategy = st.none() | st.text(alphabet, min_size=1, max_size=8)
+    first_wait = st.integers(0, first_ms)
 
     @functools.lru_cache(maxsize=64)
     def maybe_error(n: int) -> SearchStrategy[ErrorAt | None]:
-        return st.none() | _error_strategy(chunks=n, types=error_types)
+        return st.none() | _errors_at(n, error_types, True)
 
     @st.composite
     def draw_turn(draw: st.DrawFn) -> Turn:
@@ -392,13 +643,23 @@ def turns(
             if calls:
                 data["tool_calls"] = calls
                 n += sum(len(split_tool_args(tc.args_json)) for tc in calls)
-        waits = draw(latencies(size=max(n, 1), max_ms=max_ms))
-        data["first_token_delay"] = waits[0] / _MS
-        data["delay"] = tuple(w / _MS for w in waits[1:])
+        if first_ms == max_ms:
+            waits = draw(_latencies(max(n, 1), max(n, 1), max_ms))
+            first, later = waits[0], waits[1:]
+        else:
+            first, later = draw(first_wait), draw(_latencies(max(n - 1, 0), max(n - 1, 0), max_ms))
+        if first:
+            data["first_token_delay"] = first / _MS
+        if len(set(later)) > 1:
+            data["delay"] = tuple(w / _MS for w in later)
+        elif later and later[0]:
+            data["delay"] = later[0] / _MS
         if error_types:
             failure = draw(maybe_error(n))
             if failure is not None:
-                data["error"], data["at_chunk"] = failure
+                data["error"] = failure.error
+                if failure.at_chunk != 0:
+                    data["at_chunk"] = failure.at_chunk
         if usage:
             spec = draw(usage_strategy)
             if spec is not None:
@@ -406,9 +667,6 @@ def turns(
         return Turn(**data)
 
     return draw_turn()
-
-
-_turn_strategy = turns  # scripts() has a parameter of that name
 
 
 def scripts(
@@ -420,9 +678,58 @@ def scripts(
     """Scripts of ``min_turns``..``max_turns`` turns drawn from ``turns``
     (default: :func:`turns` with its defaults). Shrinks towards fewer, simpler
     turns."""
-    _check_range("turns", min_turns, max_turns)
-    each = turns if turns is not None else _turn_strategy()
-    return st.lists(each, min_size=min_turns, max_size=max_turns).map(Script)
+    arguments = _given(turns=(turns, None), min_turns=(min_turns, 1), max_turns=(max_turns, 3))
+
+    def build() -> SearchStrategy[Script]:
+        _check_bounds("min_turns", min_turns, "max_turns", max_turns)
+        each = _turn_strategy() if turns is None else _checked_draws("turns", turns, Turn)
+        return _as(Script, st.lists(each, min_size=min_turns, max_size=max_turns))
+
+    return _lazy("scripts", arguments, build, Script)
+
+
+_turn_strategy = turns  # scripts() has a parameter of that name
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = source(value) if isinstance(value, Turn | Script | ToolCall | Usage) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _as(make: Callable[[Any], T], strategy: SearchStrategy[Any]) -> SearchStrategy[T]:
+    """``strategy.map(make)``, but the result prints as itself: Hypothesis would
+    show a mapped value as the call that made it (``tuple([...])``)."""
+
+    @st.composite
+    def made(draw: st.DrawFn) -> T:
+        return make(draw(strategy))
+
+    return made()
+
+
+def _checked_draws(name: str, strategy: Any, cls: type[T]) -> SearchStrategy[T]:
+    """``strategy``, whose every draw must be a ``cls``: a wrong one is named at once."""
+    _check_strategy(name, strategy, cls.__name__)
+    makes = _MADE.get(strategy, ("", None))[1]
+    if makes is not None and not issubclass(makes, cls):
+        shown = _shown(strategy)
+        hint = ""
+        if makes is Turn and cls is Script:
+            hint = f" (scripts of such turns: scripts(turns={shown}))"
+        raise InvalidArgument(
+            f"{name}={shown}: a strategy of {makes.__name__}; expected a strategy of "
+            f"{cls.__name__}{hint}"
+        )
+
+    def check(value: Any) -> T:
+        if not isinstance(value, cls):
+            raise InvalidArgument(
+                f"{name}={_shown(strategy)} drew {_short(value)}, not a {cls.__name__}; "
+                f"expected a strategy of {cls.__name__}"
+            )
+        return value
+
+    return _as(check, strategy)
 
 
 _script_strategy = scripts  # scenarios() has a parameter of that name
@@ -430,10 +737,58 @@ _script_strategy = scripts  # scenarios() has a parameter of that name
 
 # -------------------------------------------------------------------- scenarios
 
+# Which scenario call the running code belongs to: set in each call's task, and
+# copied into everything it starts (tasks, executor jobs), so a shared model's
+# routing rules know whose request they see.
+_current_call: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "fakellm_scenario_call", default=None
+)
+
+
+class _CallRoute:
+    """The routing rule of call ``i`` on a shared model: it matches that call's
+    requests while its script has a turn for them, and answers with that turn."""
+
+    def __init__(self, i: int, script: Script, scenario: Scenario) -> None:
+        self.i = i
+        self.scenario = scenario
+        self.player = ScriptPlayer(script)
+        self.run_ids: list[Any] = []
+        self._taken: Turn | None = None
+
+    def when(self, call: Call) -> bool:
+        if _current_call.get() != self.i:
+            return False
+        # The model asks `when`, then (under its lock) the responder: taking the
+        # turn here lets a call past its script fall through to the model's own
+        # UnexpectedCall, recorded and strict like any other.
+        try:
+            self._taken = self.player.take(call)
+        except Exhausted:
+            return False
+        return True
+
+    def respond(self, call: Call) -> Turn:
+        self.run_ids.append(call.run_id)
+        taken, self._taken = self._taken, None
+        assert taken is not None  # set by when(), which the model asked just before
+        return taken
+
+    def rule(self) -> Rule:
+        script = self.player.script
+        # With a plain queue, `times` makes the model report unused turns at teardown.
+        plain = not script.rules and script.when_exhausted == "raise" and script.turns
+        return Rule(
+            when=self.when,
+            responder=self.respond,
+            name=f"call{self.i}",
+            times=len(script.turns) if plain else None,
+        )
+
 
 @dataclasses.dataclass(frozen=True, repr=False)
 class Scenario:
-    """N concurrent calls of an app, call ``i`` against a model playing ``scripts[i]``.
+    """N concurrent calls of an app, call ``i`` answered by ``scripts[i]``.
 
     Attributes:
         scripts: one script per call.
@@ -441,11 +796,16 @@ class Scenario:
         holds: opt-in ready-queue perturbation (``scenarios(perturb=True)``):
             ``(step, k)`` holds the ``step``-th callback scheduled with
             ``call_soon`` back for ``k`` loop iterations. Empty: plain FIFO.
+        chaos: provider faults (see :mod:`fakellm.chaos`): request-level ones
+            (quota, failures) counted over every call on a shared model, or per
+            model; turn-level ones (``truncate``, ``slow``) on turn ``k`` of each
+            call's script.
     """
 
     scripts: tuple[Script, ...]
     starts_ms: tuple[int, ...]
     holds: tuple[tuple[int, int], ...] = ()
+    chaos: Chaos | None = None
 
     def __post_init__(self) -> None:
         if len(self.starts_ms) != len(self.scripts):
@@ -464,13 +824,35 @@ class Scenario:
         if recorder is not None:
             kwargs = {"callbacks": [recorder], **kwargs}
         return [
-            FakeChatModel(script=s, name=f"call{i}", **kwargs) for i, s in enumerate(self.scripts)
+            FakeChatModel(script=self._with_chaos(s), name=f"call{i}", **kwargs)
+            for i, s in enumerate(self.scripts)
         ]
+
+    def shared_model(self, recorder: Recorder | None = None, **kwargs: Any) -> FakeChatModel:
+        """One model for every call, as an app holds it: a rule per call routes
+        that call's requests (made from its task, or from anything the task
+        started) to its script, turn after turn. The chaos rule, if any, comes
+        first, so a quota counts every call's requests.
+
+        Give it to :meth:`run` as ``model=`` (with the same ``recorder``).
+        """
+        chaos = self.chaos if self.chaos is not None else Chaos()
+        routes = [_CallRoute(i, chaos.faulty_turns(s), self) for i, s in enumerate(self.scripts)]
+        rules = tuple(r.rule() for r in routes)
+        script = chaos.apply(Script(rules=rules))
+        if recorder is not None:
+            kwargs = {"callbacks": [recorder], **kwargs}
+        return FakeChatModel(script=script, **kwargs)
+
+    def _with_chaos(self, script: Script) -> Script:
+        return script if self.chaos is None else self.chaos.apply(script)
 
     def run(
         self,
         call: Callable[[int, FakeChatModel], Awaitable[T]],
         *,
+        shared: bool = False,
+        model: FakeChatModel | None = None,
         recorder: Recorder | None = None,
         return_exceptions: bool = False,
         freeze: bool = False,
@@ -479,13 +861,22 @@ class Scenario:
         """Play the scenario: ``call(i, model)`` for every call ``i``, concurrently,
         each after its start delay, on a fresh virtual-time loop.
 
-        The models record into ``recorder`` (a fresh :class:`~fakellm.Recorder`
-        unless given; attach the same one to your app's config to record its
-        chains too). The scripts, held callbacks and the timeline are passed to
-        :func:`hypothesis.note`, so a failing example shows them.
+        By default each call gets a fresh model of its own; with ``shared=True``
+        every call gets one :meth:`shared_model`, and with ``model=`` (made by
+        :meth:`shared_model`) that one, so an app built around it beforehand
+        can be played. The models record into ``recorder`` (a fresh
+        :class:`~fakellm.Recorder` unless given; attach the same one to your
+        app's config to record its chains too). The scripts, held callbacks and
+        the timeline are passed to :func:`hypothesis.note`, so a failing
+        example shows them.
 
         Args:
-            call: the app's part in call ``i``, given that call's fresh model.
+            call: the app's part in call ``i``, given the model; an ``async``
+                function (or one returning an awaitable). Sync app code blocks
+                the loop, so it is refused: wrap it (``await
+                asyncio.to_thread(...)``) if it must run.
+            shared: one model for every call, routed by rules.
+            model: a model from :meth:`shared_model` to give every call.
             recorder: where the models record.
             return_exceptions: keep a call's exception in ``results`` instead of
                 raising the first one (in call order) once every call finished.
@@ -494,16 +885,42 @@ class Scenario:
             **model_kwargs: more ``FakeChatModel`` settings for every model.
         """
         rec = recorder if recorder is not None else Recorder()
-        models = self.models(rec, **model_kwargs)
+        routes: list[_CallRoute] | None = None
+        if model is not None:
+            routes = _routes_of(model, self)
+            if recorder is None:
+                raise TypeError(
+                    "model= needs recorder=: give run() the Recorder you gave shared_model()"
+                )
+            models = [model] * self.calls
+        elif shared:
+            model = self.shared_model(rec, **model_kwargs)
+            routes = _routes_of(model, self)
+            models = [model] * self.calls
+        else:
+            models = self.models(rec, **model_kwargs)
         outcomes: list[Any] = [None] * self.calls
 
         def play(i: int) -> Callable[[], Awaitable[None]]:
             async def one() -> None:
+                _current_call.set(i)
                 await _clock.asleep(self.starts_ms[i] / _MS)
+                refused = None
                 try:
-                    outcomes[i] = await call(i, models[i])
+                    pending = call(i, models[i])
+                    if inspect.isawaitable(pending):
+                        outcomes[i] = await pending
+                    else:
+                        refused = TypeError(
+                            f"call({i}, model) returned {pending!r}, not an awaitable: the calls "
+                            "of a scenario run concurrently on one event loop, so call must be "
+                            "async (async def, or a lambda returning a coroutine); sync app code "
+                            "would block the loop (wrap it: await asyncio.to_thread(...))"
+                        )
                 except Exception as exc:  # kept per call, raised below if asked
                     outcomes[i] = exc
+                if refused is not None:
+                    raise refused
 
             return one
 
@@ -529,6 +946,7 @@ class Scenario:
             events=rec.events,
             elapsed=elapsed,
             held=tuple(loop_held),
+            run_ids=None if routes is None else {i: tuple(r.run_ids) for i, r in enumerate(routes)},
         )
         _note(_Report(self, result.events, loop_held))
         if not return_exceptions:
@@ -539,31 +957,62 @@ class Scenario:
 
     def describe(self) -> str:
         """The scenario as readable text: per call, its start and its turns
-        (delays in ms), then the held callbacks if any."""
-        lines = [f"Scenario with {self.calls} concurrent calls:"]
+        (delays in ms), then the chaos and held callbacks if any."""
+        lines = [f"Scenario with {self.calls} concurrent call{'s' if self.calls != 1 else ''}:"]
         for i, (s, start) in enumerate(zip(self.scripts, self.starts_ms, strict=True)):
             lines.append(f"  call{i}: starts at {start} ms")
             lines.extend(f"    turn {k}: {_describe_turn(t)}" for k, t in enumerate(s.turns))
+        if self.chaos is not None:
+            lines.append(f"  chaos: {self.chaos!r}")
         if self.holds:
             held = ", ".join(f"step {s} held {k}" for s, k in self.holds)
             lines.append(f"  ready-queue holds: {held}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        parts = ",\n".join(
-            f"        Script([{', '.join(map(_turn_source, s.turns))}])" for s in self.scripts
-        )
-        holds = f"\n    holds={self.holds!r}," if self.holds else ""
-        return (
-            f"Scenario(\n    scripts=(\n{parts},\n    ),\n"
-            f"    starts_ms={self.starts_ms!r},{holds}\n)"
-        )
+        return pretty(self)
 
     def _repr_pretty_(self, p: RepresentationPrinter, cycle: bool) -> None:
-        for k, line in enumerate(repr(self).splitlines()):
-            if k:
+        # One field per line, as a reader would write it: the form to paste.
+        p.text("Scenario(")
+        with p.indent(4):
+            p.break_()
+            p.text("scripts=(")
+            with p.indent(4):
+                for s in self.scripts:
+                    p.break_()
+                    p.pretty(s)
+                    p.text(",")
+            p.break_()
+            p.text("),")
+            fields: list[tuple[str, Any]] = [("starts_ms", self.starts_ms)]
+            if self.holds:
+                fields.append(("holds", self.holds))
+            if self.chaos is not None:
+                fields.append(("chaos", self.chaos))
+            for name, value in fields:
                 p.break_()
-            p.text(line)
+                p.text(f"{name}=")
+                p.pretty(value)
+                p.text(",")
+        p.break_()
+        p.text(")")
+
+
+def _routes_of(model: FakeChatModel, scenario: Scenario) -> list[_CallRoute]:
+    """The routing rules ``scenario.shared_model()`` gave ``model`` (to map runs to calls)."""
+    rules = getattr(model, "script", None)
+    routes = [
+        owner
+        for rule in (rules.rules if isinstance(rules, Script) else ())
+        if isinstance(owner := getattr(rule.when, "__self__", None), _CallRoute)
+    ]
+    if len(routes) != scenario.calls or any(r.scenario is not scenario for r in routes):
+        raise TypeError(
+            f"model={type(model).__name__}(...): expected a model made by this scenario's "
+            "shared_model(recorder)"
+        )
+    return routes
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -574,10 +1023,12 @@ class ScenarioRun(Generic[T]):
         scenario: the scenario played.
         results: each call's return value (or exception, with
             ``return_exceptions=True``), in call order.
-        models: the fresh model of each call (``calls``, ``unused_turns``, ...).
+        models: the model each call was given (the same one for every call
+            in shared mode).
         events: everything the recorder saw.
         elapsed: virtual seconds until the last call finished.
         held: the callbacks the perturbed loop held back (empty unless perturbed).
+        run_ids: in shared mode, the run ids of each call's requests.
     """
 
     scenario: Scenario
@@ -586,6 +1037,7 @@ class ScenarioRun(Generic[T]):
     events: EventLog
     elapsed: float
     held: tuple[str, ...] = ()
+    run_ids: Mapping[int, tuple[Any, ...]] | None = None
 
     @property
     def exceptions(self) -> tuple[BaseException | None, ...]:
@@ -593,7 +1045,11 @@ class ScenarioRun(Generic[T]):
         return tuple(r if isinstance(r, BaseException) else None for r in self.results)
 
     def runs(self, i: int) -> list[Run]:
-        """The model runs of call ``i`` (runs named ``call<i>``), in order."""
+        """The model runs of call ``i``, in order (in shared mode, the requests
+        its routing rule answered; else the runs named ``call<i>``)."""
+        if self.run_ids is not None:
+            mine = set(self.run_ids.get(i, ()))
+            return [r for r in self.events.runs() if r.id in mine]
         return [r for r in self.events.runs() if r.name == f"call{i}"]
 
     def timeline(self) -> str:
@@ -635,16 +1091,22 @@ class _Report:
 
 def scenarios(
     *,
-    calls: int = 3,
+    calls: int | None = None,
+    min_calls: int | None = None,
+    max_calls: int | None = None,
     scripts: SearchStrategy[Script] | None = None,
     max_start_ms: int = 50,
+    chaos: SearchStrategy[Chaos] | Chaos | None = None,
     perturb: bool = False,
     max_holds: int = 3,
     max_step: int = 200,
     max_hold: int = 3,
 ) -> SearchStrategy[Scenario]:
-    """Scenarios of ``calls`` concurrent calls: one script each (default: one
-    turn from :func:`turns`) and a start delay each (ms, see :func:`latencies`).
+    """Scenarios of concurrent calls: ``calls`` of them, or from ``min_calls``
+    to ``max_calls`` (default 1 to 3), each with a script (default: one turn
+    from :func:`turns`) and a start delay (ms, see :func:`latencies`), and
+    ``chaos`` if given (a :class:`~fakellm.chaos.Chaos`, or a strategy of them
+    such as :func:`chaos`).
 
     Interleavings come from latencies alone by default: every schedule they
     produce can happen with a real provider. With ``perturb=True`` the loop
@@ -654,26 +1116,219 @@ def scenarios(
     loop never would** (it breaks ``call_soon``'s first-in, first-out promise),
     so check a failure it reports can happen before fixing it.
 
-    Shrinks towards fewer turns, simpler turns, equal zero starts and no holds.
+    Shrinks towards fewer calls (bystanders drop out), fewer and simpler
+    turns, equal zero starts, less chaos and no holds.
     """
-    if calls < 1:
-        raise ValueError(f"calls={calls!r}: expected at least one call")
-    each = scripts if scripts is not None else _script_strategy(min_turns=1, max_turns=1)
-    starts = latencies(size=calls, max_ms=max_start_ms)
-    no_holds: SearchStrategy[tuple[tuple[int, int], ...]] = st.just(())
-    holds = no_holds
-    if perturb:
-        holds = st.lists(
-            st.tuples(st.integers(0, max_step), st.integers(1, max_hold)),
-            max_size=max_holds,
-            unique_by=lambda h: h[0],
-        ).map(lambda hs: tuple(sorted(hs)))
-    return st.builds(
-        Scenario,
-        st.lists(each, min_size=calls, max_size=calls).map(tuple),
-        starts,
-        holds,
+    arguments = _given(
+        calls=(calls, None),
+        min_calls=(min_calls, None),
+        max_calls=(max_calls, None),
+        scripts=(scripts, None),
+        max_start_ms=(max_start_ms, 50),
+        chaos=(chaos, None),
+        perturb=(perturb, False),
+        max_holds=(max_holds, 3),
+        max_step=(max_step, 200),
+        max_hold=(max_hold, 3),
     )
+
+    def build() -> SearchStrategy[Scenario]:
+        if calls is not None:
+            _check_int("calls", calls, at_least=1, what=" (how many concurrent calls)")
+            if min_calls is not None or max_calls is not None:
+                other = "min_calls" if min_calls is not None else "max_calls"
+                raise InvalidArgument(
+                    f"calls={calls!r} and {other}={arguments[other]!r}: give either calls "
+                    "(a fixed number) or min_calls/max_calls (a range that shrinks), not both"
+                )
+            low = high = calls
+        else:
+            low = 1 if min_calls is None else min_calls
+            high = max(3, low) if max_calls is None else max_calls
+            _check_bounds("min_calls", low, "max_calls", high, at_least=1)
+        _check_ms("max_start_ms", max_start_ms)
+        each = (
+            _script_strategy(min_turns=1, max_turns=1)
+            if scripts is None
+            else _checked_draws("scripts", scripts, Script)
+        )
+        chaos_strategy: SearchStrategy[Chaos | None]
+        if chaos is None or isinstance(chaos, Chaos):
+            chaos_strategy = st.just(chaos)
+        else:
+            chaos_strategy = _checked_draws("chaos", chaos, Chaos)
+        holds: SearchStrategy[tuple[tuple[int, int], ...]] = st.just(())
+        _check_int("max_holds", max_holds)
+        _check_int("max_step", max_step)
+        _check_int("max_hold", max_hold, at_least=1, what=" (loop iterations)")
+        if _check_bool("perturb", perturb):
+            holds = _as(
+                lambda hs: tuple(sorted(hs)),
+                st.lists(
+                    st.tuples(st.integers(0, max_step), st.integers(1, max_hold)),
+                    max_size=max_holds,
+                    unique_by=lambda h: h[0],
+                ),
+            )
+        script_lists = st.lists(each, min_size=low, max_size=high)
+
+        @st.composite
+        def draw_scenario(draw: st.DrawFn) -> Scenario:
+            drawn = tuple(draw(script_lists))
+            starts = draw(_latencies(len(drawn), len(drawn), max_start_ms))
+            return Scenario(drawn, starts, draw(holds), draw(chaos_strategy))
+
+        return draw_scenario()
+
+    return _lazy("scenarios", arguments, build, Scenario)
+
+
+# ------------------------------------------------------------------------ chaos
+
+
+def chaos(
+    *,
+    quota: Quota | SearchStrategy[Quota] | None = None,
+    failure_rate: float = 0.0,
+    max_requests: int = 10,
+    failure: type[Exception] = _errors.ServerError,
+    truncate_rate: float = 0.0,
+    slow_rate: float = 0.0,
+    max_turns: int = 3,
+    max_slow_ms: int = 5000,
+) -> SearchStrategy[Chaos]:
+    """Provider faults (:class:`~fakellm.chaos.Chaos`) for a model or a scenario:
+    ``quota`` as given (or drawn); failing request numbers among the first
+    ``max_requests``, each about ``failure_rate`` of the time; and among the
+    first ``max_turns`` turns, streams cut (``truncate_rate``, after 0 to 3
+    chunks) and first tokens slowed by up to ``max_slow_ms`` (``slow_rate``).
+    Hypothesis decides, so it also tries the unlikely plans.
+
+    Shrinks towards fewer faults (each one drops out on its own), cuts after
+    fewer chunks, shorter slowdowns, and the simplest quota drawn.
+    """
+    arguments = _given(
+        quota=(quota, None),
+        failure_rate=(failure_rate, 0.0),
+        max_requests=(max_requests, 10),
+        failure=(failure, _errors.ServerError),
+        truncate_rate=(truncate_rate, 0.0),
+        slow_rate=(slow_rate, 0.0),
+        max_turns=(max_turns, 3),
+        max_slow_ms=(max_slow_ms, 5000),
+    )
+
+    def build() -> SearchStrategy[Chaos]:
+        quotas: SearchStrategy[Quota | None]
+        if quota is None or isinstance(quota, Quota):
+            quotas = st.just(quota)
+        else:
+            quotas = _checked_draws("quota", quota, Quota)
+        _check_int("max_requests", max_requests)
+        _check_int("max_turns", max_turns)
+        _check_int("max_slow_ms", max_slow_ms, at_least=1, what=" (whole milliseconds)")
+        if not (isinstance(failure, type) and issubclass(failure, Exception)):
+            raise InvalidArgument(
+                f"failure={failure!r}: expected an exception class such as errors.ServerError"
+            )
+        fails = _hits("failure_rate", failure_rate, max_requests, st.just(0))
+        cuts = _hits("truncate_rate", truncate_rate, max_turns, st.integers(0, 3))
+        slows = _hits("slow_rate", slow_rate, max_turns, st.integers(1, max_slow_ms))
+
+        @st.composite
+        def draw_chaos(draw: st.DrawFn) -> Chaos:
+            return Chaos(
+                quota=draw(quotas),
+                failures=tuple(n for n, _ in draw(fails)),
+                failure=failure,
+                truncate=draw(cuts),
+                slow=draw(slows),
+            )
+
+        return draw_chaos()
+
+    return _lazy("chaos", arguments, build, Chaos)
+
+
+def _hits(
+    name: str, rate: Any, count: int, value: SearchStrategy[int]
+) -> SearchStrategy[tuple[tuple[int, int], ...]]:
+    """``(k, value)`` for each ``k < count`` that a fault strikes, about ``rate`` of them."""
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
+        raise InvalidArgument(f"{name}={rate!r}: expected a probability in [0, 1]")
+    if rate == 0 or count == 0:
+        return st.just(())
+    # A uniform draw in per mille per place, striking at the top `rate` of the
+    # range: draws shrink towards 0, so faults drop out one by one.
+    threshold = 1000 - round(rate * 1000)
+    one = st.tuples(st.integers(0, 999).map(lambda x: x >= threshold), value)
+
+    @st.composite
+    def draw_hits(draw: st.DrawFn) -> tuple[tuple[int, int], ...]:
+        out = []
+        for k in range(count):
+            hit, v = draw(one)
+            if hit:
+                out.append((k, v))
+        return tuple(out)
+
+    return draw_hits()
+
+
+# ----------------------------------------------------------------- stateful tests
+
+
+class TurnFeed:
+    """Turns a test hands a model one step at a time: the stateful recipe.
+
+    In a ``RuleBasedStateMachine``, each rule step pushes the turn it drew,
+    then drives the app; the model answers the app's next request with it::
+
+        feed = TurnFeed()
+        model = FakeChatModel(script=feed.script())
+        ...
+        @rule(reply=strategies.turns())
+        def ask(self, reply):
+            self.feed.push(reply)
+            self.app.ask("...")
+
+    A request with nothing pushed is an unexpected call (strict, as with any
+    script); :attr:`pending` lists what was pushed and not yet answered, for
+    an invariant.
+    """
+
+    def __init__(self) -> None:
+        self._queue: collections.deque[Turn] = collections.deque()
+        self._lock = threading.Lock()
+
+    def push(self, *turns: Turn | str) -> None:
+        """Queue ``turns`` (Turns, or reply texts) for the next requests."""
+        with self._lock:
+            self._queue.extend(Turn(t) if isinstance(t, str) else t for t in turns)
+
+    @property
+    def pending(self) -> tuple[Turn, ...]:
+        """Turns pushed and not yet answered, oldest first."""
+        with self._lock:
+            return tuple(self._queue)
+
+    def rule(self) -> Rule:
+        """A rule that answers with the oldest pushed turn, when there is one."""
+        return Rule(when=self._has_turn, responder=self._next, name="TurnFeed")
+
+    def script(self) -> Script:
+        """A script of just :meth:`rule`: every request must be fed."""
+        return Script(rules=[self.rule()])
+
+    def _has_turn(self, call: Call) -> bool:
+        return bool(self._queue)
+
+    def _next(self, call: Call) -> Turn:
+        with self._lock:
+            return self._queue.popleft()
+
+    def __repr__(self) -> str:
+        return f"TurnFeed(pending={list(self.pending)!r})"
 
 
 # ------------------------------------------------------- the perturbed event loop
@@ -761,11 +1416,6 @@ def _describe_callback(callback: Callable[..., object]) -> str:
 
 
 # ------------------------------------------------------------------------ helpers
-
-
-def _check_range(what: str, low: int, high: int) -> None:
-    if low < 0 or high < low:
-        raise ValueError(f"min/max {what}: {low}..{high} is not a range of counts >= 0")
 
 
 def _json_leaves() -> SearchStrategy[Any]:
@@ -872,25 +1522,21 @@ def _describe_turn(turn: Turn) -> str:
     return ", ".join(parts)
 
 
-def _turn_source(turn: Turn) -> str:
-    """A Turn as Python source naming only the fields that were set."""
-    args = []
-    for name in Turn.model_fields:
-        if name not in turn.model_fields_set:
-            continue
-        value = getattr(turn, name)
-        if name in ("first_token_delay", "delay") and not any(
-            value if isinstance(value, tuple) else (value,)
-        ):
-            continue  # zero delays: the default
-        if name == "error" and isinstance(value, type):
-            text = f"errors.{value.__name__}"
-        elif name == "usage" and value is not None:
-            given = value.model_dump(exclude_defaults=True)
-            text = f"Usage({', '.join(f'{k}={v!r}' for k, v in given.items())})"
-        elif name == "tool_calls":
-            text = "(" + "".join(f"ToolCall({tc.name!r}, {tc.args!r}), " for tc in value) + ")"
-        else:
-            text = repr(value)
-        args.append(f"{name}={text}")
-    return f"Turn({', '.join(args)})"
+# ---------------------------------------------------------- from_type registration
+
+
+def _register() -> None:
+    register_pretty()
+    st.register_type_strategy(Turn, turns())
+    st.register_type_strategy(Script, scripts())
+    st.register_type_strategy(ToolCall, _lazy("ToolCall", {}, lambda: _one_tool_call(None)))
+    st.register_type_strategy(Usage, _lazy("Usage", {}, lambda: _given_usage(100, True)))
+    st.register_type_strategy(ErrorAt, errors(chunks=3))
+    st.register_type_strategy(Scenario, scenarios())
+    st.register_type_strategy(Chaos, chaos())
+    st.register_type_strategy(
+        Quota, st.builds(Quota, st.integers(1, 5), st.sampled_from((1.0, 10.0, 60.0)))
+    )
+
+
+_register()

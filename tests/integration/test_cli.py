@@ -25,6 +25,15 @@ from fakellm._cli import main
 DEMO = (Path(__file__).parent / "data" / "demo.txt").read_text(encoding="utf-8").splitlines()
 
 
+THREE_TURNS = (
+    "turns:\n"
+    "  - {text: one, first_token_delay: 0.6}\n"
+    "  - {text: two, first_token_delay: 0.2}\n"
+    "  - {text: three, first_token_delay: 0.4}\n"
+    "  - left over\n"
+)
+
+
 def _without_wall_time(text: str) -> list[str]:
     return [line for line in text.splitlines() if "wall time" not in line]
 
@@ -55,7 +64,7 @@ def test_demo_skips_a_scenario_whose_package_is_missing(
     pip = '(pip install langchain-classic, or pip install -e ".[dev]") =='
     assert f"== S4 skipped: needs langchain-classic {pip}" in lines
     assert f"== S6 skipped: needs langchain-classic {pip}" in lines
-    assert lines[-1] == "4 scenarios played offline, 2 skipped; 3.250 s of virtual time in total"
+    assert "4 scenarios played offline, 2 skipped; 3.250 s of virtual time in total" in lines
     assert "== S7 token totals of 3 concurrent agenerate calls ==" in lines
 
 
@@ -152,14 +161,7 @@ def test_run_plays_a_bundled_script_by_name(capsys: pytest.CaptureFixture[str]) 
 def test_run_concurrent_calls_take_the_next_turns(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    script = tmp_path / "three.yaml"
-    script.write_text(
-        "turns:\n"
-        "  - {text: one, first_token_delay: 0.6}\n"
-        "  - {text: two, first_token_delay: 0.2}\n"
-        "  - {text: three, first_token_delay: 0.4}\n"
-        "  - left over\n"
-    )
+    script = _write(tmp_path / "three.yaml", THREE_TURNS)
     assert main(["run", str(script), "--concurrency", "3", "--prompt", "hi"]) == 0
     assert capsys.readouterr().out.splitlines() == [
         f"== {script}: 4 turns, 0 rules ==",
@@ -282,11 +284,19 @@ def test_run_past_the_end_of_the_script_exits_1(capsys: pytest.CaptureFixture[st
     )
 
 
+def _invalid_script(tmp_path: Path) -> Path:
+    return _write(tmp_path / "bad.yaml", "turns:\n  - text: hi\n    delay: -1\n")
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
 def test_run_an_invalid_script_prints_the_problems_and_exits_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    script = tmp_path / "bad.yaml"
-    script.write_text("turns:\n  - text: hi\n    delay: -1\n")
+    script = _invalid_script(tmp_path)
     assert main(["run", str(script)]) == 1
     out, err = capsys.readouterr()
     assert out == ""
@@ -435,3 +445,230 @@ def test_a_reader_that_goes_away_is_not_an_invalid_script() -> None:
         os.close(write_end)
     assert demo.returncode == 141
     assert demo.stderr == b""
+
+
+# -- large runs, JSON errors, misspelled options, consoles without UTF-8 ---------------------
+
+
+def _json_only(capsys: pytest.CaptureFixture[str]) -> object:
+    """What the command printed: one JSON object on stdout, and nothing on stderr."""
+    out, err = capsys.readouterr()
+    assert err == ""
+    return json.loads(out)
+
+
+def _cycling(tmp_path: Path) -> Path:
+    cycle = 'turns:\n  - text: "hi"\n    first_token_delay: 0.1\nwhen_exhausted: cycle\n'
+    return _write(tmp_path / "many.yaml", cycle)
+
+
+def test_run_many_calls_shows_the_first_lanes_of_the_timeline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = _cycling(tmp_path)
+    assert main(["run", str(script), "--concurrency", "6"]) == 0
+    lane = "r{} FakeChatModel  "
+    assert capsys.readouterr().out.splitlines() == [
+        f"== {script}: 1 turn, 0 rules ==",
+        "prompt: 'Hello!'; 6 concurrent ainvoke calls",
+        *[f"call {i}: 'hi'" for i in range(6)],
+        "callback timeline (Recorder):",
+        "       #      time  " + "".join(lane.format(k) for k in range(1, 5)).rstrip(),
+        "       0    +0.000  start",
+        "       1    +0.000  │                 start",
+        "       2    +0.000  │                 │                 start",
+        "       3    +0.000  │                 │                 │                 start",
+        "       6    +0.100  end               │                 │                 │",
+        "       7    +0.100                    end               │                 │",
+        "       8    +0.100                                      end               │",
+        "       9    +0.100                                                        end",
+        "  ... the timeline shows the first 4 of 6 runs (--json has every event)",
+        "tokens: input=12 output=6 total=18",
+        "virtual time: 0.100 s",
+        "unused turns: none",
+    ]
+
+
+def test_run_at_the_concurrency_bound_prints_a_bounded_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = _cycling(tmp_path)
+    assert main(["run", str(script), "--concurrency", str(_cli.MAX_CONCURRENCY)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    # 10 calls listed, one line for the rest, 4 lanes of 2 events each: the size of
+    # the report no longer grows with the number of calls.
+    assert (
+        lines[12]
+        == "... 990 more calls not listed: 990 replied, 0 failed (--json lists every call)"
+    )
+    assert len(lines) == 27
+    assert max(map(len, lines[1:])) <= 100  # lines[0] names the (temporary) script path
+    assert lines[-3] == "tokens: input=2000 output=1000 total=3000"
+
+
+def test_run_refuses_a_concurrency_past_the_bound(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "flower_shop", "--concurrency", "100000"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "fakellm run: error: argument --concurrency: at most 1000 calls, got '100000' (the "
+        "trace of each call is kept in memory; for load tests drive FakeChatModel from Python)"
+    )
+
+
+def test_run_json_reports_an_invalid_script_as_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = _invalid_script(tmp_path)
+    assert main(["run", str(script), "--json"]) == 1
+    out, err = capsys.readouterr()
+    assert err == ""
+    message = (
+        "delay must be a number of seconds >= 0, a list of them (one per chunk after the "
+        "first), or {'repeat': [...]}"
+    )
+    assert json.loads(out) == {
+        "version": 1,
+        "script": str(script),
+        "error": "invalid_script",
+        "message": f"invalid script in {script}: turns[0].delay: {message} (got -1)",
+        "problems": [{"path": "turns[0].delay", "value": -1, "message": message}],
+    }
+
+
+def test_run_json_reports_an_unreadable_script_as_json(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["run", "no/such.yaml", "--json"]) == 2
+    assert _json_only(capsys) == {
+        "version": 1,
+        "script": "no/such.yaml",
+        "error": "unreadable",
+        "message": "cannot read no/such.yaml: no such file (bundled scripts: callbacks, "
+        "concurrent_calls, file_log, flower_shop, token_counter)",
+    }
+
+
+def test_a_misspelled_option_shows_the_commands_usage_and_the_likely_option(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "flower_shop", "--concurency", "3"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "usage: fakellm run [-h] [--color {auto,always,never}] [--prompt PROMPT]",
+        "                   [--stream] [--concurrency N] [--json]",
+        "                   SCRIPT",
+        "fakellm run: error: unrecognized arguments: --concurency (did you mean --concurrency?) 3",
+    ]
+    with pytest.raises(SystemExit):
+        main(["demo", "--lst", "--colour=never"])
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "fakellm demo: error: unrecognized arguments: --lst (did you mean --list?) "
+        "--colour=never (did you mean --color?)"
+    )
+
+
+def test_a_console_without_utf8_gets_ascii_lanes_that_stay_aligned(tmp_path: Path) -> None:
+    script = _write(tmp_path / "three.yaml", THREE_TURNS)
+    done = subprocess.run(
+        [sys.executable, "-m", "fakellm", "run", str(script), "--concurrency", "3"],
+        capture_output=True,
+        check=True,
+        env={**os.environ, "PYTHONIOENCODING": "ascii", "NO_COLOR": "1"},
+    )
+    assert done.stderr == b""
+    assert done.stdout.decode("ascii").splitlines()[7:13] == [
+        "       0    +0.000  start",
+        "       1    +0.000  |                 start",
+        "       2    +0.000  |                 |                 start",
+        "       3    +0.200  |                 end               |",
+        "       4    +0.400  |                                   end",
+        "       5    +0.600  end",
+    ]
+
+
+# -- the demo introduces itself -----------------------------------------------------------
+
+
+def test_the_demo_says_what_it_plays_and_where_to_go_next() -> None:
+    assert DEMO[:5] == [
+        "fakellm demo: the six programs (S2-S7) of a LangChain tutorial's chapter on callbacks "
+        "and token",
+        "counting. The tutorial calls OpenAI; here each program runs offline against fakellm's "
+        "scripted",
+        "models, on virtual time, with a Recorder attached. For each: what the program printed, "
+        "the",
+        "callbacks the Recorder saw, the tokens counted and the time it took. The output is the "
+        "same on",
+        "every run but for the wall-time lines.",
+    ]
+    assert DEMO[-3:] == [
+        "Each scenario is also a test in the fakellm repository (examples/seed/), and its "
+        "replies a",
+        "script (fakellm/scenarios/). Next: write your first test with the fake_llm fixture, as",
+        "docs/getting-started.md shows; 'fakellm run SCRIPT' plays a script of your own.",
+    ]
+    assert max(map(len, DEMO)) <= 100  # timelines too: S6 shows one per round
+    assert not any(line.startswith("tokens (Recorder): input=0 ") for line in DEMO)
+    for scenario in _demo.SCENARIOS:
+        heading = DEMO.index(f"== {scenario.key} {scenario.title} ==")
+        assert DEMO[heading + 1] == f"example test: examples/seed/{scenario.test}"
+        assert (Path(__file__).parents[2] / "examples" / "seed" / scenario.test).is_file()
+        if scenario.script is not None:
+            assert scenario.script in _demo.bundled_names()
+
+
+def test_demo_plays_the_scenarios_asked_for(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "S5", "s2"]) == 0
+    lines = _without_wall_time(capsys.readouterr().out)
+    headings = [line for line in lines if line.startswith("== ")]
+    assert headings == [  # in the demo's order, whatever the order asked
+        "== S2 asyncio: two tasks interleave, decided by their delays ==",
+        "== S5 flower shop: sync token handler, async start/end handler ==",
+    ]
+    s5 = lines.index(headings[1])
+    assert lines[s5 + 1 : s5 + 3] == [
+        "example test: examples/seed/test_s5_flower_shop_handlers.py",
+        "script: fakellm/scenarios/flower_shop.yaml (fakellm run flower_shop)",
+    ]
+    assert "2 scenarios played offline; 2.450 s of virtual time in total" in lines
+
+
+def test_demo_list_names_each_scenario_its_test_and_script(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["demo", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:6] == [
+        "S2  asyncio: two tasks interleave, decided by their delays",
+        "    example test: examples/seed/test_s2_asyncio.py",
+        "    script: none (no model: plain asyncio tasks)",
+        "S3  constructor callbacks vs request callbacks, StdOutCallbackHandler",
+        "    example test: examples/seed/test_s3_callback_handlers.py",
+        "    script: fakellm/scenarios/callbacks.yaml (fakellm run callbacks)",
+    ]
+    assert len(lines) == 18
+
+
+def test_demo_refuses_an_unknown_scenario(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "S9"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "fakellm demo: error: argument SCENARIO: no scenario 'S9'; accepted: S2, S3, S4, S5, S6, S7"
+    )
+
+
+def test_run_json_reports_usage_errors_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "flower_shop", "--json", "--concurency", "2"])
+    assert exit_info.value.code == 2
+    assert _json_only(capsys) == {
+        "version": 1,
+        "error": "usage",
+        "message": "unrecognized arguments: --concurency (did you mean --concurrency?) 2",
+    }
+    with pytest.raises(SystemExit):
+        main(["run", "flower_shop", "--concurrency", "0"])  # without --json: text, as before
+    assert capsys.readouterr().out == ""

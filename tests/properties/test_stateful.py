@@ -3,15 +3,13 @@ scripts the next reply (text, delays, maybe an error) and asks a question."""
 
 from __future__ import annotations
 
-from collections import deque
-
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from fakellm import FakeChatModel, Script, strategies, virtual_time
-from fakellm._script import Rule
+from fakellm import FakeChatModel, Turn, strategies, virtual_time
+from fakellm.strategies import TurnFeed
 
 from .apps import ChatWithMemory
 from .common import FAST
@@ -20,17 +18,16 @@ from .common import FAST
 class ChatMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.replies: deque = deque()
-        # A responder rule answers with whatever reply the step scripted.
-        script = Script(rules=[Rule(responder=lambda call: self.replies.popleft())])
-        self.model = FakeChatModel(script=script)
+        # Each step hands the model the reply it drew, then asks.
+        self.feed = TurnFeed()
+        self.model = FakeChatModel(script=self.feed.script())
         self.app = ChatWithMemory(self.model)
         self.remembered: list[str] = []
         self.reply_tokens: list[int] = []  # output tokens of each remembered reply
 
     @rule(question=st.text(max_size=8), reply=strategies.turns(max_chunks=4, max_ms=20))
     def ask(self, question, reply):
-        self.replies.append(reply)
+        self.feed.push(reply)
         before = list(self.remembered)
         with virtual_time(freeze=False) as vt:
             if reply.error is None:
@@ -61,7 +58,7 @@ class ChatMachine(RuleBasedStateMachine):
 
     @invariant()
     def every_scripted_reply_was_used(self):
-        assert not self.replies
+        assert self.feed.pending == ()
 
     @invariant()
     def each_remembered_reply_reports_its_scripted_usage(self):
@@ -71,3 +68,17 @@ class ChatMachine(RuleBasedStateMachine):
 
 ChatMachine.TestCase.settings = settings(FAST, max_examples=15, stateful_step_count=8)
 TestChatWithMemory = ChatMachine.TestCase
+
+
+def test_a_request_with_nothing_fed_is_an_unexpected_call() -> None:
+    from fakellm.errors import UnexpectedCall
+
+    feed = TurnFeed()
+    model = FakeChatModel(script=feed.script())
+    feed.push("first", "second")
+    assert feed.pending == (Turn("first"), Turn("second"))
+    assert model.invoke("a").text == "first"
+    assert model.invoke("b").text == "second"
+    with pytest.raises(UnexpectedCall, match="Rule 'TurnFeed'"):
+        model.invoke("c")
+    assert repr(feed) == "TurnFeed(pending=[])"
