@@ -6,10 +6,10 @@ The curated public API; everything else lives in private modules. Submodules
 """
 
 from fakellm import errors
-from fakellm._clock import run_scenario, virtual_time
 from fakellm._events import Event, EventLog
 from fakellm._model import FakeChatModel, FakeLLM
 from fakellm._recorder import Recorder
+from fakellm._scenario import run_scenario, virtual_time
 from fakellm._script import Call, Rule, Script, ToolCall, Turn, Usage, load_script
 
 __all__ = [

@@ -46,19 +46,15 @@ import pytest
 pytest.register_assert_rewrite("fakellm.assertions")
 
 # The imports below come after the rewrite hook so that assertions is rewritten.
-from fakellm._clock import (  # noqa: E402
-    VIRTUAL_TIME_LOOP,
-    VirtualTime,
-    asyncio_loop_factories,
-    virtual_loop_factory,
-    virtual_time,
-)
+from fakellm._clock import hold_mirror  # noqa: E402
+from fakellm._loop import VIRTUAL_TIME_LOOP, virtual_loop_factory  # noqa: E402
 from fakellm._model import FakeChatModel, FakeLLM  # noqa: E402
 from fakellm._recorder import Recorder  # noqa: E402
+from fakellm._scenario import VirtualTime, virtual_time  # noqa: E402
 from fakellm._script import Script, as_script, load_script  # noqa: E402
 from fakellm.errors import InvalidScript, NetworkBlocked  # noqa: E402
 
-__all__ = ["FakeLLMFactory", "NetworkGuard", "VirtualTime"]
+__all__ = ["FakeLLMFactory", "NetworkGuard", "VirtualTime", "asyncio_loop_factories"]
 
 _FIXTURES = frozenset({"fake_llm", "llm_recorder", "virtual_clock", "network_guard"})
 _NETWORK_MODES = ("fixtures", "all", "off")
@@ -443,6 +439,9 @@ def _fakellm(request: pytest.FixtureRequest) -> Iterator[_TestState]:
     with contextlib.ExitStack() as undo:
         if state.settings.block_network:
             state.guard = undo.enter_context(NetworkGuard())
+        if _wants_virtual_time(item, state):
+            # One freezegun start per test: every scope inside it is cheap.
+            undo.enter_context(hold_mirror())
         if state.settings.virtual_time and not _is_async(item):
             undo.enter_context(virtual_time(start=state.settings.start))
         elif state.settings.start is not None and not _wants_virtual_time(item, state):
@@ -489,6 +488,38 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if state.recorders and _flag(item.config, "fakellm_timeline"):
         report.sections.append(("fakellm timeline", state.timelines()))
     return report
+
+
+def _default_loop() -> asyncio.AbstractEventLoop:
+    # What pytest-asyncio builds when no factory is given, so tests that do not
+    # opt in keep their loop.
+    return asyncio.new_event_loop()
+
+
+def asyncio_loop_factories(
+    item: Any, *, start: datetime | str | None = None
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The answer for pytest-asyncio's ``pytest_asyncio_loop_factories`` hook.
+
+    That hook must answer for every async test, and every name it returns
+    parametrizes the tests that do not pick one. So a test gets the default
+    loop alone (one hidden parameter: ids unchanged) unless its marker asks
+    for ``loop_factories=["virtual_time"]``. The plugin answers the hook
+    itself; a conftest that answers it too can delegate here::
+
+        def pytest_asyncio_loop_factories(config, item):
+            return fakellm.fixtures.asyncio_loop_factories(item)
+
+    Args:
+        item: the test item (only its ``asyncio`` marker is read).
+        start: the instant the virtual-time loop starts at (default 2024-01-01).
+    """
+    factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": _default_loop}
+    marker = item.get_closest_marker("asyncio")
+    wanted = marker.kwargs.get("loop_factories") if marker is not None else None
+    if wanted and not isinstance(wanted, str) and VIRTUAL_TIME_LOOP in wanted:
+        factories[VIRTUAL_TIME_LOOP] = virtual_loop_factory(start=start)
+    return factories
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
@@ -596,7 +627,7 @@ def network_guard(_fakellm: _TestState) -> NetworkGuard:
 def virtual_clock(request: pytest.FixtureRequest, _fakellm: _TestState) -> Iterator[VirtualTime]:
     """Virtual time for a sync test: scripted delays and ``time.sleep``-free waits cost nothing.
 
-    Yields the :class:`~fakellm._clock.VirtualTime` scope (``.elapsed``, ``.now()``).
+    Yields the :class:`~fakellm._scenario.VirtualTime` scope (``.elapsed``, ``.now()``).
     """
     if _is_async(request.node):
         msg = (
