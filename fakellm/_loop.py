@@ -82,8 +82,11 @@ DEFAULT_STALL_TIMEOUT: Final = 30.0
 
 _SelectResult = list[tuple[Any, int]]
 
-# Real seconds between looks at a busy thread that may never wake the loop.
+# Real seconds between looks at a busy thread that may never wake the loop,
+# and how long a thread started during the run may take to report back before
+# the loop calls a deadlock.
 _THREAD_POLL: Final = 0.005
+_THREAD_GRACE: Final = 0.05
 
 
 class _VirtualTimerHandle(asyncio.TimerHandle):
@@ -371,12 +374,20 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             self._vt_processes = [t for t in self._vt_processes if t.get_returncode() is None]
             if self._vt_processes:
                 return f"{len(self._vt_processes)} child process(es)"
-        if threading.active_count() <= len(self._vt_threads_before):
+        if not self._new_threads():
             return None
         busy = _busy_threads(self._vt_threads_before)
         if busy:
             return f"thread(s) {', '.join(busy)}"
         return None
+
+    def _new_threads(self) -> bool:
+        """Whether a thread exists that the loop's first run did not start with."""
+        before = self._vt_threads_before
+        if threading.active_count() == len(before):
+            # Same count: new threads only if as many old ones ended (rare).
+            return any(t.ident not in before for t in threading.enumerate())
+        return True
 
     # -------------------------------------------------------------- running
 
@@ -419,6 +430,12 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                 raise TimeBudgetExceeded(self._budget_message(deadline))
             self._vt_clock.move_to_tick(deadline)
             return []
+        if self._new_threads():
+            # A thread that was just handed work may still look idle; give it
+            # a moment to report back before calling this a deadlock.
+            events = select(_THREAD_GRACE)
+            if events or self._real_work() is not None:
+                return events
         raise DeadlockError(self._deadlock_message())
 
     def _wait_for_work(
@@ -521,7 +538,10 @@ def _busy_threads(before: frozenset[int]) -> list[str]:
     busy = []
     for thread in threading.enumerate():
         ident = thread.ident
-        if ident is None or ident == me or ident in before:
+        if ident is None:
+            busy.append(repr(thread.name))  # still starting
+            continue
+        if ident == me or ident in before:
             continue
         frame = frames.get(ident)
         if frame is None or _is_idle_wait(frame):
