@@ -11,6 +11,10 @@ same round. Printed: median and min-max of the ratios.
 Cases: ``run_scenario`` alone (freezegun started and stopped per call), and
 inside ``hold_mirror()`` (what the pytest plugin does for each virtual-time
 test: freezegun started once, each scenario a cheap scope).
+
+Then the plugin's import cost: CPU time of fresh interpreters importing
+pytest alone, pytest and the plugin (what every process of a suite that never
+uses fakellm pays), and the plugin plus a first use (LangChain imported).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import argparse
 import asyncio
 import gc
 import statistics
+import subprocess
 import sys
 import time
 import warnings
@@ -74,5 +79,28 @@ def main() -> None:
         )
 
 
+def import_cost(code: str, runs: int = 5) -> float:
+    """Least CPU seconds a fresh interpreter spends running ``code``."""
+    probe = f"import time; t = time.process_time(); {code}; print(time.process_time() - t)"
+    return min(
+        float(
+            subprocess.run(
+                [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        for _ in range(runs)
+    )
+
+
+def plugin_import() -> None:
+    base = import_cost("import pytest")
+    plugin = import_cost("import pytest, fakellm.fixtures")
+    used = import_cost("import pytest, fakellm.fixtures; fakellm.fixtures._import_models()")
+    print(f"import pytest: {base * 1e3:.0f} ms CPU")
+    print(f"+ fakellm's plugin, unused: +{(plugin - base) * 1e3:.0f} ms (target < 50)")
+    print(f"+ first use (models, LangChain): +{(used - base) * 1e3:.0f} ms")
+
+
 if __name__ == "__main__":
     main()
+    plugin_import()

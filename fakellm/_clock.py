@@ -41,6 +41,9 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
+# freezegun is imported with this module, not at the first scope: a module
+# imported while a freeze is active (pytester's in-process runs re-import what
+# they imported) would define its classes on freezegun's fakes.
 import freezegun
 
 from fakellm import _compat
@@ -80,6 +83,7 @@ REAL_TIME_MODULES: Final = (
     "asyncio",
     "concurrent.futures",
     "fakellm._clock",
+    "fakellm._compat",
     "hypothesis",
     "multiprocessing",
     "pluggy",
@@ -316,7 +320,10 @@ class _VirtualNow:
         if clock is not None:
             return clock.now()
         # No scope in this thread: freezegun's naive frozen time means UTC.
-        return _compat.FREEZEGUN_REAL_DATETIME.now(UTC).replace(tzinfo=None)
+        return self._real.now(UTC).replace(tzinfo=None)
+
+    def __init__(self, real_datetime: type[datetime]) -> None:
+        self._real = real_datetime
 
 
 def _virtual_time_sleep(seconds: float) -> None:
@@ -365,6 +372,8 @@ class _Mirror:
         # so readers in other threads need no lock.
         self._entered: list[VirtualClock] = []
         self._live: list[VirtualClock] = []
+        # id(clock) -> the threads alive when its frozen scope was entered
+        self._threads_before: dict[int, frozenset[int | None]] = {}
 
     @property
     def started(self) -> bool:
@@ -381,7 +390,13 @@ class _Mirror:
         entered = self._entered
         if inherited is not None and inherited in (entered if frozen_only else self._live):
             return inherited
-        return entered[-1] if entered else None
+        # A thread the most recent scope started joins it; threads that were
+        # there before every scope (pytest-xdist's, a library's poller) stay real.
+        ident = threading.get_ident()
+        for clock in reversed(entered):
+            if ident not in self._threads_before.get(id(clock), ()):
+                return clock
+        return None
 
     def sync_scope_clock(self) -> VirtualClock | None:
         stack = self._by_thread.get(threading.get_ident())
@@ -406,6 +421,7 @@ class _Mirror:
         with self._lock:
             if freeze:
                 self.hold()
+                self._threads_before[id(clock)] = frozenset(t.ident for t in threading.enumerate())
                 self._entered = [*self._entered, clock]
             self._live = [*self._live, clock]
             self._by_thread.setdefault(threading.get_ident(), []).append((clock, sync, freeze))
@@ -426,6 +442,8 @@ class _Mirror:
             self._live = _without(self._live, clock)
             if frozen:
                 self._entered = _without(self._entered, clock)
+                if clock not in self._entered:
+                    self._threads_before.pop(id(clock), None)
                 self._set_ignore()
                 self.release()
 
@@ -436,10 +454,10 @@ class _Mirror:
             _compat.freezegun_set_ignore(self._slot, ignore)
 
     def _start(self) -> None:
-        # pytest's own timers and the stdlib's thread machinery read the real clock.
+        real = _compat.FREEZEGUN_REAL_DATETIME  # before start() patches module attributes
         api = freezegun.freeze_time(DEFAULT_START, ignore=list(REAL_TIME_MODULES))
         api.start()
-        self._slot = _compat.freezegun_replace_factory(_VirtualNow())
+        self._slot = _compat.freezegun_replace_factory(_VirtualNow(real))
         self._api = api
         self._saved_limit = _compat.freezegun_inspection_limit(1)
         self._saved = {"sleep": time.sleep}

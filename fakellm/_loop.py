@@ -42,7 +42,6 @@ from datetime import datetime
 from types import FrameType
 from typing import Any, Final, TypeVar, TypeVarTuple
 
-from fakellm import _compat
 from fakellm._clock import (
     DEFAULT_BUDGET,
     US,
@@ -87,6 +86,9 @@ _SelectResult = list[tuple[Any, int]]
 # the loop calls a deadlock.
 _THREAD_POLL: Final = 0.005
 _THREAD_GRACE: Final = 0.05
+# Real seconds a finished executor job waits for an earlier one before its
+# result is delivered out of submission order.
+_ORDER_GRACE: Final = 0.25
 
 
 class _VirtualTimerHandle(asyncio.TimerHandle):
@@ -215,6 +217,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._vt_deadlines: list[int] = []  # ticks of live buckets; stale entries skipped
         self._vt_live_timers = 0
         self._vt_jobs = 0
+        self._vt_job_order: deque[tuple[asyncio.Future[Any], asyncio.Future[Any]]] = deque()
         self._vt_processes: list[asyncio.SubprocessTransport] = []
         self._vt_fired: collections.Counter[str] = collections.Counter()
         self._vt_threads_before: frozenset[int] = frozenset()
@@ -240,6 +243,16 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def pending_jobs(self) -> int:
         """How many executor jobs this loop is waiting for."""
         return self._vt_jobs
+
+    def describe_pending_timers(self) -> list[str]:
+        """Each timer still scheduled: when it is due and who scheduled it."""
+        out = []
+        for ticks in sorted(self._vt_buckets):
+            for handle in self._vt_buckets[ticks].handles:
+                if handle._vt_callback is not None:
+                    due = "math.inf" if ticks == _NEVER else f"{ticks / US:g} s"
+                    out.append(f"a timer due at {due}, scheduled by {handle._vt_owner}")
+        return out
 
     def time(self) -> float:
         """Virtual seconds since the clock's start (never reads a real clock)."""
@@ -332,15 +345,47 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     ) -> asyncio.Future[R]:
         """Run ``func`` in ``executor`` on this loop's clock; the loop waits for it."""
         job: Any = functools.partial(_on_clock, self._vt_clock, self._vt_freeze, func)
-        future: asyncio.Future[R] = super().run_in_executor(executor, job, *args)
+        inner: asyncio.Future[R] = super().run_in_executor(executor, job, *args)
+        outer: asyncio.Future[R] = self.create_future()
+        # Counted until its result is delivered on the loop thread, so there
+        # is no moment where the job is done but its result in transit.
         self._vt_jobs += 1
-        # Counted off on the loop thread once the result has reached the loop,
-        # so there is no moment where the job is done but its result in transit.
-        future.add_done_callback(self._job_done)
-        return future
+        self._vt_job_order.append((inner, outer))
+        inner.add_done_callback(self._job_finished)
+        outer.add_done_callback(functools.partial(_cancel_inner, inner))
+        return outer
 
-    def _job_done(self, _future: asyncio.Future[Any]) -> None:
+    def _job_finished(self, _inner: asyncio.Future[Any]) -> None:
+        """Deliver finished jobs in the order they were submitted.
+
+        Work in threads takes zero virtual time, so "each job finishes the
+        moment it is submitted, in order" is a schedule that can happen; the
+        order threads happen to finish in is not a property of the app. This
+        keeps LangChain's executor hop (sync callback handlers, sync tools)
+        from reordering what the loop does next.
+        """
+        order = self._vt_job_order
+        while order and order[0][0].done():
+            self._deliver(*order.popleft())
+
+    def _deliver(self, inner: asyncio.Future[Any], outer: asyncio.Future[Any]) -> None:
         self._vt_jobs -= 1
+        if outer.done():
+            return
+        if inner.cancelled():
+            outer.cancel()
+        elif (exc := inner.exception()) is not None:
+            outer.set_exception(exc)
+        else:
+            outer.set_result(inner.result())
+
+    def _release_out_of_order(self) -> bool:
+        """Deliver finished jobs held behind a job that has not finished (fallback)."""
+        held = [(i, o) for i, o in self._vt_job_order if i.done()]
+        for pair in held:
+            self._vt_job_order.remove(pair)
+            self._deliver(*pair)
+        return bool(held)
 
     async def shutdown_default_executor(self) -> None:
         """Shut the default executor down; its joining thread counts as a job."""
@@ -450,6 +495,15 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         while True:
             polling = work.startswith("thread")
             slice_ = _THREAD_POLL if polling else self._vt_stall
+            if not polling and any(i.done() for i, _ in self._vt_job_order):
+                # A finished job is held behind one still running; if that one
+                # waits on the loop, holding would deadlock it: after a grace,
+                # deliver out of order.
+                events = select(_ORDER_GRACE)
+                if events:
+                    return events
+                if self._release_out_of_order():
+                    return []
             events = select(slice_)
             if events:
                 return events
@@ -511,6 +565,11 @@ def _on_clock(clock: VirtualClock, freeze: bool, func: Callable[..., R], *args: 
         return func(*args)
 
 
+def _cancel_inner(inner: asyncio.Future[Any], outer: asyncio.Future[Any]) -> None:
+    if outer.cancelled():
+        inner.cancel()
+
+
 def _owner(callback: Callable[..., object]) -> str:
     """Who scheduled a timer: the current task's name, else the callback's name."""
     try:
@@ -533,6 +592,8 @@ def _busy_threads(before: frozenset[int]) -> list[str]:
     back with ``call_soon_threadsafe``, which the loop cannot see coming; while
     such a thread is busy, the loop waits for it instead of calling a deadlock.
     """
+    from fakellm import _compat
+
     me = threading.get_ident()
     frames = _compat.current_frames()
     busy = []
@@ -556,6 +617,8 @@ def _is_idle_wait(frame: FrameType) -> bool:
 
 
 def _thread_stacks() -> str:
+    from fakellm import _compat
+
     frames = _compat.current_frames()
     parts = []
     for thread in threading.enumerate():

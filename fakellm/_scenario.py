@@ -380,13 +380,15 @@ async def _scenario_main(
     return list(outcomes), elapsed
 
 
-def leaked_tasks_message(leaked: Sequence[asyncio.Task[Any]], elapsed: float, whose: str) -> str:
+def leaked_tasks_message(
+    leaked: Sequence[asyncio.Task[Any]], elapsed: float, whose: str, ends: str = "the scenario"
+) -> str:
     """The LeakedTasks message: when, how many, and each task with where it waits."""
     described = "\n".join(f"  - {describe_task(t)}" for t in leaked)
     return (
         f"{whose} finished at virtual time {elapsed:g} s but left "
         f"{len(leaked)} task(s) pending:\n{described}\n"
-        "Await every task you create (or cancel it) before the scenario ends."
+        f"Await every task you create (or cancel it) before {ends} ends."
     )
 
 

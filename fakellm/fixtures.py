@@ -34,25 +34,43 @@ import asyncio
 import contextlib
 import inspect
 import ipaddress
+import itertools
 import socket
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
 pytest.register_assert_rewrite("fakellm.assertions")
 
 # The imports below come after the rewrite hook so that assertions is rewritten.
-from fakellm._clock import hold_mirror  # noqa: E402
-from fakellm._loop import VIRTUAL_TIME_LOOP, virtual_loop_factory  # noqa: E402
-from fakellm._model import FakeChatModel, FakeLLM  # noqa: E402
-from fakellm._recorder import Recorder  # noqa: E402
-from fakellm._scenario import VirtualTime, virtual_time  # noqa: E402
-from fakellm._script import Script, as_script, load_script  # noqa: E402
+from fakellm._clock import hold_mirror, parse_start  # noqa: E402
+from fakellm._loop import VIRTUAL_TIME_LOOP, VirtualTimeLoop, virtual_loop_factory  # noqa: E402
 from fakellm.errors import InvalidScript, NetworkBlocked  # noqa: E402
+
+if TYPE_CHECKING:
+    from fakellm._model import FakeChatModel, FakeLLM
+    from fakellm._recorder import Recorder
+    from fakellm._scenario import VirtualTime
+    from fakellm._script import Script
+
+# LangChain, pydantic and freezegun are imported when a test first uses
+# fakellm, not when pytest loads the plugin: a suite that never touches
+# fakellm pays only for this module.
+
+
+def __getattr__(name: str) -> Any:
+    if name == "VirtualTime":
+        from fakellm._scenario import VirtualTime
+
+        return VirtualTime
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
+
 
 __all__ = ["FakeLLMFactory", "NetworkGuard", "VirtualTime", "asyncio_loop_factories"]
 
@@ -202,7 +220,7 @@ def _read_marker(item: pytest.Item, marker: pytest.Mark, base: _Settings) -> _Se
     if kwargs.get("start") is not None:
         # Fail now, naming the marker, rather than inside virtual time later.
         try:
-            virtual_loop_factory(start=kwargs["start"])
+            _virtual_factory(kwargs["start"])
         except (TypeError, ValueError) as exc:
             problem = str(exc)
         else:
@@ -218,6 +236,8 @@ def _misuse(msg: str) -> NoReturn:
 
 
 def _marker_script(item: pytest.Item, value: object, where: str) -> Script:
+    from fakellm._script import as_script, load_script
+
     try:
         if isinstance(value, str | Path):
             path = Path(value)
@@ -413,6 +433,11 @@ class _TestState:
                     model.assert_all_turns_used()
                 except AssertionError as exc:
                     out.append(f"UnusedTurns: {exc}")
+                if model.races:
+                    from fakellm._order import race_message
+
+                    label = f"{type(model).__name__}(model_name={model.model_name!r})"
+                    out.append(f"Race: {race_message(label, model.races)}")
         if self.guard is not None and self.guard.blocked:
             lines = "\n".join(f"  - {b}" for b in self.guard.blocked)
             out.append(
@@ -440,9 +465,14 @@ def _fakellm(request: pytest.FixtureRequest) -> Iterator[_TestState]:
         if state.settings.block_network:
             state.guard = undo.enter_context(NetworkGuard())
         if _wants_virtual_time(item, state):
+            # Import what fakellm builds before freezegun patches datetime:
+            # classes defined while it is started would derive from its fakes.
+            _import_models()
             # One freezegun start per test: every scope inside it is cheap.
             undo.enter_context(hold_mirror())
         if state.settings.virtual_time and not _is_async(item):
+            from fakellm._scenario import virtual_time
+
             undo.enter_context(virtual_time(start=state.settings.start))
         elif state.settings.start is not None and not _wants_virtual_time(item, state):
             _misuse(
@@ -457,6 +487,11 @@ def _fakellm(request: pytest.FixtureRequest) -> Iterator[_TestState]:
         found = state.findings()
         if found:
             pytest.fail("fakellm teardown checks failed:\n\n" + "\n\n".join(found), pytrace=False)
+
+
+def _import_models() -> None:
+    import fakellm._model
+    import fakellm._recorder  # noqa: F401
 
 
 def _is_async(item: pytest.Item) -> bool:
@@ -490,6 +525,89 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+# Loops the plugin's factories made (with a serial number), so a test's
+# leaked tasks can be found on the loop made for it.
+_made_loops: weakref.WeakKeyDictionary[VirtualTimeLoop, int] = weakref.WeakKeyDictionary()
+_loop_serial = itertools.count()
+_first_loop_key = pytest.StashKey[int]()
+_factories: dict[object, Callable[[], VirtualTimeLoop]] = {}
+
+
+def _virtual_factory(start: datetime | str | None) -> Callable[[], VirtualTimeLoop]:
+    """One factory object per start instant.
+
+    pytest-asyncio caches a scoped loop by its factory parameter, so a new
+    factory per test would give every test a fresh loop whatever its
+    ``loop_scope``; the same object lets ``loop_scope="module"`` share one.
+    """
+    key = parse_start(start)
+    factory = _factories.get(key)
+    if factory is None:
+        make = virtual_loop_factory(start=key)
+
+        def factory() -> VirtualTimeLoop:
+            loop = make()
+            _made_loops[loop] = next(_loop_serial)
+            return loop
+
+        factory.__qualname__ = factory.__name__ = "virtual_time_loop"
+        _factories[key] = factory
+    return factory
+
+
+def _loop_scope(item: pytest.Item) -> str:
+    marker = item.get_closest_marker("asyncio")
+    scope = marker.kwargs.get("loop_scope") if marker is not None else None
+    if scope is None:
+        scope = item.config.getini("asyncio_default_test_loop_scope") or "function"
+    return str(scope)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Note which loops are new from here on: a function-scoped loop is made in setup."""
+    # Peek at the counter without consuming a number another loop would get.
+    global _loop_serial
+    current = next(_loop_serial)
+    _loop_serial = itertools.count(current)
+    item.stash[_first_loop_key] = current
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
+    """Fail a function-scoped virtual-time test that leaves tasks or timers pending.
+
+    The same rule as ``run_scenario``: when the test's own coroutine is done,
+    any other task still pending is a leak, named with where it waits.
+    """
+    result = yield
+    first = pyfuncitem.stash.get(_first_loop_key, None)
+    if first is None or _loop_scope(pyfuncitem) != "function":
+        return result
+    for loop, serial in list(_made_loops.items()):
+        if serial < first or loop.is_closed() or loop.is_running():
+            continue
+        leaked = sorted(
+            (t for t in asyncio.all_tasks(loop) if not t.done()), key=lambda t: t.get_name()
+        )
+        timers = loop.describe_pending_timers()
+        del _made_loops[loop]
+        if leaked:
+            from fakellm._scenario import leaked_tasks_message
+
+            msg = leaked_tasks_message(leaked, loop.time(), "the test", "the test")
+            _misuse(f"LeakedTasks: {msg}")
+        if timers:
+            lines = "\n".join(f"  - {t}" for t in timers)
+            msg = (
+                f"the test finished at virtual time {loop.time():g} s but left "
+                f"{len(timers)} timer(s) pending:\n{lines}\n"
+                "Cancel every call_later/call_at handle you schedule before the test ends."
+            )
+            _misuse(f"LeakedTasks: {msg}")
+    return result
+
+
 def _default_loop() -> asyncio.AbstractEventLoop:
     # What pytest-asyncio builds when no factory is given, so tests that do not
     # opt in keep their loop.
@@ -518,7 +636,7 @@ def asyncio_loop_factories(
     marker = item.get_closest_marker("asyncio")
     wanted = marker.kwargs.get("loop_factories") if marker is not None else None
     if wanted and not isinstance(wanted, str) and VIRTUAL_TIME_LOOP in wanted:
-        factories[VIRTUAL_TIME_LOOP] = virtual_loop_factory(start=start)
+        factories[VIRTUAL_TIME_LOOP] = _virtual_factory(start)
     return factories
 
 
@@ -539,7 +657,7 @@ def pytest_asyncio_loop_factories(
         # instead of a collection error taking the whole module down.
         settings = _Settings()
     if settings.virtual_time:
-        return {VIRTUAL_TIME_LOOP: virtual_loop_factory(start=settings.start)}
+        return {VIRTUAL_TIME_LOOP: _virtual_factory(settings.start)}
     factories = asyncio_loop_factories(item, start=settings.start)
     if VIRTUAL_TIME_LOOP in factories:
         return factories
@@ -575,12 +693,16 @@ class FakeLLMFactory:
 
     def __call__(self, script: Any = None, /, **settings: Any) -> FakeChatModel:
         """A :class:`~fakellm.FakeChatModel` playing ``script``."""
+        from fakellm._model import FakeChatModel
+
         model = FakeChatModel(**self._settings(script, settings))
         self._state.models.append(model)
         return model
 
     def completion(self, script: Any = None, /, **settings: Any) -> FakeLLM:
         """A :class:`~fakellm.FakeLLM` (completion-style) playing ``script``."""
+        from fakellm._model import FakeLLM
+
         model = FakeLLM(**self._settings(script, settings))
         self._state.models.append(model)
         return model
@@ -592,6 +714,8 @@ class FakeLLMFactory:
                 raise TypeError(msg)
             script = settings.pop("script")
         if script is None:
+            from fakellm._script import Script
+
             script = self._state.settings.script or Script()
         settings.setdefault("allow_unused", self._state.settings.allow_unused)
         return {"script": script, **settings}
@@ -606,6 +730,8 @@ def fake_llm(_fakellm: _TestState) -> FakeLLMFactory:
 @pytest.fixture
 def llm_recorder(_fakellm: _TestState) -> Recorder:
     """A fresh :class:`~fakellm.Recorder`; a failing test's report shows its timeline."""
+    from fakellm._recorder import Recorder
+
     recorder = Recorder()
     _fakellm.recorders.append(recorder)
     return recorder
@@ -643,5 +769,7 @@ def virtual_clock(request: pytest.FixtureRequest, _fakellm: _TestState) -> Itera
             "time; use one"
         )
         _misuse(msg)
+    from fakellm._scenario import virtual_time
+
     with virtual_time(start=_fakellm.settings.start) as scope:
         yield scope

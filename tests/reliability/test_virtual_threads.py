@@ -105,3 +105,21 @@ def test_model_retry_middleware_sync_backoff_is_exactly_its_waits():
         state = agent.invoke({"messages": [("user", "Flowers?")]})
     assert state["messages"][-1].content == "Roses."
     assert vt.elapsed == 3.0  # 1 s, then 2 s of backoff
+
+
+def test_threads_older_than_every_scope_keep_real_time():
+    go = threading.Event()
+    seen: list[float] = []
+
+    def poller() -> None:  # a library's background thread, started before the scope
+        go.wait()
+        time.sleep(0.01)
+        seen.append(time.time())
+
+    thread = threading.Thread(target=poller)
+    thread.start()
+    with virtual_time() as vt:
+        go.set()
+        thread.join()
+        assert vt.elapsed == 0.0  # its sleep was real, not a virtual jump
+    assert seen[0] > dt.datetime(2025, 1, 1, tzinfo=dt.UTC).timestamp()  # the real clock

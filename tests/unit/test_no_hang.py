@@ -196,3 +196,48 @@ class TestRealWork:
         assert thread == "AnyIO worker thread"
         assert now == dt.datetime(2024, 1, 1, 0, 0, 3).replace(tzinfo=dt.UTC).timestamp()
         assert result.elapsed == 3.0
+
+
+class TestRealIO:
+    def test_a_loopback_server_answers_inside_a_virtual_timeout_while_a_heartbeat_ticks(self):
+        import socket
+
+        server = socket.create_server(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+
+        def serve() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(4)
+                threading.Event().wait(0.05)  # 50 ms of real work
+                conn.sendall(b"pong")
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        beats: list[float] = []
+
+        async def heartbeat() -> None:
+            while True:
+                await asyncio.sleep(1)
+                beats.append(asyncio.get_running_loop().time())
+
+        async def main() -> tuple[bytes, float]:
+            beat = asyncio.create_task(heartbeat())
+            await asyncio.sleep(2.5)
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"ping")
+            await writer.drain()
+            data = await asyncio.wait_for(reader.read(4), 30)
+            writer.close()
+            await writer.wait_closed()
+            beat.cancel()
+            return data, asyncio.get_running_loop().time()
+
+        try:
+            # A generous grace keeps this exact on a loaded machine; the
+            # default (0.25 s) is plenty for a 50 ms answer.
+            assert run_on(main, io_grace=5.0) == (b"pong", 2.5)
+        finally:
+            thread.join()
+            server.close()
+        assert beats == [1.0, 2.0]  # no beat while the socket had real work in flight
