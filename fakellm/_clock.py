@@ -301,7 +301,8 @@ class VirtualClock:
             return (
                 f"{at}, past this scope's budget of {self._budget:g} virtual seconds. "
                 "If the wait is meant to be that long, raise the budget (budget=... on "
-                "virtual_time(), run_scenario() or the loop factory; budget=None for none)."
+                "virtual_time(), run_scenario() or the loop factory, or the "
+                "fakellm_virtual_time_budget ini option; None for none)."
             )
         return f"{at}, past the last instant a datetime can hold (9999-12-31)."
 

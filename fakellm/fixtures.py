@@ -35,6 +35,7 @@ import contextlib
 import inspect
 import ipaddress
 import itertools
+import math
 import socket
 import weakref
 from collections.abc import Callable, Iterator
@@ -48,7 +49,7 @@ import pytest
 pytest.register_assert_rewrite("fakellm.assertions")
 
 # The imports below come after the rewrite hook so that assertions is rewritten.
-from fakellm._clock import hold_mirror, parse_start  # noqa: E402
+from fakellm._clock import DEFAULT_BUDGET, hold_mirror, parse_start  # noqa: E402
 from fakellm._loop import VIRTUAL_TIME_LOOP, VirtualTimeLoop, virtual_loop_factory  # noqa: E402
 from fakellm.errors import InvalidScript, NetworkBlocked  # noqa: E402
 
@@ -126,6 +127,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type="bool",
         default=True,
     )
+    # -- virtual time (#13)
+    parser.addini(
+        "fakellm_virtual_time_budget",
+        "virtual seconds a virtual-time test may use before TimeBudgetExceeded "
+        "(default 86400, one day; 'none' for no budget)",
+        default="86400",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -136,10 +144,35 @@ def pytest_configure(config: pytest.Config) -> None:
         'asyncio(loop_factories=["virtual_time"]): run an async test on fakellm\'s '
         "virtual-time loop (scripted delays cost no wall-clock time)",
     )
+    config.stash[_budget_key] = _ini_budget(config)
     mode = _network_mode(config)
     if mode not in _NETWORK_MODES:
         msg = f"fakellm_block_network = {mode!r}: expected one of {', '.join(_NETWORK_MODES)}"
         raise pytest.UsageError(msg)
+
+
+_budget_key = pytest.StashKey["float | None"]()
+
+
+def _ini_budget(config: pytest.Config) -> float | None:
+    raw = str(config.getini("fakellm_virtual_time_budget")).strip()
+    if raw.lower() == "none":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not value > 0 or math.isinf(value):
+        msg = (
+            f"fakellm_virtual_time_budget = {raw!r}: expected a positive number of "
+            "virtual seconds, or none"
+        )
+        raise pytest.UsageError(msg)
+    return value
+
+
+def _budget(item: pytest.Item) -> float | None:
+    return item.config.stash.get(_budget_key, DEFAULT_BUDGET)
 
 
 def _flag(config: pytest.Config, name: str) -> bool:
@@ -220,7 +253,7 @@ def _read_marker(item: pytest.Item, marker: pytest.Mark, base: _Settings) -> _Se
     if kwargs.get("start") is not None:
         # Fail now, naming the marker, rather than inside virtual time later.
         try:
-            _virtual_factory(kwargs["start"])
+            parse_start(kwargs["start"])
         except (TypeError, ValueError) as exc:
             problem = str(exc)
         else:
@@ -473,7 +506,7 @@ def _fakellm(request: pytest.FixtureRequest) -> Iterator[_TestState]:
         if state.settings.virtual_time and not _is_async(item):
             from fakellm._scenario import virtual_time
 
-            undo.enter_context(virtual_time(start=state.settings.start))
+            undo.enter_context(virtual_time(start=state.settings.start, budget=_budget(item)))
         elif state.settings.start is not None and not _wants_virtual_time(item, state):
             _misuse(
                 f"@pytest.mark.fakellm on {item.nodeid}: start= sets the instant virtual "
@@ -533,17 +566,19 @@ _first_loop_key = pytest.StashKey[int]()
 _factories: dict[object, Callable[[], VirtualTimeLoop]] = {}
 
 
-def _virtual_factory(start: datetime | str | None) -> Callable[[], VirtualTimeLoop]:
-    """One factory object per start instant.
+def _virtual_factory(
+    start: datetime | str | None, budget: float | None = DEFAULT_BUDGET
+) -> Callable[[], VirtualTimeLoop]:
+    """One factory object per start instant and budget.
 
     pytest-asyncio caches a scoped loop by its factory parameter, so a new
     factory per test would give every test a fresh loop whatever its
     ``loop_scope``; the same object lets ``loop_scope="module"`` share one.
     """
-    key = parse_start(start)
+    key = (parse_start(start), budget)
     factory = _factories.get(key)
     if factory is None:
-        make = virtual_loop_factory(start=key)
+        make = virtual_loop_factory(start=key[0], budget=budget)
 
         def factory() -> VirtualTimeLoop:
             loop = make()
@@ -615,7 +650,7 @@ def _default_loop() -> asyncio.AbstractEventLoop:
 
 
 def asyncio_loop_factories(
-    item: Any, *, start: datetime | str | None = None
+    item: Any, *, start: datetime | str | None = None, budget: float | None = DEFAULT_BUDGET
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
     """The answer for pytest-asyncio's ``pytest_asyncio_loop_factories`` hook.
 
@@ -631,12 +666,13 @@ def asyncio_loop_factories(
     Args:
         item: the test item (only its ``asyncio`` marker is read).
         start: the instant the virtual-time loop starts at (default 2024-01-01).
+        budget: virtual seconds the loop may run (default one day; None: none).
     """
     factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": _default_loop}
     marker = item.get_closest_marker("asyncio")
     wanted = marker.kwargs.get("loop_factories") if marker is not None else None
     if wanted and not isinstance(wanted, str) and VIRTUAL_TIME_LOOP in wanted:
-        factories[VIRTUAL_TIME_LOOP] = _virtual_factory(start)
+        factories[VIRTUAL_TIME_LOOP] = _virtual_factory(start, budget)
     return factories
 
 
@@ -657,8 +693,8 @@ def pytest_asyncio_loop_factories(
         # instead of a collection error taking the whole module down.
         settings = _Settings()
     if settings.virtual_time:
-        return {VIRTUAL_TIME_LOOP: _virtual_factory(settings.start)}
-    factories = asyncio_loop_factories(item, start=settings.start)
+        return {VIRTUAL_TIME_LOOP: _virtual_factory(settings.start, _budget(item))}
+    factories = asyncio_loop_factories(item, start=settings.start, budget=_budget(item))
     if VIRTUAL_TIME_LOOP in factories:
         return factories
     if len(item.ihook.pytest_asyncio_loop_factories.get_hookimpls()) > 1:
@@ -771,5 +807,5 @@ def virtual_clock(request: pytest.FixtureRequest, _fakellm: _TestState) -> Itera
         _misuse(msg)
     from fakellm._scenario import virtual_time
 
-    with virtual_time(start=_fakellm.settings.start) as scope:
+    with virtual_time(start=_fakellm.settings.start, budget=_budget(request.node)) as scope:
         yield scope

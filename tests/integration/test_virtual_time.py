@@ -300,3 +300,59 @@ def test_loop_scope_is_honoured_and_leaks_fail_the_test(pytester: pytest.Pyteste
             "Cancel every call_later/call_at handle you schedule before the test ends.",
         ]
     )
+
+
+BUDGETS = """
+import asyncio
+import time
+
+import pytest
+
+
+def test_sync_over_budget(virtual_clock):
+    time.sleep(20)
+
+
+@pytest.mark.asyncio(loop_factories=["virtual_time"])
+async def test_async_over_budget():
+    await asyncio.sleep(20)
+
+
+def test_within_budget(virtual_clock):
+    time.sleep(10)
+    assert virtual_clock.elapsed == 10.0
+"""
+
+
+def test_the_ini_budget_applies_to_every_virtual_time_test(pytester: pytest.Pytester):
+    pytester.makeini(
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+        "fakellm_virtual_time_budget = 10\n"
+    )
+    pytester.makepyfile(test_budgets=BUDGETS)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*TimeBudgetExceeded: virtual time 0 s: a sleep of 20 s would end at 20 s, past "
+            "this scope's budget of 10 virtual seconds.*"
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*TimeBudgetExceeded: virtual time 0 s: the next timer is due at 20 s, past this "
+            "scope's budget of 10 virtual seconds.*"
+        ]
+    )
+
+
+def test_a_bad_ini_budget_is_a_usage_error(pytester: pytest.Pytester):
+    pytester.makeini("[pytest]\nfakellm_virtual_time_budget = soon\n")
+    pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.stderr.fnmatch_lines(
+        [
+            "*fakellm_virtual_time_budget = 'soon': expected a positive number of virtual "
+            "seconds, or none"
+        ]
+    )

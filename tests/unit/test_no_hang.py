@@ -95,8 +95,9 @@ class TestBudget:
         assert message.startswith(
             "virtual time 0 s: the next timer is due at 1e+09 s, past this scope's budget "
             "of 86400 virtual seconds. If the wait is meant to be that long, raise the "
-            "budget (budget=... on virtual_time(), run_scenario() or the loop factory; "
-            "budget=None for none).\n2 task(s) are still waiting:\n"
+            "budget (budget=... on virtual_time(), run_scenario() or the loop factory, or "
+            "the fakellm_virtual_time_budget ini option; None for none).\n"
+            "2 task(s) are still waiting:\n"
         )
         assert "  - 'waiter' at " in message
 
