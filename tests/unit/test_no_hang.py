@@ -242,3 +242,16 @@ class TestRealIO:
             thread.join()
             server.close()
         assert beats == [1.0, 2.0]  # no beat while the socket had real work in flight
+
+
+def test_assert_stream_matches_invoke_runs_its_astream_mode_inside_virtual_time():
+    from fakellm import FakeChatModel, Turn
+    from fakellm.assertions import assert_stream_matches_invoke
+
+    def model() -> FakeChatModel:
+        return FakeChatModel(script=[Turn("Roses and lilies.", first_token_delay=2.0, delay=0.5)])
+
+    with virtual_time() as vt:
+        assert_stream_matches_invoke(model, "Flowers?", modes=["invoke", "astream"])
+    # invoke: 2.0 + 0.5 + 0.5 (three word chunks); astream the same, on the scope's clock
+    assert vt.elapsed == 6.0
