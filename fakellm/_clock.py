@@ -1,25 +1,28 @@
-"""Where the fake models spend their scripted delays, and the virtual clock.
+"""The virtual clock, the sleep seam, and the one freezegun mirror every thread reads.
 
-Async delays are ``await asyncio.sleep(seconds)`` on the running loop, so they
-follow whatever clock that loop keeps. Sync delays go through :func:`sleep`,
-the one seam that virtual time replaces: outside the harness it sleeps for
-real, inside it advances the virtual clock without sleeping.
+A :class:`VirtualClock` is a plain integer count of microseconds that only
+moves when told to. The fake models spend sync delays through :func:`sleep`
+(async ones through :func:`asleep`, on the running loop's clock).
 
-Virtual time has three entry points, all built on :class:`VirtualClock`:
+While any virtual-time scope is active (a :class:`~fakellm._loop.VirtualTimeLoop`
+that freezes, ``virtual_time()``, ``run_scenario``), one process-wide
+:class:`_Mirror` keeps freezegun started and answers every reader from the
+clock of the *calling thread's* scope:
 
-* :class:`VirtualTimeLoop`, an asyncio event loop whose clock jumps straight
-  to the next timer, so ten minutes of scripted latency run in milliseconds
-  and always in the same order;
-* :func:`virtual_time`, a context manager and decorator for sync code (and a
-  decorator that runs an ``async def`` on a fresh :class:`VirtualTimeLoop`);
-* :func:`run_scenario`, which runs coroutines concurrently on a fresh loop and
-  returns their results with the elapsed virtual time.
+* ``time.time``, ``time.monotonic``, ``time.perf_counter`` (and their ``_ns``
+  forms), ``datetime.now``, ``date.today`` read ``start + elapsed``;
+* ``time.sleep`` advances the clock instead of sleeping;
+* a thread with no scope of its own (an executor or anyio worker, a thread
+  the test started) reads the scope whose context it inherited, else the most
+  recently entered scope.
 
-Each of them also freezes :mod:`freezegun` at the start instant and moves it
-on every jump, so ``datetime.now()``, ``date.today()`` and ``time.time()`` read
-``start + elapsed`` exactly. freezegun also patches ``time.monotonic`` and
-``time.perf_counter``; nothing here reads them: the virtual clock is a plain
-integer count of microseconds, and real waits are left to the OS selector.
+Code in :data:`REAL_TIME_MODULES` (the standard library's thread, queue,
+selector and event-loop machinery, pytest, Hypothesis) keeps reading real time
+when it calls a clock itself, so their real timeouts and measurements still
+work. freezegun is started once for the first scope and stopped after the
+last one; a held mirror (the pytest plugin holds it for a virtual-time test)
+makes every scope inside cost a dictionary update instead of freezegun's scan
+of every loaded module.
 
 Prior art: trio's ``MockClock(autojump_threshold=0)``, the ``looptime`` pytest
 plugin, ``aiotools.VirtualClock``.
@@ -28,87 +31,108 @@ plugin, ``aiotools.VirtualClock``.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import contextvars
-import functools
-import heapq
 import inspect
-import linecache
 import math
-import os
-import selectors
 import threading
 import time
-import weakref
-from collections import deque
-from collections.abc import Callable, Coroutine, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from types import FrameType, TracebackType
-from typing import Any, Final, ParamSpec, TypeVar, TypeVarTuple, overload
+from typing import TYPE_CHECKING, Any, Final
 
+# freezegun is imported with this module, not at the first scope: a module
+# imported while a freeze is active (pytester's in-process runs re-import what
+# they imported) would define its classes on freezegun's fakes.
 import freezegun
 
-from fakellm import _events
-from fakellm.errors import DeadlockError, LeakedTasks
+from fakellm import _compat
+from fakellm.errors import TimeBudgetExceeded
 
 __all__ = [
+    "DEFAULT_BUDGET",
     "DEFAULT_START",
-    "VIRTUAL_TIME_LOOP",
-    "LeakedTasks",
-    "ScenarioResult",
+    "REAL_TIME_MODULES",
     "VirtualClock",
-    "VirtualTime",
-    "VirtualTimeLoop",
     "asleep",
-    "asyncio_loop_factories",
-    "run_scenario",
+    "clock_scope",
+    "current_clock",
+    "current_sync_clock",
+    "hold_mirror",
+    "parse_start",
+    "seconds_to_ticks",
     "sleep",
-    "virtual_loop_factory",
-    "virtual_time",
 ]
-
-P = ParamSpec("P")
-R = TypeVar("R")
-Ts = TypeVarTuple("Ts")
 
 #: The instant every virtual clock starts at unless told otherwise: a naive
 #: datetime read as UTC, which is what freezegun freezes naive datetimes as.
 DEFAULT_START: Final = datetime(2024, 1, 1, 0, 0, 0)
 
-#: The name that selects :class:`VirtualTimeLoop` in
-#: ``@pytest.mark.asyncio(loop_factories=[VIRTUAL_TIME_LOOP])``.
-VIRTUAL_TIME_LOOP: Final = "virtual_time"
+#: Virtual seconds a scope may use before :class:`~fakellm.errors.TimeBudgetExceeded`
+#: ends it (one day): long enough for any scripted latency and retry backoff,
+#: short enough that a livelock (a heartbeat beside a wait that never ends)
+#: fails in milliseconds of wall time.
+DEFAULT_BUDGET: Final = 86_400.0
+
+#: Modules whose *own* clock calls read real time under virtual time: their
+#: timeouts and measurements are about the real machine (a ``Queue.get``
+#: timeout, a stock event loop, pytest's durations, Hypothesis deadlines).
+#: Only the direct caller counts, so app code run by them is still virtual.
+REAL_TIME_MODULES: Final = (
+    "_pytest",
+    "asyncio",
+    "concurrent.futures",
+    "fakellm._clock",
+    "fakellm._compat",
+    "hypothesis",
+    "multiprocessing",
+    "pluggy",
+    "queue",
+    "selectors",
+    "subprocess",
+    "threading",
+)
 
 # Deadlines and the clock are kept in whole microseconds: rounding removes float
 # noise (0.1 + 0.2 and 0.15 + 0.15 land on the same tick), integers make equal
-# deadlines compare equal, and timedelta (hence freezegun) is exact at 1 µs.
-_US: Final = 1_000_000
+# deadlines compare equal at any magnitude, and timedelta (hence freezegun) is
+# exact at 1 µs.
+US: Final = 1_000_000
 
 _real_sleep: Final = time.sleep
+_real_new_event_loop: Final = asyncio.events.new_event_loop
 
-# The active sync-sleep function. A ContextVar rather than a global, so that a
-# virtual-time scope in one thread or task does not leak into others.
+# A replaceable sync sleeper: tests of the models set it to record the delays
+# they spend. The default means "whatever clock the caller is on".
 _sync_sleeper: contextvars.ContextVar[Callable[[float], None]] = contextvars.ContextVar(
-    "fakellm_sync_sleeper", default=time.sleep
+    "fakellm_sync_sleeper", default=_real_sleep
+)
+
+# The clock whose context a task or thread inherited: anyio workers and
+# LangChain's executor hop copy contextvars, so they find their scope here.
+_context_clock: contextvars.ContextVar[VirtualClock | None] = contextvars.ContextVar(
+    "fakellm_context_clock", default=None
 )
 
 
 def sleep(seconds: float) -> None:
-    """Spend ``seconds`` of a sync call's scripted delay on the active clock.
+    """Spend ``seconds`` of a sync call's scripted delay on the caller's clock.
 
-    Inside :func:`virtual_time` or :func:`run_scenario` this advances the
-    virtual clock. On the thread of a running :class:`VirtualTimeLoop` it does
-    too: a sync delay there blocks the loop, just as a real one would, so the
-    loop's clock moves on by ``seconds``. Anywhere else it really sleeps.
+    Inside any virtual-time scope (this thread's, or the one it inherited) it
+    advances that clock; on the thread of a running virtual-time loop that
+    blocks the loop, as a real sync delay would, so the loop's clock moves on
+    by ``seconds``. Anywhere else it really sleeps.
     """
     if seconds > 0:
         sleeper = _sync_sleeper.get()
-        if sleeper is _real_sleep:
-            loop = _running_virtual_loop()
-            if loop is not None:
-                sleeper = loop.clock.advance
-        sleeper(seconds)
+        if sleeper is not _real_sleep:
+            sleeper(seconds)
+            return
+        clock = current_clock()
+        if clock is not None:
+            clock.advance(seconds)
+        else:
+            _real_sleep(seconds)
 
 
 async def asleep(seconds: float) -> None:
@@ -117,25 +141,20 @@ async def asleep(seconds: float) -> None:
         await asyncio.sleep(seconds)
 
 
-def _running_virtual_loop() -> VirtualTimeLoop | None:
-    loop = _running_loop_or_none()
-    return loop if isinstance(loop, VirtualTimeLoop) else None
+def current_clock() -> VirtualClock | None:
+    """The virtual clock the calling thread reads, or None outside virtual time."""
+    return _MIRROR.current()
 
 
 def current_sync_clock() -> VirtualClock | None:
-    """The clock of the enclosing sync ``virtual_time()`` scope, or None.
-
-    Such a scope installs its clock's ``advance`` as the sync sleeper; this is
-    the one place that knows it, so readers (the Recorder) need not.
-    """
-    owner = getattr(_sync_sleeper.get(), "__self__", None)
-    return owner if isinstance(owner, VirtualClock) else None
+    """The clock a sync reader outside a running loop should use (the Recorder's question)."""
+    return _MIRROR.current()
 
 
 # --------------------------------------------------------------------------- clock
 
 
-def _parse_start(start: datetime | str | None, *, name: str = "start") -> datetime:
+def parse_start(start: datetime | str | None, *, name: str = "start") -> datetime:
     """Normalise a start instant to a naive UTC datetime, as freezegun keeps it."""
     if start is None:
         return DEFAULT_START
@@ -159,43 +178,76 @@ def _parse_start(start: datetime | str | None, *, name: str = "start") -> dateti
     return start
 
 
-def _seconds_to_ticks(seconds: float, *, name: str) -> int:
+def seconds_to_ticks(seconds: float, *, name: str, allow_inf: bool = False) -> int | float:
+    """``seconds`` as whole microseconds; ``math.inf`` stays infinite if allowed."""
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):
         msg = f"{name}={seconds!r}: expected a number of seconds (int or float)"
         raise TypeError(msg)
-    if math.isnan(seconds) or math.isinf(seconds):
+    if math.isnan(seconds) or (math.isinf(seconds) and not (allow_inf and seconds > 0)):
         msg = f"{name}={seconds!r}: expected a finite number of seconds"
         raise ValueError(msg)
-    return round(seconds * _US)
+    if math.isinf(seconds):
+        return math.inf
+    return round(seconds * US)
+
+
+def parse_budget(budget: float | None) -> float | None:
+    """Check a virtual-time budget: positive seconds, or None for no budget."""
+    if budget is None:
+        return None
+    if isinstance(budget, bool) or not isinstance(budget, int | float) or not budget > 0:
+        msg = f"budget={budget!r}: expected a positive number of virtual seconds, or None"
+        raise ValueError(msg) if isinstance(budget, int | float) else TypeError(msg)
+    return float(budget)
+
+
+_MAX_TICKS_FROM = datetime.max
 
 
 class VirtualClock:
     """A thread-safe clock that only moves when told to, in whole microseconds.
 
-    It is the one time source behind :class:`VirtualTimeLoop`,
-    :func:`virtual_time` and :func:`run_scenario`. Sync sleeps from several
-    threads advance it under a lock; the loop jumps it to its next timer.
+    It is the one time source behind the virtual-time loop, ``virtual_time()``
+    and ``run_scenario()``. Sync sleeps from several threads advance it under
+    a lock; the loop moves it to its next timer.
 
     Args:
         start: the wall-clock instant that elapsed time 0 stands for; a naive
             datetime is read as UTC, an aware one is converted to naive UTC.
             Defaults to :data:`DEFAULT_START` (2024-01-01T00:00:00).
+        budget: virtual seconds the clock may move before it refuses with
+            :class:`~fakellm.errors.TimeBudgetExceeded` (None: only the last
+            instant a datetime can hold, 9999-12-31, limits it).
     """
 
-    __slots__ = ("_lock", "_on_move", "_start", "_ticks")
+    __slots__ = ("_budget", "_limit", "_lock", "_start", "_ticks")
 
-    def __init__(self, start: datetime | str | None = None) -> None:
-        self._start = _parse_start(start)
+    def __init__(
+        self, start: datetime | str | None = None, *, budget: float | None = DEFAULT_BUDGET
+    ) -> None:
+        self._start = parse_start(start)
+        self._budget = parse_budget(budget)
         self._ticks = 0
         self._lock = threading.Lock()
-        # Called with the new instant after every move, under the lock, so
-        # freezegun never sees the clock's moves out of order.
-        self._on_move: Callable[[datetime], None] | None = None
+        representable = (_MAX_TICKS_FROM - self._start) // timedelta(microseconds=1)
+        self._limit = (
+            representable if self._budget is None else min(representable, round(self._budget * US))
+        )
 
     @property
     def start(self) -> datetime:
         """The instant elapsed time 0 stands for (naive, UTC)."""
         return self._start
+
+    @property
+    def budget(self) -> float | None:
+        """Virtual seconds this clock may move in all (None: no budget)."""
+        return self._budget
+
+    @property
+    def limit_ticks(self) -> int:
+        """The tick past which the clock refuses to move (budget or datetime.max)."""
+        return self._limit
 
     @property
     def ticks(self) -> int:
@@ -205,7 +257,7 @@ class VirtualClock:
     @property
     def elapsed(self) -> float:
         """Elapsed virtual time in seconds."""
-        return self._ticks / _US
+        return self._ticks / US
 
     def now(self) -> datetime:
         """The current virtual instant: ``start + elapsed`` (naive, UTC)."""
@@ -218,800 +270,292 @@ class VirtualClock:
             TypeError: ``seconds`` is not a number.
             ValueError: ``seconds`` is negative, NaN or infinite (time can't go
                 backwards).
+            TimeBudgetExceeded: the move would pass the clock's budget.
         """
-        ticks = _seconds_to_ticks(seconds, name="seconds")
+        ticks = seconds_to_ticks(seconds, name="seconds")
         if ticks < 0:
             msg = f"seconds={seconds!r}: time can't go backwards; expected >= 0"
             raise ValueError(msg)
         with self._lock:
-            self._move_to_locked(self._ticks + ticks)
+            target = self._ticks + int(ticks)
+            if target > self._limit:
+                raise TimeBudgetExceeded(
+                    self.over_budget_message(target, f"a sleep of {seconds!r} s would end")
+                )
+            self._ticks = target
 
-    def _jump_to(self, ticks: int) -> None:
-        """Move to ``ticks`` unless the clock is already past it (loop use)."""
+    def move_to_tick(self, ticks: int) -> None:
+        """Move to the absolute tick ``ticks`` unless already past it (for event loops).
+
+        The caller checks :attr:`limit_ticks` first, so it can say more about
+        why the limit was reached than the clock can.
+        """
         with self._lock:
             if ticks > self._ticks:
-                self._move_to_locked(ticks)
+                self._ticks = ticks
 
-    def _move_to_locked(self, ticks: int) -> None:
-        self._ticks = ticks
-        if self._on_move is not None:
-            self._on_move(self.now())
+    def over_budget_message(self, target: int, what: str) -> str:
+        """The head of the error for a move to ``target`` that the limit refuses."""
+        at = f"virtual time {self.elapsed:g} s: {what} at {target / US:g} s"
+        if self._budget is not None and target > round(self._budget * US):
+            return (
+                f"{at}, past this scope's budget of {self._budget:g} virtual seconds. "
+                "If the wait is meant to be that long, raise the budget (budget=... on "
+                "virtual_time(), run_scenario() or the loop factory, or the "
+                "fakellm_virtual_time_budget ini option; None for none)."
+            )
+        return f"{at}, past the last instant a datetime can hold (9999-12-31)."
 
     def __repr__(self) -> str:
         return f"VirtualClock(start={self._start.isoformat()!r}, elapsed={self.elapsed})"
 
 
-# Only pytest's timer module: freezegun ignores a prefix anywhere in the few
-# frames above a time call, so "_pytest" would unfreeze every test body too.
-_REAL_TIME_FOR = ["_pytest.timing"]
+# ---------------------------------------------------------------- freezegun mirror
 
 
-class _Freezer:
-    """One ``freeze_time(start)`` per scope, moved to ``start + elapsed`` on every jump.
+class _VirtualNow:
+    """freezegun's time factory: the calling thread's virtual instant, else real UTC."""
+
+    def __call__(self) -> datetime:
+        clock = _MIRROR.current(frozen_only=True)
+        if clock is not None:
+            return clock.now()
+        # No scope in this thread: freezegun's naive frozen time means UTC.
+        return self._real.now(UTC).replace(tzinfo=None)
+
+    def __init__(self, real_datetime: type[datetime]) -> None:
+        self._real = real_datetime
+
+
+def _virtual_time_sleep(seconds: float) -> None:
+    """``time.sleep`` while the mirror is up: virtual for app code in a scope."""
+    if seconds < 0:
+        raise ValueError("sleep length must be non-negative")
+    caller = inspect.currentframe()
+    module = caller.f_back.f_globals.get("__name__", "") if caller and caller.f_back else ""
+    clock = None if str(module).startswith(REAL_TIME_MODULES) else _MIRROR.current()
+    if clock is None:
+        _real_sleep(seconds)
+    elif seconds:
+        clock.advance(seconds)
+
+
+def _virtual_new_event_loop() -> Any:
+    """A stock loop started inside a sync scope would read frozen time and hang;
+    give it a virtual-time loop on the scope's clock instead."""
+    clock = _MIRROR.sync_scope_clock()
+    if clock is None:
+        return _real_new_event_loop()
+    from fakellm._loop import VirtualTimeLoop  # the loop module imports this one
+
+    return VirtualTimeLoop(clock=clock, freeze=True)
+
+
+class _Mirror:
+    """freezegun, started once and shared by every virtual-time scope in the process.
 
     Never ``tick``, ``auto_tick_seconds`` or ``real_asyncio``: the virtual
-    clock is the only clock, freezegun just mirrors it.
-    """
-
-    __slots__ = ("_api", "_clock")
-
-    def __init__(self, clock: VirtualClock) -> None:
-        self._clock = clock
-        self._api: Any = None
-
-    @property
-    def active(self) -> bool:
-        return self._api is not None
-
-    def start(self) -> None:
-        if self._api is not None:
-            return
-        # pytest's own timers (durations, junit times) read the real clock.
-        api = freezegun.freeze_time(self._clock.now(), ignore=_REAL_TIME_FOR)
-        factory = api.start()
-        self._api = api
-        self._clock._on_move = factory.move_to
-
-    def stop(self) -> None:
-        api, self._api = self._api, None
-        if api is not None:
-            self._clock._on_move = None
-            api.stop()
-
-
-# ---------------------------------------------------------------------------- loop
-
-
-class _VirtualTimerHandle(asyncio.TimerHandle):
-    """A timer the loop keeps in a per-deadline FIFO bucket instead of the heap."""
-
-    __slots__ = ("_vt_args", "_vt_callback", "_vt_context", "_vt_loop", "_vt_ticks")
-
-    def __init__(
-        self,
-        ticks: int,
-        callback: Callable[..., object],
-        args: tuple[Any, ...],
-        loop: VirtualTimeLoop,
-        context: contextvars.Context,
-    ) -> None:
-        super().__init__(ticks / _US, callback, args, loop, context)
-        self._vt_ticks = ticks
-        self._vt_callback: Callable[..., object] | None = callback
-        self._vt_args = args
-        self._vt_context = context
-        self._vt_loop = loop
-
-    def cancel(self) -> None:
-        if not self.cancelled():
-            self._vt_loop._timer_dropped(self)
-        super().cancel()
-
-
-class _Bucket:
-    """Every timer due at one tick, in the order they were scheduled."""
-
-    __slots__ = ("base", "handles", "live")
-
-    def __init__(self, base: asyncio.TimerHandle) -> None:
-        self.base = base
-        self.handles: deque[_VirtualTimerHandle] = deque()
-        self.live = 0
-
-
-class _VirtualSelector(selectors.DefaultSelector):
-    """The loop's selector: polls real I/O, and asks the loop what to do when idle.
-
-    asyncio hands the selector the time to wait until the next timer; that is
-    the one moment the loop would sleep, so it is where virtual time jumps.
+    clocks are the only clocks, freezegun just reads them through
+    :class:`_VirtualNow`. Scopes register per thread; readers find theirs.
     """
 
     def __init__(self) -> None:
-        super().__init__()
-        self._loop_ref: Callable[[], VirtualTimeLoop | None] = lambda: None
-
-    def select(self, timeout: float | None = None) -> list[tuple[Any, int]]:
-        loop = self._loop_ref()
-        if loop is None or (timeout is not None and timeout <= 0):
-            return super().select(timeout)
-        events: list[tuple[Any, int]] = super().select(0)
-        if events:
-            return events
-        return loop._when_idle(self._wait_for_real)
-
-    def _wait_for_real(self) -> list[tuple[Any, int]]:
-        return super().select(None)
-
-
-class VirtualTimeLoop(asyncio.SelectorEventLoop):
-    """An asyncio event loop whose clock jumps to the next timer instead of waiting.
-
-    Each time the loop would sleep it does, in order:
-
-    1. poll real I/O with timeout 0 and run whatever is ready;
-    2. if executor jobs (``run_in_executor``, ``asyncio.to_thread``) are in
-       flight, wait for them for real with virtual time frozen: work in a
-       thread takes zero virtual time (a 0.2 s thread job finishes "before" a
-       0.05 s timer);
-    3. else jump the clock to the next timer;
-    4. else, with no timers, no jobs and no I/O watchers, nothing can ever wake
-       the loop: raise :class:`~fakellm.errors.DeadlockError` naming the
-       waiting tasks instead of hanging.
-
-    Deadlines are rounded to 1 µs and timers due at the same tick fire first
-    in, first out, so equal sleeps wake in start order and float noise never
-    swaps two timers.
-
-    Limitation: threads the loop did not start through ``run_in_executor`` or
-    ``asyncio.to_thread`` (``anyio.to_thread``, hand-made threads calling
-    ``call_soon_threadsafe``) are invisible to it, so waiting only on them is
-    reported as a deadlock.
-
-    Args:
-        start: the instant elapsed time 0 stands for (see :class:`VirtualClock`).
-        clock: share an existing clock instead (``start`` must then be None).
-        freeze: also freeze freezegun at ``start`` and move it with every jump,
-            from the loop's first run until :meth:`close`.
-    """
-
-    def __new__(
-        cls,
-        *,
-        start: datetime | str | None = None,
-        clock: VirtualClock | None = None,
-        freeze: bool = False,
-    ) -> VirtualTimeLoop:
-        # Arguments are checked before the object exists: a loop object that
-        # failed half-way through __init__ would break in BaseEventLoop.__del__.
-        _loop_clock(start, clock)
-        if not isinstance(freeze, bool):
-            msg = f"freeze={freeze!r}: expected True or False"
-            raise TypeError(msg)
-        return super().__new__(cls)
-
-    def __init__(
-        self,
-        *,
-        start: datetime | str | None = None,
-        clock: VirtualClock | None = None,
-        freeze: bool = False,
-    ) -> None:
-        self._vt_clock = _loop_clock(start, clock)
-        self._vt_freezer = _Freezer(self._vt_clock) if freeze else None
-        self._vt_buckets: dict[int, _Bucket] = {}
-        self._vt_deadlines: list[int] = []  # ticks of live buckets; stale entries skipped
-        self._vt_live_timers = 0
-        self._vt_jobs = 0
-        selector = _VirtualSelector()
-        super().__init__(selector)
-        # Whatever the base loop registered while starting is its own self-pipe;
-        # only other watchers mean real I/O can still wake the loop.
-        self._vt_own_fds = frozenset(selector.get_map())
-        self._vt_selector = selector
-        selector._loop_ref = weakref.ref(self)
+        self._lock = threading.RLock()
+        self._holds = 0
+        self._api: Any = None
+        self._slot = -1
+        self._saved_limit: Any = None
+        self._saved: dict[str, Any] = {}
+        # thread id -> its scopes, innermost last: (clock, sync, frozen)
+        self._by_thread: dict[int, list[tuple[VirtualClock, bool, bool]]] = {}
+        # Scopes in the order entered: frozen ones (the default for threads with
+        # no scope of their own), and all live ones. Replaced, never mutated,
+        # so readers in other threads need no lock.
+        self._entered: list[VirtualClock] = []
+        self._live: list[VirtualClock] = []
+        # id(clock) -> the threads alive when its frozen scope was entered
+        self._threads_before: dict[int, frozenset[int | None]] = {}
 
     @property
-    def clock(self) -> VirtualClock:
-        """The virtual clock this loop reads and jumps."""
-        return self._vt_clock
+    def started(self) -> bool:
+        """True while freezegun is started by fakellm."""
+        return self._api is not None
 
-    @property
-    def pending_timers(self) -> int:
-        """How many timers are scheduled and not yet fired or cancelled."""
-        return self._vt_live_timers
-
-    @property
-    def pending_jobs(self) -> int:
-        """How many executor jobs this loop is waiting for."""
-        return self._vt_jobs
-
-    def time(self) -> float:
-        """Virtual seconds since the clock's start (never reads a real clock)."""
-        return self._vt_clock._ticks / _US
-
-    def call_at(
-        self,
-        when: float,
-        callback: Callable[[*Ts], object],
-        *args: *Ts,
-        context: contextvars.Context | None = None,
-    ) -> asyncio.TimerHandle:
-        """Schedule ``callback`` at virtual ``when``, rounded to 1 µs, FIFO on ties."""
-        ticks = _seconds_to_ticks(when, name="when")
-        if context is None:
-            context = contextvars.copy_context()
-        bucket = self._vt_buckets.get(ticks)
-        if bucket is None:
-            # One real timer per distinct tick: the base heap then never has
-            # to order equal deadlines, which it would do in heap order.
-            base = super().call_at(ticks / _US, self._fire_bucket, ticks)
-            bucket = self._vt_buckets[ticks] = _Bucket(base)
-            heapq.heappush(self._vt_deadlines, ticks)
-        elif self.is_closed():
-            # The base call_at says this for a new bucket; say it for all.
-            raise RuntimeError("Event loop is closed")
-        handle = _VirtualTimerHandle(ticks, callback, args, self, context)
-        bucket.handles.append(handle)
-        bucket.live += 1
-        self._vt_live_timers += 1
-        return handle
-
-    def _timer_dropped(self, handle: _VirtualTimerHandle) -> None:
-        bucket = self._vt_buckets.get(handle._vt_ticks)
-        if bucket is None or handle._vt_callback is None:
-            return  # already fired
-        handle._vt_callback = None
-        bucket.live -= 1
-        self._vt_live_timers -= 1
-        if bucket.live == 0:
-            # Leave no timer behind: a cancelled sleep must not keep the loop
-            # (or the deadlock check) thinking something is still due.
-            del self._vt_buckets[handle._vt_ticks]
-            bucket.base.cancel()
-
-    def _fire_bucket(self, ticks: int) -> None:
-        bucket = self._vt_buckets.pop(ticks, None)
-        if bucket is None:
-            return
-        self._vt_live_timers -= bucket.live
-        for handle in bucket.handles:
-            callback, handle._vt_callback = handle._vt_callback, None
-            if callback is None:
-                continue
-            try:
-                handle._vt_context.run(callback, *handle._vt_args)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self.call_exception_handler(
-                    {
-                        "message": f"Exception in timer callback {callback!r}",
-                        "exception": exc,
-                        "handle": handle,
-                    }
-                )
-
-    def _next_deadline(self) -> int | None:
-        while self._vt_deadlines and self._vt_deadlines[0] not in self._vt_buckets:
-            heapq.heappop(self._vt_deadlines)
-        return self._vt_deadlines[0] if self._vt_deadlines else None
-
-    def run_in_executor(
-        self,
-        executor: concurrent.futures.Executor | None,
-        func: Callable[[*Ts], R],
-        *args: *Ts,
-    ) -> asyncio.Future[R]:
-        """Run ``func`` in ``executor``; the loop waits for it with time frozen."""
-        future = super().run_in_executor(executor, func, *args)
-        self._vt_jobs += 1
-        # Counted off on the loop thread once the result has reached the loop,
-        # so there is no moment where the job is done but its result in transit.
-        future.add_done_callback(self._job_done)
-        return future
-
-    def _job_done(self, _future: asyncio.Future[Any]) -> None:
-        self._vt_jobs -= 1
-
-    async def shutdown_default_executor(self) -> None:
-        """Shut the default executor down; its joining thread counts as a job."""
-        self._vt_jobs += 1
-        try:
-            await super().shutdown_default_executor()
-        finally:
-            self._vt_jobs -= 1
-
-    def run_forever(self) -> None:
-        """Run until :meth:`stop`; freezes freezegun on the first run if asked to."""
-        if self._vt_freezer is not None and not self.is_closed():
-            self._vt_freezer.start()
-        super().run_forever()
-
-    def close(self) -> None:
-        """Close the loop and stop freezing time if this loop started it."""
-        try:
-            super().close()
-        finally:
-            if self._vt_freezer is not None:
-                self._vt_freezer.stop()
-
-    def _when_idle(
-        self, wait_for_real: Callable[[], list[tuple[Any, int]]]
-    ) -> list[tuple[Any, int]]:
-        """Decide what the loop does when nothing is ready and it would wait."""
-        if self._vt_jobs:
-            return wait_for_real()
-        deadline = self._next_deadline()
-        if deadline is not None:
-            self._vt_clock._jump_to(deadline)
-            return []
-        if set(self._vt_selector.get_map()) - self._vt_own_fds:
-            return wait_for_real()
-        raise DeadlockError(self._deadlock_message())
-
-    def _deadlock_message(self) -> str:
-        tasks = sorted(asyncio.all_tasks(self), key=lambda t: t.get_name())
-        head = (
-            f"virtual time {self.time():g} s: nothing can ever wake the event loop "
-            "(no timers, no executor jobs, no I/O watchers)"
-        )
-        if not tasks:
-            return f"{head}, and it is waiting with no task running."
-        lines = "\n".join(f"  - {_describe_task(t)}" for t in tasks)
-        return (
-            f"{head}, but {len(tasks)} task(s) are still waiting:\n{lines}\n"
-            "Something they await (a Future, Event, Queue or lock) is never "
-            "resolved; resolve it, or give the wait a timeout."
-        )
-
-
-def _loop_clock(start: datetime | str | None, clock: VirtualClock | None) -> VirtualClock:
-    if clock is None:
-        return VirtualClock(start)
-    if start is not None:
-        msg = (
-            f"start={start!r} and clock={clock!r}: give one or the other "
-            "(a shared clock already has its start)"
-        )
-        raise TypeError(msg)
-    if not isinstance(clock, VirtualClock):
-        msg = f"clock={clock!r}: expected a VirtualClock or None"
-        raise TypeError(msg)
-    return clock
-
-
-def _describe_task(task: asyncio.Task[Any]) -> str:
-    """Name a task and the innermost line its coroutine is suspended at."""
-    awaiting: Any = task.get_coro()
-    frame = None
-    # Follow the await chain down to the innermost coroutine still suspended,
-    # but report the last frame of the app's own code, not asyncio's.
-    while getattr(awaiting, "cr_frame", None) is not None:
-        if frame is None or not _is_asyncio_code(awaiting.cr_frame):
-            frame = awaiting.cr_frame
-        awaiting = getattr(awaiting, "cr_await", None)
-    if frame is None:
-        return repr(task.get_name())
-    code = frame.f_code
-    line = linecache.getline(code.co_filename, frame.f_lineno).strip()
-    source = f": {line}" if line else ""
-    return f"{task.get_name()!r} at {code.co_filename}:{frame.f_lineno} in {code.co_name}(){source}"
-
-
-_ASYNCIO_PREFIX: Final = os.path.dirname(asyncio.__file__) + os.sep
-
-
-def _is_asyncio_code(frame: FrameType) -> bool:
-    return frame.f_code.co_filename.startswith(_ASYNCIO_PREFIX)
-
-
-def virtual_loop_factory(
-    *, start: datetime | str | None = None, freeze: bool = True
-) -> Callable[[], VirtualTimeLoop]:
-    """A loop factory for ``asyncio.Runner``, anyio or pytest-asyncio.
-
-    Each call of the returned factory builds a fresh :class:`VirtualTimeLoop`
-    with its own clock, frozen to freezegun by default.
-
-    Args:
-        start: the instant elapsed time 0 stands for.
-        freeze: couple freezegun to the loop's clock.
-    """
-    start_at = _parse_start(start)
-    if not isinstance(freeze, bool):
-        msg = f"freeze={freeze!r}: expected True or False"
-        raise TypeError(msg)
-
-    def factory() -> VirtualTimeLoop:
-        return VirtualTimeLoop(start=start_at, freeze=freeze)
-
-    factory.__qualname__ = factory.__name__ = "virtual_time_loop"
-    return factory
-
-
-def _default_loop() -> asyncio.AbstractEventLoop:
-    # What pytest-asyncio builds when no factory is given, so tests that do not
-    # opt in keep their loop.
-    return asyncio.get_event_loop_policy().new_event_loop()
-
-
-def asyncio_loop_factories(
-    item: Any, *, start: datetime | str | None = None
-) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
-    """The answer for pytest-asyncio's ``pytest_asyncio_loop_factories`` hook.
-
-    That hook must answer for every async test, and every name it returns
-    parametrizes the tests that do not pick one. So a test gets the default
-    loop alone (one hidden parameter: ids unchanged) unless its marker asks
-    for ``loop_factories=["virtual_time"]``. Wire it in a conftest or plugin::
-
-        def pytest_asyncio_loop_factories(config, item):
-            return fakellm._clock.asyncio_loop_factories(item)
-
-    and opt a test in with one line:
-    ``@pytest.mark.asyncio(loop_factories=["virtual_time"])``.
-
-    Args:
-        item: the test item (only its ``asyncio`` marker is read).
-        start: the instant the virtual-time loop starts at (default 2024-01-01).
-    """
-    factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": _default_loop}
-    marker = item.get_closest_marker("asyncio")
-    wanted = marker.kwargs.get("loop_factories") if marker is not None else None
-    if wanted and not isinstance(wanted, str) and VIRTUAL_TIME_LOOP in wanted:
-        factories[VIRTUAL_TIME_LOOP] = virtual_loop_factory(start=start)
-    return factories
-
-
-# -------------------------------------------------------------------- virtual_time
-
-
-class VirtualTime:
-    """A virtual-time scope: context manager, and decorator for sync or async code.
-
-    Build it with :func:`virtual_time`. As a context manager (or on a sync
-    function) it gives the block a fresh :class:`VirtualClock`: every
-    :func:`fakellm._clock.sleep` advances it instead of sleeping, and
-    freezegun follows it. On an ``async def`` it makes a sync function that
-    runs the coroutine on a fresh :class:`VirtualTimeLoop` with the same
-    coupling. Each entry starts again at ``start``; :attr:`elapsed` and
-    :meth:`now` read the current (or, after exit, the last) scope.
-
-    What virtual time means for threads: sync code running in threads that
-    inherit the scope's context (LangChain ``batch`` copies contextvars into
-    its workers) shares the one clock, and each sleep advances it under a
-    lock. Delays in concurrent threads therefore *add up* instead of
-    overlapping: two threads each sleeping 1 s leave ``elapsed == 2.0``. The
-    total is deterministic; the order in which threads observe the clock is
-    not.
-
-    Do not start a stock event loop (``asyncio.run``) inside the ``with``
-    block: its timers read the frozen ``time.monotonic`` and never fire.
-    Decorate the ``async def`` instead, or use :func:`run_scenario`.
-    """
-
-    def __init__(self, start: datetime, *, freeze: bool) -> None:
-        self._start = start
-        self._freeze = freeze
-        self._clock = VirtualClock(start)
-        self._freezer: _Freezer | None = None
-        self._token: contextvars.Token[Callable[[float], None]] | None = None
-
-    @property
-    def start(self) -> datetime:
-        """The instant elapsed time 0 stands for (naive, UTC)."""
-        return self._start
-
-    @property
-    def clock(self) -> VirtualClock:
-        """The clock of the current (or last) scope."""
-        return self._clock
-
-    @property
-    def elapsed(self) -> float:
-        """Virtual seconds elapsed in the current (or last) scope."""
-        return self._clock.elapsed
-
-    def now(self) -> datetime:
-        """The current virtual instant, ``start + elapsed`` (naive, UTC)."""
-        return self._clock.now()
-
-    def __enter__(self) -> VirtualTime:
-        if self._token is not None:
-            msg = (
-                "this virtual_time() scope is already active; nested or "
-                "concurrent use needs its own virtual_time() object"
-            )
-            raise RuntimeError(msg)
-        self._clock = VirtualClock(self._start)
-        if self._freeze:
-            self._freezer = _Freezer(self._clock)
-            self._freezer.start()
-        self._token = _sync_sleeper.set(self._clock.advance)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        token, self._token = self._token, None
-        freezer, self._freezer = self._freezer, None
-        try:
-            if token is not None:
-                _sync_sleeper.reset(token)
-        finally:
-            if freezer is not None:
-                freezer.stop()
-
-    async def __aenter__(self) -> VirtualTime:
-        msg = (
-            "virtual_time() cannot change the clock of a loop that is already "
-            "running; decorate the async function with @virtual_time() instead, "
-            "use run_scenario(...), or run on a VirtualTimeLoop"
-        )
-        raise TypeError(msg)
-
-    async def __aexit__(self, *exc_info: object) -> None:  # pragma: no cover
+    def current(self, *, frozen_only: bool = False) -> VirtualClock | None:
+        stack = self._by_thread.get(threading.get_ident())
+        if stack:
+            for clock, _sync, frozen in reversed(stack):
+                if frozen or not frozen_only:
+                    return clock
+        inherited = _context_clock.get()
+        entered = self._entered
+        if inherited is not None and inherited in (entered if frozen_only else self._live):
+            return inherited
+        # A thread the most recent scope started joins it; threads that were
+        # there before every scope (pytest-xdist's, a library's poller) stay real.
+        ident = threading.get_ident()
+        for clock in reversed(entered):
+            if ident not in self._threads_before.get(id(clock), ()):
+                return clock
         return None
 
-    @overload
-    def __call__(self, func: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]: ...
+    def sync_scope_clock(self) -> VirtualClock | None:
+        stack = self._by_thread.get(threading.get_ident())
+        if stack and stack[-1][1]:
+            return stack[-1][0]
+        return None
 
-    @overload
-    def __call__(self, func: Callable[P, R]) -> Callable[P, R]: ...
+    def hold(self) -> None:
+        with self._lock:
+            if self._holds == 0:
+                self._start()
+            self._holds += 1
 
-    def __call__(self, func: Callable[P, Any]) -> Callable[P, Any]:
-        if not callable(func):
-            msg = f"virtual_time() decorates a function, got {func!r}"
-            raise TypeError(msg)
-        if inspect.iscoroutinefunction(func):
-            coro_func = func
+    def release(self) -> None:
+        with self._lock:
+            self._holds -= 1
+            if self._holds == 0:
+                self._stop()
 
-            @functools.wraps(func)
-            def run_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                return self._run_on_loop(coro_func(*args, **kwargs))
+    def enter(self, clock: VirtualClock, *, sync: bool, freeze: bool) -> None:
+        """Make ``clock`` the calling thread's clock (and, frozen, the default for others)."""
+        with self._lock:
+            if freeze:
+                self.hold()
+                self._threads_before[id(clock)] = frozenset(t.ident for t in threading.enumerate())
+                self._entered = [*self._entered, clock]
+            self._live = [*self._live, clock]
+            self._by_thread.setdefault(threading.get_ident(), []).append((clock, sync, freeze))
+            self._set_ignore()
 
-            return run_async
+    def exit(self, clock: VirtualClock) -> None:
+        with self._lock:
+            ident = threading.get_ident()
+            stack = self._by_thread.get(ident, [])
+            frozen = False
+            for i in range(len(stack) - 1, -1, -1):
+                if stack[i][0] is clock:
+                    frozen = stack[i][2]
+                    del stack[i]
+                    break
+            if not stack:
+                self._by_thread.pop(ident, None)
+            self._live = _without(self._live, clock)
+            if frozen:
+                self._entered = _without(self._entered, clock)
+                if clock not in self._entered:
+                    self._threads_before.pop(id(clock), None)
+                self._set_ignore()
+                self.release()
 
-        @functools.wraps(func)
-        def run_sync(*args: P.args, **kwargs: P.kwargs) -> Any:
-            with self:
-                return func(*args, **kwargs)
+    def _set_ignore(self) -> None:
+        # With no scope anywhere every reader gets real time at the first frame.
+        if self._api is not None:
+            ignore = REAL_TIME_MODULES if self._entered else ("",)
+            _compat.freezegun_set_ignore(self._slot, ignore)
 
-        return run_sync
+    def _start(self) -> None:
+        real = _compat.FREEZEGUN_REAL_DATETIME  # before start() patches module attributes
+        api = freezegun.freeze_time(DEFAULT_START, ignore=list(REAL_TIME_MODULES))
+        api.start()
+        self._slot = _compat.freezegun_replace_factory(_VirtualNow(real))
+        self._api = api
+        self._saved_limit = _compat.freezegun_inspection_limit(1)
+        self._saved = {"sleep": time.sleep}
+        time.sleep = _virtual_time_sleep  # type: ignore[assignment]
+        self._saved["new_event_loop"] = asyncio.events.new_event_loop
+        asyncio.events.new_event_loop = _virtual_new_event_loop
+        self._set_ignore()
 
-    def _run_on_loop(self, coro: Coroutine[Any, Any, R]) -> R:
-        loop = VirtualTimeLoop(start=self._start, freeze=self._freeze)
-        self._clock = loop.clock
-        token = _sync_sleeper.set(loop.clock.advance)
-        try:
-            with asyncio.Runner(loop_factory=lambda: loop) as runner:
-                return runner.run(coro)
-        finally:
-            _sync_sleeper.reset(token)
-
-
-def virtual_time(start: datetime | str | None = None, *, freeze: bool = True) -> VirtualTime:
-    """Run code on virtual time: ``with virtual_time() as vt:`` or ``@virtual_time()``.
-
-    Args:
-        start: the instant elapsed time 0 stands for; naive means UTC.
-            Defaults to :data:`DEFAULT_START` (2024-01-01T00:00:00).
-        freeze: couple freezegun, so ``datetime.now()``, ``date.today()`` and
-            ``time.time()`` read ``start + elapsed``.
-
-    Returns:
-        A :class:`VirtualTime`; see there for what it does to sync code,
-        threads and ``async def`` functions.
-    """
-    start_at = _parse_start(start)
-    if not isinstance(freeze, bool):
-        msg = f"freeze={freeze!r}: expected True or False"
-        raise TypeError(msg)
-    return VirtualTime(start_at, freeze=freeze)
-
-
-# -------------------------------------------------------------------- run_scenario
-
-
-@dataclass(frozen=True)
-class ScenarioResult:
-    """What :func:`run_scenario` returns.
-
-    Attributes:
-        results: each task's return value (or, with ``return_exceptions=True``,
-            the exception it raised), in the order the tasks were given.
-        elapsed: virtual seconds from the start until the last task finished.
-        names: each task's name, in the same order.
-        start: the instant elapsed time 0 stood for (naive, UTC).
-    """
-
-    results: tuple[Any, ...]
-    elapsed: float
-    names: tuple[str, ...]
-    start: datetime
-
-    @property
-    def end(self) -> datetime:
-        """The virtual instant the last task finished."""
-        return self.start + timedelta(microseconds=round(self.elapsed * _US))
+    def _stop(self) -> None:
+        api, self._api = self._api, None
+        if api is None:
+            return
+        time.sleep = self._saved["sleep"]
+        asyncio.events.new_event_loop = self._saved["new_event_loop"]
+        _compat.freezegun_inspection_limit(self._saved_limit)
+        api.stop()
 
 
-_Runnable = Coroutine[Any, Any, Any] | Callable[[], Any]
+def _without(clocks: list[VirtualClock], clock: VirtualClock) -> list[VirtualClock]:
+    """``clocks`` without the last occurrence of ``clock`` (a new list)."""
+    out = list(clocks)
+    for i in range(len(out) - 1, -1, -1):
+        if out[i] is clock:
+            del out[i]
+            break
+    return out
 
 
-def _validate_names(names: Sequence[str] | None, count: int) -> tuple[str, ...]:
-    if names is None:
-        return tuple(f"scenario-{i}" for i in range(count))
-    if isinstance(names, str) or not isinstance(names, Sequence):
-        msg = f"names={names!r}: expected a sequence of {count} task names or None"
-        raise TypeError(msg)
-    if len(names) != count or not all(isinstance(n, str) and n for n in names):
-        msg = f"names={names!r}: expected {count} non-empty strings, one per task"
-        raise ValueError(msg)
-    if len(set(names)) != count:
-        msg = f"names={names!r}: task names must be unique"
-        raise ValueError(msg)
-    return tuple(names)
+_MIRROR: Final = _Mirror()
 
 
-async def _call(runnable: _Runnable, name: str) -> Any:
-    _events.scenario_task.set(name)  # tasks it spawns report the scenario's name
-    if inspect.iscoroutine(runnable):
-        return await runnable
-    result = runnable()  # type: ignore[operator]
-    if inspect.isawaitable(result):
-        return await result
-    return result
+def hold_mirror() -> contextlib.AbstractContextManager[None]:
+    """Keep freezegun started across many scopes (the plugin holds it per test)."""
+    return _held()
 
 
-def run_scenario(
-    *runnables: Coroutine[Any, Any, Any] | Callable[[], Any],
-    start: datetime | str | None = None,
-    names: Sequence[str] | None = None,
-    return_exceptions: bool = False,
-    freeze: bool = True,
-) -> ScenarioResult:
-    """Run coroutines concurrently on a fresh virtual-time loop; return their results.
-
-    Each argument becomes one task, started in argument order: a coroutine, a
-    coroutine function, or any zero-argument callable (called on the loop
-    thread; an awaitable result is awaited). Every call gets its own
-    :class:`VirtualTimeLoop`, clock and freezegun scope, so no state carries
-    over from the previous call.
-
-    Args:
-        *runnables: what to run, one task each.
-        start: the instant elapsed time 0 stands for; naive means UTC.
-        names: task names (default ``scenario-0``, ``scenario-1``, ...), so
-            recordings can tell which task did what.
-        return_exceptions: put a failed task's exception in ``results``
-            instead of raising the first one (in argument order) after every
-            task has finished.
-        freeze: couple freezegun to the virtual clock.
-
-    Returns:
-        A :class:`ScenarioResult` with the results in order and the elapsed
-        virtual time.
-
-    Raises:
-        DeadlockError: tasks wait on something that can never happen.
-        LeakedTasks: the scenario's tasks finished but left other tasks
-            pending; they are cancelled and named in the message.
-    """
+@contextlib.contextmanager
+def _held() -> Iterator[None]:
+    _MIRROR.hold()
     try:
-        start_at = _parse_start(start)
-        if not runnables:
-            msg = "run_scenario() needs at least one coroutine or callable to run"
-            raise TypeError(msg)
-        for i, runnable in enumerate(runnables):
-            if not (inspect.iscoroutine(runnable) or callable(runnable)):
-                msg = (
-                    f"runnables[{i}]={runnable!r}: expected a coroutine, a coroutine "
-                    "function or a zero-argument callable"
-                )
-                raise TypeError(msg)
-        task_names = _validate_names(names, len(runnables))
-        for flag, value in (
-            ("return_exceptions", return_exceptions),
-            ("freeze", freeze),
-        ):
-            if not isinstance(value, bool):
-                msg = f"{flag}={value!r}: expected True or False"
-                raise TypeError(msg)
-        if _running_loop_or_none() is not None:
-            msg = (
-                "run_scenario() starts its own event loop and cannot run inside "
-                "a running one; call it from sync code (a plain test function)"
-            )
-            raise RuntimeError(msg)
-    except BaseException:
-        _close_coroutines(runnables)
-        raise
-
-    loop = VirtualTimeLoop(start=start_at, freeze=freeze)
-    token = _sync_sleeper.set(loop.clock.advance)
-    try:
-        with asyncio.Runner(loop_factory=lambda: loop) as runner:
-            outcomes, elapsed = runner.run(_scenario_main(runnables, task_names))
+        yield
     finally:
-        _sync_sleeper.reset(token)
-
-    if not return_exceptions:
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-    return ScenarioResult(
-        results=tuple(outcomes), elapsed=elapsed, names=task_names, start=start_at
-    )
+        _MIRROR.release()
 
 
-async def _scenario_main(
-    runnables: Iterable[_Runnable], names: Sequence[str]
-) -> tuple[list[Any], float]:
-    loop = asyncio.get_running_loop()
-    assert isinstance(loop, VirtualTimeLoop)
-    me = asyncio.current_task()
-    if me is not None:
-        me.set_name("run_scenario")
-    tasks = [
-        asyncio.create_task(_call(r, name), name=name)
-        for r, name in zip(runnables, names, strict=True)
-    ]
-    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-    elapsed = loop.clock.elapsed
-    await _finish_generator_closes(me)
-    leaked = sorted(
-        (t for t in asyncio.all_tasks() if t is not me and not t.done()),
-        key=lambda t: t.get_name(),
-    )
-    if leaked:
-        described = "\n".join(f"  - {_describe_task(t)}" for t in leaked)
-        for task in leaked:
-            task.cancel()
-        await asyncio.gather(*leaked, return_exceptions=True)
-        msg = (
-            f"the scenario's tasks finished at virtual time {elapsed:g} s but left "
-            f"{len(leaked)} task(s) pending:\n{described}\n"
-            "Await every task you create (or cancel it) before the scenario ends."
-        )
-        raise LeakedTasks(msg)
-    return list(outcomes), elapsed
+@contextlib.contextmanager
+def clock_scope(clock: VirtualClock, *, sync: bool, freeze: bool = True) -> Iterator[None]:
+    """Make ``clock`` the calling thread's (and its context's) clock for the block.
 
-
-async def _finish_generator_closes(me: asyncio.Task[Any] | None) -> None:
-    """Let the ``aclose()`` tasks of async generators left early run to their end.
-
-    A consumer that ``break``s out of ``astream`` leaves the generator to the
-    loop's finalizer hook, which schedules its ``aclose()`` as a task: that is
-    cleanup in progress, not a leak.
+    Args:
+        clock: the clock readers in this thread (and threads inheriting its
+            context, or with no scope of their own) read.
+        sync: the scope is sync code (``virtual_time()``), so a stock event
+            loop started in it gets a virtual-time loop on this clock.
+        freeze: mirror into freezegun; without it only :func:`sleep` and the
+            loop see the clock.
     """
-    await asyncio.sleep(0)  # the hook schedules the task with call_soon
-    while True:
-        closing = [
-            t
-            for t in asyncio.all_tasks()
-            if t is not me
-            and not t.done()
-            and type(t.get_coro()).__name__ == "async_generator_athrow"
-        ]
-        if not closing:
-            return
-        await asyncio.gather(*closing, return_exceptions=True)
-
-
-def _running_loop_or_none() -> asyncio.AbstractEventLoop | None:
+    token = _context_clock.set(clock)
+    _MIRROR.enter(clock, sync=sync, freeze=freeze)
     try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
+        yield
+    finally:
+        _MIRROR.exit(clock)
+        _context_clock.reset(token)
 
 
-def _close_coroutines(runnables: Iterable[object]) -> None:
-    # Coroutines that will never run are closed so Python does not warn
-    # "coroutine ... was never awaited" on top of the real error.
-    for runnable in runnables:
-        if inspect.iscoroutine(runnable):
-            runnable.close()
+if TYPE_CHECKING:
+    from fakellm._loop import VIRTUAL_TIME_LOOP as VIRTUAL_TIME_LOOP
+    from fakellm._loop import VirtualTimeLoop as VirtualTimeLoop
+    from fakellm._loop import virtual_loop_factory as virtual_loop_factory
+    from fakellm._scenario import ScenarioResult as ScenarioResult
+    from fakellm._scenario import VirtualTime as VirtualTime
+    from fakellm._scenario import run_scenario as run_scenario
+    from fakellm._scenario import virtual_time as virtual_time
+    from fakellm.errors import LeakedTasks as LeakedTasks
+    from fakellm.fixtures import asyncio_loop_factories as asyncio_loop_factories
+
+# Names that moved to _loop and _scenario when this module was split by
+# concern; code written against the old layout still finds them here.
+_MOVED: Final = {
+    "VIRTUAL_TIME_LOOP": "fakellm._loop",
+    "VirtualTimeLoop": "fakellm._loop",
+    "virtual_loop_factory": "fakellm._loop",
+    "LeakedTasks": "fakellm.errors",
+    "ScenarioResult": "fakellm._scenario",
+    "VirtualTime": "fakellm._scenario",
+    "run_scenario": "fakellm._scenario",
+    "virtual_time": "fakellm._scenario",
+    "asyncio_loop_factories": "fakellm.fixtures",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MOVED.get(name)
+    if module is None:
+        msg = f"module {__name__!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

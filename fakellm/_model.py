@@ -36,13 +36,17 @@ from langchain_core.outputs import (
     LLMResult,
 )
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableMap, RunnablePassthrough
-from langchain_core.runnables.config import ensure_config
+from langchain_core.runnables.config import (
+    ensure_config,
+    get_config_list,
+    get_executor_for_config,
+)
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
-from fakellm import _clock, _tokens
+from fakellm import _clock, _order, _tokens
 from fakellm._script import Call, Exhausted, Piece, Script, ScriptPlayer, Turn, _clip, as_script
 from fakellm.errors import UnexpectedCall, UnknownToolError, UnusedTurns
 
@@ -147,6 +151,11 @@ class _Scripted:
         return [c for c in self.calls if c.unexpected is not None]
 
     @property
+    def races(self) -> list[str]:
+        """Queued turns that threads, not the app, decided the order of (one line each)."""
+        return self._player.races()
+
+    @property
     def unused_turns(self) -> list[str]:
         """What the script still holds: queued turns and rules with uses left."""
         return self._player.unused()
@@ -196,10 +205,11 @@ class _Scripted:
 
         Raises UnexpectedCall (after recording the call) when the script has no answer.
         """
-        with self._lock:
+        # A batch input waits here for the inputs before it (fakellm._order).
+        with _order.in_turn(self) as ordered, self._lock:
             call = replace(draft, index=len(self._calls))
             try:
-                turn = self._player.take(call)
+                turn = self._player.take(call, ordered=ordered)
             except Exhausted:
                 err = UnexpectedCall(self._unexpected_message(call))
                 self._calls.append(replace(call, unexpected=err))
@@ -335,6 +345,40 @@ class FakeChatModel(_Scripted, BaseChatModel):
     # Unknown settings are an error, not silently dropped: a typo in a test's
     # model setup must not pass unnoticed.
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True, extra="forbid")
+
+    def batch(
+        self,
+        inputs: list[LanguageModelInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[AIMessage]:
+        """``Runnable.batch``, with input *i* given the turn a sequential loop would give it.
+
+        Inputs still run concurrently on LangChain's thread pool; only the
+        moment each takes its queued turn is put in input order.
+        """
+        if len(inputs) <= 1:
+            return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
+        configs = get_config_list(config, len(inputs))
+
+        def run(per_input: Callable[[int, Any], Any]) -> list[Any]:
+            def one(i: int, input_: LanguageModelInput, cfg: RunnableConfig) -> Any:
+                def call() -> AIMessage:
+                    return self.invoke(input_, cfg, **kwargs)
+
+                if not return_exceptions:
+                    return per_input(i, call)
+                try:
+                    return per_input(i, call)
+                except Exception as exc:  # returned in place, as Runnable.batch does
+                    return exc
+
+            with get_executor_for_config(configs[0]) as executor:
+                return list(executor.map(one, range(len(inputs)), inputs, configs))
+
+        return _order.ordered_batch(self, inputs, run)
 
     script: Script = Field(
         default_factory=Script, description="What the model answers, call by call."

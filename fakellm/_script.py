@@ -32,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from fakellm import errors
+from fakellm import _order, errors
 from fakellm.errors import InvalidScript, ScriptProblem
 
 __all__ = [
@@ -680,6 +680,19 @@ class Call:
                 return str(msg.text)
         return None
 
+    @property
+    def last_message(self) -> str | None:
+        """Text of the last message of any type (a tool result, an AI turn, ...)."""
+        if self.prompt is not None:
+            return self.prompt
+        return str(self.messages[-1].text) if self.messages else None
+
+    @property
+    def node(self) -> str | None:
+        """The LangGraph node that made the call (its ``langgraph_node`` metadata)."""
+        node = self.metadata.get("langgraph_node")
+        return None if node is None else str(node)
+
 
 def _tool_name(tool: Mapping[str, Any]) -> str:
     fn = tool.get("function")
@@ -697,9 +710,14 @@ class Rule(_Spec):
     ``Rule(match=r"price", respond=Turn(tool_calls=[ToolCall("get_price")]))``.
     A rule matches when all of its conditions hold: ``match`` (a regex searched
     in the last human message), ``when`` (a predicate on the :class:`Call`) and
-    ``tools`` (names that must all be bound). It answers with ``respond`` (a
+    ``tools`` (names that must all be bound), ``node`` (the LangGraph node
+    making the call) and ``match_last`` (a regex searched in the last message
+    of any type, such as a tool result). It answers with ``respond`` (a
     turn) or with what ``responder`` (a function of the call, in the spirit of
     pydantic-ai's ``FunctionModel``) returns; ``times`` limits how often.
+
+    Rules route by what a request is, so concurrent calls get the same answer
+    whatever order threads run them in.
     """
 
     respond: Turn | None = Field(default=None, description="The turn (or its text) to answer with.")
@@ -713,6 +731,12 @@ class Rule(_Spec):
     tools: tuple[str, ...] | None = Field(
         default=None, description="Tool names that must be bound."
     )
+    node: str | None = Field(
+        default=None, description="LangGraph node name (the call's langgraph_node metadata)."
+    )
+    match_last: re.Pattern[str] | None = Field(
+        default=None, description="Regex on the last message, of any type."
+    )
     times: int | None = Field(default=None, ge=1, description="Answer at most this many calls.")
     name: str | None = Field(default=None, description="A label for failure messages.")
 
@@ -721,7 +745,7 @@ class Rule(_Spec):
     def _respond(cls, value: Any) -> Any:
         return {"text": value} if isinstance(value, str) else value
 
-    @field_validator("match", mode="before")
+    @field_validator("match", "match_last", mode="before")
     @classmethod
     def _match(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -749,6 +773,12 @@ class Rule(_Spec):
             text = call.last_human_message
             if text is None or not self.match.search(text):
                 return False
+        if self.node is not None and call.node != self.node:
+            return False
+        if self.match_last is not None:
+            last = call.last_message
+            if last is None or not self.match_last.search(last):
+                return False
         return self.when is None or bool(self.when(call))
 
     def answer(self, call: Call) -> Turn:
@@ -767,6 +797,10 @@ class Rule(_Spec):
             conds.append(f"match={self.match.pattern!r}")
         if self.tools is not None:
             conds.append(f"tools={list(self.tools)}")
+        if self.node is not None:
+            conds.append(f"node={self.node!r}")
+        if self.match_last is not None:
+            conds.append(f"match_last={self.match_last.pattern!r}")
         if self.when is not None:
             conds.append(f"when={getattr(self.when, '__name__', 'predicate')}")
         return f"Rule({', '.join(conds) or 'any request'})"
@@ -797,6 +831,10 @@ class Script(_Spec):
     rules: tuple[Rule, ...] = Field(default=(), description="Rules tried before the queue.")
     when_exhausted: Literal["raise", "cycle", "repeat_last"] = Field(
         default="raise", description="What a call past the last turn gets."
+    )
+    allow_races: bool = Field(
+        default=False,
+        description="Let threads decide which concurrent call gets which queued turn.",
     )
 
     _known_policies: ClassVar[tuple[str, ...]] = ("raise", "cycle", "repeat_last")
@@ -961,9 +999,15 @@ class ScriptPlayer:
         self._lock = threading.RLock()
         self._next = 0
         self._rule_uses = [0] * len(script.rules)
+        # Queued takes whose order threads decided: (call index, turn index, thread).
+        self._raced: list[tuple[int, int, str]] = []
 
-    def take(self, call: Call) -> Turn:
-        """The turn that answers ``call``; raises :class:`Exhausted` if none."""
+    def take(self, call: Call, *, ordered: bool = False) -> Turn:
+        """The turn that answers ``call``; raises :class:`Exhausted` if none.
+
+        ``ordered`` says the caller already put this take in a deterministic
+        order (a ``batch`` input's first take); see :mod:`fakellm._order`.
+        """
         with self._lock:
             for i, rule in enumerate(self.script.rules):
                 if rule.times is not None and self._rule_uses[i] >= rule.times:
@@ -973,16 +1017,33 @@ class ScriptPlayer:
                     return rule.answer(call)
             turns = self.script.turns
             k = self._next
+            if not turns or (k >= len(turns) and self.script.when_exhausted == "raise"):
+                raise Exhausted
+            self._next += 1
+            where = _order.origin(ordered)
+            if where.by_threads and not self.script.allow_races:
+                self._raced.append((call.index, k, where.thread))
             if k < len(turns):
-                self._next += 1
                 return turns[k]
-            if turns and self.script.when_exhausted == "cycle":
-                self._next += 1
+            if self.script.when_exhausted == "cycle":
                 return turns[k % len(turns)]
-            if turns and self.script.when_exhausted == "repeat_last":
-                self._next += 1
-                return turns[-1]
-            raise Exhausted
+            return turns[-1]
+
+    def races(self) -> list[str]:
+        """Queued turns handed out in an order threads decided, one line each.
+
+        Empty unless at least two such takes happened: one call in a worker
+        thread, alone, has nothing to race with.
+        """
+        with self._lock:
+            if len(self._raced) < 2:
+                return []
+            turns = self.script.turns
+            return [
+                f"call #{index} (thread {thread!r}) got turns[{k % len(turns)}]: "
+                f"{turns[k % len(turns)].describe()}"
+                for index, k, thread in self._raced
+            ]
 
     @property
     def turns_used(self) -> int:

@@ -32,6 +32,8 @@ __all__ = [
     "RateLimitError",
     "ScriptProblem",
     "ServerError",
+    "Stalled",
+    "TimeBudgetExceeded",
     "UnexpectedCall",
     "UnknownToolError",
     "UnusedTurns",
@@ -103,6 +105,14 @@ class UnusedTurns(FakeLLMError, AssertionError):
 
 class DeadlockError(FakeLLMError, RuntimeError):
     """Under virtual time, tasks are waiting but nothing can ever wake them."""
+
+
+class TimeBudgetExceeded(DeadlockError):
+    """Virtual time would pass its budget: a livelock, or a wait longer than the test allows."""
+
+
+class Stalled(DeadlockError):
+    """Under virtual time, real work (a thread, process or socket) made no progress for too long."""
 
 
 class LeakedTasks(FakeLLMError, AssertionError):

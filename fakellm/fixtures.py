@@ -34,31 +34,46 @@ import asyncio
 import contextlib
 import inspect
 import ipaddress
+import itertools
+import math
 import socket
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
 pytest.register_assert_rewrite("fakellm.assertions")
 
 # The imports below come after the rewrite hook so that assertions is rewritten.
-from fakellm._clock import (  # noqa: E402
-    VIRTUAL_TIME_LOOP,
-    VirtualTime,
-    asyncio_loop_factories,
-    virtual_loop_factory,
-    virtual_time,
-)
-from fakellm._model import FakeChatModel, FakeLLM  # noqa: E402
-from fakellm._recorder import Recorder  # noqa: E402
-from fakellm._script import Script, as_script, load_script  # noqa: E402
+from fakellm._clock import DEFAULT_BUDGET, hold_mirror, parse_start  # noqa: E402
+from fakellm._loop import VIRTUAL_TIME_LOOP, VirtualTimeLoop, virtual_loop_factory  # noqa: E402
 from fakellm.errors import InvalidScript, NetworkBlocked  # noqa: E402
 
-__all__ = ["FakeLLMFactory", "NetworkGuard", "VirtualTime"]
+if TYPE_CHECKING:
+    from fakellm._model import FakeChatModel, FakeLLM
+    from fakellm._recorder import Recorder
+    from fakellm._scenario import VirtualTime
+    from fakellm._script import Script
+
+# LangChain, pydantic and freezegun are imported when a test first uses
+# fakellm, not when pytest loads the plugin: a suite that never touches
+# fakellm pays only for this module.
+
+
+def __getattr__(name: str) -> Any:
+    if name == "VirtualTime":
+        from fakellm._scenario import VirtualTime
+
+        return VirtualTime
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
+__all__ = ["FakeLLMFactory", "NetworkGuard", "VirtualTime", "asyncio_loop_factories"]
 
 _FIXTURES = frozenset({"fake_llm", "llm_recorder", "virtual_clock", "network_guard"})
 _NETWORK_MODES = ("fixtures", "all", "off")
@@ -112,6 +127,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type="bool",
         default=True,
     )
+    # -- virtual time (#13)
+    parser.addini(
+        "fakellm_virtual_time_budget",
+        "virtual seconds a virtual-time test may use before TimeBudgetExceeded "
+        "(default 86400, one day; 'none' for no budget)",
+        default="86400",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -122,10 +144,35 @@ def pytest_configure(config: pytest.Config) -> None:
         'asyncio(loop_factories=["virtual_time"]): run an async test on fakellm\'s '
         "virtual-time loop (scripted delays cost no wall-clock time)",
     )
+    config.stash[_budget_key] = _ini_budget(config)
     mode = _network_mode(config)
     if mode not in _NETWORK_MODES:
         msg = f"fakellm_block_network = {mode!r}: expected one of {', '.join(_NETWORK_MODES)}"
         raise pytest.UsageError(msg)
+
+
+_budget_key = pytest.StashKey["float | None"]()
+
+
+def _ini_budget(config: pytest.Config) -> float | None:
+    raw = str(config.getini("fakellm_virtual_time_budget")).strip()
+    if raw.lower() == "none":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not value > 0 or math.isinf(value):
+        msg = (
+            f"fakellm_virtual_time_budget = {raw!r}: expected a positive number of "
+            "virtual seconds, or none"
+        )
+        raise pytest.UsageError(msg)
+    return value
+
+
+def _budget(item: pytest.Item) -> float | None:
+    return item.config.stash.get(_budget_key, DEFAULT_BUDGET)
 
 
 def _flag(config: pytest.Config, name: str) -> bool:
@@ -206,7 +253,7 @@ def _read_marker(item: pytest.Item, marker: pytest.Mark, base: _Settings) -> _Se
     if kwargs.get("start") is not None:
         # Fail now, naming the marker, rather than inside virtual time later.
         try:
-            virtual_loop_factory(start=kwargs["start"])
+            parse_start(kwargs["start"])
         except (TypeError, ValueError) as exc:
             problem = str(exc)
         else:
@@ -222,6 +269,8 @@ def _misuse(msg: str) -> NoReturn:
 
 
 def _marker_script(item: pytest.Item, value: object, where: str) -> Script:
+    from fakellm._script import as_script, load_script
+
     try:
         if isinstance(value, str | Path):
             path = Path(value)
@@ -417,6 +466,11 @@ class _TestState:
                     model.assert_all_turns_used()
                 except AssertionError as exc:
                     out.append(f"UnusedTurns: {exc}")
+                if model.races:
+                    from fakellm._order import race_message
+
+                    label = f"{type(model).__name__}(model_name={model.model_name!r})"
+                    out.append(f"Race: {race_message(label, model.races)}")
         if self.guard is not None and self.guard.blocked:
             lines = "\n".join(f"  - {b}" for b in self.guard.blocked)
             out.append(
@@ -443,8 +497,16 @@ def _fakellm(request: pytest.FixtureRequest) -> Iterator[_TestState]:
     with contextlib.ExitStack() as undo:
         if state.settings.block_network:
             state.guard = undo.enter_context(NetworkGuard())
+        if _wants_virtual_time(item, state):
+            # Import what fakellm builds before freezegun patches datetime:
+            # classes defined while it is started would derive from its fakes.
+            _import_models()
+            # One freezegun start per test: every scope inside it is cheap.
+            undo.enter_context(hold_mirror())
         if state.settings.virtual_time and not _is_async(item):
-            undo.enter_context(virtual_time(start=state.settings.start))
+            from fakellm._scenario import virtual_time
+
+            undo.enter_context(virtual_time(start=state.settings.start, budget=_budget(item)))
         elif state.settings.start is not None and not _wants_virtual_time(item, state):
             _misuse(
                 f"@pytest.mark.fakellm on {item.nodeid}: start= sets the instant virtual "
@@ -458,6 +520,11 @@ def _fakellm(request: pytest.FixtureRequest) -> Iterator[_TestState]:
         found = state.findings()
         if found:
             pytest.fail("fakellm teardown checks failed:\n\n" + "\n\n".join(found), pytrace=False)
+
+
+def _import_models() -> None:
+    import fakellm._model
+    import fakellm._recorder  # noqa: F401
 
 
 def _is_async(item: pytest.Item) -> bool:
@@ -491,6 +558,124 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+# Loops the plugin's factories made (with a serial number), so a test's
+# leaked tasks can be found on the loop made for it.
+_made_loops: weakref.WeakKeyDictionary[VirtualTimeLoop, int] = weakref.WeakKeyDictionary()
+_loop_serial = itertools.count()
+_first_loop_key = pytest.StashKey[int]()
+_factories: dict[object, Callable[[], VirtualTimeLoop]] = {}
+
+
+def _virtual_factory(
+    start: datetime | str | None, budget: float | None = DEFAULT_BUDGET
+) -> Callable[[], VirtualTimeLoop]:
+    """One factory object per start instant and budget.
+
+    pytest-asyncio caches a scoped loop by its factory parameter, so a new
+    factory per test would give every test a fresh loop whatever its
+    ``loop_scope``; the same object lets ``loop_scope="module"`` share one.
+    """
+    key = (parse_start(start), budget)
+    factory = _factories.get(key)
+    if factory is None:
+        make = virtual_loop_factory(start=key[0], budget=budget)
+
+        def factory() -> VirtualTimeLoop:
+            loop = make()
+            _made_loops[loop] = next(_loop_serial)
+            return loop
+
+        factory.__qualname__ = factory.__name__ = "virtual_time_loop"
+        _factories[key] = factory
+    return factory
+
+
+def _loop_scope(item: pytest.Item) -> str:
+    marker = item.get_closest_marker("asyncio")
+    scope = marker.kwargs.get("loop_scope") if marker is not None else None
+    if scope is None:
+        scope = item.config.getini("asyncio_default_test_loop_scope") or "function"
+    return str(scope)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Note which loops are new from here on: a function-scoped loop is made in setup."""
+    # Peek at the counter without consuming a number another loop would get.
+    global _loop_serial
+    current = next(_loop_serial)
+    _loop_serial = itertools.count(current)
+    item.stash[_first_loop_key] = current
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
+    """Fail a function-scoped virtual-time test that leaves tasks or timers pending.
+
+    The same rule as ``run_scenario``: when the test's own coroutine is done,
+    any other task still pending is a leak, named with where it waits.
+    """
+    result = yield
+    first = pyfuncitem.stash.get(_first_loop_key, None)
+    if first is None or _loop_scope(pyfuncitem) != "function":
+        return result
+    for loop, serial in list(_made_loops.items()):
+        if serial < first or loop.is_closed() or loop.is_running():
+            continue
+        leaked = sorted(
+            (t for t in asyncio.all_tasks(loop) if not t.done()), key=lambda t: t.get_name()
+        )
+        timers = loop.describe_pending_timers()
+        del _made_loops[loop]
+        if leaked:
+            from fakellm._scenario import leaked_tasks_message
+
+            msg = leaked_tasks_message(leaked, loop.time(), "the test", "the test")
+            _misuse(f"LeakedTasks: {msg}")
+        if timers:
+            lines = "\n".join(f"  - {t}" for t in timers)
+            msg = (
+                f"the test finished at virtual time {loop.time():g} s but left "
+                f"{len(timers)} timer(s) pending:\n{lines}\n"
+                "Cancel every call_later/call_at handle you schedule before the test ends."
+            )
+            _misuse(f"LeakedTasks: {msg}")
+    return result
+
+
+def _default_loop() -> asyncio.AbstractEventLoop:
+    # What pytest-asyncio builds when no factory is given, so tests that do not
+    # opt in keep their loop.
+    return asyncio.new_event_loop()
+
+
+def asyncio_loop_factories(
+    item: Any, *, start: datetime | str | None = None, budget: float | None = DEFAULT_BUDGET
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The answer for pytest-asyncio's ``pytest_asyncio_loop_factories`` hook.
+
+    That hook must answer for every async test, and every name it returns
+    parametrizes the tests that do not pick one. So a test gets the default
+    loop alone (one hidden parameter: ids unchanged) unless its marker asks
+    for ``loop_factories=["virtual_time"]``. The plugin answers the hook
+    itself; a conftest that answers it too can delegate here::
+
+        def pytest_asyncio_loop_factories(config, item):
+            return fakellm.fixtures.asyncio_loop_factories(item)
+
+    Args:
+        item: the test item (only its ``asyncio`` marker is read).
+        start: the instant the virtual-time loop starts at (default 2024-01-01).
+        budget: virtual seconds the loop may run (default one day; None: none).
+    """
+    factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": _default_loop}
+    marker = item.get_closest_marker("asyncio")
+    wanted = marker.kwargs.get("loop_factories") if marker is not None else None
+    if wanted and not isinstance(wanted, str) and VIRTUAL_TIME_LOOP in wanted:
+        factories[VIRTUAL_TIME_LOOP] = _virtual_factory(start, budget)
+    return factories
+
+
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
@@ -508,8 +693,8 @@ def pytest_asyncio_loop_factories(
         # instead of a collection error taking the whole module down.
         settings = _Settings()
     if settings.virtual_time:
-        return {VIRTUAL_TIME_LOOP: virtual_loop_factory(start=settings.start)}
-    factories = asyncio_loop_factories(item, start=settings.start)
+        return {VIRTUAL_TIME_LOOP: _virtual_factory(settings.start, _budget(item))}
+    factories = asyncio_loop_factories(item, start=settings.start, budget=_budget(item))
     if VIRTUAL_TIME_LOOP in factories:
         return factories
     if len(item.ihook.pytest_asyncio_loop_factories.get_hookimpls()) > 1:
@@ -544,12 +729,16 @@ class FakeLLMFactory:
 
     def __call__(self, script: Any = None, /, **settings: Any) -> FakeChatModel:
         """A :class:`~fakellm.FakeChatModel` playing ``script``."""
+        from fakellm._model import FakeChatModel
+
         model = FakeChatModel(**self._settings(script, settings))
         self._state.models.append(model)
         return model
 
     def completion(self, script: Any = None, /, **settings: Any) -> FakeLLM:
         """A :class:`~fakellm.FakeLLM` (completion-style) playing ``script``."""
+        from fakellm._model import FakeLLM
+
         model = FakeLLM(**self._settings(script, settings))
         self._state.models.append(model)
         return model
@@ -561,6 +750,8 @@ class FakeLLMFactory:
                 raise TypeError(msg)
             script = settings.pop("script")
         if script is None:
+            from fakellm._script import Script
+
             script = self._state.settings.script or Script()
         settings.setdefault("allow_unused", self._state.settings.allow_unused)
         return {"script": script, **settings}
@@ -575,6 +766,8 @@ def fake_llm(_fakellm: _TestState) -> FakeLLMFactory:
 @pytest.fixture
 def llm_recorder(_fakellm: _TestState) -> Recorder:
     """A fresh :class:`~fakellm.Recorder`; a failing test's report shows its timeline."""
+    from fakellm._recorder import Recorder
+
     recorder = Recorder()
     _fakellm.recorders.append(recorder)
     return recorder
@@ -596,7 +789,7 @@ def network_guard(_fakellm: _TestState) -> NetworkGuard:
 def virtual_clock(request: pytest.FixtureRequest, _fakellm: _TestState) -> Iterator[VirtualTime]:
     """Virtual time for a sync test: scripted delays and ``time.sleep``-free waits cost nothing.
 
-    Yields the :class:`~fakellm._clock.VirtualTime` scope (``.elapsed``, ``.now()``).
+    Yields the :class:`~fakellm._scenario.VirtualTime` scope (``.elapsed``, ``.now()``).
     """
     if _is_async(request.node):
         msg = (
@@ -612,7 +805,9 @@ def virtual_clock(request: pytest.FixtureRequest, _fakellm: _TestState) -> Itera
             "time; use one"
         )
         _misuse(msg)
-    with virtual_time(start=_fakellm.settings.start) as scope:
+    from fakellm._scenario import virtual_time
+
+    with virtual_time(start=_fakellm.settings.start, budget=_budget(request.node)) as scope:
         yield scope
 
 

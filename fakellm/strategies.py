@@ -54,7 +54,7 @@ from hypothesis.strategies import SearchStrategy
 from hypothesis.vendor.pretty import pretty
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from fakellm import _clock
+from fakellm import _clock, _scenario
 from fakellm import errors as _errors
 from fakellm._events import EventLog, Run
 from fakellm._model import FakeChatModel
@@ -1394,12 +1394,9 @@ def _run_perturbed(
     """:func:`fakellm.run_scenario` on a :class:`_PerturbedLoop`."""
     loop = _PerturbedLoop(dict(holds), freeze=freeze)
     names = [f"call{i}" for i in range(len(runnables))]
-    token = _clock._sync_sleeper.set(loop.clock.advance)
     try:
-        with asyncio.Runner(loop_factory=lambda: loop) as runner:
-            _, elapsed = runner.run(_clock._scenario_main(runnables, names))
+        _, elapsed = _scenario.run_tasks(loop, runnables, names, freeze=freeze)
     finally:
-        _clock._sync_sleeper.reset(token)
         # Described at the end: a task gets its name after its first call_soon.
         held_out.extend(
             f"  call_soon #{step}: {_describe_callback(cb)} held for {hold} iteration(s)"

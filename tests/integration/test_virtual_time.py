@@ -244,3 +244,115 @@ def test_wait_for_around_a_slow_first_token_times_out_at_one_second():
     result = run_scenario(main)
     assert result.results == ((1.0, at(1)),)
     assert result.elapsed == 1.0
+
+
+SCOPES = """
+import asyncio
+
+import pytest
+
+LOOPS = []
+
+
+@pytest.mark.asyncio(loop_scope="module", loop_factories=["virtual_time"])
+async def test_first():
+    LOOPS.append(asyncio.get_running_loop())
+    await asyncio.sleep(5)
+
+
+@pytest.mark.asyncio(loop_scope="module", loop_factories=["virtual_time"])
+async def test_second_shares_the_loop_and_its_clock():
+    assert asyncio.get_running_loop() is LOOPS[0]
+    assert asyncio.get_running_loop().time() == 5.0
+
+
+@pytest.mark.asyncio(loop_factories=["virtual_time"])
+async def test_leaks_a_task():
+    async def forgotten():
+        await asyncio.sleep(30)
+
+    asyncio.create_task(forgotten(), name="forgotten")
+    await asyncio.sleep(1)
+
+
+@pytest.mark.asyncio(loop_factories=["virtual_time"])
+async def test_leaks_a_timer():
+    asyncio.get_running_loop().call_later(7, print)
+"""
+
+
+def test_loop_scope_is_honoured_and_leaks_fail_the_test(pytester: pytest.Pytester):
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(test_scopes=SCOPES)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "LeakedTasks: the test finished at virtual time 1 s but left 1 task(s) pending:",
+            "  - 'forgotten' at */test_scopes.py:23 in forgotten(): await asyncio.sleep(30)",
+            "Await every task you create (or cancel it) before the test ends.",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "LeakedTasks: the test finished at virtual time 0 s but left 1 timer(s) pending:",
+            "  - a timer due at 7 s, scheduled by task 'Task-*'",
+            "Cancel every call_later/call_at handle you schedule before the test ends.",
+        ]
+    )
+
+
+BUDGETS = """
+import asyncio
+import time
+
+import pytest
+
+
+def test_sync_over_budget(virtual_clock):
+    time.sleep(20)
+
+
+@pytest.mark.asyncio(loop_factories=["virtual_time"])
+async def test_async_over_budget():
+    await asyncio.sleep(20)
+
+
+def test_within_budget(virtual_clock):
+    time.sleep(10)
+    assert virtual_clock.elapsed == 10.0
+"""
+
+
+def test_the_ini_budget_applies_to_every_virtual_time_test(pytester: pytest.Pytester):
+    pytester.makeini(
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+        "fakellm_virtual_time_budget = 10\n"
+    )
+    pytester.makepyfile(test_budgets=BUDGETS)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*TimeBudgetExceeded: virtual time 0 s: a sleep of 20 s would end at 20 s, past "
+            "this scope's budget of 10 virtual seconds.*"
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*TimeBudgetExceeded: virtual time 0 s: the next timer is due at 20 s, past this "
+            "scope's budget of 10 virtual seconds.*"
+        ]
+    )
+
+
+def test_a_bad_ini_budget_is_a_usage_error(pytester: pytest.Pytester):
+    pytester.makeini("[pytest]\nfakellm_virtual_time_budget = soon\n")
+    pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.stderr.fnmatch_lines(
+        [
+            "*fakellm_virtual_time_budget = 'soon': expected a positive number of virtual "
+            "seconds, or none"
+        ]
+    )

@@ -139,7 +139,7 @@ class TestLoop:
             await asyncio.sleep(48 * 3600)
             return now_loop()
 
-        result, loop = run_on_virtual_loop(main)
+        result, loop = run_on_virtual_loop(main, budget=3 * 86_400)
         assert result == 5 + 48 * 3600
         assert loop.is_closed()
 
@@ -269,7 +269,7 @@ class TestLoop:
         assert run_scenario(main).results == ((b"hi", 5.0),)
 
     def test_bad_loop_arguments(self):
-        with pytest.raises(TypeError, match=r"start=.* and clock=.*give one"):
+        with pytest.raises(TypeError, match=r"start=.*, budget=.* and clock=.*give one"):
             VirtualTimeLoop(start=START, clock=VirtualClock())
         with pytest.raises(TypeError, match=r"clock=3: expected a VirtualClock"):
             VirtualTimeLoop(clock=3)  # type: ignore[arg-type]
@@ -747,4 +747,4 @@ class TestVirtualTimeSync:
 
     def test_outside_any_scope_sleep_is_real(self):
         assert _clock._sync_sleeper.get() is time.sleep
-        assert _clock._running_virtual_loop() is None
+        assert _clock.current_clock() is None

@@ -816,8 +816,8 @@ def test_usage_detail_rejects_bool() -> None:
             "input_tokens, output_tokens, total_tokens, input_token_details, output_token_details",
         ),
         (Repeat, "repeat"),
-        (Rule, "respond, responder, match, when, tools, times, name"),
-        (Script, "turns, rules, when_exhausted"),
+        (Rule, "respond, responder, match, when, tools, node, match_last, times, name"),
+        (Script, "turns, rules, when_exhausted, allow_races"),
     ],
 )
 def test_unknown_key(cls, accepted) -> None:

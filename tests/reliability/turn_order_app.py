@@ -1,0 +1,124 @@
+"""Concurrent calls on one model whose turn assignment used to depend on threads.
+
+Run as ``python -m tests.reliability.turn_order_app`` it prints one JSON line;
+every fresh process, under every hash seed, must print the same one.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+from typing import Annotated, Any, TypedDict
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.runnables import RunnableLambda, RunnableParallel
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Send
+
+from fakellm import FakeChatModel, Rule, Script, Turn, run_scenario
+
+FLOWERS = ("rose", "lily", "tulip", "daisy")
+
+
+def batch() -> list[str]:
+    """Sync ``batch``: LangChain's thread pool, queued turns, no rules."""
+    model = FakeChatModel(script=[f"answer {i}" for i in range(4)])
+    return [m.text for m in model.batch([f"question {i}" for i in range(4)])]
+
+
+class _Fan(TypedDict):
+    answers: Annotated[list[str], operator.add]
+
+
+def send_fan_out() -> list[str]:
+    """A LangGraph map step (``Send``) over one model, routed by rules."""
+    model = FakeChatModel(
+        script=Script(rules=[Rule(match=name, respond=f"{name} is lovely") for name in FLOWERS])
+    )
+
+    def describe(state: dict[str, str]) -> dict[str, list[str]]:
+        return {"answers": [model.invoke(f"describe the {state['flower']}").text]}
+
+    graph = StateGraph(_Fan)
+    graph.add_node("describe", describe)
+    graph.add_conditional_edges(
+        START, lambda _: [Send("describe", {"flower": f}) for f in FLOWERS], ["describe"]
+    )
+    graph.add_edge("describe", END)
+    return list(graph.compile().invoke({"answers": []})["answers"])
+
+
+def parallel_nodes() -> list[str]:
+    """Two LangGraph nodes in one step, routed by ``Rule(node=...)``."""
+    model = FakeChatModel(
+        script=Script(
+            rules=[
+                Rule(node="summarize", respond="a summary"),
+                Rule(node="translate", respond="une traduction"),
+            ]
+        )
+    )
+
+    def node(name: str) -> Any:
+        return lambda _: {"answers": [f"{name}: {model.invoke('the text').text}"]}
+
+    graph = StateGraph(_Fan)
+    graph.add_node("summarize", node("summarize"))
+    graph.add_node("translate", node("translate"))
+    graph.add_edge(START, "summarize")
+    graph.add_edge(START, "translate")
+    graph.add_edge("summarize", END)
+    graph.add_edge("translate", END)
+    return sorted(graph.compile().invoke({"answers": []})["answers"])
+
+
+def runnable_parallel() -> dict[str, str]:
+    """``RunnableParallel.invoke`` over one model, routed by the last message."""
+    model = FakeChatModel(
+        script=Script(
+            rules=[
+                Rule(match_last="^first", respond="one"),
+                Rule(match_last="^second", respond="two"),
+            ]
+        )
+    )
+    fan = RunnableParallel(
+        a=RunnableLambda(lambda _: "first") | model,
+        b=RunnableLambda(lambda _: "second") | model,
+    )
+    return {k: v.text for k, v in fan.invoke(None).items()}
+
+
+class _PlainHandler(BaseCallbackHandler):
+    """A user's sync handler: LangChain runs it on its executor in async code."""
+
+    def on_chat_model_start(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def abatch_with_a_sync_handler() -> list[str]:
+    """``abatch`` on the virtual loop with a handler that hops to the executor."""
+    model = FakeChatModel(script=[Turn(f"answer {i}", first_token_delay=0.1) for i in range(4)])
+
+    async def main() -> list[str]:
+        replies = await model.abatch(
+            [f"question {i}" for i in range(4)], config={"callbacks": [_PlainHandler()]}
+        )
+        return [r.text for r in replies]
+
+    result: list[str] = run_scenario(main).results[0]
+    return result
+
+
+def outcome() -> dict[str, Any]:
+    return {
+        "batch": batch(),
+        "send": send_fan_out(),
+        "nodes": parallel_nodes(),
+        "parallel": runnable_parallel(),
+        "abatch": abatch_with_a_sync_handler(),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(outcome(), sort_keys=True))
