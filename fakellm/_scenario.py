@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
+from fakellm import _events
 from fakellm._clock import (
     DEFAULT_BUDGET,
     US,
@@ -26,7 +27,6 @@ from fakellm._clock import (
     parse_budget,
     parse_start,
 )
-from fakellm import _events
 from fakellm._loop import VirtualTimeLoop, describe_task
 from fakellm.errors import LeakedTasks
 
