@@ -42,7 +42,7 @@ from langchain_core.utils.function_calling import convert_to_json_schema, conver
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
-from fakellm import _clock, _tokens
+from fakellm import _clock, _tokens, errors
 from fakellm._script import Call, Exhausted, Piece, Script, ScriptPlayer, Turn, _clip, as_script
 from fakellm.errors import UnexpectedCall, UnknownToolError, UnusedTurns
 
@@ -190,6 +190,12 @@ class _Scripted:
 
     def _label(self) -> str:
         return f"{type(self).__name__}(model_name={self.model_name!r})"
+
+    def _error(self, plan: _Plan) -> BaseException:
+        """The turn's error, as this model's provider (when it names an SDK) raises it."""
+        err = plan.turn.make_error()
+        assert err is not None  # only called where the plan places an error
+        return errors.flavoured(err, self.provider)
 
     def _take(self, draft: Call) -> tuple[Call, Turn]:
         """Record ``draft`` and return it (indexed) with the turn that answers it.
@@ -343,7 +349,11 @@ class FakeChatModel(_Scripted, BaseChatModel):
         default="fake-chat-model", alias="model", description="Reported model name."
     )
     provider: str = Field(
-        default="fakellm", description="Reported as ls_provider and model_provider."
+        default="fakellm",
+        description=(
+            "Reported as ls_provider and model_provider. 'openai' or 'anthropic' also "
+            "makes scripted provider errors instances of that SDK's exceptions."
+        ),
     )
     temperature: float | None = Field(
         default=None, description="Recorded; does not change the script."
@@ -612,7 +622,7 @@ class FakeChatModel(_Scripted, BaseChatModel):
         plan = self._begin(messages, stop, run_manager, kwargs, streaming=False)
         if plan.error_at is not None:
             _clock.sleep(plan.wait_before(plan.error_at))
-            raise plan.turn.make_error()  # type: ignore[misc]
+            raise self._error(plan)
         _clock.sleep(plan.wait_before(len(plan.pieces)))
         return self._result(plan)
 
@@ -626,7 +636,7 @@ class FakeChatModel(_Scripted, BaseChatModel):
         plan = self._begin(messages, stop, run_manager, kwargs, streaming=False)
         if plan.error_at is not None:
             await _clock.asleep(plan.wait_before(plan.error_at))
-            raise plan.turn.make_error()  # type: ignore[misc]
+            raise self._error(plan)
         await _clock.asleep(plan.wait_before(len(plan.pieces)))
         return self._result(plan)
 
@@ -646,10 +656,10 @@ class FakeChatModel(_Scripted, BaseChatModel):
             if wait:
                 sleep(wait)
             if k == error_at:
-                raise plan.turn.make_error()  # type: ignore[misc]
+                raise self._error(plan)
             yield chunk
         if error_at is not None:
-            raise plan.turn.make_error()  # type: ignore[misc]
+            raise self._error(plan)
 
     async def _astream(
         self,
@@ -667,10 +677,10 @@ class FakeChatModel(_Scripted, BaseChatModel):
             if wait:
                 await asleep(wait)
             if k == error_at:
-                raise plan.turn.make_error()  # type: ignore[misc]
+                raise self._error(plan)
             yield chunk
         if error_at is not None:
-            raise plan.turn.make_error()  # type: ignore[misc]
+            raise self._error(plan)
 
     # -- building LangChain objects ----------------------------------------------------------------
 
@@ -842,7 +852,13 @@ class FakeLLM(_Scripted, BaseLLM):
         default_factory=Script, description="What the model answers, call by call."
     )
     model_name: str = Field(default="fake-llm", alias="model", description="Reported model name.")
-    provider: str = Field(default="fakellm", description="Reported as ls_provider.")
+    provider: str = Field(
+        default="fakellm",
+        description=(
+            "Reported as ls_provider. 'openai' or 'anthropic' also makes scripted "
+            "provider errors instances of that SDK's exceptions."
+        ),
+    )
     temperature: float | None = Field(
         default=None, description="Recorded; does not change the script."
     )
@@ -953,7 +969,7 @@ class FakeLLM(_Scripted, BaseLLM):
                 continue
             if plan.error_at is not None:
                 _clock.sleep(plan.wait_before(plan.error_at))
-                raise plan.turn.make_error()  # type: ignore[misc]
+                raise self._error(plan)
             _clock.sleep(plan.wait_before(len(plan.pieces)))
             generations.append([self._generation(plan)])
         return LLMResult(generations=generations, llm_output=self._llm_output(plans))
@@ -977,7 +993,7 @@ class FakeLLM(_Scripted, BaseLLM):
                 continue
             if plan.error_at is not None:
                 await _clock.asleep(plan.wait_before(plan.error_at))
-                raise plan.turn.make_error()  # type: ignore[misc]
+                raise self._error(plan)
             await _clock.asleep(plan.wait_before(len(plan.pieces)))
             generations.append([self._generation(plan)])
         return LLMResult(generations=generations, llm_output=self._llm_output(plans))
@@ -992,12 +1008,12 @@ class FakeLLM(_Scripted, BaseLLM):
         for k, (chunk, wait) in enumerate(zip(chunks, plan.delays, strict=False)):
             _clock.sleep(wait)
             if k == plan.error_at:
-                raise plan.turn.make_error()  # type: ignore[misc]
+                raise self._error(plan)
             if run_manager is not None:
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
         if plan.error_at is not None:
-            raise plan.turn.make_error()  # type: ignore[misc]
+            raise self._error(plan)
 
     async def _aplay(
         self, plan: _Plan, run_manager: AsyncCallbackManagerForLLMRun | None
@@ -1008,12 +1024,12 @@ class FakeLLM(_Scripted, BaseLLM):
         for k, (chunk, wait) in enumerate(zip(chunks, plan.delays, strict=False)):
             await _clock.asleep(wait)
             if k == plan.error_at:
-                raise plan.turn.make_error()  # type: ignore[misc]
+                raise self._error(plan)
             if run_manager is not None:
                 await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
         if plan.error_at is not None:
-            raise plan.turn.make_error()  # type: ignore[misc]
+            raise self._error(plan)
 
     def _stream(
         self,

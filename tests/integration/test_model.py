@@ -515,7 +515,7 @@ async def test_errors_on_the_async_and_invoke_paths() -> None:
         async for chunk in model.astream("x"):
             got.append(chunk.text)
     assert got == ["a "]
-    with pytest.raises(TimeoutError):
+    with pytest.raises(errors.APITimeoutError):
         await model.ainvoke("x")
 
 

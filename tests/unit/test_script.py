@@ -43,7 +43,8 @@ TURN_KEYS = (
 POSITIONS = "0 (before the first chunk), a chunk count up to the number of chunks, or 'end'"
 KNOWN_ERRORS = (
     "APIConnectionError, APITimeoutError, AuthenticationError, BadRequestError, "
-    "ContentFilterError, ProviderError, RateLimitError, ServerError"
+    "ContentFilterError, ContextOverflowError, NotFoundError, PermissionDeniedError, "
+    "ProviderError, RateLimitError, ServerError"
 )
 DELAY_MSG = (
     "delay must be a number of seconds >= 0, a list of them (one per chunk after "
