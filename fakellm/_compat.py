@@ -9,3 +9,101 @@ pinned by a test in ``tests/unit/test_compat.py`` that fails with the name.
 from __future__ import annotations
 
 __all__: list[str] = []
+
+
+# --- issue #12: langchain-core model internals -------------------------------------------
+# langchain-core hands BaseLLM._generate only the first prompt's run manager, combines
+# chat llm_outputs into {} unless a model overrides _combine_llm_outputs, and builds a
+# configured model afresh per call in RunnableConfigurableFields._prepare. The classes
+# below are the only places fakellm touches those names.
+
+import contextvars
+from collections.abc import Callable
+from typing import Any
+
+from langchain_core.runnables.configurable import RunnableConfigurableFields
+
+llm_run_managers: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+    "fakellm_llm_run_managers", default=None
+)
+"""Every prompt's run manager of the BaseLLM.generate call in progress, in prompt order."""
+
+
+class PerPromptRunManagers:
+    """Mixin for a ``BaseLLM``: parks every prompt's run manager in :data:`llm_run_managers`.
+
+    Core passes ``_generate`` only ``run_managers[0]``, so without this every prompt of a
+    multi-prompt ``generate`` would be recorded under the first prompt's run.
+    """
+
+    def _generate_helper(
+        self,
+        prompts: list[str],
+        stop: list[str] | None,
+        run_managers: list[Any],
+        *,
+        new_arg_supported: bool,
+        **kwargs: Any,
+    ) -> Any:
+        token = llm_run_managers.set(run_managers)
+        try:
+            return super()._generate_helper(  # type: ignore[misc]
+                prompts, stop, run_managers, new_arg_supported=new_arg_supported, **kwargs
+            )
+        finally:
+            llm_run_managers.reset(token)
+
+    async def _agenerate_helper(
+        self,
+        prompts: list[str],
+        stop: list[str] | None,
+        run_managers: list[Any],
+        *,
+        new_arg_supported: bool,
+        **kwargs: Any,
+    ) -> Any:
+        token = llm_run_managers.set(run_managers)
+        try:
+            return await super()._agenerate_helper(  # type: ignore[misc]
+                prompts, stop, run_managers, new_arg_supported=new_arg_supported, **kwargs
+            )
+        finally:
+            llm_run_managers.reset(token)
+
+
+class CombinedLLMOutputs:
+    """Mixin for a ``BaseChatModel``: ``generate``'s ``llm_output`` as chat providers give it.
+
+    The model's own ``_summed_llm_output`` does the work; core only calls
+    ``_combine_llm_outputs``.
+    """
+
+    _summed_llm_output: Callable[[list[dict[str, Any] | None]], dict[str, Any]]
+
+    def _combine_llm_outputs(self, llm_outputs: list[dict[str, Any] | None]) -> dict[str, Any]:
+        return self._summed_llm_output(llm_outputs)
+
+
+class SharedConfigurableFields(RunnableConfigurableFields):  # type: ignore[type-arg]
+    """``configurable_fields`` whose per-call copies report back to the default model.
+
+    Core builds a new model per configured call; the default's ``_adopt_configured``
+    hook makes that copy play the default's script position and record into its
+    call log, so turns are consumed and calls recorded once per call.
+    """
+
+    def _prepare(self, config: Any = None) -> tuple[Any, Any]:
+        runnable, config = super()._prepare(config)
+        if runnable is not self.default:
+            adopt = getattr(self.default, "_adopt_configured", None)
+            if adopt is not None:
+                adopt(runnable)
+        return runnable, config
+
+
+__all__ += [
+    "CombinedLLMOutputs",
+    "PerPromptRunManagers",
+    "SharedConfigurableFields",
+    "llm_run_managers",
+]

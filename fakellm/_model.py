@@ -10,6 +10,9 @@ where the script's delays say.
 from __future__ import annotations
 
 import asyncio
+import copy
+import difflib
+import inspect
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -40,15 +43,24 @@ from langchain_core.runnables.config import ensure_config
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
-from fakellm import _clock, _tokens, errors
+from fakellm import _clock, _compat, _tokens, errors
 from fakellm._script import Call, Exhausted, Piece, Script, ScriptPlayer, Turn, _clip, as_script
 from fakellm.errors import UnexpectedCall, UnknownToolError, UnusedTurns
 
 __all__ = ["FakeChatModel", "FakeLLM"]
 
 _M = TypeVar("_M", bound=BaseModel)
+_T = TypeVar("_T")
 
 # Keyword arguments that Call records in their own fields, not in Call.kwargs.
 _CALL_FIELDS = frozenset(
@@ -121,6 +133,59 @@ class _Scripted:
         self._player = ScriptPlayer(self.script)
         self._calls = []
         self._lock = threading.Lock()
+
+    # -- copies: same script, own position and call log ----------------------------------
+
+    def _fresh_copy(self, deep: bool, memo: dict[int, Any] | None = None) -> Any:
+        """A copy that plays the same script from its start, with an empty call log.
+
+        ``copy.copy``, ``copy.deepcopy``, ``model_copy()`` and pickling all go
+        through here: a copy sharing the original's position would make two models
+        consume one script, and a copy of the position would replay from the middle.
+        """
+        fields = type(self).model_fields  # type: ignore[attr-defined]
+        values = {name: getattr(self, name) for name in fields}
+        if deep:
+            # The script is immutable and callbacks are shared services: both kept.
+            for name, value in values.items():
+                if name not in ("script", "callbacks"):
+                    values[name] = copy.deepcopy(value, memo)
+        return type(self).model_construct(  # type: ignore[attr-defined]
+            set(self.model_fields_set),  # type: ignore[attr-defined]
+            **values,
+        )
+
+    def __copy__(self) -> Any:
+        return self._fresh_copy(deep=False)
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Any:
+        return self._fresh_copy(deep=True, memo=memo)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        fields = type(self).model_fields  # type: ignore[attr-defined]
+        values = {name: getattr(self, name) for name in fields}
+        return (_rebuild_model, (type(self), values, set(self.model_fields_set)))  # type: ignore[attr-defined]
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Any:
+        """A copy that plays the same script from its start, with an empty call log.
+
+        ``update`` values are validated like constructor arguments (a new
+        ``script`` may be a list of turns), and an unknown name is an error.
+        """
+        if not update:
+            return self._fresh_copy(deep=deep)
+        _check_settings(type(self), update)
+        values = {name: getattr(self, name) for name in type(self).model_fields}  # type: ignore[attr-defined]
+        values.update(update)
+        new = type(self).model_validate(values)  # type: ignore[attr-defined]
+        return new
+
+    def _adopt_configured(self, configured: Any) -> None:
+        """Make a per-call configured copy play and record as this model (same script)."""
+        if isinstance(configured, _Scripted) and configured.script is self.script:
+            configured._player = self._player
+            configured._calls = self._calls
+            configured._lock = self._lock
 
     # -- public surface, in unittest.mock's vocabulary ---------------------------------
 
@@ -269,7 +334,7 @@ class _Scripted:
             delays=delays,
             error_at=error_at,
             finish_reason=finish,
-            usage=_usage(turn, input_tokens, len(pieces)),
+            usage=_usage(turn, input_tokens, pieces),
             model_name=model_name,
             tool_ids=[tc.id or f"call_{call.index}_{i}" for i, tc in enumerate(turn.tool_calls)],
         )
@@ -302,16 +367,20 @@ def _truncate_at_stop(
     return tuple(out), True
 
 
-def _usage(turn: Turn, input_tokens: int, n_chunks: int) -> UsageMetadata:
+def _usage(turn: Turn, input_tokens: int, pieces: tuple[Piece, ...]) -> UsageMetadata:
     spec = turn.usage
     i = spec.input_tokens if spec and spec.input_tokens is not None else input_tokens
-    o = spec.output_tokens if spec and spec.output_tokens is not None else n_chunks
+    o = spec.output_tokens if spec and spec.output_tokens is not None else len(pieces)
     t = spec.total_tokens if spec and spec.total_tokens is not None else i + o
     usage = UsageMetadata(input_tokens=i, output_tokens=o, total_tokens=t)
     if spec and spec.input_token_details:
         usage["input_token_details"] = dict(spec.input_token_details)  # type: ignore[typeddict-item]
     if spec and spec.output_token_details:
         usage["output_token_details"] = dict(spec.output_token_details)  # type: ignore[typeddict-item]
+    elif turn.reasoning and not (spec and spec.output_tokens is not None):
+        # Reasoning chunks count as output tokens; providers report them apart too.
+        reasoning = sum(1 for p in pieces if p.kind == "reasoning")
+        usage["output_token_details"] = {"reasoning": reasoning}
     return usage
 
 
@@ -323,11 +392,51 @@ def _message_texts(messages: Sequence[BaseMessage]) -> Iterator[str]:
             yield str(tc["args"])
 
 
+def _stop_list(stop: str | Sequence[str] | None) -> list[str] | None:
+    """Stop sequences as a list: a single string is one sequence, as providers take it."""
+    if stop is None:
+        return None
+    return [stop] if isinstance(stop, str) else list(stop)
+
+
+def _prompt_managers(prompts: list[str], first: _T) -> list[_T]:
+    """Each prompt's run manager (core hands ``_generate`` only the first one)."""
+    managers = _compat.llm_run_managers.get()
+    if managers is not None and len(managers) == len(prompts) and managers[0] is first:
+        return list(managers)
+    return [first] * len(prompts)
+
+
+def _rebuild_model(cls: type[Any], values: dict[str, Any], fields_set: set[str]) -> Any:
+    return cls.model_construct(fields_set, **values)
+
+
+def _check_settings(cls: type[Any], data: Any) -> None:
+    """Refuse an unknown setting with the list of accepted ones (and a likely fix)."""
+    if not isinstance(data, Mapping):
+        return
+    fields = cls.model_fields
+    accepted = set(fields) | {f.alias for f in fields.values() if f.alias}
+    unknown = [k for k in data if k not in accepted]
+    if not unknown:
+        return
+    key = unknown[0]
+    close = difflib.get_close_matches(str(key), sorted(accepted), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    own = [n for n in fields if n in inspect.get_annotations(cls)]
+    msg = (
+        f"{cls.__name__} got an unknown setting {key}={data[key]!r}{hint}. "
+        f"Accepted settings: {', '.join(own)}; and LangChain's "
+        f"{', '.join(n for n in fields if n not in own)}."
+    )
+    raise TypeError(msg)
+
+
 def _split_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k not in _CALL_FIELDS}
 
 
-class FakeChatModel(_Scripted, BaseChatModel):
+class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, BaseChatModel):
     """A chat model that plays a :class:`~fakellm.Script`, offline and exactly.
 
     ``FakeChatModel(script=["hello", Turn("world", delay=0.1)])`` answers two
@@ -384,6 +493,17 @@ class FakeChatModel(_Scripted, BaseChatModel):
     def _as_script(cls, value: Any) -> Script:
         return as_script(value)
 
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_settings(cls, data: Any) -> Any:
+        _check_settings(cls, data)
+        return data
+
     def model_post_init(self, context: Any, /) -> None:
         self._setup()
         fixed = [*self.script.turns, *(r.respond for r in self.script.rules if r.respond)]
@@ -399,6 +519,34 @@ class FakeChatModel(_Scripted, BaseChatModel):
     ) -> int:
         """Token count of the messages' text and tool calls: the usage ``input_tokens``."""
         return _tokens.count_tokens_in(_message_texts(messages))
+
+    def _summed_llm_output(self, llm_outputs: list[dict[str, Any] | None]) -> dict[str, Any]:
+        """``generate``'s ``llm_output``: token usage summed over its prompts, as
+        chat providers report it."""
+        usage: dict[str, int] = {}
+        model_name = self.model_name
+        for i, out in enumerate(o for o in llm_outputs if o):
+            for key, count in out.get("token_usage", {}).items():
+                usage[key] = usage.get(key, 0) + count
+            if i == 0:
+                model_name = out.get("model_name", model_name)
+        return {"token_usage": usage, "model_name": model_name}
+
+    def configurable_fields(self, **kwargs: Any) -> Any:
+        """As LangChain's, but each configured call plays and records as this model.
+
+        LangChain builds a new model for every configured call; fakellm's copy
+        would start the script afresh. Here it takes this model's next turn and
+        shows up in this model's :attr:`calls`.
+        """
+        for key in kwargs:
+            if key not in type(self).model_fields:
+                msg = (
+                    f"configurable_fields got {key!r}, which is not a setting of "
+                    f"{type(self).__name__}; accepted: {', '.join(type(self).model_fields)}"
+                )
+                raise ValueError(msg)
+        return _compat.SharedConfigurableFields(default=self, fields=kwargs)
 
     # -- tools and structured output ---------------------------------------------------------
 
@@ -587,7 +735,7 @@ class FakeChatModel(_Scripted, BaseChatModel):
         streaming: bool,
     ) -> _Plan:
         info = _run_info(run_manager) or _pending_run.get() or _RunInfo(None, (), {})
-        stop = stop if stop is not None else self.stop
+        stop = _stop_list(stop if stop is not None else self.stop)
         override = kwargs.get("model")
         draft = Call(
             index=-1,
@@ -784,15 +932,11 @@ class FakeChatModel(_Scripted, BaseChatModel):
                 content.append({"type": "text", "text": text, "index": _text_index(turn)})
         else:
             content = "".join(p.text for p in pieces if p.kind == "text")
-        emitted = {p.index for p in pieces if p.kind == "tool"}
-        tool_calls = [
-            {"type": "tool_call", "name": tc.name, "args": dict(tc.args), "id": plan.tool_ids[i]}
-            for i, tc in enumerate(turn.tool_calls)
-            if i in emitted
-        ]
+        tool_calls, invalid_tool_calls = _tool_calls(plan)
         message = AIMessage(
             content=content,
             tool_calls=tool_calls,
+            invalid_tool_calls=invalid_tool_calls,
             usage_metadata=plan.usage,
             response_metadata=self._final_metadata(plan),
         )
@@ -827,6 +971,49 @@ def _clone(obj: _M) -> _M:
     return new
 
 
+def _tool_calls(plan: _Plan) -> tuple[list[Any], list[Any]]:
+    """The tool calls (and invalid ones) a stream of ``plan``'s chunks adds up to.
+
+    A call whose argument fragments were all emitted is the scripted call; one cut
+    short (by ``max_tokens``) is parsed from its fragments by langchain-core's own
+    chunk parser, exactly as a streamed reply is, so invoke and stream agree.
+    """
+    fragments: dict[int, list[str]] = {}
+    for p in plan.pieces:
+        if p.kind == "tool":
+            fragments.setdefault(p.index, []).append(p.text)
+    calls: list[Any] = []
+    invalid: list[Any] = []
+    for i, parts in fragments.items():
+        tc = plan.turn.tool_calls[i]
+        raw = "".join(parts)
+        if raw == tc.args_json:
+            calls.append(
+                {
+                    "type": "tool_call",
+                    "name": tc.name,
+                    "args": dict(tc.args),
+                    "id": plan.tool_ids[i],
+                }
+            )
+            continue
+        chunk = AIMessageChunk(
+            content="",
+            tool_call_chunks=[
+                {
+                    "type": "tool_call_chunk",
+                    "name": tc.name,
+                    "args": raw,
+                    "id": plan.tool_ids[i],
+                    "index": i,
+                }
+            ],
+        )
+        calls.extend(chunk.tool_calls)
+        invalid.extend(chunk.invalid_tool_calls)
+    return calls, invalid
+
+
 def _text_index(turn: Turn) -> int:
     return 1 if turn.reasoning else 0
 
@@ -835,7 +1022,7 @@ def _block_index(turn: Turn, piece: Piece) -> int:
     return piece.index + (1 if turn.reasoning else 0)
 
 
-class FakeLLM(_Scripted, BaseLLM):
+class FakeLLM(_Scripted, _compat.PerPromptRunManagers, BaseLLM):
     """A completion-style LLM (``BaseLLM``) that plays a Script, for code like
     ``await llm.agenerate(["..."])``. One turn answers one prompt.
 
@@ -887,6 +1074,17 @@ class FakeLLM(_Scripted, BaseLLM):
     def _as_script(cls, value: Any) -> Script:
         return as_script(value)
 
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_settings(cls, data: Any) -> Any:
+        _check_settings(cls, data)
+        return data
+
     def model_post_init(self, context: Any, /) -> None:
         self._setup()
 
@@ -904,7 +1102,7 @@ class FakeLLM(_Scripted, BaseLLM):
         streaming: bool,
     ) -> _Plan:
         info = _run_info(run_manager) or _RunInfo(None, (), {})
-        stop = stop if stop is not None else self.stop
+        stop = _stop_list(stop if stop is not None else self.stop)
         override = kwargs.get("model")
         draft = Call(
             index=-1,
@@ -959,11 +1157,11 @@ class FakeLLM(_Scripted, BaseLLM):
     ) -> LLMResult:
         plans = []
         generations = []
-        for prompt in prompts:
-            plan = self._begin(prompt, stop, run_manager, kwargs, streaming=self.streaming)
+        for prompt, manager in zip(prompts, _prompt_managers(prompts, run_manager), strict=True):
+            plan = self._begin(prompt, stop, manager, kwargs, streaming=self.streaming)
             plans.append(plan)
             if self.streaming:
-                for _ in self._play(plan, run_manager):
+                for _ in self._play(plan, manager):
                     pass
                 generations.append([self._generation(plan)])
                 continue
@@ -983,11 +1181,11 @@ class FakeLLM(_Scripted, BaseLLM):
     ) -> LLMResult:
         plans = []
         generations = []
-        for prompt in prompts:
-            plan = self._begin(prompt, stop, run_manager, kwargs, streaming=self.streaming)
+        for prompt, manager in zip(prompts, _prompt_managers(prompts, run_manager), strict=True):
+            plan = self._begin(prompt, stop, manager, kwargs, streaming=self.streaming)
             plans.append(plan)
             if self.streaming:
-                async for _ in self._aplay(plan, run_manager):
+                async for _ in self._aplay(plan, manager):
                     pass
                 generations.append([self._generation(plan)])
                 continue

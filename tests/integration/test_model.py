@@ -277,7 +277,8 @@ def test_per_call_model_override_shows_in_metadata_and_call_record() -> None:
 
 
 def test_unknown_constructor_argument_is_rejected() -> None:
-    with pytest.raises(ValueError, match="bogus"):
+    # A TypeError, as Python's own "unexpected keyword argument" is.
+    with pytest.raises(TypeError, match=r"unknown setting bogus=1\. Accepted settings: script,"):
         FakeChatModel(script=["a"], bogus=1)
 
 

@@ -12,3 +12,39 @@ import fakellm._compat as compat
 def test_every_exported_name_exists() -> None:
     missing = [name for name in compat.__all__ if not hasattr(compat, name)]
     assert missing == []
+
+
+# --- issue #12: langchain-core model internals ---------------------------------------------
+
+import inspect  # noqa: E402
+
+from langchain_core.language_models import BaseChatModel, BaseLLM  # noqa: E402
+from langchain_core.runnables.configurable import RunnableConfigurableFields  # noqa: E402
+
+
+def _params(func: object) -> list[str]:
+    return list(inspect.signature(func).parameters)  # type: ignore[arg-type]
+
+
+def test_base_llm_generate_helpers_take_every_prompts_run_manager() -> None:
+    expected = ["self", "prompts", "stop", "run_managers", "new_arg_supported", "kwargs"]
+    assert _params(BaseLLM._generate_helper) == expected
+    assert _params(BaseLLM._agenerate_helper) == expected
+    source = inspect.getsource(BaseLLM._generate_helper)
+    # The reason for the mixin: core still hands _generate the first manager only.
+    assert "run_managers[0]" in source
+
+
+def test_base_chat_model_combines_llm_outputs_through_the_hook() -> None:
+    assert _params(BaseChatModel._combine_llm_outputs) == ["self", "_llm_outputs"]
+    assert "self._combine_llm_outputs(" in inspect.getsource(BaseChatModel.generate)
+
+
+def test_configurable_fields_prepare_builds_the_configured_model() -> None:
+    assert _params(RunnableConfigurableFields._prepare) == ["self", "config"]
+    assert "self.default.__class__(" in inspect.getsource(RunnableConfigurableFields._prepare)
+    assert issubclass(compat.SharedConfigurableFields, RunnableConfigurableFields)
+
+
+def test_the_llm_run_managers_var_is_empty_outside_a_generate() -> None:
+    assert compat.llm_run_managers.get() is None
