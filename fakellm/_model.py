@@ -13,6 +13,7 @@ import asyncio
 import copy
 import difflib
 import inspect
+import json
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -26,6 +27,7 @@ from langchain_core.callbacks import (
     CallbackManager,
     CallbackManagerForLLMRun,
 )
+from langchain_core.exceptions import ModelRefusalError
 from langchain_core.language_models import BaseChatModel, BaseLLM, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
@@ -38,7 +40,13 @@ from langchain_core.outputs import (
     GenerationChunk,
     LLMResult,
 )
-from langchain_core.runnables import Runnable, RunnableConfig, RunnableMap, RunnablePassthrough
+from langchain_core.runnables import (
+    Runnable,
+    RunnableConfig,
+    RunnableLambda,
+    RunnableMap,
+    RunnablePassthrough,
+)
 from langchain_core.runnables.config import ensure_config
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
@@ -54,8 +62,18 @@ from pydantic import (
 )
 
 from fakellm import _clock, _compat, _tokens, errors
-from fakellm._script import Call, Exhausted, Piece, Script, ScriptPlayer, Turn, _clip, as_script
-from fakellm.errors import UnexpectedCall, UnknownToolError, UnusedTurns
+from fakellm._script import (
+    Call,
+    Exhausted,
+    Piece,
+    Script,
+    ScriptPlayer,
+    ToolCall,
+    Turn,
+    _clip,
+    as_script,
+)
+from fakellm.errors import ToolChoiceError, UnexpectedCall, UnknownToolError, UnusedTurns
 
 __all__ = ["FakeChatModel", "FakeLLM"]
 
@@ -107,6 +125,7 @@ class _Plan:
     usage: UsageMetadata
     model_name: str
     tool_ids: list[str]
+    message_id: str
 
     def wait_before(self, k: int) -> float:
         """Total delay spent before chunk ``k`` (or before failing at ``k``)."""
@@ -302,15 +321,20 @@ class _Scripted:
         model_name: str,
         input_tokens: int,
     ) -> _Plan:
+        if turn.structured is not None:
+            turn = _structured_turn(self, call, turn)
+        if not turn.ignore_tool_choice and turn.error_position != 0:
+            _check_tool_choice(self, call, turn)
         if turn.tool_calls:
             bound = call.tool_names
             for tc in turn.tool_calls:
-                if tc.name not in bound:
+                if tc.name not in bound and not tc.allow_unbound:
                     offered = ", ".join(repr(n) for n in bound) if bound else "none"
                     msg = (
                         f"{self._label()} call #{call.index}: the script calls tool {tc.name!r}, "
                         f"which is not bound (bound tools: {offered}). Bind it with "
-                        "model.bind_tools([...]) or fix the tool name in the script."
+                        "model.bind_tools([...]), fix the tool name in the script, or set "
+                        "allow_unbound=True on the ToolCall to script a hallucinated tool."
                     )
                     raise UnknownToolError(msg)
         pieces = turn.pieces
@@ -337,7 +361,110 @@ class _Scripted:
             usage=_usage(turn, input_tokens, pieces),
             model_name=model_name,
             tool_ids=[tc.id or f"call_{call.index}_{i}" for i, tc in enumerate(turn.tool_calls)],
+            message_id=turn.id or f"fakellm-{self.model_name}-{call.index}",
         )
+
+
+def _structured_turn(model: _Scripted, call: Call, turn: Turn) -> Turn:
+    """``turn.structured`` in the form the app's structured-output method reads.
+
+    A call that forces a tool (``function_calling``, an agent's tool strategy) gets
+    a call of the schema's tool: the forced one, the only one bound, or the one
+    whose parameters are exactly the data's keys. Any other call (``json_schema``,
+    ``json_mode``, a provider strategy) gets the JSON text.
+    """
+    fields = {k: getattr(turn, k) for k in turn.model_fields_set if k != "structured"}
+    data = turn.structured
+    forced = _forced_tool(call.tool_choice)
+    if forced is None or forced == "none":
+        return Turn(**fields, text=json.dumps(data, ensure_ascii=False))
+    names = call.tool_names
+    name = forced if forced != "any" else None
+    if name is None and len(names) == 1:
+        name = names[0]
+    if name is None:
+        tools = zip(names, call.tools, strict=True)
+        fits = [n for n, t in tools if set(_tool_params(t)) == set(data)]
+        name = fits[0] if len(fits) == 1 else None
+    if name is None:
+        offered = ", ".join(map(repr, names)) or "none"
+        msg = (
+            f"{model._label()} call #{call.index}: {turn.describe()} is structured output "
+            f"for a forced tool call, but which bound tool it fills is unclear (bound "
+            f"tools: {offered}). Script Turn(tool_calls=[ToolCall(name, {{...}})]) instead."
+        )
+        raise ToolChoiceError(msg)
+    return Turn(**fields, tool_calls=(ToolCall(name, data),))
+
+
+def _tool_params(tool: Mapping[str, Any]) -> Mapping[str, Any]:
+    fn = tool.get("function")
+    params = (fn if isinstance(fn, Mapping) else tool).get("parameters") or {}
+    return params.get("properties") or {} if isinstance(params, Mapping) else {}
+
+
+def _raise_if_refused(message: BaseMessage) -> BaseMessage:
+    """Raise ModelRefusalError for a refusal, as integrations' structured output does."""
+    for block in message.content_blocks:
+        if block["type"] == "refusal":
+            raise ModelRefusalError.from_refusal(block, raw_message=message)
+    return message
+
+
+def _forced_tool(tool_choice: Any) -> str | None:
+    """``"any"``, ``"none"``, a tool name, or None (the model may choose)."""
+    if tool_choice is None or tool_choice is False or tool_choice == "auto":
+        return None
+    if tool_choice is True or tool_choice in ("any", "required"):
+        return "any"
+    if isinstance(tool_choice, str):
+        return tool_choice
+    if isinstance(tool_choice, Mapping):
+        fn = tool_choice.get("function")
+        name = fn.get("name") if isinstance(fn, Mapping) else tool_choice.get("name")
+        if isinstance(name, str):
+            return name
+        kind = tool_choice.get("type")
+        if kind in ("any", "required", "none", "auto"):
+            return _forced_tool(kind)
+    return None
+
+
+def _check_tool_choice(model: _Scripted, call: Call, turn: Turn) -> None:
+    """Raise ToolChoiceError where a real model could not answer ``call`` with ``turn``."""
+    forced = _forced_tool(call.tool_choice)
+    if forced is None or turn.refusal is not None:
+        return  # models refuse even under a forced tool choice
+    where = f"{model._label()} call #{call.index} (tool_choice={call.tool_choice!r})"
+    optout = "or set ignore_tool_choice=True on the turn to script a model that ignores it."
+    names = [tc.name for tc in turn.tool_calls]
+    if forced == "none":
+        if names:
+            msg = (
+                f"{where}: tool_choice='none' forbids tool calls, but {turn.describe()} "
+                f"calls {', '.join(names)}. Script a text reply, {optout}"
+            )
+            raise ToolChoiceError(msg)
+        return
+    if forced != "any" and forced not in call.tool_names:
+        offered = ", ".join(map(repr, call.tool_names)) or "none"
+        msg = (
+            f"{where}: tool_choice names {forced!r}, which is not bound (bound tools: "
+            f"{offered}); a real provider rejects the request. Bind the tool, {optout}"
+        )
+        raise ToolChoiceError(msg)
+    if forced == "any" and names:
+        return
+    if forced in names:
+        return
+    wanted = "a tool call" if forced == "any" else f"a call of {forced!r}"
+    msg = (
+        f"{where}: the call forces {wanted}, but {turn.describe()} answers without one; "
+        "a real model would call the tool. Script "
+        f"Turn(tool_calls=[ToolCall({'name' if forced == 'any' else repr(forced)}, {{...}})]) "
+        f"(or Turn(structured=...) for with_structured_output), {optout}"
+    )
+    raise ToolChoiceError(msg)
 
 
 def _truncate_at_stop(
@@ -598,7 +725,7 @@ class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, BaseChatModel):
                 "json_schema": {"name": json_schema.get("title", "output"), "schema": json_schema},
             }
         llm = self.bind(response_format=response_format, ls_structured_output_format=ls_format)
-        parser: Runnable[Any, Any] = (
+        parser: Runnable[Any, Any] = RunnableLambda(_raise_if_refused) | (
             PydanticOutputParser(pydantic_object=schema)
             if isinstance(schema, type) and is_basemodel_subclass(schema)
             else JsonOutputParser()
@@ -844,30 +971,31 @@ class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, BaseChatModel):
         turn = plan.turn
         blocks = turn.reasoning is not None or turn.content is not None
         kind = p.kind
+        content: str | list[str | dict[str, Any]]
+        tool_call_chunks: list[Any] = []
         if kind == "text":
-            msg = AIMessageChunk(
-                content=[{"type": "text", "text": p.text, "index": _text_index(turn)}]
-                if blocks
-                else p.text
+            content = (
+                [{"type": "text", "text": p.text, "index": _text_index(turn)}] if blocks else p.text
             )
         elif kind == "reasoning":
-            msg = AIMessageChunk(content=[{"type": "reasoning", "reasoning": p.text, "index": 0}])
+            content = [{"type": "reasoning", "reasoning": p.text, "index": 0}]
         elif kind == "block":
-            msg = AIMessageChunk(content=[{**(p.block or {}), "index": _block_index(turn, p)}])
+            content = [{**(p.block or {}), "index": _block_index(turn, p)}]
         else:
             tc = turn.tool_calls[p.index]
-            msg = AIMessageChunk(
-                content=[] if blocks else "",
-                tool_call_chunks=[
-                    {
-                        "type": "tool_call_chunk",
-                        "name": tc.name if p.first else None,
-                        "args": p.text,
-                        "id": plan.tool_ids[p.index] if p.first else None,
-                        "index": p.index,
-                    }
-                ],
-            )
+            content = [] if blocks else ""
+            tool_call_chunks = [
+                {
+                    "type": "tool_call_chunk",
+                    "name": tc.name if p.first else None,
+                    "args": p.text,
+                    "id": plan.tool_ids[p.index] if p.first else None,
+                    "index": p.index,
+                }
+            ]
+        msg = AIMessageChunk(
+            content=content, tool_call_chunks=tool_call_chunks, id=plan.message_id, name=turn.name
+        )
         return ChatGenerationChunk(message=msg)
 
     def _templates(self, plan: _Plan) -> list[ChatGenerationChunk | None] | None:
@@ -900,11 +1028,19 @@ class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, BaseChatModel):
                 out.append(self._piece_chunk(plan, p))
             else:
                 fresh = _clone(template)
-                fresh.__dict__["message"] = _clone(template.message)
+                message = _clone(template.message)
+                message.__dict__["id"] = plan.message_id  # templates hold the first call's id
+                fresh.__dict__["message"] = message
                 out.append(fresh)
         if not out:
             blocks = plan.turn.reasoning is not None or plan.turn.content is not None
-            out.append(ChatGenerationChunk(message=AIMessageChunk(content=[] if blocks else "")))
+            empty = AIMessageChunk(
+                content=[] if blocks else "", id=plan.message_id, name=plan.turn.name
+            )
+            out.append(ChatGenerationChunk(message=empty))
+        if plan.turn.additional_kwargs:
+            # Core merges additional_kwargs across chunks: they go on the first only.
+            out[0].message.additional_kwargs = dict(plan.turn.additional_kwargs)
         last = out[-1].message
         last.chunk_position = "last"  # type: ignore[attr-defined]
         last.response_metadata = self._final_metadata(plan)
@@ -935,6 +1071,9 @@ class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, BaseChatModel):
         tool_calls, invalid_tool_calls = _tool_calls(plan)
         message = AIMessage(
             content=content,
+            id=plan.message_id,
+            name=turn.name,
+            additional_kwargs=dict(turn.additional_kwargs),
             tool_calls=tool_calls,
             invalid_tool_calls=invalid_tool_calls,
             usage_metadata=plan.usage,
@@ -987,7 +1126,7 @@ def _tool_calls(plan: _Plan) -> tuple[list[Any], list[Any]]:
     for i, parts in fragments.items():
         tc = plan.turn.tool_calls[i]
         raw = "".join(parts)
-        if raw == tc.args_json:
+        if tc.raw_args is None and raw == tc.args_json:
             calls.append(
                 {
                     "type": "tool_call",

@@ -185,6 +185,18 @@ class ToolCall(_Spec):
     name: str = Field(min_length=1, description="The tool's name, as bound.")
     args: dict[str, Any] = Field(default_factory=dict, description="JSON-able arguments.")
     id: str | None = Field(default=None, description="Tool call id; generated if omitted.")
+    raw_args: str | None = Field(
+        default=None,
+        description=(
+            "The argument text exactly as the model sends it, instead of args; text "
+            "that is not a JSON object becomes an invalid_tool_calls entry, as with a "
+            "real model."
+        ),
+    )
+    allow_unbound: bool = Field(
+        default=False,
+        description="Call a tool that is not bound (models do hallucinate names).",
+    )
 
     def __init__(
         self,
@@ -208,9 +220,21 @@ class ToolCall(_Spec):
             raise _FieldError(None, value, f"args must be JSON-serialisable: {exc}") from None
         return value
 
+    @model_validator(mode="after")
+    def _one_kind_of_args(self) -> ToolCall:
+        if self.raw_args is not None and self.args:
+            raise _FieldError(
+                "raw_args",
+                self.raw_args,
+                "give either args (a mapping) or raw_args (text), not both",
+            )
+        return self
+
     @cached_property
     def args_json(self) -> str:
-        """The arguments as the JSON text a provider would stream."""
+        """The argument text a provider would stream: ``raw_args``, or ``args`` as JSON."""
+        if self.raw_args is not None:
+            return self.raw_args
         return json.dumps(self.args, ensure_ascii=False)
 
 
@@ -338,6 +362,31 @@ class Turn(_Spec):
     response_metadata: dict[str, Any] = Field(
         default_factory=dict, description="Extra response metadata for the final message."
     )
+    refusal: str | None = Field(
+        default=None,
+        description=(
+            "The model refuses: a refusal content block with this text, which makes "
+            "with_structured_output raise ModelRefusalError."
+        ),
+    )
+    structured: Any = Field(
+        default=None,
+        description=(
+            "Structured output (a pydantic model instance or a JSON-able mapping), "
+            "sent the way the app's with_structured_output method expects it."
+        ),
+    )
+    ignore_tool_choice: bool = Field(
+        default=False,
+        description="Answer even when the call's tool_choice forbids this turn's answer.",
+    )
+    id: str | None = Field(
+        default=None, description="The message id; by default stable per model and call."
+    )
+    name: str | None = Field(default=None, description="The message's name.")
+    additional_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="The message's additional_kwargs (first chunk)."
+    )
 
     def __init__(self, text: str | None = None, /, **data: Any) -> None:
         if text is not None:
@@ -415,6 +464,35 @@ class Turn(_Spec):
     def _error(cls, value: Any) -> Any:
         return _resolve_error(value)
 
+    @field_validator("structured", mode="before")
+    @classmethod
+    def _structured(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        dump = getattr(value, "model_dump", None)
+        if isinstance(value, BaseModel) and callable(dump):
+            value = value.model_dump(mode="json")
+        if not isinstance(value, Mapping):
+            raise _FieldError(
+                None, value, "structured must be a pydantic model instance or a mapping"
+            )
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise _FieldError(None, value, f"structured must be JSON-serialisable: {exc}") from None
+        return dict(value)
+
+    @field_validator("additional_kwargs")
+    @classmethod
+    def _json_kwargs(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise _FieldError(
+                None, value, f"additional_kwargs must be JSON-serialisable: {exc}"
+            ) from None
+        return value
+
     @field_validator("at_chunk", mode="before")
     @classmethod
     def _at_chunk(cls, value: Any) -> Any:
@@ -428,6 +506,26 @@ class Turn(_Spec):
     def _consistent(self) -> Turn:
         if self.text is not None and self.content is not None:
             raise _FieldError("content", self.content, "give either text or content, not both")
+        if self.structured is not None:
+            for other in ("text", "content", "tool_calls", "refusal"):
+                if getattr(self, other):
+                    raise _FieldError(
+                        "structured",
+                        self.structured,
+                        f"give either structured or {other}, not both: structured becomes "
+                        "the text or the tool call the app's structured-output method expects",
+                    )
+        refusal_block = {"type": "refusal", "refusal": self.refusal}
+        if self.refusal is not None and not (self.content and self.content[-1] == refusal_block):
+            if self.content is not None:
+                raise _FieldError("refusal", self.refusal, "give either refusal or content")
+            # A refusal is a content block, after any text, as providers send it.
+            blocks: list[dict[str, Any]] = []
+            if self.text:
+                blocks.append({"type": "text", "text": self.text})
+            blocks.append(refusal_block)
+            object.__setattr__(self, "content", tuple(blocks))
+            object.__setattr__(self, "text", None)
         if self.content is not None:
             for i, block in enumerate(self.content):
                 if not isinstance(block.get("type"), str):
@@ -530,6 +628,10 @@ class Turn(_Spec):
         if self.tool_calls:
             names = ", ".join(c.name for c in self.tool_calls)
             parts.append(f"tool_calls=[{names}]")
+        if self.refusal is not None:
+            parts.append(f"refusal={_clip(self.refusal)!r}")
+        if self.structured is not None:
+            parts.append(f"structured={_clip(json.dumps(self.structured))!r}")
         if self.error is not None:
             err = self.error.__name__ if isinstance(self.error, type) else repr(self.error)
             parts.append(f"error={err} at_chunk={self.at_chunk}")

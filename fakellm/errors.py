@@ -49,6 +49,7 @@ __all__ = [
     "RateLimitError",
     "ScriptProblem",
     "ServerError",
+    "ToolChoiceError",
     "UnexpectedCall",
     "UnknownToolError",
     "UnusedTurns",
@@ -112,6 +113,10 @@ class UnexpectedCall(FakeLLMError):
 
 class UnknownToolError(FakeLLMError, ValueError):
     """A scripted tool call names a tool that is not bound to the model."""
+
+
+class ToolChoiceError(FakeLLMError, ValueError):
+    """A turn answers a call in a way its ``tool_choice`` rules out for a real model."""
 
 
 class UnusedTurns(FakeLLMError, AssertionError):

@@ -249,7 +249,7 @@ def test_non_string_keys_are_named_with_their_path():
         load_script({"turns": ["ok", {"tool_calls": [{1: "x"}]}]})
     assert str(info.value) == (
         "invalid script: turns[1].tool_calls[0]: a key of ToolCall must be a string; "
-        "accepted keys: name, args, id (got 1)"
+        "accepted keys: name, args, id, raw_args, allow_unbound (got 1)"
     )
 
 

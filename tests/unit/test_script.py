@@ -38,7 +38,8 @@ DATA = Path(__file__).parent / "data"
 
 TURN_KEYS = (
     "text, content, reasoning, tool_calls, chunks, first_token_delay, delay, error, "
-    "at_chunk, usage, finish_reason, response_metadata"
+    "at_chunk, usage, finish_reason, response_metadata, refusal, structured, "
+    "ignore_tool_choice, id, name, additional_kwargs"
 )
 POSITIONS = "0 (before the first chunk), a chunk count up to the number of chunks, or 'end'"
 KNOWN_ERRORS = (
@@ -811,7 +812,7 @@ def test_usage_detail_rejects_bool() -> None:
     ("cls", "accepted"),
     [
         (Turn, TURN_KEYS),
-        (ToolCall, "name, args, id"),
+        (ToolCall, "name, args, id, raw_args, allow_unbound"),
         (
             Usage,
             "input_tokens, output_tokens, total_tokens, input_token_details, output_token_details",
