@@ -101,8 +101,22 @@ class SharedConfigurableFields(RunnableConfigurableFields):  # type: ignore[type
         return runnable, config
 
 
+class DefaultProfile:
+    """Mixin for a ``BaseChatModel``: the model's own default ``profile``.
+
+    Core fills ``profile`` from ``_resolve_model_profile`` when none is given; the
+    model's ``_default_profile`` says what that is.
+    """
+
+    _default_profile: Callable[[], Any]
+
+    def _resolve_model_profile(self) -> Any:
+        return self._default_profile()
+
+
 __all__ += [
     "CombinedLLMOutputs",
+    "DefaultProfile",
     "PerPromptRunManagers",
     "SharedConfigurableFields",
     "llm_run_managers",

@@ -73,12 +73,32 @@ from fakellm._script import (
     _clip,
     as_script,
 )
-from fakellm.errors import ToolChoiceError, UnexpectedCall, UnknownToolError, UnusedTurns
+from fakellm.errors import (
+    ResponderError,
+    ToolChoiceError,
+    UnexpectedCall,
+    UnknownToolError,
+    UnusedTurns,
+)
 
 __all__ = ["FakeChatModel", "FakeLLM"]
 
 _M = TypeVar("_M", bound=BaseModel)
 _T = TypeVar("_T")
+
+DEFAULT_PROFILE: Mapping[str, Any] = {
+    "max_input_tokens": 128_000,
+    "max_output_tokens": 16_384,
+    "text_inputs": True,
+    "text_outputs": True,
+    "image_inputs": True,
+    "tool_calling": True,
+    "tool_choice": True,
+    "tool_call_streaming": True,
+    "structured_output": True,
+    "reasoning_output": True,
+}
+"""FakeChatModel's default ``profile``: a tool-calling, structured-output-capable model."""
 
 # Keyword arguments that Call records in their own fields, not in Call.kwargs.
 _CALL_FIELDS = frozenset(
@@ -227,7 +247,8 @@ class _Scripted:
 
     @property
     def unexpected_calls(self) -> list[Call]:
-        """Requests the script did not cover (each raised ``UnexpectedCall``)."""
+        """Requests the script could not answer: each raised ``UnexpectedCall`` (or
+        ``ResponderError``, when a rule's responder or ``when`` predicate failed)."""
         return [c for c in self.calls if c.unexpected is not None]
 
     @property
@@ -294,6 +315,9 @@ class _Scripted:
                 err = UnexpectedCall(self._unexpected_message(call))
                 self._calls.append(replace(call, unexpected=err))
                 raise err from None
+            except ResponderError as err:
+                self._calls.append(replace(call, unexpected=err))
+                raise
             except BaseException:
                 self._calls.append(call)
                 raise
@@ -563,7 +587,7 @@ def _split_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k not in _CALL_FIELDS}
 
 
-class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, BaseChatModel):
+class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, _compat.DefaultProfile, BaseChatModel):
     """A chat model that plays a :class:`~fakellm.Script`, offline and exactly.
 
     ``FakeChatModel(script=["hello", Turn("world", delay=0.1)])`` answers two
@@ -646,6 +670,17 @@ class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, BaseChatModel):
     ) -> int:
         """Token count of the messages' text and tool calls: the usage ``input_tokens``."""
         return _tokens.count_tokens_in(_message_texts(messages))
+
+    def _default_profile(self) -> dict[str, Any]:
+        """The profile of a capable provider model, which LangChain reads to decide.
+
+        ``structured_output`` makes ``create_agent(response_format=...)`` use the
+        provider strategy (a ``response_format`` request), as with OpenAI or
+        Anthropic; ``max_input_tokens`` is what summarization's fractional triggers
+        count against; ``tool_calling``/``tool_choice`` say tools can be bound and
+        forced. Pass ``profile={...}`` to the model to change any of it.
+        """
+        return dict(DEFAULT_PROFILE)
 
     def _summed_llm_output(self, llm_outputs: list[dict[str, Any] | None]) -> dict[str, Any]:
         """``generate``'s ``llm_output``: token usage summed over its prompts, as

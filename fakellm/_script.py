@@ -638,6 +638,27 @@ class Turn(_Spec):
         return f"Turn({', '.join(parts) or 'empty'})"
 
 
+def _turn_from_message(message: Any, *, source: str = "") -> Turn:
+    """The turn that replays a LangChain ``AIMessage`` (duck-typed: no LangChain import)."""
+    content = message.content
+    data: dict[str, Any] = {
+        "tool_calls": [
+            {"name": tc["name"], "args": tc["args"], "id": tc.get("id")}
+            for tc in message.tool_calls
+        ],
+        "id": message.id,
+        "name": message.name,
+        "additional_kwargs": dict(message.additional_kwargs),
+    }
+    if isinstance(content, str):
+        data["text"] = content
+    else:
+        data["content"] = [
+            {"type": "text", "text": b} if isinstance(b, str) else dict(b) for b in content
+        ]
+    return Turn.parse(data, source=source)
+
+
 def split_text(text: str, how: Any) -> list[str]:
     """Cut ``text`` into chunks that concatenate back to exactly ``text``.
 
@@ -749,7 +770,8 @@ class Call:
         tags: the run's tags.
         metadata: the run's metadata (LangSmith's ``ls_*`` keys left out).
         turn: the turn that answered, or ``None`` for an unexpected call.
-        unexpected: the :class:`~fakellm.errors.UnexpectedCall` raised, if any.
+        unexpected: the :class:`~fakellm.errors.UnexpectedCall` (or
+            :class:`~fakellm.errors.ResponderError`) raised, if any.
     """
 
     index: int
@@ -881,8 +903,16 @@ def _coerce_turn(value: Any, *, source: str = "") -> Turn:
         return Turn(value)
     if isinstance(value, Mapping):
         return Turn.parse(value, source=source)
+    if getattr(value, "type", None) == "ai" and hasattr(value, "tool_calls"):
+        return _turn_from_message(value, source=source)
     raise InvalidScript(
-        [ScriptProblem("", value, "a turn must be a Turn, a string, or a mapping of Turn fields")],
+        [
+            ScriptProblem(
+                "",
+                value,
+                "a turn must be a Turn, a string, an AIMessage, or a mapping of Turn fields",
+            )
+        ],
         source=source,
     )
 
@@ -1047,6 +1077,19 @@ def _expands_beyond(data: Any, limit: int) -> bool:
     return False
 
 
+def _rule_failed(
+    rule: Rule, position: int, part: str, call: Call, exc: Exception
+) -> errors.ResponderError:
+    last = call.last_human_message
+    shown = "(no human message)" if last is None else repr(_clip(last, 80))
+    return errors.ResponderError(
+        f"the {part} of {rule.describe()} (rules[{position}]) raised "
+        f"{type(exc).__name__}: {exc} on call #{call.index} (last human message: {shown}). "
+        f"Fix the {part}; the call is recorded, so the test fails even if the app "
+        "swallowed this error."
+    )
+
+
 class Exhausted(Exception):
     """The script has no answer for a call."""
 
@@ -1070,9 +1113,18 @@ class ScriptPlayer:
             for i, rule in enumerate(self.script.rules):
                 if rule.times is not None and self._rule_uses[i] >= rule.times:
                     continue
-                if rule.matches(call):
+                try:
+                    hit = rule.matches(call)
+                except Exception as exc:
+                    raise _rule_failed(rule, i, "when predicate", call, exc) from exc
+                if hit:
                     self._rule_uses[i] += 1
-                    return rule.answer(call)
+                    try:
+                        return rule.answer(call)
+                    except InvalidScript:
+                        raise
+                    except Exception as exc:
+                        raise _rule_failed(rule, i, "responder", call, exc) from exc
             turns = self.script.turns
             k = self._next
             if k < len(turns):

@@ -47,6 +47,7 @@ __all__ = [
     "PermissionDeniedError",
     "ProviderError",
     "RateLimitError",
+    "ResponderError",
     "ScriptProblem",
     "ServerError",
     "ToolChoiceError",
@@ -113,6 +114,14 @@ class UnexpectedCall(FakeLLMError):
 
 class UnknownToolError(FakeLLMError, ValueError):
     """A scripted tool call names a tool that is not bound to the model."""
+
+
+class ResponderError(FakeLLMError):
+    """A rule's ``responder`` or ``when`` predicate raised: a bug in the script.
+
+    It is raised to the app *and* recorded on the model, so the test fails at
+    teardown even if the app (a fallback, a retry) swallowed it.
+    """
 
 
 class ToolChoiceError(FakeLLMError, ValueError):

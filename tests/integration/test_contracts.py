@@ -358,3 +358,75 @@ def test_bad_new_fields_name_the_field_and_what_is_accepted(data: Any, text: str
     with pytest.raises(errors.InvalidScript) as info:
         Turn(**data)
     assert str(info.value) == text
+
+
+# --- profile -------------------------------------------------------------------------------------
+
+
+def test_the_default_profile_is_a_capable_provider_models() -> None:
+    assert FakeChatModel().profile == {
+        "max_input_tokens": 128_000,
+        "max_output_tokens": 16_384,
+        "text_inputs": True,
+        "text_outputs": True,
+        "image_inputs": True,
+        "tool_calling": True,
+        "tool_choice": True,
+        "tool_call_streaming": True,
+        "structured_output": True,
+        "reasoning_output": True,
+    }
+    assert FakeChatModel(profile={"max_input_tokens": 10}).profile == {"max_input_tokens": 10}
+
+
+def test_create_agent_uses_the_provider_strategy_as_with_openai() -> None:
+    from langchain.agents import create_agent
+
+    model = FakeChatModel(script=[Turn(structured=ROSE)])
+    result = create_agent(model, response_format=Flower).invoke(
+        {"messages": [HumanMessage("a flower?")]}
+    )
+    assert result["structured_response"] == ROSE
+    sent = model.calls[0]
+    assert sent.tool_names == ()
+    assert sent.kwargs["response_format"]["type"] == "json_schema"
+
+
+def test_without_structured_output_in_the_profile_create_agent_uses_a_tool() -> None:
+    from langchain.agents import create_agent
+
+    model = FakeChatModel(
+        script=[Turn(structured=ROSE)], profile={"tool_calling": True, "structured_output": False}
+    )
+    result = create_agent(model, tools=[get_price], response_format=Flower).invoke(
+        {"messages": [HumanMessage("a flower?")]}
+    )
+    assert result["structured_response"] == ROSE
+    sent = model.calls[0]
+    assert sent.tool_choice == "any"
+    assert sent.tool_names == ("get_price", "Flower")
+    assert [c["name"] for c in result["messages"][1].tool_calls] == ["Flower"]
+
+
+def test_summarization_counts_a_fractional_trigger_against_the_profile() -> None:
+    from langchain.agents import create_agent
+    from langchain.agents.middleware import SummarizationMiddleware
+
+    # The default profile is enough to set a fractional trigger up at all.
+    SummarizationMiddleware(FakeChatModel(), trigger=("fraction", 0.5))
+    summarizer = FakeChatModel(
+        script=["they said hello"], model="summarizer", profile={"max_input_tokens": 40}
+    )
+    model = FakeChatModel(script=["answer"])
+    middleware = SummarizationMiddleware(
+        summarizer, trigger=("fraction", 0.5), keep=("messages", 1)
+    )
+    history: list[Any] = [
+        HumanMessage("hello " * 10),
+        AIMessage("hello back " * 10),
+        HumanMessage("now answer"),
+    ]
+    result = create_agent(model, middleware=[middleware]).invoke({"messages": history})
+    assert summarizer.call_count == 1
+    assert "they said hello" in model.calls[0].messages[0].text
+    assert result["messages"][-1].text == "answer"

@@ -1044,14 +1044,14 @@ def test_rule_responder_bad_return() -> None:
     err = invalid(rule.answer, call("x"))
     assert str(err) == (
         "invalid script in the responder of Rule(any request): <script>: a turn must "
-        "be a Turn, a string, or a mapping of Turn fields (got 5)"
+        "be a Turn, a string, an AIMessage, or a mapping of Turn fields (got 5)"
     )
     assert err.source == "the responder of Rule(any request)"
     named = Rule(responder=lambda c: None, name="prices")
     err = invalid(named.answer, call("x"))
     assert str(err) == (
         "invalid script in the responder of Rule 'prices': <script>: a turn must be "
-        "a Turn, a string, or a mapping of Turn fields (got None)"
+        "a Turn, a string, an AIMessage, or a mapping of Turn fields (got None)"
     )
 
 
