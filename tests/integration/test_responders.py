@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage
 
-from fakellm import FakeChatModel, Script, ToolCall, Turn, errors
-from fakellm import Rule
+from fakellm import FakeChatModel, Rule, Script, ToolCall, Turn, errors
 
 
 def _prices(call: Any) -> str:
