@@ -19,9 +19,10 @@ __all__: list[str] = []
 
 import contextvars
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.runnables.configurable import RunnableConfigurableFields
+from pydantic import BaseModel
 
 llm_run_managers: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
     "fakellm_llm_run_managers", default=None
@@ -114,10 +115,32 @@ class DefaultProfile:
         return self._default_profile()
 
 
+_BM = TypeVar("_BM", bound=BaseModel)
+
+
+def shallow_copy(obj: _BM) -> _BM:
+    """A shallow copy of a validated pydantic model, for the per-chunk hot path.
+
+    It does what ``model_copy()`` does (no validation; fresh ``__dict__``, fields-set,
+    extra and private dicts, so mutating the copy leaves the original alone) without
+    its generic machinery, which costs more than langchain-core's whole per-chunk
+    callback dispatch. ``tests/unit/test_compat.py`` checks it stays equivalent.
+    """
+    new = obj.__class__.__new__(obj.__class__)
+    object.__setattr__(new, "__dict__", obj.__dict__.copy())
+    object.__setattr__(new, "__pydantic_fields_set__", set(obj.__pydantic_fields_set__))
+    extra = obj.__pydantic_extra__
+    object.__setattr__(new, "__pydantic_extra__", None if extra is None else dict(extra))
+    private = obj.__pydantic_private__
+    object.__setattr__(new, "__pydantic_private__", None if private is None else dict(private))
+    return new
+
+
 __all__ += [
     "CombinedLLMOutputs",
     "DefaultProfile",
     "PerPromptRunManagers",
     "SharedConfigurableFields",
     "llm_run_managers",
+    "shallow_copy",
 ]

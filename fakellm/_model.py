@@ -52,7 +52,6 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -83,7 +82,6 @@ from fakellm.errors import (
 
 __all__ = ["FakeChatModel", "FakeLLM"]
 
-_M = TypeVar("_M", bound=BaseModel)
 _T = TypeVar("_T")
 
 DEFAULT_PROFILE: Mapping[str, Any] = {
@@ -1062,8 +1060,8 @@ class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, _compat.DefaultProfil
             if template is None:
                 out.append(self._piece_chunk(plan, p))
             else:
-                fresh = _clone(template)
-                message = _clone(template.message)
+                fresh = _compat.shallow_copy(template)
+                message = _compat.shallow_copy(template.message)
                 message.__dict__["id"] = plan.message_id  # templates hold the first call's id
                 fresh.__dict__["message"] = message
                 out.append(fresh)
@@ -1124,25 +1122,6 @@ class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, _compat.DefaultProfil
             "model_name": plan.model_name,
         }
         return ChatResult(generations=[ChatGeneration(message=message)], llm_output=llm_output)
-
-
-def _clone(obj: _M) -> _M:
-    """A shallow copy of a validated pydantic model, for the per-chunk hot path.
-
-    It does what ``model_copy()`` does (no validation; fresh ``__dict__`` and
-    fields-set, so mutating the copy leaves the original alone) without its
-    generic machinery, which costs more than langchain-core's whole per-chunk
-    callback dispatch. ``tests/unit/test_model_internals.py`` checks that it
-    stays equivalent to ``model_copy()``.
-    """
-    new = obj.__class__.__new__(obj.__class__)
-    object.__setattr__(new, "__dict__", obj.__dict__.copy())
-    object.__setattr__(new, "__pydantic_fields_set__", set(obj.__pydantic_fields_set__))
-    extra = obj.__pydantic_extra__
-    object.__setattr__(new, "__pydantic_extra__", None if extra is None else dict(extra))
-    private = obj.__pydantic_private__
-    object.__setattr__(new, "__pydantic_private__", None if private is None else dict(private))
-    return new
 
 
 def _tool_calls(plan: _Plan) -> tuple[list[Any], list[Any]]:

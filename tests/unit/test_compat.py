@@ -48,3 +48,24 @@ def test_configurable_fields_prepare_builds_the_configured_model() -> None:
 
 def test_the_llm_run_managers_var_is_empty_outside_a_generate() -> None:
     assert compat.llm_run_managers.get() is None
+
+
+def test_shallow_copy_is_model_copy_for_langchain_chunks() -> None:
+    from langchain_core.messages import AIMessageChunk
+    from langchain_core.outputs import ChatGenerationChunk
+
+    message = AIMessageChunk(content="hi", id="m1", response_metadata={"a": 1})
+    chunk = ChatGenerationChunk(message=message, generation_info={"k": "v"})
+    for original in (message, chunk):
+        fast = compat.shallow_copy(original)
+        slow = original.model_copy()
+        assert type(fast) is type(original)
+        assert fast == slow == original
+        assert fast.model_fields_set == slow.model_fields_set
+        assert fast.__pydantic_extra__ == slow.__pydantic_extra__
+        assert fast.__pydantic_private__ == slow.__pydantic_private__
+        assert fast.__dict__ is not original.__dict__
+        assert fast.model_fields_set is not original.model_fields_set
+    copied = compat.shallow_copy(message)
+    copied.id = "m2"
+    assert message.id == "m1"
