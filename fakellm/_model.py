@@ -16,11 +16,19 @@ import inspect
 import json
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from operator import itemgetter
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeAlias, TypeVar
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
@@ -385,6 +393,84 @@ class _Scripted:
             tool_ids=[tc.id or f"call_{call.index}_{i}" for i, tc in enumerate(turn.tool_calls)],
             message_id=turn.id or f"fakellm-{self.model_name}-{call.index}",
         )
+
+
+_C = TypeVar("_C")
+_Step: TypeAlias = tuple[float, "_C | BaseException"]
+"""One step of a plan: wait this long, then emit the item (or raise the error)."""
+
+
+def _steps(
+    plan: _Plan, chunks: Sequence[_C], error: Callable[[_Plan], BaseException]
+) -> Iterator[_Step[_C]]:
+    """A stream's steps: each chunk after its delay, the error where the turn places it."""
+    error_at = plan.error_at
+    for k, (chunk, wait) in enumerate(zip(chunks, plan.delays, strict=False)):
+        if k == error_at:
+            yield wait, error(plan)
+            return
+        yield wait, chunk
+    if error_at is not None:
+        yield 0.0, error(plan)
+
+
+# The drivers: the only places that wait on the clock and raise a scripted error.
+
+
+def _settle(step: _Step[_C]) -> _C:
+    wait, item = step
+    if wait:
+        _clock.sleep(wait)
+    if isinstance(item, BaseException):
+        raise item
+    return item
+
+
+async def _asettle(step: _Step[_C]) -> _C:
+    wait, item = step
+    if wait:
+        await _clock.asleep(wait)
+    if isinstance(item, BaseException):
+        raise item
+    return item
+
+
+def _drive(
+    steps: Iterable[_Step[_C]], on_chunk: Callable[[_C], object] | None = None
+) -> Iterator[_C]:
+    sleep = _clock.sleep
+    for wait, item in steps:
+        if wait:
+            sleep(wait)
+        if isinstance(item, BaseException):
+            raise item
+        if on_chunk is not None:
+            on_chunk(item)
+        yield item
+
+
+async def _adrive(
+    steps: Iterable[_Step[_C]], on_chunk: Callable[[_C], Awaitable[object]] | None = None
+) -> AsyncIterator[_C]:
+    asleep = _clock.asleep
+    for wait, item in steps:
+        if wait:
+            await asleep(wait)
+        if isinstance(item, BaseException):
+            raise item
+        if on_chunk is not None:
+            await on_chunk(item)
+        yield item
+
+
+def _token_callback(manager: CallbackManagerForLLMRun) -> Callable[[GenerationChunk], object]:
+    return lambda chunk: manager.on_llm_new_token(chunk.text, chunk=chunk)
+
+
+def _atoken_callback(
+    manager: AsyncCallbackManagerForLLMRun,
+) -> Callable[[GenerationChunk], Awaitable[object]]:
+    return lambda chunk: manager.on_llm_new_token(chunk.text, chunk=chunk)
 
 
 def _structured_turn(model: _Scripted, call: Call, turn: Turn) -> Turn:
@@ -928,11 +1014,7 @@ class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, _compat.DefaultProfil
         **kwargs: Any,
     ) -> ChatResult:
         plan = self._begin(messages, stop, run_manager, kwargs, streaming=False)
-        if plan.error_at is not None:
-            _clock.sleep(plan.wait_before(plan.error_at))
-            raise self._error(plan)
-        _clock.sleep(plan.wait_before(len(plan.pieces)))
-        return self._result(plan)
+        return _settle(self._result_step(plan))
 
     async def _agenerate(
         self,
@@ -942,11 +1024,7 @@ class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, _compat.DefaultProfil
         **kwargs: Any,
     ) -> ChatResult:
         plan = self._begin(messages, stop, run_manager, kwargs, streaming=False)
-        if plan.error_at is not None:
-            await _clock.asleep(plan.wait_before(plan.error_at))
-            raise self._error(plan)
-        await _clock.asleep(plan.wait_before(len(plan.pieces)))
-        return self._result(plan)
+        return await _asettle(self._result_step(plan))
 
     def _stream(
         self,
@@ -956,18 +1034,7 @@ class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, _compat.DefaultProfil
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         plan = self._begin(messages, stop, run_manager, kwargs, streaming=True)
-        stream_usage = kwargs.get("stream_usage", self.stream_usage)
-        chunks = self._chunks(plan, stream_usage=stream_usage)
-        error_at = plan.error_at
-        sleep = _clock.sleep
-        for k, (chunk, wait) in enumerate(zip(chunks, plan.delays, strict=False)):
-            if wait:
-                sleep(wait)
-            if k == error_at:
-                raise self._error(plan)
-            yield chunk
-        if error_at is not None:
-            raise self._error(plan)
+        yield from _drive(self._chunk_steps(plan, kwargs))
 
     async def _astream(
         self,
@@ -977,18 +1044,20 @@ class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, _compat.DefaultProfil
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         plan = self._begin(messages, stop, run_manager, kwargs, streaming=True)
-        stream_usage = kwargs.get("stream_usage", self.stream_usage)
-        chunks = self._chunks(plan, stream_usage=stream_usage)
-        error_at = plan.error_at
-        asleep = _clock.asleep
-        for k, (chunk, wait) in enumerate(zip(chunks, plan.delays, strict=False)):
-            if wait:
-                await asleep(wait)
-            if k == error_at:
-                raise self._error(plan)
+        async for chunk in _adrive(self._chunk_steps(plan, kwargs)):
             yield chunk
-        if error_at is not None:
-            raise self._error(plan)
+
+    def _result_step(self, plan: _Plan) -> _Step[ChatResult]:
+        """The whole reply (or the error) and the time it takes to arrive."""
+        if plan.error_at is not None:
+            return plan.wait_before(plan.error_at), self._error(plan)
+        return plan.wait_before(len(plan.pieces)), self._result(plan)
+
+    def _chunk_steps(
+        self, plan: _Plan, kwargs: Mapping[str, Any]
+    ) -> Iterator[_Step[ChatGenerationChunk]]:
+        chunks = self._chunks(plan, stream_usage=kwargs.get("stream_usage", self.stream_usage))
+        yield from _steps(plan, chunks, self._error)
 
     # -- building LangChain objects ----------------------------------------------------------------
 
@@ -1314,15 +1383,12 @@ class FakeLLM(_Scripted, _compat.PerPromptRunManagers, BaseLLM):
             plan = self._begin(prompt, stop, manager, kwargs, streaming=self.streaming)
             plans.append(plan)
             if self.streaming:
-                for _ in self._play(plan, manager):
+                on_token = None if manager is None else _token_callback(manager)
+                for _ in _drive(self._llm_chunk_steps(plan), on_token):
                     pass
                 generations.append([self._generation(plan)])
-                continue
-            if plan.error_at is not None:
-                _clock.sleep(plan.wait_before(plan.error_at))
-                raise self._error(plan)
-            _clock.sleep(plan.wait_before(len(plan.pieces)))
-            generations.append([self._generation(plan)])
+            else:
+                generations.append([_settle(self._generation_step(plan))])
         return LLMResult(generations=generations, llm_output=self._llm_output(plans))
 
     async def _agenerate(
@@ -1338,49 +1404,24 @@ class FakeLLM(_Scripted, _compat.PerPromptRunManagers, BaseLLM):
             plan = self._begin(prompt, stop, manager, kwargs, streaming=self.streaming)
             plans.append(plan)
             if self.streaming:
-                async for _ in self._aplay(plan, manager):
+                on_token = None if manager is None else _atoken_callback(manager)
+                async for _ in _adrive(self._llm_chunk_steps(plan), on_token):
                     pass
                 generations.append([self._generation(plan)])
-                continue
-            if plan.error_at is not None:
-                await _clock.asleep(plan.wait_before(plan.error_at))
-                raise self._error(plan)
-            await _clock.asleep(plan.wait_before(len(plan.pieces)))
-            generations.append([self._generation(plan)])
+            else:
+                generations.append([await _asettle(self._generation_step(plan))])
         return LLMResult(generations=generations, llm_output=self._llm_output(plans))
 
-    def _play(
-        self, plan: _Plan, run_manager: CallbackManagerForLLMRun | None
-    ) -> Iterator[GenerationChunk]:
-        # BaseLLM.stream() fires no token callbacks of its own (unlike chat models).
-        chunks = [GenerationChunk(text=p.text) for p in plan.pieces] or [GenerationChunk(text="")]
-        last = chunks[-1]
-        last.generation_info = {"finish_reason": plan.finish_reason, **plan.turn.response_metadata}
-        for k, (chunk, wait) in enumerate(zip(chunks, plan.delays, strict=False)):
-            _clock.sleep(wait)
-            if k == plan.error_at:
-                raise self._error(plan)
-            if run_manager is not None:
-                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
+    def _generation_step(self, plan: _Plan) -> _Step[Generation]:
         if plan.error_at is not None:
-            raise self._error(plan)
+            return plan.wait_before(plan.error_at), self._error(plan)
+        return plan.wait_before(len(plan.pieces)), self._generation(plan)
 
-    async def _aplay(
-        self, plan: _Plan, run_manager: AsyncCallbackManagerForLLMRun | None
-    ) -> AsyncIterator[GenerationChunk]:
+    def _llm_chunk_steps(self, plan: _Plan) -> Iterator[_Step[GenerationChunk]]:
         chunks = [GenerationChunk(text=p.text) for p in plan.pieces] or [GenerationChunk(text="")]
         last = chunks[-1]
         last.generation_info = {"finish_reason": plan.finish_reason, **plan.turn.response_metadata}
-        for k, (chunk, wait) in enumerate(zip(chunks, plan.delays, strict=False)):
-            await _clock.asleep(wait)
-            if k == plan.error_at:
-                raise self._error(plan)
-            if run_manager is not None:
-                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
-        if plan.error_at is not None:
-            raise self._error(plan)
+        yield from _steps(plan, chunks, self._error)
 
     def _stream(
         self,
@@ -1390,7 +1431,9 @@ class FakeLLM(_Scripted, _compat.PerPromptRunManagers, BaseLLM):
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
         plan = self._begin(prompt, stop, run_manager, kwargs, streaming=True)
-        yield from self._play(plan, run_manager)
+        # BaseLLM.stream() fires no token callbacks of its own (unlike chat models).
+        on_token = None if run_manager is None else _token_callback(run_manager)
+        yield from _drive(self._llm_chunk_steps(plan), on_token)
 
     async def _astream(
         self,
@@ -1400,5 +1443,6 @@ class FakeLLM(_Scripted, _compat.PerPromptRunManagers, BaseLLM):
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
         plan = self._begin(prompt, stop, run_manager, kwargs, streaming=True)
-        async for chunk in self._aplay(plan, run_manager):
+        on_token = None if run_manager is None else _atoken_callback(run_manager)
+        async for chunk in _adrive(self._llm_chunk_steps(plan), on_token):
             yield chunk
