@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import difflib
+import functools
 import inspect
 import json
 import threading
@@ -72,6 +73,7 @@ from fakellm import _clock, _compat, _tokens, errors
 from fakellm._script import (
     Call,
     Exhausted,
+    PendingTurn,
     Piece,
     Script,
     ScriptPlayer,
@@ -308,7 +310,7 @@ class _Scripted:
         assert err is not None  # only called where the plan places an error
         return errors.flavoured(err, self.provider)
 
-    def _take(self, draft: Call) -> tuple[Call, Turn]:
+    def _take(self, draft: Call) -> tuple[Call, Turn | PendingTurn]:
         """Record ``draft`` and return it (indexed) with the turn that answers it.
 
         Raises UnexpectedCall (after recording the call) when the script has no answer.
@@ -327,9 +329,47 @@ class _Scripted:
             except BaseException:
                 self._calls.append(call)
                 raise
+            if isinstance(turn, PendingTurn):
+                self._calls.append(call)  # its turn is filled in once awaited
+                return call, turn
             call = replace(call, turn=turn)
             self._calls.append(call)
             return call, turn
+
+    def _record(self, call: Call, **changes: Any) -> None:
+        with self._lock:
+            self._calls[call.index] = replace(self._calls[call.index], **changes)
+
+    def _resolved(self, call: Call, turn: Turn | PendingTurn) -> Turn:
+        """The turn, on a sync path: an async responder cannot answer here."""
+        if not isinstance(turn, PendingTurn):
+            return turn
+        close = getattr(turn.awaitable, "close", None)
+        if close is not None:
+            close()  # never awaited: say so here, not in a "never awaited" warning
+        err = turn.failed(
+            call,
+            TypeError(
+                "it is async, and this call is synchronous; async responders answer "
+                "ainvoke/astream/abatch (use a plain function for sync calls)"
+            ),
+        )
+        self._record(call, unexpected=err)
+        raise err
+
+    async def _aresolved(self, call: Call, turn: Turn | PendingTurn) -> Turn:
+        """The turn, awaiting an async responder's answer."""
+        if not isinstance(turn, PendingTurn):
+            return turn
+        try:
+            value = await turn.awaitable
+        except Exception as exc:
+            err = turn.failed(call, exc)
+            self._record(call, unexpected=err)
+            raise err from exc
+        resolved = turn.turn(value)
+        self._record(call, turn=resolved)
+        return resolved
 
     def _unexpected_message(self, call: Call) -> str:
         last = call.last_human_message
@@ -971,7 +1011,7 @@ class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, _compat.DefaultProfil
 
     # -- the native paths -----------------------------------------------------------------------
 
-    def _begin(
+    def _open(
         self,
         messages: list[BaseMessage],
         stop: list[str] | None,
@@ -979,7 +1019,8 @@ class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, _compat.DefaultProfil
         kwargs: dict[str, Any],
         *,
         streaming: bool,
-    ) -> _Plan:
+    ) -> tuple[Call, Turn | PendingTurn, Callable[[Turn], _Plan]]:
+        """Record the call and take its answer; ``finish`` plans the answer once known."""
         info = _run_info(run_manager) or _pending_run.get() or _RunInfo(None, (), {})
         stop = _stop_list(stop if stop is not None else self.stop)
         override = kwargs.get("model")
@@ -997,14 +1038,23 @@ class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, _compat.DefaultProfil
             metadata=info.metadata,
         )
         call, turn = self._take(draft)
-        return self._plan(
+        finish = functools.partial(
+            self._plan,
             call,
-            turn,
             stop=stop,
             max_tokens=kwargs.get("max_tokens", self.max_tokens),
             model_name=override or self.model_name,
             input_tokens=self.get_num_tokens_from_messages(messages),
         )
+        return call, turn, finish
+
+    def _begin(self, *args: Any, streaming: bool) -> _Plan:
+        call, turn, finish = self._open(*args, streaming=streaming)
+        return finish(self._resolved(call, turn))
+
+    async def _abegin(self, *args: Any, streaming: bool) -> _Plan:
+        call, turn, finish = self._open(*args, streaming=streaming)
+        return finish(await self._aresolved(call, turn))
 
     def _generate(
         self,
@@ -1023,7 +1073,7 @@ class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, _compat.DefaultProfil
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        plan = self._begin(messages, stop, run_manager, kwargs, streaming=False)
+        plan = await self._abegin(messages, stop, run_manager, kwargs, streaming=False)
         return await _asettle(self._result_step(plan))
 
     def _stream(
@@ -1043,7 +1093,7 @@ class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, _compat.DefaultProfil
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        plan = self._begin(messages, stop, run_manager, kwargs, streaming=True)
+        plan = await self._abegin(messages, stop, run_manager, kwargs, streaming=True)
         async for chunk in _adrive(self._chunk_steps(plan, kwargs)):
             yield chunk
 
@@ -1337,7 +1387,8 @@ class FakeLLM(_Scripted, _compat.PerPromptRunManagers, BaseLLM):
             tags=info.tags,
             metadata=info.metadata,
         )
-        call, turn = self._take(draft)
+        call, pending = self._take(draft)
+        turn = self._resolved(call, pending)
         if turn.tool_calls or turn.content is not None or turn.reasoning:
             msg = (
                 f"{self._label()} call #{call.index}: a completion LLM can only "

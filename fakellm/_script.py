@@ -9,6 +9,7 @@ what is accepted.
 from __future__ import annotations
 
 import builtins
+import inspect
 import json
 import math
 import re
@@ -812,7 +813,7 @@ def _tool_name(tool: Mapping[str, Any]) -> str:
     return str(tool.get("name", ""))
 
 
-Responder: TypeAlias = Callable[[Call], "Turn | str | Mapping[str, Any]"]
+Responder: TypeAlias = Callable[[Call], Any]
 
 
 class Rule(_Spec):
@@ -875,12 +876,16 @@ class Rule(_Spec):
                 return False
         return self.when is None or bool(self.when(call))
 
-    def answer(self, call: Call) -> Turn:
-        """The turn this rule gives ``call``."""
+    def answer(self, call: Call) -> Turn | PendingTurn:
+        """The turn this rule gives ``call``; a :class:`PendingTurn` when the
+        responder is async (the async paths await it)."""
         if self.respond is not None:
             return self.respond
         assert self.responder is not None  # guaranteed by _one_answer
-        return _coerce_turn(self.responder(call), source=f"the responder of {self.describe()}")
+        value = self.responder(call)
+        if inspect.isawaitable(value):
+            return PendingTurn(value, self)
+        return _coerce_turn(value, source=f"the responder of {self.describe()}")
 
     def describe(self) -> str:
         """A one-line summary, used in failure messages."""
@@ -1077,6 +1082,23 @@ def _expands_beyond(data: Any, limit: int) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class PendingTurn:
+    """What an async responder promised: awaited by the model's async paths."""
+
+    awaitable: Any
+    rule: Rule
+    position: int = 0
+
+    def failed(self, call: Call, exc: Exception) -> errors.ResponderError:
+        """The error for a responder whose awaitable raised ``exc``."""
+        return _rule_failed(self.rule, self.position, "responder", call, exc)
+
+    def turn(self, value: Any) -> Turn:
+        """The turn the awaited ``value`` stands for."""
+        return _coerce_turn(value, source=f"the responder of {self.rule.describe()}")
+
+
 def _rule_failed(
     rule: Rule, position: int, part: str, call: Call, exc: Exception
 ) -> errors.ResponderError:
@@ -1107,8 +1129,9 @@ class ScriptPlayer:
         self._next = 0
         self._rule_uses = [0] * len(script.rules)
 
-    def take(self, call: Call) -> Turn:
-        """The turn that answers ``call``; raises :class:`Exhausted` if none."""
+    def take(self, call: Call) -> Turn | PendingTurn:
+        """The turn that answers ``call`` (pending for an async responder); raises
+        :class:`Exhausted` if none."""
         with self._lock:
             for i, rule in enumerate(self.script.rules):
                 if rule.times is not None and self._rule_uses[i] >= rule.times:
@@ -1120,11 +1143,14 @@ class ScriptPlayer:
                 if hit:
                     self._rule_uses[i] += 1
                     try:
-                        return rule.answer(call)
+                        answer = rule.answer(call)
                     except InvalidScript:
                         raise
                     except Exception as exc:
                         raise _rule_failed(rule, i, "responder", call, exc) from exc
+                    if isinstance(answer, PendingTurn):
+                        return PendingTurn(answer.awaitable, rule, i)
+                    return answer
             turns = self.script.turns
             k = self._next
             if k < len(turns):

@@ -91,3 +91,36 @@ def test_a_responder_may_return_an_ai_message() -> None:
     assert model.calls[0].turn == Turn(
         "Checking.", id="msg_7", tool_calls=[ToolCall("get_price", {"flower": "rose"}, id="c1")]
     )
+
+
+async def _async_prices(call: Any) -> str:
+    return {"rose": "2.50"}[call.last_human_message]
+
+
+async def test_an_async_responder_answers_the_async_paths() -> None:
+    model = FakeChatModel(
+        script=Script(rules=[Rule(responder=_async_prices, name="prices", times=3)])
+    )
+    assert (await model.ainvoke("rose")).text == "2.50"
+    assert "".join([c.text async for c in model.astream("rose")]) == "2.50"
+    with pytest.raises(errors.ResponderError) as info:
+        await model.ainvoke("tulip")
+    assert str(info.value).startswith(
+        "the responder of Rule 'prices' (rules[0]) raised KeyError: 'tulip' on call #2"
+    )
+    assert [c.turn for c in model.calls[:2]] == [Turn("2.50"), Turn("2.50")]
+    assert model.calls[2].unexpected is info.value
+
+
+def test_an_async_responder_on_a_sync_call_says_to_use_the_async_path() -> None:
+    model = FakeChatModel(script=Script(rules=[Rule(responder=_async_prices, name="prices")]))
+    with pytest.raises(errors.ResponderError) as info:
+        model.invoke("rose")
+    assert str(info.value) == (
+        "the responder of Rule 'prices' (rules[0]) raised TypeError: it is async, and this "
+        "call is synchronous; async responders answer ainvoke/astream/abatch (use a plain "
+        "function for sync calls) on call #0 (last human message: 'rose'). Fix the "
+        "responder; the call is recorded, so the test fails even if the app swallowed "
+        "this error."
+    )
+    assert model.unexpected_calls[0].unexpected is info.value
