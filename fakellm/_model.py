@@ -176,6 +176,23 @@ class _Scripted:
     _calls: list[Call]
     _lock: threading.Lock
 
+    # Validators shared by both models (pydantic collects them from this base too).
+    @field_validator("script", mode="before")
+    @classmethod
+    def _as_script(cls, value: Any) -> Script:
+        return as_script(value)
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_settings(cls, data: Any) -> Any:
+        _check_settings(cls, data)
+        return data
+
     def _setup(self) -> None:
         self._player = ScriptPlayer(self.script)
         self._calls = []
@@ -763,22 +780,6 @@ class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, _compat.DefaultProfil
     _scripted_turns: frozenset[int] = PrivateAttr()
     _template_cache: dict[int, tuple[Turn, list[ChatGenerationChunk | None]]] = PrivateAttr()
 
-    @field_validator("script", mode="before")
-    @classmethod
-    def _as_script(cls, value: Any) -> Script:
-        return as_script(value)
-
-    @field_validator("stop", mode="before")
-    @classmethod
-    def _stop(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_settings(cls, data: Any) -> Any:
-        _check_settings(cls, data)
-        return data
-
     def model_post_init(self, context: Any, /) -> None:
         self._setup()
         fixed = [*self.script.turns, *(r.respond for r in self.script.rules if r.respond)]
@@ -1340,22 +1341,6 @@ class FakeLLM(_Scripted, _compat.PerPromptRunManagers, BaseLLM):
     _player: ScriptPlayer = PrivateAttr()
     _calls: list[Call] = PrivateAttr()
     _lock: threading.Lock = PrivateAttr()
-
-    @field_validator("script", mode="before")
-    @classmethod
-    def _as_script(cls, value: Any) -> Script:
-        return as_script(value)
-
-    @field_validator("stop", mode="before")
-    @classmethod
-    def _stop(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_settings(cls, data: Any) -> Any:
-        _check_settings(cls, data)
-        return data
 
     def model_post_init(self, context: Any, /) -> None:
         self._setup()

@@ -19,7 +19,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self, TypeAlias
+from typing import Any, ClassVar, Literal, Self, TypeAlias, TypeVar
 from uuid import UUID
 
 import yaml
@@ -168,6 +168,17 @@ def _format_loc(loc: Iterable[Any]) -> str:
     return out
 
 
+_V = TypeVar("_V")
+
+
+def _json_able(name: str, value: _V) -> _V:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise _FieldError(None, value, f"{name} must be JSON-serialisable: {exc}") from None
+    return value
+
+
 def _seconds(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _FieldError(None, value, f"{name} must be a number of seconds >= 0")
@@ -215,11 +226,7 @@ class ToolCall(_Spec):
     @field_validator("args")
     @classmethod
     def _json_args(cls, value: dict[str, Any]) -> dict[str, Any]:
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError) as exc:
-            raise _FieldError(None, value, f"args must be JSON-serialisable: {exc}") from None
-        return value
+        return _json_able("args", value)
 
     @model_validator(mode="after")
     def _one_kind_of_args(self) -> ToolCall:
@@ -477,22 +484,12 @@ class Turn(_Spec):
             raise _FieldError(
                 None, value, "structured must be a pydantic model instance or a mapping"
             )
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError) as exc:
-            raise _FieldError(None, value, f"structured must be JSON-serialisable: {exc}") from None
-        return dict(value)
+        return dict(_json_able("structured", value))
 
     @field_validator("additional_kwargs")
     @classmethod
     def _json_kwargs(cls, value: dict[str, Any]) -> dict[str, Any]:
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError) as exc:
-            raise _FieldError(
-                None, value, f"additional_kwargs must be JSON-serialisable: {exc}"
-            ) from None
-        return value
+        return _json_able("additional_kwargs", value)
 
     @field_validator("at_chunk", mode="before")
     @classmethod
