@@ -430,3 +430,30 @@ def test_summarization_counts_a_fractional_trigger_against_the_profile() -> None
     assert summarizer.call_count == 1
     assert "they said hello" in model.calls[0].messages[0].text
     assert result["messages"][-1].text == "answer"
+
+
+def test_message_ids_are_the_same_in_fresh_processes() -> None:
+    import os
+    import subprocess
+    import sys
+
+    program = (
+        "import asyncio\n"
+        "from fakellm import FakeChatModel, ToolCall, Turn\n"
+        "m = FakeChatModel(script=['a b', Turn(tool_calls=[ToolCall('f', {'x': 1}, "
+        "allow_unbound=True)]), 'c'], model='m')\n"
+        "ids = [m.invoke('hi').id, next(iter(m.stream('hi'))).id]\n"
+        "ids.append(asyncio.run(m.ainvoke('hi')).id)\n"
+        "print(ids, m.calls[1].turn.tool_calls[0].name)\n"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", program],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("0", "1")
+    }
+    assert outputs == {"['fakellm-m-0', 'fakellm-m-1', 'fakellm-m-2'] f\n"}
