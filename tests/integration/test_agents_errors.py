@@ -190,3 +190,27 @@ def test_an_openai_flavoured_stream_fails_mid_stream_with_the_sdks_class() -> No
     assert got == ["a ", "b "]
     assert isinstance(info.value, openai.APIConnectionError)
     assert isinstance(info.value, errors.APITimeoutError)
+
+
+def test_script_files_name_the_errors_as_before(tmp_path: Any) -> None:
+    from fakellm import load_script
+
+    path = tmp_path / "errors.yaml"
+    path.write_text(
+        "- error: {type: ServerError, status_code: 503, retry_after: 2}\n"
+        "- error: ContextOverflowError\n"
+        "- error: {type: RateLimitError, message: slow down}\n",
+        encoding="utf-8",
+    )
+    script = load_script(path)
+    assert [t.make_error().spec() for t in script.turns] == [
+        {"type": "ServerError", "status_code": 503, "retry_after": 2},
+        {"type": "ContextOverflowError"},
+        {"type": "RateLimitError", "message": "slow down"},
+    ]
+    model = FakeChatModel(script=script, provider="anthropic", allow_unused=True)
+    import anthropic
+
+    with pytest.raises(anthropic.ServiceUnavailableError) as info:
+        model.invoke("hi")
+    assert info.value.response.headers["retry-after"] == "2"
