@@ -214,3 +214,21 @@ def test_script_files_name_the_errors_as_before(tmp_path: Any) -> None:
     with pytest.raises(anthropic.ServiceUnavailableError) as info:
         model.invoke("hi")
     assert info.value.response.headers["retry-after"] == "2"
+
+
+async def test_retry_middleware_retries_a_stream_cut_mid_way_on_the_async_path() -> None:
+    model = FakeChatModel(
+        script=[Turn("Roses are", error=errors.APIConnectionError, at_chunk=1), "Roses are red."]
+    )
+    agent = create_agent(model, middleware=[_retry(max_retries=1)])
+    tokens = [
+        chunk.text
+        async for chunk, _meta in agent.astream(
+            {"messages": [HumanMessage("hi")]}, stream_mode="messages"
+        )
+    ]
+    # The failed attempt's first token reached the stream before the cut, as with a
+    # provider; the retry then streams the whole reply.
+    assert tokens == ["Roses ", "Roses ", "are ", "red."]
+    assert model.call_count == 2
+    assert [c.streaming for c in model.calls] == [True, True]
