@@ -353,6 +353,17 @@ class _Scripted:
             self._calls.append(call)
             return call, turn
 
+    # Each model's _open records the call, takes its answer and says how to plan it.
+    _open: Callable[..., tuple[Call, Turn | PendingTurn, Callable[[Turn], _Plan]]]
+
+    def _begin(self, *args: Any, streaming: bool) -> _Plan:
+        call, turn, finish = self._open(*args, streaming=streaming)
+        return finish(self._resolved(call, turn))
+
+    async def _abegin(self, *args: Any, streaming: bool) -> _Plan:
+        call, turn, finish = self._open(*args, streaming=streaming)
+        return finish(await self._aresolved(call, turn))
+
     def _record(self, call: Call, **changes: Any) -> None:
         with self._lock:
             self._calls[call.index] = replace(self._calls[call.index], **changes)
@@ -1049,14 +1060,6 @@ class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, _compat.DefaultProfil
         )
         return call, turn, finish
 
-    def _begin(self, *args: Any, streaming: bool) -> _Plan:
-        call, turn, finish = self._open(*args, streaming=streaming)
-        return finish(self._resolved(call, turn))
-
-    async def _abegin(self, *args: Any, streaming: bool) -> _Plan:
-        call, turn, finish = self._open(*args, streaming=streaming)
-        return finish(await self._aresolved(call, turn))
-
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -1349,7 +1352,7 @@ class FakeLLM(_Scripted, _compat.PerPromptRunManagers, BaseLLM):
     def _llm_type(self) -> str:
         return "fakellm-llm"
 
-    def _begin(
+    def _open(
         self,
         prompt: str,
         stop: list[str] | None,
@@ -1357,7 +1360,8 @@ class FakeLLM(_Scripted, _compat.PerPromptRunManagers, BaseLLM):
         kwargs: dict[str, Any],
         *,
         streaming: bool,
-    ) -> _Plan:
+    ) -> tuple[Call, Turn | PendingTurn, Callable[[Turn], _Plan]]:
+        """Record the call and take its answer; ``finish`` plans the answer once known."""
         info = _run_info(run_manager) or _RunInfo(None, (), {})
         stop = _stop_list(stop if stop is not None else self.stop)
         override = kwargs.get("model")
@@ -1372,23 +1376,26 @@ class FakeLLM(_Scripted, _compat.PerPromptRunManagers, BaseLLM):
             tags=info.tags,
             metadata=info.metadata,
         )
-        call, pending = self._take(draft)
-        turn = self._resolved(call, pending)
-        if turn.tool_calls or turn.content is not None or turn.reasoning:
-            msg = (
-                f"{self._label()} call #{call.index}: a completion LLM can only "
-                "return text; the turn has tool calls, content blocks or reasoning. "
-                "Use FakeChatModel for those."
+        call, turn = self._take(draft)
+
+        def finish(turn: Turn) -> _Plan:
+            if turn.tool_calls or turn.content is not None or turn.reasoning:
+                msg = (
+                    f"{self._label()} call #{call.index}: a completion LLM can only "
+                    "return text; the turn has tool calls, content blocks or reasoning. "
+                    "Use FakeChatModel for those."
+                )
+                raise UnknownToolError(msg) if turn.tool_calls else TypeError(msg)
+            return self._plan(
+                call,
+                turn,
+                stop=stop,
+                max_tokens=kwargs.get("max_tokens", self.max_tokens),
+                model_name=override or self.model_name,
+                input_tokens=_tokens.count_tokens(prompt),
             )
-            raise UnknownToolError(msg) if turn.tool_calls else TypeError(msg)
-        return self._plan(
-            call,
-            turn,
-            stop=stop,
-            max_tokens=kwargs.get("max_tokens", self.max_tokens),
-            model_name=override or self.model_name,
-            input_tokens=_tokens.count_tokens(prompt),
-        )
+
+        return call, turn, finish
 
     def _generation(self, plan: _Plan) -> Generation:
         return Generation(
@@ -1437,7 +1444,7 @@ class FakeLLM(_Scripted, _compat.PerPromptRunManagers, BaseLLM):
         plans = []
         generations = []
         for prompt, manager in zip(prompts, _prompt_managers(prompts, run_manager), strict=True):
-            plan = self._begin(prompt, stop, manager, kwargs, streaming=self.streaming)
+            plan = await self._abegin(prompt, stop, manager, kwargs, streaming=self.streaming)
             plans.append(plan)
             if self.streaming:
                 on_token = None if manager is None else _atoken_callback(manager)
@@ -1478,7 +1485,7 @@ class FakeLLM(_Scripted, _compat.PerPromptRunManagers, BaseLLM):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
-        plan = self._begin(prompt, stop, run_manager, kwargs, streaming=True)
+        plan = await self._abegin(prompt, stop, run_manager, kwargs, streaming=True)
         on_token = None if run_manager is None else _atoken_callback(run_manager)
         async for chunk in _adrive(self._llm_chunk_steps(plan), on_token):
             yield chunk

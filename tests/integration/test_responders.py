@@ -124,3 +124,12 @@ def test_an_async_responder_on_a_sync_call_says_to_use_the_async_path() -> None:
         "this error."
     )
     assert model.unexpected_calls[0].unexpected is info.value
+
+
+async def test_an_async_responder_answers_the_llms_async_paths() -> None:
+    from fakellm import FakeLLM
+
+    llm = FakeLLM(script=Script(rules=[Rule(responder=_async_prices, times=2)]))
+    assert await llm.ainvoke("rose") == "2.50"
+    assert "".join([c async for c in llm.astream("rose")]) == "2.50"
+    assert [c.turn for c in llm.calls] == [Turn("2.50"), Turn("2.50")]
