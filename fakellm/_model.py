@@ -468,6 +468,15 @@ _Step: TypeAlias = tuple[float, "_C | BaseException"]
 """One step of a plan: wait this long, then emit the item (or raise the error)."""
 
 
+def _whole(
+    plan: _Plan, error: Callable[[_Plan], BaseException], build: Callable[[_Plan], _C]
+) -> _Step[_C]:
+    """A non-streamed reply's one step: all of it (or the error) after its delays."""
+    if plan.error_at is not None:
+        return plan.wait_before(plan.error_at), error(plan)
+    return plan.wait_before(len(plan.pieces)), build(plan)
+
+
 def _steps(
     plan: _Plan, chunks: Sequence[_C], error: Callable[[_Plan], BaseException]
 ) -> Iterator[_Step[_C]]:
@@ -1068,7 +1077,7 @@ class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, _compat.DefaultProfil
         **kwargs: Any,
     ) -> ChatResult:
         plan = self._begin(messages, stop, run_manager, kwargs, streaming=False)
-        return _settle(self._result_step(plan))
+        return _settle(_whole(plan, self._error, self._result))
 
     async def _agenerate(
         self,
@@ -1078,7 +1087,7 @@ class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, _compat.DefaultProfil
         **kwargs: Any,
     ) -> ChatResult:
         plan = await self._abegin(messages, stop, run_manager, kwargs, streaming=False)
-        return await _asettle(self._result_step(plan))
+        return await _asettle(_whole(plan, self._error, self._result))
 
     def _stream(
         self,
@@ -1100,12 +1109,6 @@ class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, _compat.DefaultProfil
         plan = await self._abegin(messages, stop, run_manager, kwargs, streaming=True)
         async for chunk in _adrive(self._chunk_steps(plan, kwargs)):
             yield chunk
-
-    def _result_step(self, plan: _Plan) -> _Step[ChatResult]:
-        """The whole reply (or the error) and the time it takes to arrive."""
-        if plan.error_at is not None:
-            return plan.wait_before(plan.error_at), self._error(plan)
-        return plan.wait_before(len(plan.pieces)), self._result(plan)
 
     def _chunk_steps(
         self, plan: _Plan, kwargs: Mapping[str, Any]
@@ -1431,7 +1434,7 @@ class FakeLLM(_Scripted, _compat.PerPromptRunManagers, BaseLLM):
                     pass
                 generations.append([self._generation(plan)])
             else:
-                generations.append([_settle(self._generation_step(plan))])
+                generations.append([_settle(_whole(plan, self._error, self._generation))])
         return LLMResult(generations=generations, llm_output=self._llm_output(plans))
 
     async def _agenerate(
@@ -1452,13 +1455,8 @@ class FakeLLM(_Scripted, _compat.PerPromptRunManagers, BaseLLM):
                     pass
                 generations.append([self._generation(plan)])
             else:
-                generations.append([await _asettle(self._generation_step(plan))])
+                generations.append([await _asettle(_whole(plan, self._error, self._generation))])
         return LLMResult(generations=generations, llm_output=self._llm_output(plans))
-
-    def _generation_step(self, plan: _Plan) -> _Step[Generation]:
-        if plan.error_at is not None:
-            return plan.wait_before(plan.error_at), self._error(plan)
-        return plan.wait_before(len(plan.pieces)), self._generation(plan)
 
     def _llm_chunk_steps(self, plan: _Plan) -> Iterator[_Step[GenerationChunk]]:
         chunks = [GenerationChunk(text=p.text) for p in plan.pieces] or [GenerationChunk(text="")]
