@@ -30,7 +30,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
 from fakellm import FakeChatModel, Script, Turn
-from fakellm._model import _clone
+from fakellm._compat import shallow_copy as _clone
 
 
 class NoOp(BaseCallbackHandler):

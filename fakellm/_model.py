@@ -10,19 +10,33 @@ where the script's delays say.
 from __future__ import annotations
 
 import asyncio
+import copy
+import difflib
+import functools
+import inspect
+import json
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from operator import itemgetter
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeAlias, TypeVar
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
     CallbackManager,
     CallbackManagerForLLMRun,
 )
+from langchain_core.exceptions import ModelRefusalError
 from langchain_core.language_models import BaseChatModel, BaseLLM, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
@@ -35,7 +49,13 @@ from langchain_core.outputs import (
     GenerationChunk,
     LLMResult,
 )
-from langchain_core.runnables import Runnable, RunnableConfig, RunnableMap, RunnablePassthrough
+from langchain_core.runnables import (
+    Runnable,
+    RunnableConfig,
+    RunnableLambda,
+    RunnableMap,
+    RunnablePassthrough,
+)
 from langchain_core.runnables.config import (
     ensure_config,
     get_config_list,
@@ -44,15 +64,53 @@ from langchain_core.runnables.config import (
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
-from fakellm import _clock, _order, _tokens
-from fakellm._script import Call, Exhausted, Piece, Script, ScriptPlayer, Turn, _clip, as_script
-from fakellm.errors import UnexpectedCall, UnknownToolError, UnusedTurns
+from fakellm import _clock, _compat, _order, _tokens, errors
+from fakellm._script import (
+    Call,
+    Exhausted,
+    PendingTurn,
+    Piece,
+    Script,
+    ScriptPlayer,
+    ToolCall,
+    Turn,
+    _clip,
+    as_script,
+)
+from fakellm.errors import (
+    ResponderError,
+    ToolChoiceError,
+    UnexpectedCall,
+    UnknownToolError,
+    UnusedTurns,
+)
 
 __all__ = ["FakeChatModel", "FakeLLM"]
 
-_M = TypeVar("_M", bound=BaseModel)
+_T = TypeVar("_T")
+
+DEFAULT_PROFILE: Mapping[str, Any] = {
+    "max_input_tokens": 128_000,
+    "max_output_tokens": 16_384,
+    "text_inputs": True,
+    "text_outputs": True,
+    "image_inputs": True,
+    "tool_calling": True,
+    "tool_choice": True,
+    "tool_call_streaming": True,
+    "structured_output": True,
+    "reasoning_output": True,
+}
+"""FakeChatModel's default ``profile``: a tool-calling, structured-output-capable model."""
 
 # Keyword arguments that Call records in their own fields, not in Call.kwargs.
 _CALL_FIELDS = frozenset(
@@ -99,6 +157,7 @@ class _Plan:
     usage: UsageMetadata
     model_name: str
     tool_ids: list[str]
+    message_id: str
 
     def wait_before(self, k: int) -> float:
         """Total delay spent before chunk ``k`` (or before failing at ``k``)."""
@@ -121,10 +180,80 @@ class _Scripted:
     _calls: list[Call]
     _lock: threading.Lock
 
+    # Validators shared by both models (pydantic collects them from this base too).
+    @field_validator("script", mode="before")
+    @classmethod
+    def _as_script(cls, value: Any) -> Script:
+        return as_script(value)
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_settings(cls, data: Any) -> Any:
+        _check_settings(cls, data)
+        return data
+
     def _setup(self) -> None:
         self._player = ScriptPlayer(self.script)
         self._calls = []
         self._lock = threading.Lock()
+
+    # -- copies: same script, own position and call log ----------------------------------
+
+    def _fresh_copy(self, deep: bool, memo: dict[int, Any] | None = None) -> Any:
+        """A copy that plays the same script from its start, with an empty call log.
+
+        ``copy.copy``, ``copy.deepcopy``, ``model_copy()`` and pickling all go
+        through here: a copy sharing the original's position would make two models
+        consume one script, and a copy of the position would replay from the middle.
+        """
+        fields = type(self).model_fields  # type: ignore[attr-defined]
+        values = {name: getattr(self, name) for name in fields}
+        if deep:
+            # The script is immutable and callbacks are shared services: both kept.
+            for name, value in values.items():
+                if name not in ("script", "callbacks"):
+                    values[name] = copy.deepcopy(value, memo)
+        return type(self).model_construct(  # type: ignore[attr-defined]
+            set(self.model_fields_set),  # type: ignore[attr-defined]
+            **values,
+        )
+
+    def __copy__(self) -> Any:
+        return self._fresh_copy(deep=False)
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Any:
+        return self._fresh_copy(deep=True, memo=memo)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        fields = type(self).model_fields  # type: ignore[attr-defined]
+        values = {name: getattr(self, name) for name in fields}
+        return (_rebuild_model, (type(self), values, set(self.model_fields_set)))  # type: ignore[attr-defined]
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Any:
+        """A copy that plays the same script from its start, with an empty call log.
+
+        ``update`` values are validated like constructor arguments (a new
+        ``script`` may be a list of turns), and an unknown name is an error.
+        """
+        if not update:
+            return self._fresh_copy(deep=deep)
+        _check_settings(type(self), update)
+        values = {name: getattr(self, name) for name in type(self).model_fields}  # type: ignore[attr-defined]
+        values.update(update)
+        new = type(self).model_validate(values)  # type: ignore[attr-defined]
+        return new
+
+    def _adopt_configured(self, configured: Any) -> None:
+        """Make a per-call configured copy play and record as this model (same script)."""
+        if isinstance(configured, _Scripted) and configured.script is self.script:
+            configured._player = self._player
+            configured._calls = self._calls
+            configured._lock = self._lock
 
     # -- public surface, in unittest.mock's vocabulary ---------------------------------
 
@@ -147,7 +276,8 @@ class _Scripted:
 
     @property
     def unexpected_calls(self) -> list[Call]:
-        """Requests the script did not cover (each raised ``UnexpectedCall``)."""
+        """Requests the script could not answer: each raised ``UnexpectedCall`` (or
+        ``ResponderError``, when a rule's responder or ``when`` predicate failed)."""
         return [c for c in self.calls if c.unexpected is not None]
 
     @property
@@ -200,7 +330,13 @@ class _Scripted:
     def _label(self) -> str:
         return f"{type(self).__name__}(model_name={self.model_name!r})"
 
-    def _take(self, draft: Call) -> tuple[Call, Turn]:
+    def _error(self, plan: _Plan) -> BaseException:
+        """The turn's error, as this model's provider (when it names an SDK) raises it."""
+        err = plan.turn.make_error()
+        assert err is not None  # only called where the plan places an error
+        return errors.flavoured(err, self.provider)
+
+    def _take(self, draft: Call) -> tuple[Call, Turn | PendingTurn]:
         """Record ``draft`` and return it (indexed) with the turn that answers it.
 
         Raises UnexpectedCall (after recording the call) when the script has no answer.
@@ -214,12 +350,64 @@ class _Scripted:
                 err = UnexpectedCall(self._unexpected_message(call))
                 self._calls.append(replace(call, unexpected=err))
                 raise err from None
+            except ResponderError as err:
+                self._calls.append(replace(call, unexpected=err))
+                raise
             except BaseException:
                 self._calls.append(call)
                 raise
+            if isinstance(turn, PendingTurn):
+                self._calls.append(call)  # its turn is filled in once awaited
+                return call, turn
             call = replace(call, turn=turn)
             self._calls.append(call)
             return call, turn
+
+    # Each model's _open records the call, takes its answer and says how to plan it.
+    _open: Callable[..., tuple[Call, Turn | PendingTurn, Callable[[Turn], _Plan]]]
+
+    def _begin(self, *args: Any, streaming: bool) -> _Plan:
+        call, turn, finish = self._open(*args, streaming=streaming)
+        return finish(self._resolved(call, turn))
+
+    async def _abegin(self, *args: Any, streaming: bool) -> _Plan:
+        call, turn, finish = self._open(*args, streaming=streaming)
+        return finish(await self._aresolved(call, turn))
+
+    def _record(self, call: Call, **changes: Any) -> None:
+        with self._lock:
+            self._calls[call.index] = replace(self._calls[call.index], **changes)
+
+    def _resolved(self, call: Call, turn: Turn | PendingTurn) -> Turn:
+        """The turn, on a sync path: an async responder cannot answer here."""
+        if not isinstance(turn, PendingTurn):
+            return turn
+        close = getattr(turn.awaitable, "close", None)
+        if close is not None:
+            close()  # never awaited: say so here, not in a "never awaited" warning
+        err = turn.failed(
+            call,
+            TypeError(
+                "it is async, and this call is synchronous; async responders answer "
+                "ainvoke/astream/abatch (use a plain function for sync calls)"
+            ),
+        )
+        self._record(call, unexpected=err)
+        raise err
+
+    async def _aresolved(self, call: Call, turn: Turn | PendingTurn) -> Turn:
+        """The turn, awaiting an async responder's answer."""
+        if not isinstance(turn, PendingTurn):
+            return turn
+        try:
+            value = await turn.awaitable
+        except Exception as exc:
+            err = turn.failed(call, exc)
+            self._record(call, unexpected=err)
+            raise err from exc
+        resolved = turn.turn(value)
+        self._record(call, turn=resolved)
+        return resolved
 
     def _unexpected_message(self, call: Call) -> str:
         last = call.last_human_message
@@ -241,15 +429,20 @@ class _Scripted:
         model_name: str,
         input_tokens: int,
     ) -> _Plan:
+        if turn.structured is not None:
+            turn = _structured_turn(self, call, turn)
+        if not turn.ignore_tool_choice and turn.error_position != 0:
+            _check_tool_choice(self, call, turn)
         if turn.tool_calls:
             bound = call.tool_names
             for tc in turn.tool_calls:
-                if tc.name not in bound:
+                if tc.name not in bound and not tc.allow_unbound:
                     offered = ", ".join(repr(n) for n in bound) if bound else "none"
                     msg = (
                         f"{self._label()} call #{call.index}: the script calls tool {tc.name!r}, "
                         f"which is not bound (bound tools: {offered}). Bind it with "
-                        "model.bind_tools([...]) or fix the tool name in the script."
+                        "model.bind_tools([...]), fix the tool name in the script, or set "
+                        "allow_unbound=True on the ToolCall to script a hallucinated tool."
                     )
                     raise UnknownToolError(msg)
         pieces = turn.pieces
@@ -273,10 +466,200 @@ class _Scripted:
             delays=delays,
             error_at=error_at,
             finish_reason=finish,
-            usage=_usage(turn, input_tokens, len(pieces)),
+            usage=_usage(turn, input_tokens, pieces),
             model_name=model_name,
             tool_ids=[tc.id or f"call_{call.index}_{i}" for i, tc in enumerate(turn.tool_calls)],
+            message_id=turn.id or f"fakellm-{self.model_name}-{call.index}",
         )
+
+
+_C = TypeVar("_C")
+_Step: TypeAlias = tuple[float, "_C | BaseException"]
+"""One step of a plan: wait this long, then emit the item (or raise the error)."""
+
+
+def _whole(
+    plan: _Plan, error: Callable[[_Plan], BaseException], build: Callable[[_Plan], _C]
+) -> _Step[_C]:
+    """A non-streamed reply's one step: all of it (or the error) after its delays."""
+    if plan.error_at is not None:
+        return plan.wait_before(plan.error_at), error(plan)
+    return plan.wait_before(len(plan.pieces)), build(plan)
+
+
+def _steps(
+    plan: _Plan, chunks: Sequence[_C], error: Callable[[_Plan], BaseException]
+) -> Iterator[_Step[_C]]:
+    """A stream's steps: each chunk after its delay, the error where the turn places it."""
+    error_at = plan.error_at
+    for k, (chunk, wait) in enumerate(zip(chunks, plan.delays, strict=False)):
+        if k == error_at:
+            yield wait, error(plan)
+            return
+        yield wait, chunk
+    if error_at is not None:
+        yield 0.0, error(plan)
+
+
+# The drivers: the only places that wait on the clock and raise a scripted error.
+
+
+def _settle(step: _Step[_C]) -> _C:
+    wait, item = step
+    if wait:
+        _clock.sleep(wait)
+    if isinstance(item, BaseException):
+        raise item
+    return item
+
+
+async def _asettle(step: _Step[_C]) -> _C:
+    wait, item = step
+    if wait:
+        await _clock.asleep(wait)
+    if isinstance(item, BaseException):
+        raise item
+    return item
+
+
+def _drive(
+    steps: Iterable[_Step[_C]], on_chunk: Callable[[_C], object] | None = None
+) -> Iterator[_C]:
+    sleep = _clock.sleep
+    for wait, item in steps:
+        if wait:
+            sleep(wait)
+        if isinstance(item, BaseException):
+            raise item
+        if on_chunk is not None:
+            on_chunk(item)
+        yield item
+
+
+async def _adrive(
+    steps: Iterable[_Step[_C]], on_chunk: Callable[[_C], Awaitable[object]] | None = None
+) -> AsyncIterator[_C]:
+    asleep = _clock.asleep
+    for wait, item in steps:
+        if wait:
+            await asleep(wait)
+        if isinstance(item, BaseException):
+            raise item
+        if on_chunk is not None:
+            await on_chunk(item)
+        yield item
+
+
+def _token_callback(manager: CallbackManagerForLLMRun) -> Callable[[GenerationChunk], object]:
+    return lambda chunk: manager.on_llm_new_token(chunk.text, chunk=chunk)
+
+
+def _atoken_callback(
+    manager: AsyncCallbackManagerForLLMRun,
+) -> Callable[[GenerationChunk], Awaitable[object]]:
+    return lambda chunk: manager.on_llm_new_token(chunk.text, chunk=chunk)
+
+
+def _structured_turn(model: _Scripted, call: Call, turn: Turn) -> Turn:
+    """``turn.structured`` in the form the app's structured-output method reads.
+
+    A call that forces a tool (``function_calling``, an agent's tool strategy) gets
+    a call of the schema's tool: the forced one, the only one bound, or the one
+    whose parameters are exactly the data's keys. Any other call (``json_schema``,
+    ``json_mode``, a provider strategy) gets the JSON text.
+    """
+    fields = {k: getattr(turn, k) for k in turn.model_fields_set if k != "structured"}
+    data = turn.structured
+    forced = _forced_tool(call.tool_choice)
+    if forced is None or forced == "none":
+        return Turn(**fields, text=json.dumps(data, ensure_ascii=False))
+    names = call.tool_names
+    name = forced if forced != "any" else None
+    if name is None and len(names) == 1:
+        name = names[0]
+    if name is None:
+        tools = zip(names, call.tools, strict=True)
+        fits = [n for n, t in tools if set(_tool_params(t)) == set(data)]
+        name = fits[0] if len(fits) == 1 else None
+    if name is None:
+        offered = ", ".join(map(repr, names)) or "none"
+        msg = (
+            f"{model._label()} call #{call.index}: {turn.describe()} is structured output "
+            f"for a forced tool call, but which bound tool it fills is unclear (bound "
+            f"tools: {offered}). Script Turn(tool_calls=[ToolCall(name, {{...}})]) instead."
+        )
+        raise ToolChoiceError(msg)
+    return Turn(**fields, tool_calls=(ToolCall(name, data),))
+
+
+def _tool_params(tool: Mapping[str, Any]) -> Mapping[str, Any]:
+    fn = tool.get("function")
+    params = (fn if isinstance(fn, Mapping) else tool).get("parameters") or {}
+    return params.get("properties") or {} if isinstance(params, Mapping) else {}
+
+
+def _raise_if_refused(message: BaseMessage) -> BaseMessage:
+    """Raise ModelRefusalError for a refusal, as integrations' structured output does."""
+    for block in message.content_blocks:
+        if block["type"] == "refusal":
+            raise ModelRefusalError.from_refusal(block, raw_message=message)
+    return message
+
+
+def _forced_tool(tool_choice: Any) -> str | None:
+    """``"any"``, ``"none"``, a tool name, or None (the model may choose)."""
+    if tool_choice is None or tool_choice is False or tool_choice == "auto":
+        return None
+    if tool_choice is True or tool_choice in ("any", "required"):
+        return "any"
+    if isinstance(tool_choice, str):
+        return tool_choice
+    if isinstance(tool_choice, Mapping):
+        fn = tool_choice.get("function")
+        name = fn.get("name") if isinstance(fn, Mapping) else tool_choice.get("name")
+        if isinstance(name, str):
+            return name
+        kind = tool_choice.get("type")
+        if kind in ("any", "required", "none", "auto"):
+            return _forced_tool(kind)
+    return None
+
+
+def _check_tool_choice(model: _Scripted, call: Call, turn: Turn) -> None:
+    """Raise ToolChoiceError where a real model could not answer ``call`` with ``turn``."""
+    forced = _forced_tool(call.tool_choice)
+    if forced is None or turn.refusal is not None:
+        return  # models refuse even under a forced tool choice
+    where = f"{model._label()} call #{call.index} (tool_choice={call.tool_choice!r})"
+    optout = "or set ignore_tool_choice=True on the turn to script a model that ignores it."
+    names = [tc.name for tc in turn.tool_calls]
+    if forced == "none":
+        if names:
+            msg = (
+                f"{where}: tool_choice='none' forbids tool calls, but {turn.describe()} "
+                f"calls {', '.join(names)}. Script a text reply, {optout}"
+            )
+            raise ToolChoiceError(msg)
+        return
+    if forced != "any" and forced not in call.tool_names:
+        offered = ", ".join(map(repr, call.tool_names)) or "none"
+        msg = (
+            f"{where}: tool_choice names {forced!r}, which is not bound (bound tools: "
+            f"{offered}); a real provider rejects the request. Bind the tool, {optout}"
+        )
+        raise ToolChoiceError(msg)
+    if forced == "any" and names:
+        return
+    if forced in names:
+        return
+    wanted = "a tool call" if forced == "any" else f"a call of {forced!r}"
+    msg = (
+        f"{where}: the call forces {wanted}, but {turn.describe()} answers without one; "
+        "a real model would call the tool. Script "
+        f"Turn(tool_calls=[ToolCall({'name' if forced == 'any' else repr(forced)}, {{...}})]) "
+        f"(or Turn(structured=...) for with_structured_output), {optout}"
+    )
+    raise ToolChoiceError(msg)
 
 
 def _truncate_at_stop(
@@ -306,16 +689,20 @@ def _truncate_at_stop(
     return tuple(out), True
 
 
-def _usage(turn: Turn, input_tokens: int, n_chunks: int) -> UsageMetadata:
+def _usage(turn: Turn, input_tokens: int, pieces: tuple[Piece, ...]) -> UsageMetadata:
     spec = turn.usage
     i = spec.input_tokens if spec and spec.input_tokens is not None else input_tokens
-    o = spec.output_tokens if spec and spec.output_tokens is not None else n_chunks
+    o = spec.output_tokens if spec and spec.output_tokens is not None else len(pieces)
     t = spec.total_tokens if spec and spec.total_tokens is not None else i + o
     usage = UsageMetadata(input_tokens=i, output_tokens=o, total_tokens=t)
     if spec and spec.input_token_details:
         usage["input_token_details"] = dict(spec.input_token_details)  # type: ignore[typeddict-item]
     if spec and spec.output_token_details:
         usage["output_token_details"] = dict(spec.output_token_details)  # type: ignore[typeddict-item]
+    elif turn.reasoning and not (spec and spec.output_tokens is not None):
+        # Reasoning chunks count as output tokens; providers report them apart too.
+        reasoning = sum(1 for p in pieces if p.kind == "reasoning")
+        usage["output_token_details"] = {"reasoning": reasoning}
     return usage
 
 
@@ -327,11 +714,51 @@ def _message_texts(messages: Sequence[BaseMessage]) -> Iterator[str]:
             yield str(tc["args"])
 
 
+def _stop_list(stop: str | Sequence[str] | None) -> list[str] | None:
+    """Stop sequences as a list: a single string is one sequence, as providers take it."""
+    if stop is None:
+        return None
+    return [stop] if isinstance(stop, str) else list(stop)
+
+
+def _prompt_managers(prompts: list[str], first: _T) -> list[_T]:
+    """Each prompt's run manager (core hands ``_generate`` only the first one)."""
+    managers = _compat.llm_run_managers.get()
+    if managers is not None and len(managers) == len(prompts) and managers[0] is first:
+        return list(managers)
+    return [first] * len(prompts)
+
+
+def _rebuild_model(cls: type[Any], values: dict[str, Any], fields_set: set[str]) -> Any:
+    return cls.model_construct(fields_set, **values)
+
+
+def _check_settings(cls: type[Any], data: Any) -> None:
+    """Refuse an unknown setting with the list of accepted ones (and a likely fix)."""
+    if not isinstance(data, Mapping):
+        return
+    fields = cls.model_fields
+    accepted = set(fields) | {f.alias for f in fields.values() if f.alias}
+    unknown = [k for k in data if k not in accepted]
+    if not unknown:
+        return
+    key = unknown[0]
+    close = difflib.get_close_matches(str(key), sorted(accepted), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    own = [n for n in fields if n in inspect.get_annotations(cls)]
+    msg = (
+        f"{cls.__name__} got an unknown setting {key}={data[key]!r}{hint}. "
+        f"Accepted settings: {', '.join(own)}; and LangChain's "
+        f"{', '.join(n for n in fields if n not in own)}."
+    )
+    raise TypeError(msg)
+
+
 def _split_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k not in _CALL_FIELDS}
 
 
-class FakeChatModel(_Scripted, BaseChatModel):
+class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, _compat.DefaultProfile, BaseChatModel):
     """A chat model that plays a :class:`~fakellm.Script`, offline and exactly.
 
     ``FakeChatModel(script=["hello", Turn("world", delay=0.1)])`` answers two
@@ -387,7 +814,11 @@ class FakeChatModel(_Scripted, BaseChatModel):
         default="fake-chat-model", alias="model", description="Reported model name."
     )
     provider: str = Field(
-        default="fakellm", description="Reported as ls_provider and model_provider."
+        default="fakellm",
+        description=(
+            "Reported as ls_provider and model_provider. 'openai' or 'anthropic' also "
+            "makes scripted provider errors instances of that SDK's exceptions."
+        ),
     )
     temperature: float | None = Field(
         default=None, description="Recorded; does not change the script."
@@ -413,11 +844,6 @@ class FakeChatModel(_Scripted, BaseChatModel):
     _scripted_turns: frozenset[int] = PrivateAttr()
     _template_cache: dict[int, tuple[Turn, list[ChatGenerationChunk | None]]] = PrivateAttr()
 
-    @field_validator("script", mode="before")
-    @classmethod
-    def _as_script(cls, value: Any) -> Script:
-        return as_script(value)
-
     def model_post_init(self, context: Any, /) -> None:
         self._setup()
         fixed = [*self.script.turns, *(r.respond for r in self.script.rules if r.respond)]
@@ -433,6 +859,45 @@ class FakeChatModel(_Scripted, BaseChatModel):
     ) -> int:
         """Token count of the messages' text and tool calls: the usage ``input_tokens``."""
         return _tokens.count_tokens_in(_message_texts(messages))
+
+    def _default_profile(self) -> dict[str, Any]:
+        """The profile of a capable provider model, which LangChain reads to decide.
+
+        ``structured_output`` makes ``create_agent(response_format=...)`` use the
+        provider strategy (a ``response_format`` request), as with OpenAI or
+        Anthropic; ``max_input_tokens`` is what summarization's fractional triggers
+        count against; ``tool_calling``/``tool_choice`` say tools can be bound and
+        forced. Pass ``profile={...}`` to the model to change any of it.
+        """
+        return dict(DEFAULT_PROFILE)
+
+    def _summed_llm_output(self, llm_outputs: list[dict[str, Any] | None]) -> dict[str, Any]:
+        """``generate``'s ``llm_output``: token usage summed over its prompts, as
+        chat providers report it."""
+        usage: dict[str, int] = {}
+        model_name = self.model_name
+        for i, out in enumerate(o for o in llm_outputs if o):
+            for key, count in out.get("token_usage", {}).items():
+                usage[key] = usage.get(key, 0) + count
+            if i == 0:
+                model_name = out.get("model_name", model_name)
+        return {"token_usage": usage, "model_name": model_name}
+
+    def configurable_fields(self, **kwargs: Any) -> Any:
+        """As LangChain's, but each configured call plays and records as this model.
+
+        LangChain builds a new model for every configured call; fakellm's copy
+        would start the script afresh. Here it takes this model's next turn and
+        shows up in this model's :attr:`calls`.
+        """
+        for key in kwargs:
+            if key not in type(self).model_fields:
+                msg = (
+                    f"configurable_fields got {key!r}, which is not a setting of "
+                    f"{type(self).__name__}; accepted: {', '.join(type(self).model_fields)}"
+                )
+                raise ValueError(msg)
+        return _compat.SharedConfigurableFields(default=self, fields=kwargs)
 
     # -- tools and structured output ---------------------------------------------------------
 
@@ -484,7 +949,7 @@ class FakeChatModel(_Scripted, BaseChatModel):
                 "json_schema": {"name": json_schema.get("title", "output"), "schema": json_schema},
             }
         llm = self.bind(response_format=response_format, ls_structured_output_format=ls_format)
-        parser: Runnable[Any, Any] = (
+        parser: Runnable[Any, Any] = RunnableLambda(_raise_if_refused) | (
             PydanticOutputParser(pydantic_object=schema)
             if isinstance(schema, type) and is_basemodel_subclass(schema)
             else JsonOutputParser()
@@ -611,7 +1076,7 @@ class FakeChatModel(_Scripted, BaseChatModel):
 
     # -- the native paths -----------------------------------------------------------------------
 
-    def _begin(
+    def _open(
         self,
         messages: list[BaseMessage],
         stop: list[str] | None,
@@ -619,9 +1084,10 @@ class FakeChatModel(_Scripted, BaseChatModel):
         kwargs: dict[str, Any],
         *,
         streaming: bool,
-    ) -> _Plan:
+    ) -> tuple[Call, Turn | PendingTurn, Callable[[Turn], _Plan]]:
+        """Record the call and take its answer; ``finish`` plans the answer once known."""
         info = _run_info(run_manager) or _pending_run.get() or _RunInfo(None, (), {})
-        stop = stop if stop is not None else self.stop
+        stop = _stop_list(stop if stop is not None else self.stop)
         override = kwargs.get("model")
         draft = Call(
             index=-1,
@@ -637,14 +1103,15 @@ class FakeChatModel(_Scripted, BaseChatModel):
             metadata=info.metadata,
         )
         call, turn = self._take(draft)
-        return self._plan(
+        finish = functools.partial(
+            self._plan,
             call,
-            turn,
             stop=stop,
             max_tokens=kwargs.get("max_tokens", self.max_tokens),
             model_name=override or self.model_name,
             input_tokens=self.get_num_tokens_from_messages(messages),
         )
+        return call, turn, finish
 
     def _generate(
         self,
@@ -654,11 +1121,7 @@ class FakeChatModel(_Scripted, BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         plan = self._begin(messages, stop, run_manager, kwargs, streaming=False)
-        if plan.error_at is not None:
-            _clock.sleep(plan.wait_before(plan.error_at))
-            raise plan.turn.make_error()  # type: ignore[misc]
-        _clock.sleep(plan.wait_before(len(plan.pieces)))
-        return self._result(plan)
+        return _settle(_whole(plan, self._error, self._result))
 
     async def _agenerate(
         self,
@@ -667,12 +1130,8 @@ class FakeChatModel(_Scripted, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        plan = self._begin(messages, stop, run_manager, kwargs, streaming=False)
-        if plan.error_at is not None:
-            await _clock.asleep(plan.wait_before(plan.error_at))
-            raise plan.turn.make_error()  # type: ignore[misc]
-        await _clock.asleep(plan.wait_before(len(plan.pieces)))
-        return self._result(plan)
+        plan = await self._abegin(messages, stop, run_manager, kwargs, streaming=False)
+        return await _asettle(_whole(plan, self._error, self._result))
 
     def _stream(
         self,
@@ -682,18 +1141,7 @@ class FakeChatModel(_Scripted, BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         plan = self._begin(messages, stop, run_manager, kwargs, streaming=True)
-        stream_usage = kwargs.get("stream_usage", self.stream_usage)
-        chunks = self._chunks(plan, stream_usage=stream_usage)
-        error_at = plan.error_at
-        sleep = _clock.sleep
-        for k, (chunk, wait) in enumerate(zip(chunks, plan.delays, strict=False)):
-            if wait:
-                sleep(wait)
-            if k == error_at:
-                raise plan.turn.make_error()  # type: ignore[misc]
-            yield chunk
-        if error_at is not None:
-            raise plan.turn.make_error()  # type: ignore[misc]
+        yield from _drive(self._chunk_steps(plan, kwargs))
 
     async def _astream(
         self,
@@ -702,19 +1150,15 @@ class FakeChatModel(_Scripted, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        plan = self._begin(messages, stop, run_manager, kwargs, streaming=True)
-        stream_usage = kwargs.get("stream_usage", self.stream_usage)
-        chunks = self._chunks(plan, stream_usage=stream_usage)
-        error_at = plan.error_at
-        asleep = _clock.asleep
-        for k, (chunk, wait) in enumerate(zip(chunks, plan.delays, strict=False)):
-            if wait:
-                await asleep(wait)
-            if k == error_at:
-                raise plan.turn.make_error()  # type: ignore[misc]
+        plan = await self._abegin(messages, stop, run_manager, kwargs, streaming=True)
+        async for chunk in _adrive(self._chunk_steps(plan, kwargs)):
             yield chunk
-        if error_at is not None:
-            raise plan.turn.make_error()  # type: ignore[misc]
+
+    def _chunk_steps(
+        self, plan: _Plan, kwargs: Mapping[str, Any]
+    ) -> Iterator[_Step[ChatGenerationChunk]]:
+        chunks = self._chunks(plan, stream_usage=kwargs.get("stream_usage", self.stream_usage))
+        yield from _steps(plan, chunks, self._error)
 
     # -- building LangChain objects ----------------------------------------------------------------
 
@@ -730,30 +1174,31 @@ class FakeChatModel(_Scripted, BaseChatModel):
         turn = plan.turn
         blocks = turn.reasoning is not None or turn.content is not None
         kind = p.kind
+        content: str | list[str | dict[str, Any]]
+        tool_call_chunks: list[Any] = []
         if kind == "text":
-            msg = AIMessageChunk(
-                content=[{"type": "text", "text": p.text, "index": _text_index(turn)}]
-                if blocks
-                else p.text
+            content = (
+                [{"type": "text", "text": p.text, "index": _text_index(turn)}] if blocks else p.text
             )
         elif kind == "reasoning":
-            msg = AIMessageChunk(content=[{"type": "reasoning", "reasoning": p.text, "index": 0}])
+            content = [{"type": "reasoning", "reasoning": p.text, "index": 0}]
         elif kind == "block":
-            msg = AIMessageChunk(content=[{**(p.block or {}), "index": _block_index(turn, p)}])
+            content = [{**(p.block or {}), "index": _block_index(turn, p)}]
         else:
             tc = turn.tool_calls[p.index]
-            msg = AIMessageChunk(
-                content=[] if blocks else "",
-                tool_call_chunks=[
-                    {
-                        "type": "tool_call_chunk",
-                        "name": tc.name if p.first else None,
-                        "args": p.text,
-                        "id": plan.tool_ids[p.index] if p.first else None,
-                        "index": p.index,
-                    }
-                ],
-            )
+            content = [] if blocks else ""
+            tool_call_chunks = [
+                {
+                    "type": "tool_call_chunk",
+                    "name": tc.name if p.first else None,
+                    "args": p.text,
+                    "id": plan.tool_ids[p.index] if p.first else None,
+                    "index": p.index,
+                }
+            ]
+        msg = AIMessageChunk(
+            content=content, tool_call_chunks=tool_call_chunks, id=plan.message_id, name=turn.name
+        )
         return ChatGenerationChunk(message=msg)
 
     def _templates(self, plan: _Plan) -> list[ChatGenerationChunk | None] | None:
@@ -785,12 +1230,20 @@ class FakeChatModel(_Scripted, BaseChatModel):
             if template is None:
                 out.append(self._piece_chunk(plan, p))
             else:
-                fresh = _clone(template)
-                fresh.__dict__["message"] = _clone(template.message)
+                fresh = _compat.shallow_copy(template)
+                message = _compat.shallow_copy(template.message)
+                message.__dict__["id"] = plan.message_id  # templates hold the first call's id
+                fresh.__dict__["message"] = message
                 out.append(fresh)
         if not out:
             blocks = plan.turn.reasoning is not None or plan.turn.content is not None
-            out.append(ChatGenerationChunk(message=AIMessageChunk(content=[] if blocks else "")))
+            empty = AIMessageChunk(
+                content=[] if blocks else "", id=plan.message_id, name=plan.turn.name
+            )
+            out.append(ChatGenerationChunk(message=empty))
+        if plan.turn.additional_kwargs:
+            # Core merges additional_kwargs across chunks: they go on the first only.
+            out[0].message.additional_kwargs = dict(plan.turn.additional_kwargs)
         last = out[-1].message
         last.chunk_position = "last"  # type: ignore[attr-defined]
         last.response_metadata = self._final_metadata(plan)
@@ -818,15 +1271,14 @@ class FakeChatModel(_Scripted, BaseChatModel):
                 content.append({"type": "text", "text": text, "index": _text_index(turn)})
         else:
             content = "".join(p.text for p in pieces if p.kind == "text")
-        emitted = {p.index for p in pieces if p.kind == "tool"}
-        tool_calls = [
-            {"type": "tool_call", "name": tc.name, "args": dict(tc.args), "id": plan.tool_ids[i]}
-            for i, tc in enumerate(turn.tool_calls)
-            if i in emitted
-        ]
+        tool_calls, invalid_tool_calls = _tool_calls(plan)
         message = AIMessage(
             content=content,
+            id=plan.message_id,
+            name=turn.name,
+            additional_kwargs=dict(turn.additional_kwargs),
             tool_calls=tool_calls,
+            invalid_tool_calls=invalid_tool_calls,
             usage_metadata=plan.usage,
             response_metadata=self._final_metadata(plan),
         )
@@ -842,23 +1294,47 @@ class FakeChatModel(_Scripted, BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=message)], llm_output=llm_output)
 
 
-def _clone(obj: _M) -> _M:
-    """A shallow copy of a validated pydantic model, for the per-chunk hot path.
+def _tool_calls(plan: _Plan) -> tuple[list[Any], list[Any]]:
+    """The tool calls (and invalid ones) a stream of ``plan``'s chunks adds up to.
 
-    It does what ``model_copy()`` does (no validation; fresh ``__dict__`` and
-    fields-set, so mutating the copy leaves the original alone) without its
-    generic machinery, which costs more than langchain-core's whole per-chunk
-    callback dispatch. ``tests/unit/test_model_internals.py`` checks that it
-    stays equivalent to ``model_copy()``.
+    A call whose argument fragments were all emitted is the scripted call; one cut
+    short (by ``max_tokens``) is parsed from its fragments by langchain-core's own
+    chunk parser, exactly as a streamed reply is, so invoke and stream agree.
     """
-    new = obj.__class__.__new__(obj.__class__)
-    object.__setattr__(new, "__dict__", obj.__dict__.copy())
-    object.__setattr__(new, "__pydantic_fields_set__", set(obj.__pydantic_fields_set__))
-    extra = obj.__pydantic_extra__
-    object.__setattr__(new, "__pydantic_extra__", None if extra is None else dict(extra))
-    private = obj.__pydantic_private__
-    object.__setattr__(new, "__pydantic_private__", None if private is None else dict(private))
-    return new
+    fragments: dict[int, list[str]] = {}
+    for p in plan.pieces:
+        if p.kind == "tool":
+            fragments.setdefault(p.index, []).append(p.text)
+    calls: list[Any] = []
+    invalid: list[Any] = []
+    for i, parts in fragments.items():
+        tc = plan.turn.tool_calls[i]
+        raw = "".join(parts)
+        if tc.raw_args is None and raw == tc.args_json:
+            calls.append(
+                {
+                    "type": "tool_call",
+                    "name": tc.name,
+                    "args": dict(tc.args),
+                    "id": plan.tool_ids[i],
+                }
+            )
+            continue
+        chunk = AIMessageChunk(
+            content="",
+            tool_call_chunks=[
+                {
+                    "type": "tool_call_chunk",
+                    "name": tc.name,
+                    "args": raw,
+                    "id": plan.tool_ids[i],
+                    "index": i,
+                }
+            ],
+        )
+        calls.extend(chunk.tool_calls)
+        invalid.extend(chunk.invalid_tool_calls)
+    return calls, invalid
 
 
 def _text_index(turn: Turn) -> int:
@@ -869,7 +1345,7 @@ def _block_index(turn: Turn, piece: Piece) -> int:
     return piece.index + (1 if turn.reasoning else 0)
 
 
-class FakeLLM(_Scripted, BaseLLM):
+class FakeLLM(_Scripted, _compat.PerPromptRunManagers, BaseLLM):
     """A completion-style LLM (``BaseLLM``) that plays a Script, for code like
     ``await llm.agenerate(["..."])``. One turn answers one prompt.
 
@@ -886,7 +1362,13 @@ class FakeLLM(_Scripted, BaseLLM):
         default_factory=Script, description="What the model answers, call by call."
     )
     model_name: str = Field(default="fake-llm", alias="model", description="Reported model name.")
-    provider: str = Field(default="fakellm", description="Reported as ls_provider.")
+    provider: str = Field(
+        default="fakellm",
+        description=(
+            "Reported as ls_provider. 'openai' or 'anthropic' also makes scripted "
+            "provider errors instances of that SDK's exceptions."
+        ),
+    )
     temperature: float | None = Field(
         default=None, description="Recorded; does not change the script."
     )
@@ -910,11 +1392,6 @@ class FakeLLM(_Scripted, BaseLLM):
     _calls: list[Call] = PrivateAttr()
     _lock: threading.Lock = PrivateAttr()
 
-    @field_validator("script", mode="before")
-    @classmethod
-    def _as_script(cls, value: Any) -> Script:
-        return as_script(value)
-
     def model_post_init(self, context: Any, /) -> None:
         self._setup()
 
@@ -922,7 +1399,7 @@ class FakeLLM(_Scripted, BaseLLM):
     def _llm_type(self) -> str:
         return "fakellm-llm"
 
-    def _begin(
+    def _open(
         self,
         prompt: str,
         stop: list[str] | None,
@@ -930,9 +1407,10 @@ class FakeLLM(_Scripted, BaseLLM):
         kwargs: dict[str, Any],
         *,
         streaming: bool,
-    ) -> _Plan:
+    ) -> tuple[Call, Turn | PendingTurn, Callable[[Turn], _Plan]]:
+        """Record the call and take its answer; ``finish`` plans the answer once known."""
         info = _run_info(run_manager) or _RunInfo(None, (), {})
-        stop = stop if stop is not None else self.stop
+        stop = _stop_list(stop if stop is not None else self.stop)
         override = kwargs.get("model")
         draft = Call(
             index=-1,
@@ -946,21 +1424,25 @@ class FakeLLM(_Scripted, BaseLLM):
             metadata=info.metadata,
         )
         call, turn = self._take(draft)
-        if turn.tool_calls or turn.content is not None or turn.reasoning:
-            msg = (
-                f"{self._label()} call #{call.index}: a completion LLM can only "
-                "return text; the turn has tool calls, content blocks or reasoning. "
-                "Use FakeChatModel for those."
+
+        def finish(turn: Turn) -> _Plan:
+            if turn.tool_calls or turn.content is not None or turn.reasoning:
+                msg = (
+                    f"{self._label()} call #{call.index}: a completion LLM can only "
+                    "return text; the turn has tool calls, content blocks or reasoning. "
+                    "Use FakeChatModel for those."
+                )
+                raise UnknownToolError(msg) if turn.tool_calls else TypeError(msg)
+            return self._plan(
+                call,
+                turn,
+                stop=stop,
+                max_tokens=kwargs.get("max_tokens", self.max_tokens),
+                model_name=override or self.model_name,
+                input_tokens=_tokens.count_tokens(prompt),
             )
-            raise UnknownToolError(msg) if turn.tool_calls else TypeError(msg)
-        return self._plan(
-            call,
-            turn,
-            stop=stop,
-            max_tokens=kwargs.get("max_tokens", self.max_tokens),
-            model_name=override or self.model_name,
-            input_tokens=_tokens.count_tokens(prompt),
-        )
+
+        return call, turn, finish
 
     def _generation(self, plan: _Plan) -> Generation:
         return Generation(
@@ -987,19 +1469,16 @@ class FakeLLM(_Scripted, BaseLLM):
     ) -> LLMResult:
         plans = []
         generations = []
-        for prompt in prompts:
-            plan = self._begin(prompt, stop, run_manager, kwargs, streaming=self.streaming)
+        for prompt, manager in zip(prompts, _prompt_managers(prompts, run_manager), strict=True):
+            plan = self._begin(prompt, stop, manager, kwargs, streaming=self.streaming)
             plans.append(plan)
             if self.streaming:
-                for _ in self._play(plan, run_manager):
+                on_token = None if manager is None else _token_callback(manager)
+                for _ in _drive(self._llm_chunk_steps(plan), on_token):
                     pass
                 generations.append([self._generation(plan)])
-                continue
-            if plan.error_at is not None:
-                _clock.sleep(plan.wait_before(plan.error_at))
-                raise plan.turn.make_error()  # type: ignore[misc]
-            _clock.sleep(plan.wait_before(len(plan.pieces)))
-            generations.append([self._generation(plan)])
+            else:
+                generations.append([_settle(_whole(plan, self._error, self._generation))])
         return LLMResult(generations=generations, llm_output=self._llm_output(plans))
 
     async def _agenerate(
@@ -1011,53 +1490,23 @@ class FakeLLM(_Scripted, BaseLLM):
     ) -> LLMResult:
         plans = []
         generations = []
-        for prompt in prompts:
-            plan = self._begin(prompt, stop, run_manager, kwargs, streaming=self.streaming)
+        for prompt, manager in zip(prompts, _prompt_managers(prompts, run_manager), strict=True):
+            plan = await self._abegin(prompt, stop, manager, kwargs, streaming=self.streaming)
             plans.append(plan)
             if self.streaming:
-                async for _ in self._aplay(plan, run_manager):
+                on_token = None if manager is None else _atoken_callback(manager)
+                async for _ in _adrive(self._llm_chunk_steps(plan), on_token):
                     pass
                 generations.append([self._generation(plan)])
-                continue
-            if plan.error_at is not None:
-                await _clock.asleep(plan.wait_before(plan.error_at))
-                raise plan.turn.make_error()  # type: ignore[misc]
-            await _clock.asleep(plan.wait_before(len(plan.pieces)))
-            generations.append([self._generation(plan)])
+            else:
+                generations.append([await _asettle(_whole(plan, self._error, self._generation))])
         return LLMResult(generations=generations, llm_output=self._llm_output(plans))
 
-    def _play(
-        self, plan: _Plan, run_manager: CallbackManagerForLLMRun | None
-    ) -> Iterator[GenerationChunk]:
-        # BaseLLM.stream() fires no token callbacks of its own (unlike chat models).
+    def _llm_chunk_steps(self, plan: _Plan) -> Iterator[_Step[GenerationChunk]]:
         chunks = [GenerationChunk(text=p.text) for p in plan.pieces] or [GenerationChunk(text="")]
         last = chunks[-1]
         last.generation_info = {"finish_reason": plan.finish_reason, **plan.turn.response_metadata}
-        for k, (chunk, wait) in enumerate(zip(chunks, plan.delays, strict=False)):
-            _clock.sleep(wait)
-            if k == plan.error_at:
-                raise plan.turn.make_error()  # type: ignore[misc]
-            if run_manager is not None:
-                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
-        if plan.error_at is not None:
-            raise plan.turn.make_error()  # type: ignore[misc]
-
-    async def _aplay(
-        self, plan: _Plan, run_manager: AsyncCallbackManagerForLLMRun | None
-    ) -> AsyncIterator[GenerationChunk]:
-        chunks = [GenerationChunk(text=p.text) for p in plan.pieces] or [GenerationChunk(text="")]
-        last = chunks[-1]
-        last.generation_info = {"finish_reason": plan.finish_reason, **plan.turn.response_metadata}
-        for k, (chunk, wait) in enumerate(zip(chunks, plan.delays, strict=False)):
-            await _clock.asleep(wait)
-            if k == plan.error_at:
-                raise plan.turn.make_error()  # type: ignore[misc]
-            if run_manager is not None:
-                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
-        if plan.error_at is not None:
-            raise plan.turn.make_error()  # type: ignore[misc]
+        yield from _steps(plan, chunks, self._error)
 
     def _stream(
         self,
@@ -1067,7 +1516,9 @@ class FakeLLM(_Scripted, BaseLLM):
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
         plan = self._begin(prompt, stop, run_manager, kwargs, streaming=True)
-        yield from self._play(plan, run_manager)
+        # BaseLLM.stream() fires no token callbacks of its own (unlike chat models).
+        on_token = None if run_manager is None else _token_callback(run_manager)
+        yield from _drive(self._llm_chunk_steps(plan), on_token)
 
     async def _astream(
         self,
@@ -1076,6 +1527,7 @@ class FakeLLM(_Scripted, BaseLLM):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
-        plan = self._begin(prompt, stop, run_manager, kwargs, streaming=True)
-        async for chunk in self._aplay(plan, run_manager):
+        plan = await self._abegin(prompt, stop, run_manager, kwargs, streaming=True)
+        on_token = None if run_manager is None else _atoken_callback(run_manager)
+        async for chunk in _adrive(self._llm_chunk_steps(plan), on_token):
             yield chunk

@@ -9,6 +9,7 @@ what is accepted.
 from __future__ import annotations
 
 import builtins
+import inspect
 import json
 import math
 import re
@@ -18,7 +19,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self, TypeAlias
+from typing import Any, ClassVar, Literal, Self, TypeAlias, TypeVar
 from uuid import UUID
 
 import yaml
@@ -167,6 +168,17 @@ def _format_loc(loc: Iterable[Any]) -> str:
     return out
 
 
+_V = TypeVar("_V")
+
+
+def _json_able(name: str, value: _V) -> _V:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise _FieldError(None, value, f"{name} must be JSON-serialisable: {exc}") from None
+    return value
+
+
 def _seconds(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _FieldError(None, value, f"{name} must be a number of seconds >= 0")
@@ -185,6 +197,18 @@ class ToolCall(_Spec):
     name: str = Field(min_length=1, description="The tool's name, as bound.")
     args: dict[str, Any] = Field(default_factory=dict, description="JSON-able arguments.")
     id: str | None = Field(default=None, description="Tool call id; generated if omitted.")
+    raw_args: str | None = Field(
+        default=None,
+        description=(
+            "The argument text exactly as the model sends it, instead of args; text "
+            "that is not a JSON object becomes an invalid_tool_calls entry, as with a "
+            "real model."
+        ),
+    )
+    allow_unbound: bool = Field(
+        default=False,
+        description="Call a tool that is not bound (models do hallucinate names).",
+    )
 
     def __init__(
         self,
@@ -202,15 +226,23 @@ class ToolCall(_Spec):
     @field_validator("args")
     @classmethod
     def _json_args(cls, value: dict[str, Any]) -> dict[str, Any]:
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError) as exc:
-            raise _FieldError(None, value, f"args must be JSON-serialisable: {exc}") from None
-        return value
+        return _json_able("args", value)
+
+    @model_validator(mode="after")
+    def _one_kind_of_args(self) -> ToolCall:
+        if self.raw_args is not None and self.args:
+            raise _FieldError(
+                "raw_args",
+                self.raw_args,
+                "give either args (a mapping) or raw_args (text), not both",
+            )
+        return self
 
     @cached_property
     def args_json(self) -> str:
-        """The arguments as the JSON text a provider would stream."""
+        """The argument text a provider would stream: ``raw_args``, or ``args`` as JSON."""
+        if self.raw_args is not None:
+            return self.raw_args
         return json.dumps(self.args, ensure_ascii=False)
 
 
@@ -338,6 +370,31 @@ class Turn(_Spec):
     response_metadata: dict[str, Any] = Field(
         default_factory=dict, description="Extra response metadata for the final message."
     )
+    refusal: str | None = Field(
+        default=None,
+        description=(
+            "The model refuses: a refusal content block with this text, which makes "
+            "with_structured_output raise ModelRefusalError."
+        ),
+    )
+    structured: Any = Field(
+        default=None,
+        description=(
+            "Structured output (a pydantic model instance or a JSON-able mapping), "
+            "sent the way the app's with_structured_output method expects it."
+        ),
+    )
+    ignore_tool_choice: bool = Field(
+        default=False,
+        description="Answer even when the call's tool_choice forbids this turn's answer.",
+    )
+    id: str | None = Field(
+        default=None, description="The message id; by default stable per model and call."
+    )
+    name: str | None = Field(default=None, description="The message's name.")
+    additional_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="The message's additional_kwargs (first chunk)."
+    )
 
     def __init__(self, text: str | None = None, /, **data: Any) -> None:
         if text is not None:
@@ -415,6 +472,25 @@ class Turn(_Spec):
     def _error(cls, value: Any) -> Any:
         return _resolve_error(value)
 
+    @field_validator("structured", mode="before")
+    @classmethod
+    def _structured(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        dump = getattr(value, "model_dump", None)
+        if isinstance(value, BaseModel) and callable(dump):
+            value = value.model_dump(mode="json")
+        if not isinstance(value, Mapping):
+            raise _FieldError(
+                None, value, "structured must be a pydantic model instance or a mapping"
+            )
+        return dict(_json_able("structured", value))
+
+    @field_validator("additional_kwargs")
+    @classmethod
+    def _json_kwargs(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _json_able("additional_kwargs", value)
+
     @field_validator("at_chunk", mode="before")
     @classmethod
     def _at_chunk(cls, value: Any) -> Any:
@@ -428,6 +504,26 @@ class Turn(_Spec):
     def _consistent(self) -> Turn:
         if self.text is not None and self.content is not None:
             raise _FieldError("content", self.content, "give either text or content, not both")
+        if self.structured is not None:
+            for other in ("text", "content", "tool_calls", "refusal"):
+                if getattr(self, other):
+                    raise _FieldError(
+                        "structured",
+                        self.structured,
+                        f"give either structured or {other}, not both: structured becomes "
+                        "the text or the tool call the app's structured-output method expects",
+                    )
+        refusal_block = {"type": "refusal", "refusal": self.refusal}
+        if self.refusal is not None and not (self.content and self.content[-1] == refusal_block):
+            if self.content is not None:
+                raise _FieldError("refusal", self.refusal, "give either refusal or content")
+            # A refusal is a content block, after any text, as providers send it.
+            blocks: list[dict[str, Any]] = []
+            if self.text:
+                blocks.append({"type": "text", "text": self.text})
+            blocks.append(refusal_block)
+            object.__setattr__(self, "content", tuple(blocks))
+            object.__setattr__(self, "text", None)
         if self.content is not None:
             for i, block in enumerate(self.content):
                 if not isinstance(block.get("type"), str):
@@ -530,10 +626,35 @@ class Turn(_Spec):
         if self.tool_calls:
             names = ", ".join(c.name for c in self.tool_calls)
             parts.append(f"tool_calls=[{names}]")
+        if self.refusal is not None:
+            parts.append(f"refusal={_clip(self.refusal)!r}")
+        if self.structured is not None:
+            parts.append(f"structured={_clip(json.dumps(self.structured))!r}")
         if self.error is not None:
             err = self.error.__name__ if isinstance(self.error, type) else repr(self.error)
             parts.append(f"error={err} at_chunk={self.at_chunk}")
         return f"Turn({', '.join(parts) or 'empty'})"
+
+
+def _turn_from_message(message: Any, *, source: str = "") -> Turn:
+    """The turn that replays a LangChain ``AIMessage`` (duck-typed: no LangChain import)."""
+    content = message.content
+    data: dict[str, Any] = {
+        "tool_calls": [
+            {"name": tc["name"], "args": tc["args"], "id": tc.get("id")}
+            for tc in message.tool_calls
+        ],
+        "id": message.id,
+        "name": message.name,
+        "additional_kwargs": dict(message.additional_kwargs),
+    }
+    if isinstance(content, str):
+        data["text"] = content
+    else:
+        data["content"] = [
+            {"type": "text", "text": b} if isinstance(b, str) else dict(b) for b in content
+        ]
+    return Turn.parse(data, source=source)
 
 
 def split_text(text: str, how: Any) -> list[str]:
@@ -647,7 +768,8 @@ class Call:
         tags: the run's tags.
         metadata: the run's metadata (LangSmith's ``ls_*`` keys left out).
         turn: the turn that answered, or ``None`` for an unexpected call.
-        unexpected: the :class:`~fakellm.errors.UnexpectedCall` raised, if any.
+        unexpected: the :class:`~fakellm.errors.UnexpectedCall` (or
+            :class:`~fakellm.errors.ResponderError`) raised, if any.
     """
 
     index: int
@@ -701,7 +823,7 @@ def _tool_name(tool: Mapping[str, Any]) -> str:
     return str(tool.get("name", ""))
 
 
-Responder: TypeAlias = Callable[[Call], "Turn | str | Mapping[str, Any]"]
+Responder: TypeAlias = Callable[[Call], Any]
 
 
 class Rule(_Spec):
@@ -781,12 +903,16 @@ class Rule(_Spec):
                 return False
         return self.when is None or bool(self.when(call))
 
-    def answer(self, call: Call) -> Turn:
-        """The turn this rule gives ``call``."""
+    def answer(self, call: Call) -> Turn | PendingTurn:
+        """The turn this rule gives ``call``; a :class:`PendingTurn` when the
+        responder is async (the async paths await it)."""
         if self.respond is not None:
             return self.respond
         assert self.responder is not None  # guaranteed by _one_answer
-        return _coerce_turn(self.responder(call), source=f"the responder of {self.describe()}")
+        value = self.responder(call)
+        if inspect.isawaitable(value):
+            return PendingTurn(value, self)
+        return _coerce_turn(value, source=f"the responder of {self.describe()}")
 
     def describe(self) -> str:
         """A one-line summary, used in failure messages."""
@@ -813,8 +939,16 @@ def _coerce_turn(value: Any, *, source: str = "") -> Turn:
         return Turn(value)
     if isinstance(value, Mapping):
         return Turn.parse(value, source=source)
+    if getattr(value, "type", None) == "ai" and hasattr(value, "tool_calls"):
+        return _turn_from_message(value, source=source)
     raise InvalidScript(
-        [ScriptProblem("", value, "a turn must be a Turn, a string, or a mapping of Turn fields")],
+        [
+            ScriptProblem(
+                "",
+                value,
+                "a turn must be a Turn, a string, an AIMessage, or a mapping of Turn fields",
+            )
+        ],
         source=source,
     )
 
@@ -983,6 +1117,36 @@ def _expands_beyond(data: Any, limit: int) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class PendingTurn:
+    """What an async responder promised: awaited by the model's async paths."""
+
+    awaitable: Any
+    rule: Rule
+    position: int = 0
+
+    def failed(self, call: Call, exc: Exception) -> errors.ResponderError:
+        """The error for a responder whose awaitable raised ``exc``."""
+        return _rule_failed(self.rule, self.position, "responder", call, exc)
+
+    def turn(self, value: Any) -> Turn:
+        """The turn the awaited ``value`` stands for."""
+        return _coerce_turn(value, source=f"the responder of {self.rule.describe()}")
+
+
+def _rule_failed(
+    rule: Rule, position: int, part: str, call: Call, exc: Exception
+) -> errors.ResponderError:
+    last = call.last_human_message
+    shown = "(no human message)" if last is None else repr(_clip(last, 80))
+    return errors.ResponderError(
+        f"the {part} of {rule.describe()} (rules[{position}]) raised "
+        f"{type(exc).__name__}: {exc} on call #{call.index} (last human message: {shown}). "
+        f"Fix the {part}; the call is recorded, so the test fails even if the app "
+        "swallowed this error."
+    )
+
+
 class Exhausted(Exception):
     """The script has no answer for a call."""
 
@@ -1002,8 +1166,9 @@ class ScriptPlayer:
         # Queued takes whose order threads decided: (call index, turn index, thread).
         self._raced: list[tuple[int, int, str]] = []
 
-    def take(self, call: Call, *, ordered: bool = False) -> Turn:
-        """The turn that answers ``call``; raises :class:`Exhausted` if none.
+    def take(self, call: Call, *, ordered: bool = False) -> Turn | PendingTurn:
+        """The turn that answers ``call`` (pending for an async responder); raises
+        :class:`Exhausted` if none.
 
         ``ordered`` says the caller already put this take in a deterministic
         order (a ``batch`` input's first take); see :mod:`fakellm._order`.
@@ -1012,9 +1177,21 @@ class ScriptPlayer:
             for i, rule in enumerate(self.script.rules):
                 if rule.times is not None and self._rule_uses[i] >= rule.times:
                     continue
-                if rule.matches(call):
+                try:
+                    hit = rule.matches(call)
+                except Exception as exc:
+                    raise _rule_failed(rule, i, "when predicate", call, exc) from exc
+                if hit:
                     self._rule_uses[i] += 1
-                    return rule.answer(call)
+                    try:
+                        answer = rule.answer(call)
+                    except InvalidScript:
+                        raise
+                    except Exception as exc:
+                        raise _rule_failed(rule, i, "responder", call, exc) from exc
+                    if isinstance(answer, PendingTurn):
+                        return PendingTurn(answer.awaitable, rule, i)
+                    return answer
             turns = self.script.turns
             k = self._next
             if not turns or (k >= len(turns) and self.script.when_exhausted == "raise"):

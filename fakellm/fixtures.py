@@ -461,7 +461,8 @@ class _TestState:
         if self.settings.strict:
             for model in self.models:
                 for call in model.unexpected_calls:
-                    out.append(f"UnexpectedCall (the app may have swallowed it): {call.unexpected}")
+                    kind = type(call.unexpected).__name__
+                    out.append(f"{kind} (the app may have swallowed it): {call.unexpected}")
                 try:
                     model.assert_all_turns_used()
                 except AssertionError as exc:

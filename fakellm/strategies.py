@@ -62,6 +62,7 @@ from fakellm._recorder import Recorder
 from fakellm._script import (
     Call,
     Exhausted,
+    PendingTurn,
     Rule,
     Script,
     ScriptPlayer,
@@ -754,7 +755,7 @@ class _CallRoute:
         self.scenario = scenario
         self.player = ScriptPlayer(script)
         self.run_ids: list[Any] = []
-        self._taken: Turn | None = None
+        self._taken: Turn | PendingTurn | None = None
 
     def when(self, call: Call) -> bool:
         if _current_call.get() != self.i:
@@ -768,11 +769,13 @@ class _CallRoute:
             return False
         return True
 
-    def respond(self, call: Call) -> Turn:
+    def respond(self, call: Call) -> Any:
         self.run_ids.append(call.run_id)
         taken, self._taken = self._taken, None
         assert taken is not None  # set by when(), which the model asked just before
-        return taken
+        # An async responder in the call's own script: hand its awaitable on, so
+        # the model's async path awaits it as it would the script's own.
+        return taken.awaitable if isinstance(taken, PendingTurn) else taken
 
     def rule(self) -> Rule:
         script = self.player.script

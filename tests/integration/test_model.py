@@ -277,7 +277,8 @@ def test_per_call_model_override_shows_in_metadata_and_call_record() -> None:
 
 
 def test_unknown_constructor_argument_is_rejected() -> None:
-    with pytest.raises(ValueError, match="bogus"):
+    # A TypeError, as Python's own "unexpected keyword argument" is.
+    with pytest.raises(TypeError, match=r"unknown setting bogus=1\. Accepted settings: script,"):
         FakeChatModel(script=["a"], bogus=1)
 
 
@@ -369,12 +370,13 @@ def test_calling_an_unbound_tool_names_the_bound_ones() -> None:
     assert str(err.value) == (
         "FakeChatModel(model_name='fake-chat-model') call #0: the script calls tool "
         "'get_weather', which is not bound (bound tools: 'get_price', 'get_stock'). "
-        "Bind it with model.bind_tools([...]) or fix the tool name in the script."
+        "Bind it with model.bind_tools([...]), fix the tool name in the script, or set "
+        "allow_unbound=True on the ToolCall to script a hallucinated tool."
     )
 
 
 def test_bind_tools_records_tools_and_tool_choice() -> None:
-    model = FakeChatModel(script=["a"])
+    model = FakeChatModel(script=[Turn(tool_calls=[ToolCall("get_price", {"flower": "rose"})])])
     model.bind_tools([get_price], tool_choice="any").invoke("x", temperature=0.2)
     call = model.calls[0]
     assert call.tool_names == ("get_price",)
@@ -515,7 +517,7 @@ async def test_errors_on_the_async_and_invoke_paths() -> None:
         async for chunk in model.astream("x"):
             got.append(chunk.text)
     assert got == ["a "]
-    with pytest.raises(TimeoutError):
+    with pytest.raises(errors.APITimeoutError):
         await model.ainvoke("x")
 
 

@@ -45,3 +45,60 @@ def test_current_frames_has_this_thread() -> None:
     import threading
 
     assert threading.get_ident() in compat.current_frames()
+
+
+# --- issue #12: langchain-core model internals ---------------------------------------------
+
+import inspect  # noqa: E402
+
+from langchain_core.language_models import BaseChatModel, BaseLLM  # noqa: E402
+from langchain_core.runnables.configurable import RunnableConfigurableFields  # noqa: E402
+
+
+def _params(func: object) -> list[str]:
+    return list(inspect.signature(func).parameters)  # type: ignore[arg-type]
+
+
+def test_base_llm_generate_helpers_take_every_prompts_run_manager() -> None:
+    expected = ["self", "prompts", "stop", "run_managers", "new_arg_supported", "kwargs"]
+    assert _params(BaseLLM._generate_helper) == expected
+    assert _params(BaseLLM._agenerate_helper) == expected
+    source = inspect.getsource(BaseLLM._generate_helper)
+    # The reason for the mixin: core still hands _generate the first manager only.
+    assert "run_managers[0]" in source
+
+
+def test_base_chat_model_combines_llm_outputs_through_the_hook() -> None:
+    assert _params(BaseChatModel._combine_llm_outputs) == ["self", "_llm_outputs"]
+    assert "self._combine_llm_outputs(" in inspect.getsource(BaseChatModel.generate)
+
+
+def test_configurable_fields_prepare_builds_the_configured_model() -> None:
+    assert _params(RunnableConfigurableFields._prepare) == ["self", "config"]
+    assert "self.default.__class__(" in inspect.getsource(RunnableConfigurableFields._prepare)
+    assert issubclass(compat.SharedConfigurableFields, RunnableConfigurableFields)
+
+
+def test_the_llm_run_managers_var_is_empty_outside_a_generate() -> None:
+    assert compat.llm_run_managers.get() is None
+
+
+def test_shallow_copy_is_model_copy_for_langchain_chunks() -> None:
+    from langchain_core.messages import AIMessageChunk
+    from langchain_core.outputs import ChatGenerationChunk
+
+    message = AIMessageChunk(content="hi", id="m1", response_metadata={"a": 1})
+    chunk = ChatGenerationChunk(message=message, generation_info={"k": "v"})
+    for original in (message, chunk):
+        fast = compat.shallow_copy(original)
+        slow = original.model_copy()
+        assert type(fast) is type(original)
+        assert fast == slow == original
+        assert fast.model_fields_set == slow.model_fields_set
+        assert fast.__pydantic_extra__ == slow.__pydantic_extra__
+        assert fast.__pydantic_private__ == slow.__pydantic_private__
+        assert fast.__dict__ is not original.__dict__
+        assert fast.model_fields_set is not original.model_fields_set
+    copied = compat.shallow_copy(message)
+    copied.id = "m2"
+    assert message.id == "m1"

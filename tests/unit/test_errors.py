@@ -5,7 +5,10 @@ from __future__ import annotations
 import math
 import pickle
 
+import anthropic
+import openai
 import pytest
+from langchain_core import exceptions as core
 
 from fakellm import errors
 from fakellm.errors import (
@@ -14,10 +17,13 @@ from fakellm.errors import (
     AuthenticationError,
     BadRequestError,
     ContentFilterError,
+    ContextOverflowError,
     DeadlockError,
     FakeLLMError,
     InvalidScript,
     NetworkBlocked,
+    NotFoundError,
+    PermissionDeniedError,
     ProviderError,
     RateLimitError,
     ScriptProblem,
@@ -36,6 +42,13 @@ PROVIDER_DEFAULTS = [
     (AuthenticationError, "invalid API key (scripted by fakellm)", 401),
     (BadRequestError, "bad request (scripted by fakellm)", 400),
     (ContentFilterError, "content filtered (scripted by fakellm)", 400),
+    (PermissionDeniedError, "permission denied (scripted by fakellm)", 403),
+    (NotFoundError, "model not found (scripted by fakellm)", 404),
+    (
+        ContextOverflowError,
+        "prompt is too long: context_length_exceeded (scripted by fakellm)",
+        400,
+    ),
 ]
 
 
@@ -114,7 +127,6 @@ def test_giving_the_default_status_explicitly_leaves_it_out_of_the_spec() -> Non
 
 
 def test_timeout_and_connection_errors_accept_a_status_code() -> None:
-    # They also derive from OSError, whose __new__ is picky about arguments.
     timeout = APITimeoutError(status_code=504)
     conn = APIConnectionError("reset by peer", status_code=502)
     assert (timeout.status_code, str(timeout)) == (
@@ -122,6 +134,146 @@ def test_timeout_and_connection_errors_accept_a_status_code() -> None:
         "request timed out (scripted by fakellm)",
     )
     assert (conn.status_code, str(conn)) == (502, "reset by peer")
+
+
+# --- langchain-core's hierarchy -------------------------------------------------------
+
+# fakellm error -> (core class, retryable); the table docs/scripts.md shows.
+CORE_CLASSES = [
+    (ProviderError, core.ModelError, False),
+    (RateLimitError, core.ModelRateLimitError, True),
+    (APIConnectionError, core.ModelConnectionError, True),
+    (APITimeoutError, core.ModelTimeoutError, True),
+    (ServerError, core.ModelAPIError, True),
+    (AuthenticationError, core.ModelAuthenticationError, False),
+    (PermissionDeniedError, core.ModelPermissionDeniedError, False),
+    (NotFoundError, core.ModelNotFoundError, False),
+    (BadRequestError, core.ModelInvalidRequestError, False),
+    (ContentFilterError, core.ModelInvalidRequestError, False),
+    (ContextOverflowError, core.ContextOverflowError, False),
+]
+
+
+@pytest.mark.parametrize(("cls", "core_cls", "retryable"), CORE_CLASSES)
+def test_every_provider_error_is_its_core_class(cls, core_cls, retryable) -> None:
+    err = cls()
+    assert isinstance(err, core_cls)
+    assert isinstance(err, core.ModelError)
+    assert err.is_retryable is retryable
+
+
+def test_context_overflow_is_not_an_invalid_request_as_with_the_integrations() -> None:
+    # langchain-openai's and langchain-anthropic's overflow errors are
+    # ContextOverflowError and the SDK's BadRequestError, not ModelInvalidRequestError.
+    assert not isinstance(ContextOverflowError(), core.ModelInvalidRequestError)
+
+
+def test_server_error_takes_its_status_positionally() -> None:
+    err = ServerError(503)
+    assert (err.status_code, err.message) == (503, "internal server error (scripted by fakellm)")
+    assert err.spec() == {"type": "ServerError", "status_code": 503}
+    assert repr(err) == "ServerError(status_code=503)"
+
+
+@pytest.mark.parametrize(
+    ("make", "text"),
+    [
+        (
+            lambda: ServerError(404),
+            "status_code=404: ServerError is an HTTP 5xx error (500-599); for a 4xx use "
+            "RateLimitError, BadRequestError, AuthenticationError, PermissionDeniedError "
+            "or NotFoundError",
+        ),
+        (
+            lambda: ServerError(503, status_code=502),
+            "ServerError(503, status_code=502): give the status once",
+        ),
+    ],
+)
+def test_server_error_rejects_a_status_outside_5xx(make, text) -> None:
+    with pytest.raises(TypeError) as info:
+        make()
+    assert str(info.value) == text
+
+
+def test_status_errors_carry_a_response_with_the_retry_after_header() -> None:
+    err = RateLimitError(retry_after=2)
+    assert err.response.status_code == 429
+    assert err.response.headers["retry-after"] == "2"
+    assert err.response.headers["Retry-After"] == "2"
+    assert dict(err.response.headers) == {
+        "content-type": "application/json",
+        "retry-after": "2",
+    }
+    assert ServerError(503, retry_after=1.5).response.headers["retry-after"] == "1.5"
+    assert "retry-after" not in AuthenticationError().response.headers
+
+
+def test_connection_errors_have_no_response() -> None:
+    assert APIConnectionError().response is None
+    assert APITimeoutError().response is None
+
+
+# --- provider flavours -----------------------------------------------------------------
+
+FLAVOURS = [
+    ("openai", RateLimitError(retry_after=2), openai.RateLimitError),
+    ("openai", APITimeoutError(), openai.APITimeoutError),
+    ("openai", APIConnectionError("reset"), openai.APIConnectionError),
+    ("openai", ServerError(503), openai.InternalServerError),
+    ("openai", AuthenticationError(), openai.AuthenticationError),
+    ("openai", PermissionDeniedError(), openai.PermissionDeniedError),
+    ("openai", NotFoundError(), openai.NotFoundError),
+    ("openai", BadRequestError(), openai.BadRequestError),
+    ("openai", ContextOverflowError(), openai.BadRequestError),
+    ("anthropic", RateLimitError(), anthropic.RateLimitError),
+    ("anthropic", APITimeoutError(), anthropic.APITimeoutError),
+    ("anthropic", ServerError(529), anthropic.OverloadedError),
+    ("anthropic", ServerError(503), anthropic.ServiceUnavailableError),
+    ("anthropic", ServerError(), anthropic.InternalServerError),
+    ("anthropic", ContextOverflowError(), anthropic.BadRequestError),
+]
+
+
+@pytest.mark.parametrize(("provider", "err", "sdk_cls"), FLAVOURS, ids=repr)
+def test_a_flavoured_error_is_the_sdk_class_and_keeps_its_own(provider, err, sdk_cls) -> None:
+    got = errors.flavoured(err, provider)
+    assert isinstance(got, sdk_cls)
+    assert isinstance(got, type(err))
+    assert got.spec() == err.spec()
+    assert repr(got) == repr(err)
+    assert str(got) == str(err)
+    assert got.status_code == err.status_code
+    assert got.is_retryable is err.is_retryable
+
+
+def test_a_flavoured_status_error_carries_the_sdks_response_and_body() -> None:
+    got = errors.flavoured(RateLimitError("slow down", retry_after=2), "openai")
+    assert type(got).__name__ == "OpenAIRateLimitError"
+    assert got.response.status_code == 429
+    assert got.response.headers["retry-after"] == "2"
+    assert got.body == {"error": {"message": "slow down", "type": "rate_limit_error"}}
+    assert got.message == "slow down"
+    timeout = errors.flavoured(APITimeoutError(), "openai")
+    assert isinstance(timeout, openai.APIConnectionError)
+    assert str(timeout.request.url) == "https://api.openai.com/v1/chat/completions"
+
+
+def test_a_flavoured_error_pickles_as_the_same_flavour() -> None:
+    got = errors.flavoured(ServerError(529, retry_after=3), "anthropic")
+    back = pickle.loads(pickle.dumps(got))
+    assert type(back) is type(got)
+    assert isinstance(back, anthropic.OverloadedError)
+    assert back.spec() == {"type": "ServerError", "status_code": 529, "retry_after": 3}
+
+
+@pytest.mark.parametrize(
+    ("err", "provider"),
+    [(ValueError("x"), "openai"), (RateLimitError(), "fakellm"), (RateLimitError(), "mistral")],
+    ids=repr,
+)
+def test_other_errors_and_providers_are_left_as_they_are(err, provider) -> None:
+    assert errors.flavoured(err, provider) is err
 
 
 # --- RateLimitError.retry_after ------------------------------------------------------
@@ -220,10 +372,7 @@ def test_provider_errors_pickle() -> None:
 @pytest.mark.parametrize(
     ("cls", "base"),
     [
-        (APITimeoutError, TimeoutError),
-        (APITimeoutError, OSError),
-        (APIConnectionError, ConnectionError),
-        (APIConnectionError, OSError),
+        (APITimeoutError, APIConnectionError),
         (InvalidScript, TypeError),
         (InvalidScript, FakeLLMError),
         (UnusedTurns, AssertionError),
@@ -248,11 +397,7 @@ def test_provider_errors_are_not_harness_errors(cls, _message, _status) -> None:
     assert not issubclass(cls, FakeLLMError)
 
 
-def test_provider_errors_are_caught_by_their_builtin_families() -> None:
-    with pytest.raises(TimeoutError):
-        raise APITimeoutError()
-    with pytest.raises(ConnectionError):
-        raise APIConnectionError()
+def test_harness_errors_are_caught_by_their_builtin_families() -> None:
     with pytest.raises(TypeError):
         raise InvalidScript([ScriptProblem("x", 1, "bad")])
     with pytest.raises(AssertionError):
@@ -261,9 +406,11 @@ def test_provider_errors_are_caught_by_their_builtin_families() -> None:
         raise NetworkBlocked("blocked 8.8.8.8:53")
 
 
-def test_plain_provider_errors_are_not_os_errors() -> None:
-    assert not isinstance(RateLimitError(), OSError)
-    assert not isinstance(ServerError(), OSError)
+@pytest.mark.parametrize(("cls", "_message", "_status"), PROVIDER_DEFAULTS)
+def test_provider_errors_are_not_os_errors(cls, _message, _status) -> None:
+    # The SDKs' errors are not OSError/TimeoutError/ConnectionError either:
+    # LangGraph's default retry policy gives up on an OSError at once.
+    assert not issubclass(cls, OSError)
 
 
 # --- ScriptProblem and InvalidScript -------------------------------------------------

@@ -38,12 +38,14 @@ DATA = Path(__file__).parent / "data"
 
 TURN_KEYS = (
     "text, content, reasoning, tool_calls, chunks, first_token_delay, delay, error, "
-    "at_chunk, usage, finish_reason, response_metadata"
+    "at_chunk, usage, finish_reason, response_metadata, refusal, structured, "
+    "ignore_tool_choice, id, name, additional_kwargs"
 )
 POSITIONS = "0 (before the first chunk), a chunk count up to the number of chunks, or 'end'"
 KNOWN_ERRORS = (
     "APIConnectionError, APITimeoutError, AuthenticationError, BadRequestError, "
-    "ContentFilterError, ProviderError, RateLimitError, ServerError"
+    "ContentFilterError, ContextOverflowError, NotFoundError, PermissionDeniedError, "
+    "ProviderError, RateLimitError, ServerError"
 )
 DELAY_MSG = (
     "delay must be a number of seconds >= 0, a list of them (one per chunk after "
@@ -810,7 +812,7 @@ def test_usage_detail_rejects_bool() -> None:
     ("cls", "accepted"),
     [
         (Turn, TURN_KEYS),
-        (ToolCall, "name, args, id"),
+        (ToolCall, "name, args, id, raw_args, allow_unbound"),
         (
             Usage,
             "input_tokens, output_tokens, total_tokens, input_token_details, output_token_details",
@@ -1042,14 +1044,14 @@ def test_rule_responder_bad_return() -> None:
     err = invalid(rule.answer, call("x"))
     assert str(err) == (
         "invalid script in the responder of Rule(any request): <script>: a turn must "
-        "be a Turn, a string, or a mapping of Turn fields (got 5)"
+        "be a Turn, a string, an AIMessage, or a mapping of Turn fields (got 5)"
     )
     assert err.source == "the responder of Rule(any request)"
     named = Rule(responder=lambda c: None, name="prices")
     err = invalid(named.answer, call("x"))
     assert str(err) == (
         "invalid script in the responder of Rule 'prices': <script>: a turn must be "
-        "a Turn, a string, or a mapping of Turn fields (got None)"
+        "a Turn, a string, an AIMessage, or a mapping of Turn fields (got None)"
     )
 
 
