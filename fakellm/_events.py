@@ -13,6 +13,7 @@ query needs them, so recording stays cheap.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
@@ -175,9 +176,20 @@ class EventLog(Sequence[Event]):
 
     Indexing and slicing work as on a tuple (a slice is an EventLog).
     Queries that take a run accept a :data:`RunRef`.
+
+    Cost of queries, for a log of N events and R runs: the first query that
+    needs runs indexes the log once (O(N)); after that ``run``, ``parent``,
+    ``end_event``, ``output``, ``output_text`` and ``error`` cost O(1);
+    ``tokens``, ``text`` and ``filter(run=...)`` cost the run's own events
+    (with ``subtree=True``, the subtree's events, merged in order); ``usage(run)``
+    the subtree's events; ``children`` and ``subtree`` their result's size;
+    ``runs``, ``roots`` and ``tree`` O(R). Whole-log views (``kinds``,
+    ``shorts``, ``filter`` without a run, ``errors``, ``usage``,
+    ``usage_by_run``, ``usage_by_model``, ``normalized``, ``timeline``) are
+    O(N), so a loop of a per-run query over every run is O(N) in all.
     """
 
-    __slots__ = ("_events", "_labels", "_runs")
+    __slots__ = ("_events", "_index", "_labels", "_runs")
 
     def __init__(self, events: Iterable[Event] = ()) -> None:
         """Wrap ``events`` (any iterable of :class:`Event`) in recorded order."""
@@ -194,12 +206,13 @@ class EventLog(Sequence[Event]):
                 )
         self._labels: dict[UUID, str] | None = None
         self._runs: dict[UUID, Run] | None = None
+        self._index: _RunIndex | None = None
 
     @classmethod
     def _trusted(cls, events: tuple[Event, ...]) -> EventLog:
         """Wrap a tuple already known to hold only Events (skips the check)."""
         log = cls.__new__(cls)
-        log._events, log._labels, log._runs = events, None, None
+        log._events, log._labels, log._runs, log._index = events, None, None, None
         return log
 
     # -- sequence protocol -------------------------------------------------
@@ -259,22 +272,34 @@ class EventLog(Sequence[Event]):
             subtree: With ``run``, include the events of its descendant runs.
         """
         kinds = _check_kinds(kind) if kind is not None else None
-        run_ids: set[UUID] | None = None
+        candidates: Iterable[Event] = self._events
         if run is not None:
-            rid = self.run(run).id
-            run_ids = {r.id for r in self.subtree(rid)} if subtree else {rid}
+            candidates = self._run_events(run, subtree=subtree)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name={name!r} must be a run name (str)")
         if tag is not None and not isinstance(tag, str):
             raise TypeError(f"tag={tag!r} must be a tag (str)")
-        return EventLog(
-            ev
-            for ev in self._events
-            if (kinds is None or ev.kind in kinds)
-            and (run_ids is None or ev.run_id in run_ids)
-            and (name is None or ev.run_name == name)
-            and (tag is None or tag in ev.tags)
+        return EventLog._trusted(
+            tuple(
+                ev
+                for ev in candidates
+                if (kinds is None or ev.kind in kinds)
+                and (name is None or ev.run_name == name)
+                and (tag is None or tag in ev.tags)
+            )
         )
+
+    def _run_events(self, run: RunRef, *, subtree: bool = False) -> list[Event]:
+        """The events of ``run`` (and its descendants'), in log order, from the index."""
+        self._run_table()
+        index = self._index
+        assert index is not None  # built with the run table
+        events = self._events
+        if not subtree:
+            return [events[i] for i in index.positions.get(self.run(run).id, ())]
+        lists = [index.positions.get(r.id, ()) for r in self.subtree(run)]
+        positions = lists[0] if len(lists) == 1 else sorted(itertools.chain(*lists))
+        return [events[i] for i in positions]
 
     # -- runs and the run tree ----------------------------------------------
 
@@ -306,9 +331,15 @@ class EventLog(Sequence[Event]):
             }
             for rid in labels
         }
+        positions: dict[UUID, list[int]] = {}
         for i, ev in enumerate(self._events):
             if ev.run_id is None:
                 continue
+            own = positions.get(ev.run_id)
+            if own is None:
+                positions[ev.run_id] = [i]
+            else:
+                own.append(i)
             row = info[ev.run_id]
             if row["status"] == "unseen":
                 row["status"] = "running"
@@ -337,6 +368,10 @@ class EventLog(Sequence[Event]):
             )
             for rid, row in info.items()
         }
+        by_name: dict[str | None, list[Run]] = {}
+        for r in self._runs.values():
+            by_name.setdefault(r.name, []).append(r)
+        self._index = _RunIndex(positions, by_name, {r.label: r for r in self._runs.values()})
         return self._runs
 
     def runs(
@@ -370,7 +405,9 @@ class EventLog(Sequence[Event]):
                 raise ValueError(f"run={ref!r} is not a run in this log; runs: {self._run_list()}")
             return table[ref]
         if isinstance(ref, str):
-            named = [r for r in table.values() if r.name == ref]
+            index = self._index
+            assert index is not None  # built with the run table
+            named = index.by_name.get(ref, [])
             if len(named) == 1:
                 return named[0]
             if len(named) > 1:
@@ -379,9 +416,8 @@ class EventLog(Sequence[Event]):
                     f"({', '.join(r.label for r in named)}); pass a run id, a Run "
                     f"from log.runs(name={ref!r}) or a label"
                 )
-            for r in table.values():
-                if r.label == ref:
-                    return r
+            if ref in index.by_label:
+                return index.by_label[ref]
             raise ValueError(f"run={ref!r} matches no run name or label; runs: {self._run_list()}")
         raise TypeError(
             f"run={ref!r} is not a run reference; accepted: a run id (UUID), a Run, "
@@ -427,21 +463,21 @@ class EventLog(Sequence[Event]):
 
     def tree(self) -> str:
         """The run tree as indented text, one run per line."""
+        table = self._run_table()
         lines: list[str] = []
         for root in self.roots():
-            for r in self.subtree(root):
-                depth, p = 0, r
-                while p.id != root.id and p.parent_id is not None:
-                    depth, p = depth + 1, self._run_table()[p.parent_id]
+            stack = [(root, 0)]
+            while stack:
+                r, depth = stack.pop()
                 lines.append(f"{'  ' * depth}{r} [{r.type}] {r.status}")
+                stack.extend((table[c], depth + 1) for c in reversed(r.children))
         return "\n".join(lines)
 
     # -- payload queries ------------------------------------------------------
 
     def tokens(self, run: RunRef) -> list[Any]:
         """The tokens ``run`` streamed (``on_llm_new_token``), in order."""
-        rid = self.run(run).id
-        return [ev.token for ev in self._events if ev.run_id == rid and ev.kind == "llm_new_token"]
+        return [ev.token for ev in self._run_events(run) if ev.kind == "llm_new_token"]
 
     def text(self, run: RunRef) -> str:
         """The text ``run`` streamed: its string tokens concatenated."""
@@ -504,15 +540,10 @@ class EventLog(Sequence[Event]):
         model count, as in ``get_usage_metadata_callback``)."""
         if model is not None and not isinstance(model, str):
             raise TypeError(f"model={model!r} must be a model name (str) or None")
-        ids = {r.id for r in self.subtree(run)} if run is not None else None
+        events = self._events if run is None else self._run_events(run, subtree=True)
         total = _add_usage(None, {})
-        for ev in self._events:
-            if (
-                ev.kind == "llm_end"
-                and ev.usage
-                and (ids is None or ev.run_id in ids)
-                and (model is None or ev.model_name == model)
-            ):
+        for ev in events:
+            if ev.kind == "llm_end" and ev.usage and (model is None or ev.model_name == model):
                 total = _add_usage(total, ev.usage)
         return total
 
@@ -565,6 +596,21 @@ class EventLog(Sequence[Event]):
             raise TypeError(f"runs={runs!r} must be a list of run references or None")
         ids = None if runs is None else [self.run(r).id for r in runs]
         return render_timeline(self, ids)
+
+
+@dataclass(frozen=True, slots=True)
+class _RunIndex:
+    """What per-run queries look up instead of scanning the log.
+
+    Attributes:
+        positions: Run id -> indices of the run's own events, in log order.
+        by_name: Run name -> the runs with that name, in order of appearance.
+        by_label: Label -> run.
+    """
+
+    positions: dict[UUID, list[int]]
+    by_name: dict[str | None, list[Run]]
+    by_label: dict[str, Run]
 
 
 # -- helpers ----------------------------------------------------------------------
