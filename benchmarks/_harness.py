@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gc
 import random
@@ -61,6 +62,28 @@ def rounds(sections: Mapping[str, Section], n: int, *, seed: int = SEED) -> dict
         for name in names:
             out[name].append(timed(sections[name]))
     return out
+
+
+def measure(
+    build: Callable[[asyncio.AbstractEventLoop], Mapping[str, Section]], n: int
+) -> dict[str, list[float]]:
+    """Build the sections (with their warm-ups) on a fresh event loop, settle, time
+    ``n`` rounds of them (:func:`rounds`), then close the loop."""
+    loop = asyncio.new_event_loop()
+    try:
+        sections = build(loop)
+        settle()
+        return rounds(sections, n)
+    finally:
+        loop.close()
+
+
+def arguments(doc: str, *, rounds: int, budget: int) -> argparse.Namespace:
+    """``--rounds`` and ``--budget`` (chunks per timed section) of a benchmark script."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--budget", type=int, default=budget, help="chunks per timed section")
+    return parser.parse_args()
 
 
 def on_loop(loop: asyncio.AbstractEventLoop, make: Callable[[], Awaitable[int]]) -> Section:

@@ -24,13 +24,12 @@ Timing rules: see ``_harness.py``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from functools import partial
 from typing import Any
 
-from _harness import Row, Section, on_loop, render, rounds, row, settle
+from _harness import Row, Section, arguments, measure, on_loop, render, row
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
@@ -206,13 +205,7 @@ def sections(
 
 def rows(budget: int = 2000, n_rounds: int = 9, sizes: tuple[int, ...] = SIZES) -> list[Row]:
     """Report rows for ``benchmarks/run.py``: µs per call, ratio to the floor per round."""
-    loop = asyncio.new_event_loop()
-    try:
-        timed = sections(budget, loop, sizes)
-        settle()
-        times = rounds(timed, n_rounds)
-    finally:
-        loop.close()
+    times = measure(lambda loop: sections(budget, loop, sizes), n_rounds)
     out = []
     for case in ("fresh", "reused"):
         for path in PATHS:
@@ -242,10 +235,7 @@ def rows(budget: int = 2000, n_rounds: int = 9, sizes: tuple[int, ...] = SIZES) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--budget", type=int, default=2000, help="chunks per timed section")
-    args = parser.parse_args()
+    args = arguments(__doc__, rounds=9, budget=2000)
     print("\n".join(render(rows(args.budget, args.rounds))))
 
 

@@ -11,13 +11,12 @@ recorded event costs. Timing rules: see ``_harness.py``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 import tracemalloc
 from collections.abc import Callable
 
-from _harness import Row, Section, on_loop, render, rounds, row, settle
+from _harness import Row, Section, arguments, measure, on_loop, render, row
 from langchain_core.callbacks import BaseCallbackHandler
 
 from fakellm import FakeChatModel, Recorder, Script, Turn
@@ -73,13 +72,7 @@ def sections(
 
 def rows(budget: int = 2000, n_rounds: int = 9, sizes: tuple[int, ...] = SIZES) -> list[Row]:
     """Report rows for ``benchmarks/run.py``: µs per chunk, ratio to the no-op handler."""
-    loop = asyncio.new_event_loop()
-    try:
-        timed = sections(budget, loop, sizes)
-        settle()
-        times = rounds(timed, n_rounds)
-    finally:
-        loop.close()
+    times = measure(lambda loop: sections(budget, loop, sizes), n_rounds)
     return [
         row(
             f"Recorder vs no-op inline handler, {path}, {n} chunks",
@@ -118,10 +111,7 @@ def memory_per_event(n: int = 2000) -> tuple[float, float, int, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--budget", type=int, default=2000, help="chunks per timed section")
-    args = parser.parse_args()
+    args = arguments(__doc__, rounds=9, budget=2000)
     print("\n".join(render(rows(args.budget, args.rounds))))
     own, total, size, events = memory_per_event()
     print(
