@@ -9,13 +9,12 @@ many runs share lanes instead of growing a column per run.
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fakellm._events import ERROR_KINDS, FINISH_KINDS, KINDS, START_KINDS, Event, EventLog, Run
+from fakellm._events import KINDS, Event, EventLog
 
 IDS = [UUID(int=i) for i in range(1, 7)]
 NAMES = ["A", "B", "M"]
@@ -51,59 +50,6 @@ def logs(draw: st.DrawFn) -> EventLog:
             )
         )
     return EventLog(events)
-
-
-def _reference_runs(log: EventLog) -> dict[UUID, Run]:
-    """The run table the plain way: one dict row per run, updated event by event."""
-    info: dict[UUID, dict[str, Any]] = {}
-    for ev in log:
-        for rid in (ev.parent_run_id, ev.run_id):
-            if rid is not None and rid not in info:
-                info[rid] = {"label": f"r{len(info) + 1}", "name": None, "type": None}
-                info[rid].update(parent=None, tags=(), start=None, end=None)
-                info[rid].update(status="unseen", children=[])
-    for i, ev in enumerate(log):
-        if ev.run_id is None:
-            continue
-        row = info[ev.run_id]
-        if row["status"] == "unseen":
-            row["status"] = "running"
-        if row["name"] is None:
-            row["name"], row["type"] = ev.run_name, ev.run_type
-        if ev.parent_run_id is not None and row["parent"] is None:
-            row["parent"] = ev.parent_run_id
-            info[ev.parent_run_id]["children"].append(ev.run_id)
-        if ev.kind in START_KINDS and row["start"] is None:
-            row["start"], row["tags"] = i, ev.tags
-        elif ev.kind in FINISH_KINDS and row["end"] is None:
-            row["end"] = i
-            row["status"] = "error" if ev.kind in ERROR_KINDS else "ok"
-    return {
-        rid: Run(
-            rid,
-            r["label"],
-            r["name"],
-            r["type"],
-            r["parent"],
-            tuple(r["tags"]),
-            r["start"],
-            r["end"],
-            r["status"],
-            tuple(r["children"]),
-        )
-        for rid, r in info.items()
-    }
-
-
-@settings(max_examples=100, deadline=None)
-@given(logs())
-def test_the_run_table_matches_a_plain_event_by_event_build(log: EventLog) -> None:
-    expected = _reference_runs(log)
-    assert log.labels() == {rid: r.label for rid, r in expected.items()}
-    assert log.runs() == [r for r in expected.values() if r.status != "unseen"]
-    for run in log.runs():
-        parent = log.parent(run)
-        assert parent == (None if run.parent_id is None else expected[run.parent_id])
 
 
 def _scan(log: EventLog, ids: set[UUID]) -> list[Event]:
