@@ -24,7 +24,7 @@ from fakellm import FakeChatModel, Script, ToolCall, Turn
 SHARED_TEMPLATES = pytest.mark.xfail(
     strict=True,
     reason="chunks copied from a turn's cached template share its additional_kwargs, "
-    "response_metadata, content blocks and tool_call_chunks with every other call",
+    "content blocks, tool_calls, invalid_tool_calls and tool_call_chunks with every other call",
 )
 
 TURNS = {
