@@ -1,166 +1,233 @@
-"""Per-chunk cost of streaming FakeChatModel, against a floor and the stock fakes.
+"""What FakeChatModel costs per call against a correct floor, fresh and reused.
 
-Run: ``python benchmarks/bench_model.py [--chunks 200] [--streams 200] [--rounds 7]``
+Run: ``python benchmarks/bench_model.py [--rounds 9] [--quick]``
 
-All models run side by side in one process, interleaved round by round, each
-with one no-op callback handler attached. The floor
-is a chat model whose ``_stream``/``_astream`` yield prebuilt chunks: what
-langchain-core's callback manager itself costs. Figures are medians over rounds,
-reported in microseconds per chunk and as ratios to the floor. Targets (issue 2):
-FakeChatModel within 1.15x of the floor for stream and astream; at least 5x
-faster than GenericFakeChatModel.astream.
+The floor is what the cheapest *correct* chat model integration costs: each
+call builds its own chunks (langchain-core writes ``id`` and metadata into
+every chunk it is handed, so chunks cannot be reused across calls), the first
+carrying the model name and the last the usage and finish reason, as a real
+provider integration does; ``_generate`` builds one message with usage.
+
+Two cases, each for ``stream``, ``astream``, ``invoke`` and ``ainvoke`` at 3,
+20 and 2000 chunks:
+
+- *fresh*: what a test does. Every call builds its model and plays its one
+  turn once (the model's first call), on both sides.
+- *reused*: one model plays the same turn again and again (its first call was
+  a warm-up, not timed), on both sides.
+
+Every call has one no-op inline callback handler attached, so langchain-core
+dispatches callbacks as it does in a recorded test. Also: FakeChatModel.astream
+against langchain-core's ``GenericFakeChatModel.astream`` on the same text.
+Timing rules: see ``_harness.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import statistics
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from functools import partial
 from typing import Any
 
+from _harness import Row, Section, arguments, measure, on_loop, render, row
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel
-from langchain_core.language_models.fake_chat_models import (
-    FakeListChatModel,
-    GenericFakeChatModel,
-)
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from fakellm import FakeChatModel, Script, Turn
-from fakellm._compat import shallow_copy as _clone
+
+SIZES = (3, 20, 2000)
+GENERIC_CHUNKS = 20
+PATHS = ("stream", "astream", "invoke", "ainvoke")
+TARGETS = {  # (path kind, chunks) -> ratio target against the floor
+    ("stream", 3): "<= 1.10",
+    ("stream", 20): "<= 1.00",
+    ("stream", 2000): "<= 1.00",
+    ("invoke", 3): "<= 1.15",
+    ("invoke", 20): "<= 1.15",
+    ("invoke", 2000): "<= 1.15",
+}
 
 
 class NoOp(BaseCallbackHandler):
+    """An inline handler that does nothing: makes core dispatch every callback."""
+
     run_inline = True
 
 
 class Floor(BaseChatModel):
-    """Yields prebuilt chunks: the cheapest a streaming chat model can be."""
+    """The cheapest correct chat model: fresh chunks per call, usage on the last."""
 
-    chunks: list[Any]
+    words: list[str]
+    model_name: str = "floor-model"
 
     @property
     def _llm_type(self) -> str:
         return "floor"
 
+    def _usage(self) -> UsageMetadata:
+        n = len(self.words)
+        return {"input_tokens": 3, "output_tokens": n, "total_tokens": n + 3}
+
+    def _chunks(self) -> Iterator[ChatGenerationChunk]:
+        words, last = self.words, len(self.words) - 1
+        for i, word in enumerate(words):
+            if i == 0:
+                msg = AIMessageChunk(
+                    content=word, response_metadata={"model_name": self.model_name}
+                )
+            elif i == last:
+                msg = AIMessageChunk(
+                    content=word,
+                    usage_metadata=self._usage(),
+                    response_metadata={"finish_reason": "stop"},
+                    chunk_position="last",
+                )
+            else:
+                msg = AIMessageChunk(content=word)
+            yield ChatGenerationChunk(message=msg)
+
     def _generate(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
     ) -> ChatResult:
-        raise NotImplementedError
+        message = AIMessage(
+            content="".join(self.words),
+            usage_metadata=self._usage(),
+            response_metadata={"model_name": self.model_name, "finish_reason": "stop"},
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    async def _agenerate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
+        return self._generate(messages)
 
     def _stream(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
     ) -> Iterator[ChatGenerationChunk]:
-        yield from self.chunks
+        yield from self._chunks()
 
     async def _astream(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
     ) -> AsyncIterator[ChatGenerationChunk]:
-        for c in self.chunks:
-            yield c
+        for chunk in self._chunks():
+            yield chunk
 
 
-class FreshFloor(Floor):
-    """Yields shallow copies of prebuilt chunks: the floor for a *correct* fake.
-
-    langchain-core mutates every chunk it is given (message id, metadata) and
-    hands the message to the caller, so a fake that reuses chunk objects across
-    calls corrupts earlier results; fresh objects per call are the minimum.
-    """
-
-    def _stream(
-        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
-    ) -> Iterator[ChatGenerationChunk]:
-        for c in self.chunks:
-            fresh = _clone(c)
-            fresh.__dict__["message"] = _clone(c.message)
-            yield fresh
-
-    async def _astream(
-        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
-    ) -> AsyncIterator[ChatGenerationChunk]:
-        for c in self.chunks:
-            fresh = _clone(c)
-            fresh.__dict__["message"] = _clone(c.message)
-            yield fresh
+def words(n: int) -> list[str]:
+    return [f"w{i} " for i in range(n)]
 
 
-def _models(n: int) -> dict[str, Callable[[], BaseChatModel]]:
-    words = [f"w{i} " for i in range(n)]
-    prebuilt = [ChatGenerationChunk(message=AIMessageChunk(content=w)) for w in words]
-    prebuilt[-1].message.chunk_position = "last"  # type: ignore[attr-defined]
-    floor = Floor(chunks=prebuilt)
-    fresh_floor = FreshFloor(chunks=prebuilt)
-    fake = FakeChatModel(script=Script([Turn(chunks=words)], when_exhausted="repeat_last"))
-    text = "".join(words)
-    return {
-        "floor": lambda: floor,
-        "floor (fresh chunks)": lambda: fresh_floor,
-        "FakeChatModel": lambda: fake,
-        "GenericFakeChatModel": lambda: GenericFakeChatModel(messages=iter([AIMessage(text)])),
-        # FakeListChatModel streams one chunk per character: give it n characters.
-        "FakeListChatModel": lambda: FakeListChatModel(responses=["x" * n]),
-    }
+def _fake(n: int, *, reused: bool) -> FakeChatModel:
+    turn = Turn(chunks=words(n))
+    script = Script([turn], when_exhausted="repeat_last") if reused else [turn]
+    return FakeChatModel(script=script)
 
 
-def _sync_round(make: Callable[[], BaseChatModel], streams: int, n: int) -> float:
-    cfg = {"callbacks": [NoOp()]}
-    models = [make() for _ in range(streams)]
-    t0 = time.perf_counter()
-    for m in models:
-        for _ in m.stream("hi", config=cfg):
-            pass
-    return (time.perf_counter() - t0) / (streams * n) * 1e6
+def _calls(n: int, budget: int) -> int:
+    """Calls per timed section: about ``budget`` chunks' worth, at least one."""
+    return max(1, budget // n)
 
 
-async def _async_round(make: Callable[[], BaseChatModel], streams: int, n: int) -> float:
-    cfg = {"callbacks": [NoOp()]}
-    models = [make() for _ in range(streams)]
-    t0 = time.perf_counter()
-    for m in models:
-        async for _ in m.astream("hi", config=cfg):
-            pass
-    return (time.perf_counter() - t0) / (streams * n) * 1e6
+def _section(
+    make: Callable[[], BaseChatModel],
+    path: str,
+    calls: int,
+    loop: asyncio.AbstractEventLoop,
+) -> Section:
+    """``calls`` calls of ``path`` on models from ``make`` (each call asks ``make``)."""
+
+    if path == "stream":
+
+        def sync_stream() -> int:
+            for _ in range(calls):
+                for _chunk in make().stream("hi", config={"callbacks": [NoOp()]}):
+                    pass
+            return calls
+
+        return sync_stream
+    if path == "invoke":
+
+        def sync_invoke() -> int:
+            for _ in range(calls):
+                make().invoke("hi", config={"callbacks": [NoOp()]})
+            return calls
+
+        return sync_invoke
+
+    async def run_async() -> int:
+        for _ in range(calls):
+            model = make()
+            if path == "astream":
+                async for _chunk in model.astream("hi", config={"callbacks": [NoOp()]}):
+                    pass
+            else:
+                await model.ainvoke("hi", config={"callbacks": [NoOp()]})
+        return calls
+
+    return on_loop(loop, run_async)
 
 
-def measure(n: int, k: int, rounds: int) -> dict[tuple[str, str], float]:
-    """Median µs per chunk of every model, ``(name, "stream" | "astream")``."""
-    models = _models(n)
-    results: dict[tuple[str, str], list[float]] = {}
-    for _ in range(rounds):
-        for name, make in models.items():
-            results.setdefault((name, "stream"), []).append(_sync_round(make, k, n))
-            results.setdefault((name, "astream"), []).append(asyncio.run(_async_round(make, k, n)))
-    return {key: statistics.median(v) for key, v in results.items()}
+def _const(model: BaseChatModel) -> Callable[[], BaseChatModel]:
+    return lambda: model
 
 
-def rows(
-    chunks: int = 200, streams: int = 100, rounds: int = 7
-) -> list[tuple[str, float, float, str, str]]:
-    """Ratio rows for ``benchmarks/run.py``: (name, measured, baseline, unit, target)."""
-    med = measure(chunks, streams, rounds)
-    fake = "FakeChatModel"
+def sections(
+    budget: int, loop: asyncio.AbstractEventLoop, sizes: tuple[int, ...] = SIZES
+) -> dict[str, Section]:
+    """Every timed section, by name ``"<model> <case> <path> <n>"``; µs per call."""
+    out: dict[str, Section] = {}
+    for n in sizes:
+        calls = _calls(n, budget)
+        fresh = {"fake": partial(_fake, n, reused=False), "floor": partial(Floor, words=words(n))}
+        reused = {"fake": _const(_fake(n, reused=True)), "floor": _const(Floor(words=words(n)))}
+        for path in PATHS:
+            for side in ("fake", "floor"):
+                # A reused model's first call (and core's serialization of it) is not timed.
+                _section(reused[side], path, 1, loop)()
+                out[f"{side} fresh {path} {n}"] = _section(fresh[side], path, calls, loop)
+                out[f"{side} reused {path} {n}"] = _section(reused[side], path, calls, loop)
+    text = "".join(words(GENERIC_CHUNKS))
+
+    def generic() -> BaseChatModel:
+        return GenericFakeChatModel(messages=iter([AIMessage(text)]))
+
+    calls = _calls(GENERIC_CHUNKS, budget)
+    out["generic astream"] = _section(generic, "astream", calls, loop)
+    out["fake vs generic astream"] = _section(
+        partial(_fake, GENERIC_CHUNKS, reused=False), "astream", calls, loop
+    )
+    return out
+
+
+def rows(budget: int = 2000, n_rounds: int = 9, sizes: tuple[int, ...] = SIZES) -> list[Row]:
+    """Report rows for ``benchmarks/run.py``: µs per call, ratio to the floor per round."""
+    times = measure(lambda loop: sections(budget, loop, sizes), n_rounds)
     out = []
-    for path in ("stream", "astream"):
-        for base in ("floor", "floor (fresh chunks)", "FakeListChatModel"):
-            out.append(
-                (
-                    f"{fake}.{path} vs {base}",
-                    med[(fake, path)],
-                    med[(base, path)],
-                    "µs/chunk",
-                    "<= 1.15",
+    for case in ("fresh", "reused"):
+        for path in PATHS:
+            for n in sizes:
+                kind = "invoke" if path.endswith("invoke") else "stream"
+                out.append(
+                    row(
+                        f"FakeChatModel.{path} {case}, {n} chunks vs floor",
+                        times,
+                        f"fake {case} {path} {n}",
+                        f"floor {case} {path} {n}",
+                        "µs/call",
+                        TARGETS.get((kind, n), ""),
+                    )
                 )
-            )
     out.append(
-        (
-            f"{fake}.astream vs GenericFakeChatModel.astream",
-            med[(fake, "astream")],
-            med[("GenericFakeChatModel", "astream")],
-            "µs/chunk",
+        row(
+            f"FakeChatModel.astream fresh vs GenericFakeChatModel, {GENERIC_CHUNKS} chunks",
+            times,
+            "fake vs generic astream",
+            "generic astream",
+            "µs/call",
             "<= 0.20",
         )
     )
@@ -168,28 +235,8 @@ def rows(
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--chunks", type=int, default=200)
-    ap.add_argument("--streams", type=int, default=100)
-    ap.add_argument("--rounds", type=int, default=7)
-    args = ap.parse_args()
-    n, k = args.chunks, args.streams
-    models = _models(n)
-    med = measure(n, k, args.rounds)
-    print(f"per-chunk cost, µs (median of {args.rounds} rounds; {k} streams x {n} chunks)")
-    print(f"{'model':<22}{'stream':>10}{'ratio':>8}{'astream':>10}{'ratio':>8}  (ratio to floor)")
-    for name in models:
-        s, a = med[(name, "stream")], med[(name, "astream")]
-        print(
-            f"{name:<22}{s:>10.2f}{s / med[('floor', 'stream')]:>7.2f}x"
-            f"{a:>10.2f}{a / med[('floor', 'astream')]:>7.2f}x"
-        )
-    for base in ("floor", "floor (fresh chunks)"):
-        s = med[("FakeChatModel", "stream")] / med[(base, "stream")]
-        a = med[("FakeChatModel", "astream")] / med[(base, "astream")]
-        print(f"FakeChatModel vs {base}: stream {s:.2f}x, astream {a:.2f}x")
-    speedup = med[("GenericFakeChatModel", "astream")] / med[("FakeChatModel", "astream")]
-    print(f"FakeChatModel.astream is {speedup:.1f}x faster than GenericFakeChatModel.astream")
+    args = arguments(__doc__, rounds=9, budget=2000)
+    print("\n".join(render(rows(args.budget, args.rounds))))
 
 
 if __name__ == "__main__":

@@ -1,24 +1,27 @@
-"""Cost of recording: per-chunk streaming cost with the Recorder vs a no-op
-inline handler (target <= 1.3x), and memory per recorded event.
+"""What recording costs: streaming with the Recorder against a no-op inline handler.
 
-Run: python benchmarks/bench_recorder.py  (a plain script, not a test)
+Run: ``python benchmarks/bench_recorder.py [--rounds 9]``
+
+Both sides stream the same reused FakeChatModel (its first call untimed), so
+the difference is the handler: the Recorder builds one Event per callback
+(clock, task, thread, wall time), the no-op handler returns at once. Each call
+gets a new handler, as each test gets a new Recorder. Also reports the memory a
+recorded event costs. Timing rules: see ``_harness.py``.
 """
 
-import asyncio
-import gc
-import statistics
-import sys
-import time
-import tracemalloc
+from __future__ import annotations
 
+import asyncio
+import sys
+import tracemalloc
+from collections.abc import Callable
+
+from _harness import Row, Section, arguments, measure, on_loop, render, row
 from langchain_core.callbacks import BaseCallbackHandler
 
-from fakellm._model import FakeChatModel
-from fakellm._recorder import Recorder
-from fakellm._script import Turn
+from fakellm import FakeChatModel, Recorder, Script, Turn
 
-CHUNKS = 2000
-REPEATS = 7
+SIZES = (20, 2000)
 
 
 class NoOp(BaseCallbackHandler):
@@ -26,95 +29,95 @@ class NoOp(BaseCallbackHandler):
 
     run_inline = True
 
-    def on_llm_new_token(self, token, **kwargs):
+
+def make_model(n: int) -> FakeChatModel:
+    words = [f"w{i} " for i in range(n)]
+    return FakeChatModel(script=Script([Turn(chunks=words)], when_exhausted="repeat_last"))
+
+
+def _sections(
+    n: int, budget: int, loop: asyncio.AbstractEventLoop, handler: Callable[[], BaseCallbackHandler]
+) -> dict[str, Section]:
+    model = make_model(n)
+    calls = max(1, budget // n)
+    for _ in model.stream("q"):  # the first call, and core's serialization, untimed
         pass
 
+    def sync() -> int:
+        for _ in range(calls):
+            for _chunk in model.stream("q", config={"callbacks": [handler()]}):
+                pass
+        return calls * n
 
-def make_model():
-    return FakeChatModel(script=[Turn(" ".join(["w"] * CHUNKS))])
+    async def run_async() -> int:
+        for _ in range(calls):
+            async for _chunk in model.astream("q", config={"callbacks": [handler()]}):
+                pass
+        return calls * n
 
-
-def per_chunk_sync(handler_factory):
-    times = []
-    for _ in range(REPEATS):
-        model, handler = make_model(), handler_factory()
-        gc.collect()
-        t0 = time.perf_counter()
-        for _ in model.stream("q", config={"callbacks": [handler]}):
-            pass
-        times.append((time.perf_counter() - t0) / CHUNKS * 1e6)
-    return statistics.median(times)
+    return {"stream": sync, "astream": on_loop(loop, run_async)}
 
 
-def per_chunk_async(handler_factory):
-    async def once():
-        model, handler = make_model(), handler_factory()
-        t0 = time.perf_counter()
-        async for _ in model.astream("q", config={"callbacks": [handler]}):
-            pass
-        return (time.perf_counter() - t0) / CHUNKS * 1e6
+def sections(
+    budget: int, loop: asyncio.AbstractEventLoop, sizes: tuple[int, ...] = SIZES
+) -> dict[str, Section]:
+    """Timed sections ``"<handler> <path> <n>"``; µs per chunk."""
+    out: dict[str, Section] = {}
+    for n in sizes:
+        for name, handler in (("recorder", Recorder), ("noop", NoOp)):
+            for path, section in _sections(n, budget, loop, handler).items():
+                out[f"{name} {path} {n}"] = section
+    return out
 
-    return statistics.median(asyncio.run(once()) for _ in range(REPEATS))
+
+def rows(budget: int = 2000, n_rounds: int = 9, sizes: tuple[int, ...] = SIZES) -> list[Row]:
+    """Report rows for ``benchmarks/run.py``: µs per chunk, ratio to the no-op handler."""
+    times = measure(lambda loop: sections(budget, loop, sizes), n_rounds)
+    return [
+        row(
+            f"Recorder vs no-op inline handler, {path}, {n} chunks",
+            times,
+            f"recorder {path} {n}",
+            f"noop {path} {n}",
+            "µs/chunk",
+            "<= 1.10" if n == 20 else "",
+        )
+        for n in sizes
+        for path in ("stream", "astream")
+    ]
 
 
-def memory_per_event():
-    model = make_model()
+def memory_per_event(n: int = 2000) -> tuple[float, float, int, int]:
+    """Bytes per recorded event: allocated by the Recorder, in all, and the Event tuple."""
+    model = make_model(n)
     rec = Recorder()
     chunks = []
     tracemalloc.start()
     before = tracemalloc.take_snapshot()
-    # Keep the chunks alive in both cases, so only the Recorder's own cost counts.
+    # Keep the chunks alive, so only the Recorder's own allocations count as its own.
     for c in model.stream("q", config={"callbacks": [rec]}):
         chunks.append(c)
     after = tracemalloc.take_snapshot()
     tracemalloc.stop()
     stats = after.compare_to(before, "filename")
-    recorder_files = ("_recorder.py", "_events.py")
-    own = sum(s.size_diff for s in stats if s.traceback[0].filename.endswith(recorder_files))
-    total = sum(s.size_diff for s in stats)
-    n = len(rec.events)
-    return own / n, total / n, sys.getsizeof(rec.events[1]), n
-
-
-def rows(chunks=2000, repeats=REPEATS):
-    """Ratio rows for ``benchmarks/run.py``: (name, measured, baseline, unit, target)."""
-    global CHUNKS, REPEATS
-    saved, CHUNKS, REPEATS = (CHUNKS, REPEATS), chunks, repeats
-    try:
-        return [
-            (f"Recorder vs no-op handler ({label})", fn(Recorder), fn(NoOp), "µs/chunk", "<= 1.30")
-            for label, fn in (("stream", per_chunk_sync), ("astream", per_chunk_async))
-        ]
-    finally:
-        CHUNKS, REPEATS = saved
-
-
-def main():
-    global CHUNKS
-    print(
-        f"{'path':8} {'chunks':>6} {'gc':>3} {'no-op µs/chunk':>15} "
-        f"{'Recorder µs/chunk':>18} {'ratio':>6}"
+    own = sum(
+        s.size_diff
+        for s in stats
+        if s.traceback[0].filename.endswith(("_recorder.py", "_events.py"))
     )
-    for chunks, gc_on in ((200, True), (2000, True), (2000, False)):
-        CHUNKS = chunks
-        for label, fn in (("stream", per_chunk_sync), ("astream", per_chunk_async)):
-            # gc off isolates the Recorder's own work from the collector
-            # traversing the chunks it keeps alive (it stores references).
-            if not gc_on:
-                gc.disable()
-            try:
-                noop, rec = fn(NoOp), fn(Recorder)
-            finally:
-                gc.enable()
-            print(
-                f"{label:8} {chunks:6d} {'on' if gc_on else 'off':>3} "
-                f"{noop:15.2f} {rec:18.2f} {rec / noop:5.2f}x"
-            )
-    own, total, tuple_size, n = memory_per_event()
+    total = sum(s.size_diff for s in stats)
+    events = len(rec.events)
+    return own / events, total / events, sys.getsizeof(rec.events[1]), events
+
+
+def main() -> None:
+    args = arguments(__doc__, rounds=9, budget=2000)
+    print("\n".join(render(rows(args.budget, args.rounds))))
+    own, total, size, events = memory_per_event()
     print(
-        f"\nmemory per recorded event ({n} events): {own:.0f} B allocated by the "
-        f"Recorder, {total:.0f} B in all (incl. what langchain-core allocates for "
-        f"the callback call), Event tuple itself {tuple_size} B"
+        f"\nmemory per recorded event ({events} events): {own:.0f} B allocated by the "
+        f"Recorder, {total:.0f} B in all (with what langchain-core allocates for the "
+        f"callback call), the Event tuple itself {size} B"
     )
 
 

@@ -14,6 +14,7 @@ query needs them, so recording stays cheap.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -198,9 +199,20 @@ class EventLog(Sequence[Event]):
 
     Indexing and slicing work as on a tuple (a slice is an EventLog).
     Queries that take a run accept a :data:`RunRef`.
+
+    Cost of queries, for a log of N events and R runs: the first query that
+    needs runs indexes the log once (O(N)); after that ``run``, ``parent``,
+    ``end_event``, ``output``, ``output_text`` and ``error`` cost O(1);
+    ``tokens``, ``text`` and ``filter(run=...)`` cost the run's own events
+    (with ``subtree=True``, the subtree's events, merged in order); ``usage(run)``
+    the subtree's events; ``children`` and ``subtree`` their result's size;
+    ``runs``, ``roots`` and ``tree`` O(R). Whole-log views (``kinds``,
+    ``shorts``, ``filter`` without a run, ``errors``, ``usage``,
+    ``usage_by_run``, ``usage_by_model``, ``normalized``, ``timeline``) are
+    O(N), so a loop of a per-run query over every run is O(N) in all.
     """
 
-    __slots__ = ("_events", "_labels", "_runs")
+    __slots__ = ("_events", "_index", "_labels", "_runs")
 
     def __init__(self, events: Iterable[Event] = ()) -> None:
         """Wrap ``events`` (any iterable of :class:`Event`) in recorded order."""
@@ -217,12 +229,13 @@ class EventLog(Sequence[Event]):
                 )
         self._labels: dict[UUID, str] | None = None
         self._runs: dict[UUID, Run] | None = None
+        self._index: _RunIndex | None = None
 
     @classmethod
     def _trusted(cls, events: tuple[Event, ...]) -> EventLog:
         """Wrap a tuple already known to hold only Events (skips the check)."""
         log = cls.__new__(cls)
-        log._events, log._labels, log._runs = events, None, None
+        log._events, log._labels, log._runs, log._index = events, None, None, None
         return log
 
     # -- sequence protocol -------------------------------------------------
@@ -282,22 +295,34 @@ class EventLog(Sequence[Event]):
             subtree: With ``run``, include the events of its descendant runs.
         """
         kinds = _check_kinds(kind) if kind is not None else None
-        run_ids: set[UUID] | None = None
+        candidates: Iterable[Event] = self._events
         if run is not None:
-            rid = self.run(run).id
-            run_ids = {r.id for r in self.subtree(rid)} if subtree else {rid}
+            candidates = self._run_events(run, subtree=subtree)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name={name!r} must be a run name (str)")
         if tag is not None and not isinstance(tag, str):
             raise TypeError(f"tag={tag!r} must be a tag (str)")
-        return EventLog(
-            ev
-            for ev in self._events
-            if (kinds is None or ev.kind in kinds)
-            and (run_ids is None or ev.run_id in run_ids)
-            and (name is None or ev.run_name == name)
-            and (tag is None or tag in ev.tags)
+        return EventLog._trusted(
+            tuple(
+                ev
+                for ev in candidates
+                if (kinds is None or ev.kind in kinds)
+                and (name is None or ev.run_name == name)
+                and (tag is None or tag in ev.tags)
+            )
         )
+
+    def _run_events(self, run: RunRef, *, subtree: bool = False) -> list[Event]:
+        """The events of ``run`` (and its descendants'), in log order, from the index."""
+        self._run_table()
+        index = self._index
+        assert index is not None  # built with the run table
+        events = self._events
+        if not subtree:
+            return [events[i] for i in index.positions.get(self.run(run).id, ())]
+        lists = [index.positions.get(r.id, ()) for r in self.subtree(run)]
+        positions = lists[0] if len(lists) == 1 else sorted(itertools.chain(*lists))
+        return [events[i] for i in positions]
 
     # -- runs and the run tree ----------------------------------------------
 
@@ -316,50 +341,42 @@ class EventLog(Sequence[Event]):
         if self._runs is not None:
             return self._runs
         labels = self.labels()
-        info: dict[UUID, dict[str, Any]] = {
-            rid: {
-                "name": None,
-                "type": None,
-                "parent": None,
-                "tags": (),
-                "start": None,
-                "end": None,
-                "status": "unseen",
-                "children": [],
-            }
-            for rid in labels
+        # One list row per run (faster than dict rows on long logs):
+        # name, type, parent, tags, start, end, status, children.
+        info: dict[UUID, list[Any]] = {
+            rid: [None, None, None, (), None, None, "unseen", []] for rid in labels
         }
+        positions: dict[UUID, list[int]] = {}
         for i, ev in enumerate(self._events):
-            if ev.run_id is None:
+            rid = ev.run_id
+            if rid is None:
                 continue
-            row = info[ev.run_id]
-            if row["status"] == "unseen":
-                row["status"] = "running"
-            if row["name"] is None:
-                row["name"], row["type"] = ev.run_name, ev.run_type
-            if ev.parent_run_id is not None and row["parent"] is None:
-                row["parent"] = ev.parent_run_id
-                info[ev.parent_run_id]["children"].append(ev.run_id)
-            if ev.kind in START_KINDS and row["start"] is None:
-                row["start"], row["tags"] = i, ev.tags
-            elif ev.kind in FINISH_KINDS and row["end"] is None:
-                row["end"] = i
-                row["status"] = _outcome(ev)
+            row = info[rid]
+            if row[6] == "unseen":
+                row[6] = "running"
+                positions[rid] = [i]
+            else:
+                positions[rid].append(i)
+            if row[0] is None:
+                row[0], row[1] = ev.run_name, ev.run_type
+            if row[2] is None and ev.parent_run_id is not None:
+                row[2] = ev.parent_run_id
+                info[ev.parent_run_id][7].append(rid)
+            kind = ev.kind
+            if kind in START_KINDS:
+                if row[4] is None:
+                    row[4], row[3] = i, ev.tags
+            elif kind in FINISH_KINDS and row[5] is None:
+                row[5] = i
+                row[6] = _outcome(ev)
         self._runs = {
-            rid: Run(
-                rid,
-                labels[rid],
-                row["name"],
-                row["type"],
-                row["parent"],
-                tuple(row["tags"]),
-                row["start"],
-                row["end"],
-                row["status"],
-                tuple(row["children"]),
-            )
-            for rid, row in info.items()
+            rid: Run(rid, labels[rid], r[0], r[1], r[2], tuple(r[3]), r[4], r[5], r[6], tuple(r[7]))
+            for rid, r in info.items()
         }
+        by_name: dict[str | None, list[Run]] = {}
+        for r in self._runs.values():
+            by_name.setdefault(r.name, []).append(r)
+        self._index = _RunIndex(positions, by_name, {r.label: r for r in self._runs.values()})
         return self._runs
 
     def runs(
@@ -393,7 +410,9 @@ class EventLog(Sequence[Event]):
                 raise ValueError(f"run={ref!r} is not a run in this log; runs: {self._run_list()}")
             return table[ref]
         if isinstance(ref, str):
-            named = [r for r in table.values() if r.name == ref]
+            index = self._index
+            assert index is not None  # built with the run table
+            named = index.by_name.get(ref, [])
             if len(named) == 1:
                 return named[0]
             if len(named) > 1:
@@ -402,9 +421,8 @@ class EventLog(Sequence[Event]):
                     f"({', '.join(r.label for r in named)}); pass a run id, a Run "
                     f"from log.runs(name={ref!r}) or a label"
                 )
-            for r in table.values():
-                if r.label == ref:
-                    return r
+            if ref in index.by_label:
+                return index.by_label[ref]
             raise ValueError(f"run={ref!r} matches no run name or label; runs: {self._run_list()}")
         raise TypeError(
             f"run={ref!r} is not a run reference; accepted: a run id (UUID), a Run, "
@@ -450,21 +468,21 @@ class EventLog(Sequence[Event]):
 
     def tree(self) -> str:
         """The run tree as indented text, one run per line."""
+        table = self._run_table()
         lines: list[str] = []
         for root in self.roots():
-            for r in self.subtree(root):
-                depth, p = 0, r
-                while p.id != root.id and p.parent_id is not None:
-                    depth, p = depth + 1, self._run_table()[p.parent_id]
+            stack = [(root, 0)]
+            while stack:
+                r, depth = stack.pop()
                 lines.append(f"{'  ' * depth}{r} [{r.type}] {r.status}")
+                stack.extend((table[c], depth + 1) for c in reversed(r.children))
         return "\n".join(lines)
 
     # -- payload queries ------------------------------------------------------
 
     def tokens(self, run: RunRef) -> list[Any]:
         """The tokens ``run`` streamed (``on_llm_new_token``), in order."""
-        rid = self.run(run).id
-        return [ev.token for ev in self._events if ev.run_id == rid and ev.kind == "llm_new_token"]
+        return [ev.token for ev in self._run_events(run) if ev.kind == "llm_new_token"]
 
     def text(self, run: RunRef) -> str:
         """The text ``run`` streamed: its string tokens concatenated."""
@@ -631,15 +649,10 @@ class EventLog(Sequence[Event]):
         model count, as in ``get_usage_metadata_callback``)."""
         if model is not None and not isinstance(model, str):
             raise TypeError(f"model={model!r} must be a model name (str) or None")
-        ids = {r.id for r in self.subtree(run)} if run is not None else None
+        events = self._events if run is None else self._run_events(run, subtree=True)
         total = _add_usage(None, {})
-        for ev in self._events:
-            if (
-                ev.kind == "llm_end"
-                and ev.usage
-                and (ids is None or ev.run_id in ids)
-                and (model is None or ev.model_name == model)
-            ):
+        for ev in events:
+            if ev.kind == "llm_end" and ev.usage and (model is None or ev.model_name == model):
                 total = _add_usage(total, ev.usage)
         return total
 
@@ -772,6 +785,21 @@ class EventLog(Sequence[Event]):
             raise ValueError(f"max_events={max_events!r} must be an int >= 2 or None")
         ids = None if runs is None else [self.run(r).id for r in runs]
         return render_timeline(self, ids, view=view, max_events=max_events)
+
+
+@dataclass(frozen=True, slots=True)
+class _RunIndex:
+    """What per-run queries look up instead of scanning the log.
+
+    Attributes:
+        positions: Run id -> indices of the run's own events, in log order.
+        by_name: Run name -> the runs with that name, in order of appearance.
+        by_label: Label -> run.
+    """
+
+    positions: dict[UUID, list[int]]
+    by_name: dict[str | None, list[Run]]
+    by_label: dict[str, Run]
 
 
 # -- helpers ----------------------------------------------------------------------

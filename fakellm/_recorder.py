@@ -22,7 +22,7 @@ from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 
-from fakellm import _clock
+from fakellm import _clock, _compat
 from fakellm._events import Event, EventLog, scenario_task
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ __all__ = ["Recorder"]
 _EMPTY: Mapping[str, Any] = {}
 _UNNAMED: tuple[str | None, str | None] = (None, None)
 _new_event = tuple.__new__  # skips NamedTuple.__new__'s keyword handling (hot path)
-_get_running_loop = asyncio.get_running_loop
+_get_running_loop = _compat.get_running_loop_or_none
 _current_task = asyncio.current_task
 _current_thread = threading.current_thread
 _VirtualTimeLoop = _clock.VirtualTimeLoop
@@ -55,6 +55,22 @@ def _sync_time() -> tuple[float, bool]:
     if clock is not None:
         return clock.elapsed, True
     return time.monotonic(), False
+
+
+def _now(loop: asyncio.AbstractEventLoop | None) -> tuple[float, bool, str | None]:
+    """``(time, is_virtual, task name)``: the loop's clock and current task inside
+    a running loop, else the sync clock (and the scenario task's name, if any)."""
+    # Inside run_scenario, the scenario task the code serves (also from tasks it
+    # gathered, LangGraph's node tasks and executor threads, which all inherit
+    # its context); elsewhere the asyncio task's name.
+    task_name = _scenario_task()
+    if loop is None:
+        now, virtual = _sync_time()
+        return now, virtual, task_name
+    if task_name is None:
+        task = _current_task(loop)
+        task_name = task.get_name() if task is not None else None
+    return loop.time(), isinstance(loop, _VirtualTimeLoop), task_name
 
 
 def _run_name(name: Any, serialized: Mapping[str, Any] | None) -> str | None:
@@ -172,28 +188,14 @@ class Recorder(BaseCallbackHandler):
         model_name: str | None = None,
         extra: Mapping[str, Any] = _EMPTY,
     ) -> None:
-        try:
-            loop = _get_running_loop()
-        except RuntimeError:
-            loop = None
+        loop = _get_running_loop()
         thread = _current_thread().name
         # datetime.now is looked up per call (not bound once) so freezegun,
         # which swaps the module's ``datetime``, drives wall_time.
         # Clock, sequence number and append under one lock, so times never go
         # backwards along the recorded order even with threads.
         with self._lock:
-            # Inside run_scenario, the scenario task the code serves (also from
-            # tasks it gathered, LangGraph's node tasks and executor threads,
-            # which all inherit its context); elsewhere the asyncio task's name.
-            task_name = _scenario_task()
-            if loop is None:
-                now, virtual = _sync_time()
-            else:
-                now = loop.time()
-                virtual = isinstance(loop, _VirtualTimeLoop)
-                if task_name is None:
-                    task = _current_task(loop)
-                    task_name = task.get_name() if task is not None else None
+            now, virtual, task_name = _now(loop)
             if start is not None:
                 self._names[run_id] = start  # type: ignore[index]
                 name, run_type = start
@@ -372,17 +374,48 @@ class Recorder(BaseCallbackHandler):
         tags: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        """Record ``on_llm_new_token`` (the token and the chunk, by reference)."""
-        self._add(
-            "llm_new_token",
-            run_id,
-            parent_run_id,
-            tags,
-            None,
-            token=token,
-            chunk=chunk,
-            extra=kwargs,
-        )
+        """Record ``on_llm_new_token`` (the token and the chunk, by reference).
+
+        Fired once per streamed chunk, so it builds its event itself: passing
+        ``_add``'s keyword arguments would cost about as much as the recording.
+        """
+        loop = _get_running_loop()
+        thread = _current_thread().name
+        with self._lock:
+            now, virtual, task_name = _now(loop)
+            name, run_type = self._names.get(run_id, _UNNAMED)
+            seq = self._seq
+            self._seq = seq + 1
+            self._events.append(
+                _new_event(
+                    Event,
+                    (
+                        seq,
+                        "llm_new_token",
+                        run_id,
+                        parent_run_id,
+                        name,
+                        run_type,
+                        tuple(tags) if tags else (),
+                        _EMPTY,
+                        token,
+                        chunk,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        now,
+                        virtual,
+                        datetime.now(),
+                        task_name,
+                        thread,
+                        kwargs,
+                    ),
+                )
+            )
 
     def on_stream_event(
         self,

@@ -35,6 +35,7 @@ from fakellm._events import (
     FINISH_KINDS,
     KINDS,
     START_KINDS,
+    Event,
     EventLog,
     Run,
     RunRef,
@@ -215,7 +216,7 @@ def well_formed_problems(log: EventLog) -> list[tuple[Run, str]]:
     finishes: dict[UUID, list[int]] = {}
     # Each run's other events, gathered in the same pass: checking a run then
     # costs its own events, not the whole log (linear, not runs x events).
-    inside: dict[UUID, list[int]] = {}
+    inside: dict[UUID, list[tuple[int, Event]]] = {}
     for i, ev in enumerate(log):
         if ev.run_id is None:
             continue
@@ -224,7 +225,7 @@ def well_formed_problems(log: EventLog) -> list[tuple[Run, str]]:
         elif ev.kind in FINISH_KINDS:
             finishes.setdefault(ev.run_id, []).append(i)
         else:
-            inside.setdefault(ev.run_id, []).append(i)
+            inside.setdefault(ev.run_id, []).append((i, ev))
     for r in table.values():
         s, f = starts.get(r.id, []), finishes.get(r.id, [])
         if not s:
@@ -237,7 +238,7 @@ def well_formed_problems(log: EventLog) -> list[tuple[Run, str]]:
             kinds = ", ".join(f"{log[i].kind} #{log[i].seq}" for i in f)
             problems.append((r, f"finished {len(f)} times ({kinds})"))
         first, last = (s[0] if s else None), (f[0] if f else None)
-        own = [(i, log[i]) for i in inside.get(r.id, ())]
+        own = inside.get(r.id, [])
         for i, ev in own:
             if first is None or i < first:
                 problems.append((r, f"{ev.kind} #{ev.seq} before the run started"))

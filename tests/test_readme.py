@@ -26,7 +26,8 @@ def test_readme_has_exactly_two_commands() -> None:
 def test_ci_runs_the_readme_commands_verbatim() -> None:
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     commands = [line for line in ci if line and not line.startswith(("#", "set ", "cd ", ".ci/"))]
-    assert commands == _readme_commands()
+    # The README's two commands, verbatim, then the same suite on two xdist workers.
+    assert commands == [*_readme_commands(), "python -m pytest -n 2"]
 
 
 def _python_blocks() -> list[str]:

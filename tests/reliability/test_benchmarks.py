@@ -1,11 +1,14 @@
-"""The benchmark runner produces its whole table (shape only: timings are never asserted)."""
+"""The benchmarks time things the way their figures claim, against a correct floor,
+and the runner prints every row. Timings themselves are never asserted."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import re
 import sys
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -20,75 +23,194 @@ def runner() -> ModuleType:
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    spec.loader.exec_module(module)  # puts benchmarks/ on sys.path
     return module
 
 
-TINY = {
-    "model": {"chunks": 3, "streams": 1, "rounds": 1},
-    "recorder": {"chunks": 3, "repeats": 1},
+@pytest.fixture
+def harness(runner: ModuleType) -> ModuleType:
+    import _harness
+
+    return _harness
+
+
+# -- the harness -----------------------------------------------------------------------
+
+
+def test_each_round_collects_garbage_then_times_every_section_once_in_a_shuffled_order(
+    harness: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log: list[str] = []
+    clock = iter(range(0, 10_000, 2))  # every section takes 2 "CPU seconds"
+    monkeypatch.setattr(harness.gc, "collect", lambda: log.append("gc"))
+    monkeypatch.setattr(harness, "cpu", lambda: float(next(clock)))
+
+    def section(name: str, units: int) -> Any:
+        return lambda: log.append(name) or units
+
+    names = "abcdefgh"
+    times = harness.rounds({n: section(n, 4) for n in names}, 5)
+
+    assert times == {n: [0.5e6] * 5 for n in names}  # 2 s over 4 units, in µs per unit
+    assert log[::2] == ["gc"] * 40  # a collection before every timed section
+    orders = ["".join(log[1 + 16 * r : 16 * (r + 1) : 2]) for r in range(5)]
+    assert all(sorted(order) == list(names) for order in orders)
+    assert len(set(orders)) > 1  # shuffled per round
+    log.clear()
+    clock = iter(range(0, 10_000, 2))
+    harness.rounds({n: section(n, 4) for n in names}, 5)
+    assert ["".join(log[1 + 16 * r : 16 * (r + 1) : 2]) for r in range(5)] == orders  # seeded
+
+
+def test_the_clock_is_process_cpu_time(
+    harness: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(harness.time, "process_time", lambda: 42.0)
+    assert harness.cpu() == 42.0
+
+
+def test_ratios_are_taken_per_round_and_reported_as_median_and_spread(harness: ModuleType) -> None:
+    # Per round 1.0, 0.5, 2.5: median 1.0. The ratio of the medians would be 20 / 12.
+    row = harness.Row("fake vs floor", "µs/call", [10.0, 20.0, 30.0], [10.0, 40.0, 12.0], "<= 1.10")
+    assert row.ratios == [1.0, 0.5, 2.5]
+    assert row.ratio == 1.0
+    assert row.ok is True
+    assert harness.Row("x", "µs", [3.0], [2.0], "<= 1.10").ok is False
+    assert harness.Row("x", "ex/s", [350.0], None, ">= 300").ok is True
+    assert harness.Row("x", "ex/s", [350.0], None, "").ok is None
+    lines = harness.render([row, harness.Row("explore", "ex/s", [250.0, 350.0], None, ">= 300")])
+    assert lines[1] == (
+        "fake vs floor      20.000      12.000  µs/call     1.000x  [0.500 - 2.500]    <= 1.10   ok"
+    )
+    assert lines[2] == (
+        "explore           300.000              ex/s      300.000   [250.000 - 350.000]  "
+        ">= 300    ok"
+    )
+
+
+def test_settle_collects_then_freezes_what_survived(
+    harness: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(harness.gc, "collect", lambda: calls.append("collect"))
+    monkeypatch.setattr(harness.gc, "freeze", lambda: calls.append("freeze"))
+    harness.settle()
+    assert calls == ["collect", "freeze"]
+
+
+# -- the floor -------------------------------------------------------------------------
+
+
+def test_the_floor_builds_fresh_chunks_per_call_like_a_real_integration(runner: ModuleType) -> None:
+    import bench_model
+
+    floor = bench_model.Floor(words=["a ", "b ", "c "])
+    first = list(floor._stream([]))
+    second = list(floor._stream([]))
+    assert all(
+        x is not y and x.message is not y.message for x, y in zip(first, second, strict=True)
+    )
+    assert [c.message.content for c in first] == ["a ", "b ", "c "]
+    assert first[0].message.response_metadata == {"model_name": "floor-model"}
+    assert first[1].message.response_metadata == {}
+    last = first[-1].message
+    assert last.chunk_position == "last"
+    assert last.usage_metadata == {"input_tokens": 3, "output_tokens": 3, "total_tokens": 6}
+    assert last.response_metadata == {"finish_reason": "stop"}
+
+    streamed = list(floor.stream("hi"))
+    again = list(floor.stream("hi"))
+    assert streamed[0].id != again[0].id  # core's writes land on each call's own chunks
+    assert "".join(c.content for c in streamed) == "a b c "
+    reply = floor.invoke("hi")
+    assert (reply.content, reply.usage_metadata["output_tokens"]) == ("a b c ", 3)
+    assert reply.response_metadata["model_name"] == "floor-model"
+
+
+def test_fresh_sections_build_a_model_per_call_and_reused_ones_do_not(runner: ModuleType) -> None:
+    import bench_model
+
+    loop = asyncio.new_event_loop()
+    try:
+        sections = bench_model.sections(budget=6, loop=loop, sizes=(3,))
+        built: list[Any] = []
+        original = bench_model.FakeChatModel
+        bench_model.FakeChatModel = lambda **kw: built.append(kw) or original(**kw)  # type: ignore[assignment]
+        try:
+            assert sections["fake fresh astream 3"]() == 2  # 6 chunks' worth of 3-chunk calls
+            assert len(built) == 2
+            assert sections["fake reused stream 3"]() == 2
+            assert len(built) == 2
+        finally:
+            bench_model.FakeChatModel = original
+    finally:
+        loop.close()
+
+
+# -- the runner ------------------------------------------------------------------------
+
+TINY: dict[str, Any] = {
+    "model": {"budget": 3, "n_rounds": 1, "sizes": (3,)},
+    "recorder": {"budget": 20, "n_rounds": 1, "sizes": (20,)},
+    "events": {"sizes": (20, 40), "n_rounds": 1},
     "virtual_time": {"streams": 2, "repeat": 1},
-    "explore": {"examples": 2},
-    "chunks": (2, 4),
-    "streams": (1, 2),
-    "events": (4, 8),
-    "repeat": 1,
+    "explore": {"examples": 2, "n_rounds": 1},
 }
 
 ROWS = [
-    "FakeChatModel.stream vs floor",
-    "FakeChatModel.stream vs floor (fresh chunks)",
-    "FakeChatModel.stream vs FakeListChatModel",
-    "FakeChatModel.astream vs floor",
-    "FakeChatModel.astream vs floor (fresh chunks)",
-    "FakeChatModel.astream vs FakeListChatModel",
-    "FakeChatModel.astream vs GenericFakeChatModel.astream",
-    "Recorder vs no-op handler (stream)",
-    "Recorder vs no-op handler (astream)",
+    *(
+        f"FakeChatModel.{path} {case}, 3 chunks vs floor"
+        for case in ("fresh", "reused")
+        for path in ("stream", "astream", "invoke", "ainvoke")
+    ),
+    "FakeChatModel.astream fresh vs GenericFakeChatModel, 20 chunks",
+    "Recorder vs no-op inline handler, stream, 20 chunks",
+    "Recorder vs no-op inline handler, astream, 20 chunks",
+    *(
+        f"EventLog {query}: per-event cost, 40 vs 20 events"
+        for query in (
+            "run index (runs())",
+            "text(run) over every run",
+            "tokens(run) over every run",
+            "filter(run=) over every run",
+            "filter(run=, subtree) over roots",
+            "usage(run) over roots",
+            "output_text(run) over every run",
+            "run(label) over every run",
+            "usage()",
+            "tree()",
+            "normalized()",
+            "timeline()",
+            "assert_well_formed",
+        )
+    ),
     "run_scenario, zero delays vs zero delays on a stock loop",
     "run_scenario, scripted delays vs zero delays on a stock loop",
     "10 min of scripted latency (10 calls): virtual vs real time",
-    "explore: 3 calls x 20 chunks, examples/s",
-    "explore: playing vs drawing only",
-]
-SCALING = [
-    "FakeChatModel.astream, recorded",
-    "concurrent streams, run_scenario",
-    "EventLog queries + assert_well_formed",
+    "explore: 3 calls x 20 chunks, freezegun on",
+    "explore: 3 calls x 20 chunks, freezegun off",
+    "explore: 3 calls x 20 chunks, playing vs drawing only (freezegun on)",
 ]
 
 
-def test_the_runner_prints_every_row_and_every_scaling_line(runner):
-    table = runner.render(runner.ratio_rows(TINY), runner.scaling_rows(TINY))
-    lines = table.splitlines()
-    ratio_lines = lines[1 : 1 + len(ROWS)]
-    assert [line.split("  ")[0].rstrip() for line in ratio_lines] == ROWS
-    number = r"\d+\.\d{3}"
-    for line in ratio_lines:
-        assert re.search(
-            rf"  {number}  +{number}  (µs/chunk|ms|s/s|ex/s|s/ex) +\s*{number}x"
-            r"  (<=|>=) [\d.]+ +(ok|MISS)$",
-            line,
-        ), line
-    assert lines[1 + len(ROWS) :][:2] == [
-        "",
-        "scaling (cost per unit at growing sizes; growth ~1.0x = linear)",
-    ]
-    scaling = lines[3 + len(ROWS) :]
-    assert [line.split("  ")[0] for line in scaling] == SCALING
-    assert all(re.search(r"growth \d+\.\d\dx over 2x size$", line) for line in scaling)
+def test_the_runner_reports_every_row(runner: ModuleType) -> None:
+    rows, detail = runner.report(TINY)
+    assert [r.name for r in rows] == ROWS
+    for line in runner.render(rows)[1:]:
+        assert re.search(r"  \d+\.\d{3}x? +\[\d+\.\d{3} - \d+\.\d{3}\]", line), line
+    assert detail[0].split()[-2:] == ["20", "40"]
+    assert len(detail) == 14
 
 
-def test_the_quick_flag_picks_the_small_sizes(runner, monkeypatch, capsys):
+def test_the_quick_flag_picks_the_small_sizes(
+    runner: ModuleType, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     seen = []
-    monkeypatch.setattr(
-        runner, "ratio_rows", lambda sizes: seen.append(sizes) or [("r", 2.0, 1.0, "ms", "<= 1.20")]
-    )
-    monkeypatch.setattr(
-        runner, "scaling_rows", lambda sizes: [("s", "µs/event", [(1, 2.0), (4, 2.0)])]
-    )
+    row = runner.Row("r", "ms", [2.0], [1.0], "<= 1.20")
+    monkeypatch.setattr(runner, "report", lambda sizes: seen.append(sizes) or ([row], ["d"]))
+    monkeypatch.setattr(runner, "settle", lambda: None)
     table = runner.main(["--quick"])
     assert seen == [runner.QUICK]
     assert capsys.readouterr().out == table + "\n"
-    assert table.splitlines()[1].endswith("2.000x  <= 1.20   MISS")
-    assert table.splitlines()[-1].endswith("growth 1.00x over 4x size")
+    assert table.splitlines()[1].endswith("2.000x  [2.000 - 2.000]    <= 1.20   MISS")
+    assert table.splitlines()[-1] == "d"

@@ -102,3 +102,17 @@ def test_shallow_copy_is_model_copy_for_langchain_chunks() -> None:
     copied = compat.shallow_copy(message)
     copied.id = "m2"
     assert message.id == "m1"
+
+
+# -- asyncio: the Recorder's hot path ------------------------------------------------------
+
+
+def test_get_running_loop_or_none_is_none_outside_a_loop_and_the_loop_inside() -> None:
+    import asyncio
+
+    assert compat.get_running_loop_or_none() is None
+
+    async def inside() -> bool:
+        return compat.get_running_loop_or_none() is asyncio.get_running_loop()
+
+    assert asyncio.run(inside()) is True

@@ -1456,17 +1456,26 @@ def test_load_script_non_mapping_file(tmp_path, content, got) -> None:
     )
 
 
-def test_load_script_missing_file(tmp_path) -> None:
-    path = tmp_path / "missing.yaml"
-    err = invalid(load_script, path)
-    assert err.source == str(path)
+def test_load_script_missing_file(tmp_path, monkeypatch) -> None:
+    # A relative path keeps the message independent of how long the temporary
+    # directory's path is (xdist workers and macOS have long ones, and the
+    # "(got ...)" part clips long values).
+    monkeypatch.chdir(tmp_path)
+    err = invalid(load_script, "missing.yaml")
+    assert err.source == "missing.yaml"
     assert str(err) == (
-        f"invalid script in {path}: <script>: cannot read the script file: No such "
-        f"file or directory (got {str(path)!r})"
+        "invalid script in missing.yaml: <script>: cannot read the script file: No such "
+        "file or directory (got 'missing.yaml')"
     )
     assert err.problems == (
-        ScriptProblem("", str(path), "cannot read the script file: No such file or directory"),
+        ScriptProblem("", "missing.yaml", "cannot read the script file: No such file or directory"),
     )
+    # A long absolute path is still named in full, as the source.
+    deep = tmp_path.joinpath(*["a-long-directory-name"] * 6, "missing.yaml")
+    long_err = invalid(load_script, deep)
+    assert long_err.source == str(deep)
+    assert str(long_err).startswith(f"invalid script in {deep}: <script>: cannot read")
+    assert long_err.problems[0].value == str(deep)
 
 
 def test_load_script_directory(tmp_path) -> None:

@@ -1,0 +1,130 @@
+"""Every call's messages are its own: mutating one call's output never changes another's.
+
+A real integration builds new objects for every response, and apps do mutate
+what they get (merge chunks in place, attach metadata, append tool results), so
+a fake that shares containers between calls corrupts results the app already
+holds. The field-for-field test guards any fast way of building chunks (copying
+a validated prototype instead of validating each one): every message the model
+hands out must equal the same message built through pydantic validation, so a
+validator a future langchain-core adds cannot be skipped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.runnables import Runnable
+
+from fakellm import FakeChatModel, Script, ToolCall, Turn
+
+SHARED_TEMPLATES = pytest.mark.xfail(
+    strict=True,
+    reason="chunks copied from a turn's cached template share its additional_kwargs, "
+    "content blocks, tool_calls, invalid_tool_calls and tool_call_chunks with every other call",
+)
+
+TURNS = {
+    "text": Turn("Roses and lilies", chunks="words"),
+    "content blocks": Turn(content=[{"type": "text", "text": "Pink roses"}]),
+    "reasoning": Turn("Roses.", reasoning="They asked for flowers.", chunks="words"),
+    "tool calls": Turn(tool_calls=[ToolCall("get_price", {"flower": "rose"}, id="call_1")]),
+}
+CONTAINERS = (
+    "content",
+    "additional_kwargs",
+    "response_metadata",
+    "tool_calls",
+    "invalid_tool_calls",
+    "tool_call_chunks",
+)
+
+
+def get_price(flower: str) -> str:
+    """The price of a flower."""
+    return "3 EUR"
+
+
+def _model(turn: str) -> Runnable[Any, Any]:
+    model = FakeChatModel(script=Script([TURNS[turn]], when_exhausted="repeat_last"))
+    return model.bind_tools([get_price]) if turn == "tool calls" else model
+
+
+def _play(model: Runnable[Any, Any], path: str) -> list[BaseMessage]:
+    if path == "stream":
+        return list(model.stream("Which flowers?"))
+    if path == "astream":
+
+        async def drain() -> list[BaseMessage]:
+            return [c async for c in model.astream("Which flowers?")]
+
+        return asyncio.run(drain())
+    if path == "invoke":
+        return [model.invoke("Which flowers?")]
+    return [asyncio.run(model.ainvoke("Which flowers?"))]
+
+
+def _state(messages: list[BaseMessage]) -> list[dict[str, Any]]:
+    """Everything an app can see of the messages, except the per-run id."""
+    return [{k: copy.deepcopy(v) for k, v in m.__dict__.items() if k != "id"} for m in messages]
+
+
+def _mutate(messages: list[BaseMessage]) -> None:
+    """Change every mutable container of every message, as careless app code might."""
+    for m in messages:
+        for name in CONTAINERS:
+            value = getattr(m, name, None)
+            if isinstance(value, dict):
+                value["mutated"] = True
+            elif isinstance(value, list):
+                for item in value:
+                    if isinstance(item, dict):
+                        item["mutated"] = True
+                value.append({"type": "text", "text": "mutated"})
+
+
+def _cases() -> list[Any]:
+    out = []
+    for path in ("stream", "astream", "invoke", "ainvoke"):
+        for name in TURNS:
+            streamed_template = path in ("stream", "astream") and name != "tool calls"
+            marks = [SHARED_TEMPLATES] if streamed_template else []
+            out.append(pytest.param(path, name, id=f"{path}-{name}", marks=marks))
+    return out
+
+
+@pytest.mark.parametrize(("path", "turn"), _cases())
+def test_a_call_cannot_change_another_calls_messages(path: str, turn: str) -> None:
+    model = _model(turn)
+    first = _play(model, path)
+    second = _play(model, path)
+    expected = _state(second)
+    assert expected == _state(first)  # the same turn, played twice
+
+    _mutate(first)
+    assert _state(second) == expected  # an earlier call's output left alone
+    assert _state(_play(model, path)) == expected  # and so is every later call's
+
+
+def _validated(message: BaseMessage) -> BaseMessage:
+    """The same message built through pydantic validation from the fields it has set."""
+    fields = {k: copy.deepcopy(getattr(message, k)) for k in message.model_fields_set}
+    return type(message)(**fields)
+
+
+@pytest.mark.parametrize("path", ["stream", "astream"])
+@pytest.mark.parametrize("turn", list(TURNS))
+def test_every_chunk_equals_a_validated_build_field_for_field(path: str, turn: str) -> None:
+    model = _model(turn)
+    for _ in range(2):  # the first play of a turn and a replay of it
+        chunks = _play(model, path)
+        assert chunks
+        for chunk in chunks:
+            assert type(chunk) is AIMessageChunk
+            built = _validated(chunk)
+            assert chunk.__dict__ == built.__dict__
+            assert chunk.model_fields_set == built.model_fields_set
+            assert chunk.__pydantic_extra__ == built.__pydantic_extra__
