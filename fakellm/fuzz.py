@@ -64,6 +64,7 @@ __all__ = [
     "final_text",
     "model",
     "no_tool_errors",
+    "play",
     "terminates",
     "token_budget",
     "valid_arguments",
@@ -109,6 +110,7 @@ class _Config:
     text: float
     parallel: float
     max_parallel: int
+    repeat: float
     invalid_arguments: float
     errors: float
     error_types: tuple[type[BaseException], ...]
@@ -125,6 +127,7 @@ def decisions(
     text: float = 0.2,
     parallel: float = 0.2,
     max_parallel: int = 3,
+    repeat: float = 0.1,
     invalid_arguments: float = 0.0,
     errors: float = 0.0,
     error_types: Sequence[type[BaseException]] = _strategies.DEFAULT_ERRORS,
@@ -144,7 +147,8 @@ def decisions(
     always when no tool is bound or ``tool_choice="none"``) or calls tools:
     one, or (probability ``parallel``) 2..``max_parallel`` in one message,
     each a bound tool with arguments that fit its JSON schema (a fraction
-    ``invalid_arguments`` of them valid JSON that breaks the schema). From
+    ``invalid_arguments`` of them valid JSON that breaks the schema), or
+    (probability ``repeat``) one of its earlier calls again, verbatim. From
     call ``max_steps`` on it answers text, so agents end. ``tool_choice`` is
     honoured as providers honour it: a named tool is the one called, "any" /
     "required" force a tool call (past ``max_steps``: ``final_tool``, by
@@ -162,6 +166,8 @@ def decisions(
         text: probability that a step answers text instead of calling tools.
         parallel: probability that a tool-calling step calls more than one tool.
         max_parallel: most tool calls in one step.
+        repeat: probability that a tool-calling step repeats one of this
+            run's earlier tool calls verbatim, as a model stuck in a loop does.
         invalid_arguments: probability that a call's arguments break its schema
             (a required field left out, or a value of the wrong type).
         errors: probability that a step fails with one of ``error_types``.
@@ -188,6 +194,7 @@ def decisions(
             text=text,
             parallel=parallel,
             max_parallel=max_parallel,
+            repeat=repeat,
             invalid_arguments=invalid_arguments,
             errors=errors,
             error_types=error_types,
@@ -225,7 +232,7 @@ def _validate(o: dict[str, Any]) -> _Config:
         _probability(name, o[name])
         if o[name]:
             raise NotImplementedError(_NOT_YET.format(name=name, value=o[name], what=what))
-    for name in ("text", "parallel", "invalid_arguments", "errors"):
+    for name in ("text", "parallel", "repeat", "invalid_arguments", "errors"):
         _probability(name, o[name])
     _count("max_steps", o["max_steps"], 0)
     _count("max_parallel", o["max_parallel"], 1)
@@ -261,6 +268,7 @@ def _validate(o: dict[str, Any]) -> _Config:
         text=o["text"],
         parallel=o["parallel"],
         max_parallel=o["max_parallel"],
+        repeat=o["repeat"],
         invalid_arguments=o["invalid_arguments"],
         errors=o["errors"],
         error_types=tuple(types),
@@ -375,6 +383,18 @@ class Decisions:
         forced = mode in ("any", "named")
         if not tools or mode == "none" or (not forced and not draw(_chance(1 - c.text))):
             return Turn(draw(c.texts), first_token_delay=delay)
+        earlier = [
+            tc
+            for _, turn in self._answered
+            for tc in turn.tool_calls
+            if named is None or tc.name == named
+            if tc.name in tools
+        ]
+        again: ToolCall | None = None
+        if earlier:
+            again = draw(st.sampled_from(earlier)) if draw(_chance(c.repeat)) else None
+        if again is not None:
+            return Turn(tool_calls=[ToolCall(again.name, again.args)], first_token_delay=delay)
         count = 1  # a provider forced to one named tool calls it once
         if named is None and c.max_parallel > 1 and draw(_chance(c.parallel)):
             count = draw(st.integers(2, c.max_parallel))
@@ -417,44 +437,78 @@ class Decisions:
             freeze: couple freezegun to the virtual clock (about 8 ms an
                 example, since freezegun scans every loaded module).
         """
-        recorder = _PlayRecorder()
-        token = _playing.set(recorder)
+        first = len(self._answered)
         current = _current.set(self)
-        result: Any = None
-        exception: Exception | None = None
-        elapsed = 0.0
         try:
-            if inspect.iscoroutine(target) or inspect.iscoroutinefunction(target):
-                outcome = _clock.run_scenario(
-                    target, names=["agent"], return_exceptions=True, freeze=freeze
-                )
-                result, elapsed = outcome.results[0], outcome.elapsed
-                if isinstance(result, Exception):
-                    result, exception = None, result
-                elif isinstance(result, BaseException):
-                    raise result
-            elif callable(target):
-                scope = _clock.virtual_time(freeze=freeze)
-                try:
-                    with scope:
-                        result = target()
-                except Exception as exc:  # kept on the run; re-raised below if asked
-                    exception = exc
-                elapsed = scope.elapsed
-            else:
-                raise TypeError(
-                    f"target={target!r}: expected a zero-argument callable, a coroutine "
-                    "or a coroutine function (e.g. lambda: agent.invoke(inputs))"
-                )
+            return _play(target, lambda: self._answered[first:], raises=raises, freeze=freeze)
         finally:
             _current.reset(current)
-            _playing.reset(token)
-        run = _build_run(self._answered, recorder.events, result, exception, elapsed)
-        if currently_in_test_context():
-            note(_Report(run))
-        if exception is not None and raises:
-            raise exception
-        return run
+
+
+def play(
+    target: Callable[[], Any] | Coroutine[Any, Any, Any],
+    *,
+    model: FakeChatModel,
+    raises: bool = True,
+    freeze: bool = False,
+) -> AgentRun:
+    """:meth:`Decisions.play` for a scripted model: replay a shrunk trajectory
+    (``FakeChatModel(script=run.script())``) and check it with the same
+    invariants, as a regular test. Steps are the calls ``model`` got during
+    the run."""
+    if not isinstance(model, FakeChatModel):
+        raise TypeError(f"model={model!r}: expected the FakeChatModel the agent calls")
+    first = model.call_count
+
+    def answered() -> list[tuple[Call, Turn]]:
+        return [(c, c.turn) for c in model.calls[first:] if c.turn is not None]
+
+    return _play(target, answered, raises=raises, freeze=freeze)
+
+
+def _play(
+    target: Callable[[], Any] | Coroutine[Any, Any, Any],
+    answered: Callable[[], Sequence[tuple[Call, Turn]]],
+    *,
+    raises: bool,
+    freeze: bool,
+) -> AgentRun:
+    recorder = _PlayRecorder()
+    token = _playing.set(recorder)
+    result: Any = None
+    exception: Exception | None = None
+    elapsed = 0.0
+    try:
+        if inspect.iscoroutine(target) or inspect.iscoroutinefunction(target):
+            outcome = _clock.run_scenario(
+                target, names=["agent"], return_exceptions=True, freeze=freeze
+            )
+            result, elapsed = outcome.results[0], outcome.elapsed
+            if isinstance(result, Exception):
+                result, exception = None, result
+            elif isinstance(result, BaseException):
+                raise result
+        elif callable(target):
+            scope = _clock.virtual_time(freeze=freeze)
+            try:
+                with scope:
+                    result = target()
+            except Exception as exc:  # kept on the run; re-raised below if asked
+                exception = exc
+            elapsed = scope.elapsed
+        else:
+            raise TypeError(
+                f"target={target!r}: expected a zero-argument callable, a coroutine "
+                "or a coroutine function (e.g. lambda: agent.invoke(inputs))"
+            )
+    finally:
+        _playing.reset(token)
+    run = _build_run(answered(), recorder.events, result, exception, elapsed)
+    if currently_in_test_context():
+        note(_Report(run))
+    if exception is not None and raises:
+        raise exception
+    return run
 
 
 _current: ContextVar[Decisions | None] = ContextVar("fakellm_fuzz_decisions", default=None)
@@ -575,6 +629,7 @@ class ToolRun:
         status: ``"ok"``, ``"error"`` or ``"running"`` (never ended).
         output: what it returned (for LangGraph's tool node: a ``ToolMessage``).
         error: what it raised.
+        step: the model step whose tool call it answers, or None.
         start: position of its start event in :attr:`AgentRun.events`.
         end: position of its end or error event, or None.
     """
@@ -585,6 +640,7 @@ class ToolRun:
     status: Literal["ok", "error", "running"]
     output: Any = None
     error: BaseException | None = None
+    step: int | None = None
     start: int = 0
     end: int | None = None
 
@@ -604,12 +660,15 @@ class ToolUse:
         args: the arguments it gave.
         id: the tool call id, as the agent saw it.
         run: the tool run with that id, or None if the agent never ran it.
+        reply: the ``ToolMessage`` with that id that the agent sent back to
+            the model (or returned), or None.
     """
 
     name: str
     args: Mapping[str, Any]
     id: str | None
     run: ToolRun | None
+    reply: Any = None
 
     @property
     def status(self) -> Literal["ok", "error", "running", "not run"]:
@@ -741,46 +800,65 @@ def _build_run(
     exception: Exception | None,
     elapsed: float,
 ) -> AgentRun:
-    ends: dict[Any, Event] = {}
+    ends: dict[Any, tuple[int, Event]] = {}
     starts: dict[Any, tuple[int, Event]] = {}
     for i, ev in enumerate(events):
         if ev.kind in ("llm_end", "llm_error", "tool_end", "tool_error"):
-            ends.setdefault(ev.run_id, ev)
+            ends.setdefault(ev.run_id, (i, ev))
         elif ev.kind == "tool_start":
             starts[ev.run_id] = (i, ev)
-    position = {ev.seq: i for i, ev in enumerate(events)}
-    tool_runs = []
-    for run_id, (i, ev) in starts.items():
-        end = ends.get(run_id)
-        args = ev.extra.get("inputs")
-        if args is None:
-            args = ev.inputs
-        tool_runs.append(
-            ToolRun(
-                name=ev.run_name or "",
-                args=args,
-                tool_call_id=ev.extra.get("tool_call_id"),
-                status="running" if end is None else ("ok" if end.kind == "tool_end" else "error"),
-                output=None if end is None else end.outputs,
-                error=None if end is None else end.error,
-                start=i,
-                end=None if end is None else position[end.seq],
-            )
-        )
-    by_id = {r.tool_call_id: r for r in tool_runs if r.tool_call_id}
-    steps = []
+    # Which step (and which of its calls) each tool call id belongs to.
+    step_ids: list[list[str | None]] = []
+    step_ends: list[int] = []
+    owner: dict[str, tuple[int, int]] = {}
     for index, (call, turn) in enumerate(answered):
-        end = ends.get(call.run_id)
+        i, end = ends.get(call.run_id, (len(events), None))
         ids = _tool_call_ids(end, len(turn.tool_calls))
+        step_ids.append(ids)
+        step_ends.append(i)
+        owner.update({tc_id: (index, k) for k, tc_id in enumerate(ids) if tc_id})
+    keyed = []
+    for run_id, (i, ev) in starts.items():
+        j, end = ends.get(run_id, (None, None))
+        tc_id = ev.extra.get("tool_call_id")
+        step, k = owner.get(tc_id, (None, 0)) if tc_id else (None, 0)
+        args = ev.extra.get("inputs")
+        tool_run = ToolRun(
+            name=ev.run_name or "",
+            args=ev.inputs if args is None else args,
+            tool_call_id=tc_id,
+            status="running" if end is None else ("ok" if end.kind == "tool_end" else "error"),
+            output=None if end is None else end.outputs,
+            error=None if end is None else end.error,
+            step=step,
+            start=i,
+            end=j,
+        )
+        # A message's tool calls run concurrently and may start in any order:
+        # list them in the order the model called them, so runs compare equal.
+        before = sum(1 for e in step_ends if e < i) - 1
+        key = (before, 1, i) if step is None else (step, 0, k)
+        keyed.append((key, tool_run))
+    tool_runs = tuple(r for _, r in sorted(keyed, key=lambda item: item[0]))
+    by_id = {r.tool_call_id: r for r in tool_runs if r.tool_call_id}
+    seen = [m for call, _ in answered for m in call.messages]
+    if isinstance(result, Mapping) and isinstance(result.get("messages"), list):
+        seen.extend(result["messages"])
+    replies = {m.tool_call_id: m for m in seen if getattr(m, "type", None) == "tool"}
+    steps = []
+    for index, ((call, turn), ids) in enumerate(zip(answered, step_ids, strict=True)):
+        _, end = ends.get(call.run_id, (0, None))
         uses = tuple(
-            ToolUse(tc.name, tc.args, tc_id, by_id.get(tc_id) if tc_id else None)
+            ToolUse(tc.name, tc.args, tc_id, by_id.get(tc_id), replies.get(tc_id))
+            if tc_id
+            else ToolUse(tc.name, tc.args, None, None)
             for tc, tc_id in zip(turn.tool_calls, ids, strict=True)
         )
         usage = dict(end.usage) if end is not None and end.usage else None
         steps.append(Step(index, turn, uses, usage, call.tools))
     return AgentRun(
         steps=tuple(steps),
-        tool_runs=tuple(tool_runs),
+        tool_runs=tool_runs,
         result=result,
         exception=exception,
         events=events,
@@ -844,7 +922,9 @@ def _describe_step(step: Step) -> list[str]:
     lines = [head + ("parallel tool calls " if len(turn.tool_calls) > 1 else "tool call ") + calls]
     for use in step.tools:
         run = use.run
-        if run is None:
+        if run is None and use.reply is not None:
+            lines.append(f"      {use.name} not run; the agent answered {_output_text(use.reply)}")
+        elif run is None:
             lines.append(f"      {use.name}: not run")
         elif run.status == "ok":
             lines.append(f"      {use.name} returned {_output_text(run.output)}")
@@ -991,30 +1071,32 @@ def token_budget(
 
 
 def before(first: str, then: str) -> Invariant:
-    """Every run of the tool ``then`` that ended without error started after a
-    run of ``first`` had ended without error: ``before("confirm", "book")``."""
+    """Every run of the tool ``then`` that ended without error came after a run
+    of ``first`` that ended without error: ``before("confirm", "book")``.
+
+    "After" means at a later model step: the tool calls of one model message
+    run concurrently in LangGraph agents (``create_agent``, ``ToolNode``), so
+    their order is the scheduler's, not the agent's. Tool runs that answer no
+    model tool call are ordered by when they started and ended.
+    """
+
+    def came_after(f: ToolRun, r: ToolRun) -> bool:
+        if f.step is not None and r.step is not None:
+            return f.step < r.step
+        return f.end is not None and f.end < r.start
 
     def check(run: AgentRun) -> str | None:
-        done = [r.end for r in run.tool_runs if r.name == first and r.status == "ok"]
+        done = [f for f in run.tool_runs if f.name == first and f.status == "ok"]
         for r in run.tool_runs:
-            if (
-                r.name == then
-                and r.status == "ok"
-                and not any(e is not None and e < r.start for e in done)
-            ):
-                step = _step_of(run, r)
-                where = f" (step {step})" if step is not None else ""
-                return f"{then}{where} ran with {json.dumps(r.args)} before any {first} had ended"
+            if r.name == then and r.status == "ok" and not any(came_after(f, r) for f in done):
+                where = f" at step {r.step}" if r.step is not None else ""
+                return (
+                    f"{then} ran{where} with {json.dumps(r.args)} before any {first} had "
+                    "ended at an earlier step"
+                )
         return None
 
     return Invariant(f"before({first!r}, {then!r})", check)
-
-
-def _step_of(run: AgentRun, tool_run: ToolRun) -> int | None:
-    for s in run.steps:
-        if any(u.run is tool_run for u in s.tools):
-            return s.index
-    return None
 
 
 def valid_arguments() -> Invariant:
@@ -1037,8 +1119,7 @@ def valid_arguments() -> Invariant:
                     if args is None
                     else next(iter(validator.iter_errors(dict(args)))).message
                 )
-                step = _step_of(run, r)
-                where = f" at step {step}" if step is not None else ""
+                where = f" at step {r.step}" if r.step is not None else ""
                 return f"{r.name} ran{where} with {r.args!r}, which breaks its schema: {reason}"
         return None
 
