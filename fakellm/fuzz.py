@@ -55,16 +55,19 @@ __all__ = [
     "Decisions",
     "Invariant",
     "InvariantError",
+    "Resume",
     "Step",
     "TooManyModelCalls",
     "ToolRun",
     "ToolUse",
+    "aresume",
     "before",
     "decisions",
     "final_text",
     "model",
     "no_tool_errors",
     "play",
+    "resume",
     "terminates",
     "token_budget",
     "valid_arguments",
@@ -466,6 +469,30 @@ def play(
     return _play(target, answered, raises=raises, freeze=freeze)
 
 
+@dataclasses.dataclass(frozen=True)
+class Resume:
+    """An interrupt the run paused at, and the answer it was resumed with.
+
+    Attributes:
+        after_step: how many model calls the agent had made when it paused.
+        interrupts: the interrupts' values (``Interrupt.value``).
+        answer: what :func:`resume` gave ``Command(resume=...)``.
+    """
+
+    after_step: int
+    interrupts: tuple[Any, ...]
+    answer: Any
+
+
+@dataclasses.dataclass
+class _Session:
+    answered: Callable[[], Sequence[tuple[Call, Turn]]]
+    resumes: list[Resume]
+
+
+_session: ContextVar[_Session | None] = ContextVar("fakellm_fuzz_session", default=None)
+
+
 def _play(
     target: Callable[[], Any] | Coroutine[Any, Any, Any],
     answered: Callable[[], Sequence[tuple[Call, Turn]]],
@@ -475,6 +502,8 @@ def _play(
 ) -> AgentRun:
     recorder = _PlayRecorder()
     token = _playing.set(recorder)
+    session = _Session(answered, [])
+    session_token = _session.set(session)
     result: Any = None
     exception: Exception | None = None
     elapsed = 0.0
@@ -502,8 +531,10 @@ def _play(
                 "or a coroutine function (e.g. lambda: agent.invoke(inputs))"
             )
     finally:
+        _session.reset(session_token)
         _playing.reset(token)
     run = _build_run(answered(), recorder.events, result, exception, elapsed)
+    run = dataclasses.replace(run, resumes=tuple(session.resumes))
     if currently_in_test_context():
         note(_Report(run))
     if exception is not None and raises:
@@ -533,6 +564,94 @@ def model(**settings: Any) -> FakeChatModel:
         raise TypeError("fuzz.model() writes its own script; pass other settings only")
     rule = Rule(responder=_respond_playing, name="fuzz.model")
     return FakeChatModel(script=Script(rules=[rule]), **settings)
+
+
+def resume(
+    graph: Any,
+    input: Any,
+    *,
+    answer: Any,
+    config: Mapping[str, Any] | None = None,
+    max_resumes: int = 10,
+) -> Any:
+    """``graph.invoke(input)``, resuming every interrupt (LangGraph's ``interrupt``,
+    ``HumanInTheLoopMiddleware``) with ``Command(resume=...)`` until it ends.
+
+    ``answer`` is the resume value, a function of the interrupt's value (or of
+    the tuple of values, when several are pending), or a Hypothesis strategy
+    drawn in the example being played, where it shrinks with the model's
+    decisions; a function may return a strategy too, to draw an answer that
+    fits the interrupt. The graph needs a checkpointer; without a
+    ``thread_id`` in ``config`` the run uses ``"fuzz"``. Each pause and its
+    answer show in the trajectory (:attr:`AgentRun.resumes`).
+    """
+    from langgraph.types import Command
+
+    config = _thread_config(config)
+    result = graph.invoke(input, config)
+    for _ in range(max_resumes):
+        pending = _interrupts(result)
+        if not pending:
+            return result
+        result = graph.invoke(Command(resume=_answer(answer, pending)), config)
+    if _interrupts(result):
+        raise RuntimeError(f"the graph was still interrupted after max_resumes={max_resumes}")
+    return result
+
+
+async def aresume(
+    graph: Any,
+    input: Any,
+    *,
+    answer: Any,
+    config: Mapping[str, Any] | None = None,
+    max_resumes: int = 10,
+) -> Any:
+    """:func:`resume` with ``ainvoke``."""
+    from langgraph.types import Command
+
+    config = _thread_config(config)
+    result = await graph.ainvoke(input, config)
+    for _ in range(max_resumes):
+        pending = _interrupts(result)
+        if not pending:
+            return result
+        result = await graph.ainvoke(Command(resume=_answer(answer, pending)), config)
+    if _interrupts(result):
+        raise RuntimeError(f"the graph was still interrupted after max_resumes={max_resumes}")
+    return result
+
+
+def _thread_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    out = dict(config or {})
+    configurable = dict(out.get("configurable") or {})
+    configurable.setdefault("thread_id", "fuzz")
+    out["configurable"] = configurable
+    return out
+
+
+def _interrupts(result: Any) -> tuple[Any, ...]:
+    if isinstance(result, Mapping):
+        return tuple(getattr(i, "value", i) for i in result.get("__interrupt__") or ())
+    return ()
+
+
+def _answer(answer: Any, pending: tuple[Any, ...]) -> Any:
+    session = _session.get()
+    value = answer
+    if callable(answer) and not isinstance(answer, SearchStrategy):
+        value = answer(pending[0] if len(pending) == 1 else pending)
+    if isinstance(value, SearchStrategy):
+        decisions = _current.get()
+        if decisions is None:
+            raise TypeError(
+                "answer= is a strategy, so resume() must run inside Decisions.play(...), "
+                "where it can be drawn; or give a value or a function of the interrupts"
+            )
+        value = decisions.draw(value, "resume")
+    if session is not None:
+        session.resumes.append(Resume(len(session.answered()), pending, value))
+    return value
 
 
 def _tool_name(tool: Mapping[str, Any]) -> str:
@@ -713,6 +832,7 @@ class AgentRun:
         exception: what the agent raised, or None.
         events: everything recorded during the run.
         elapsed: virtual seconds the run took.
+        resumes: the interrupts :func:`resume` answered, in order.
     """
 
     steps: tuple[Step, ...]
@@ -721,6 +841,7 @@ class AgentRun:
     exception: Exception | None
     events: EventLog
     elapsed: float
+    resumes: tuple[Resume, ...] = ()
 
     @property
     def model_calls(self) -> int:
@@ -751,8 +872,16 @@ class AgentRun:
             end = "the agent returned"
         n = len(self.steps)
         lines = [f"Agent trajectory ({n} model call{'' if n == 1 else 's'}; {end}):"]
+        resumes = list(self.resumes)
         for s in self.steps:
-            lines.extend(_describe_step(s))
+            # An interrupt after a model call pauses before its tools answer.
+            head, *rest = _describe_step(s)
+            lines.append(head)
+            while resumes and resumes[0].after_step <= s.index + 1:
+                r = resumes.pop(0)
+                shown = _clip(repr(r.interrupts[0] if len(r.interrupts) == 1 else r.interrupts))
+                lines.append(f"      interrupt {shown} resumed with {_clip(repr(r.answer))}")
+            lines.extend(rest)
         if not self.steps:
             lines.append("  (the agent never called the model)")
         return "\n".join(lines)
