@@ -29,7 +29,7 @@ import dataclasses
 import functools
 import inspect
 import json
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -339,11 +339,13 @@ class Decisions:
             "the trajectory is printed below>"
         )
 
-    def draw(self, strategy: SearchStrategy[Any], label: str | None = None) -> Any:
+    def draw(self, strategy: SearchStrategy[Any]) -> Any:
         """Draw a value in the same example (an interrupt's answer, a user reply).
 
         It shrinks with the model's decisions."""
-        return self._draw(strategy, label)
+        if not isinstance(strategy, SearchStrategy):
+            raise InvalidArgument(f"strategy={strategy!r}: expected a Hypothesis strategy")
+        return self._draw(strategy)
 
     # -- one answer -----------------------------------------------------------------------
 
@@ -585,18 +587,14 @@ def resume(
     ``thread_id`` in ``config`` the run uses ``"fuzz"``. Each pause and its
     answer show in the trajectory (:attr:`AgentRun.resumes`).
     """
-    from langgraph.types import Command
-
     config = _thread_config(config)
-    result = graph.invoke(input, config)
-    for _ in range(max_resumes):
-        pending = _interrupts(result)
-        if not pending:
-            return result
-        result = graph.invoke(Command(resume=_answer(answer, pending)), config)
-    if _interrupts(result):
-        raise RuntimeError(f"the graph was still interrupted after max_resumes={max_resumes}")
-    return result
+    steps = _resuming(input, answer, max_resumes)
+    result = graph.invoke(next(steps), config)
+    while True:
+        try:
+            result = graph.invoke(steps.send(result), config)
+        except StopIteration as done:
+            return done.value
 
 
 async def aresume(
@@ -608,15 +606,27 @@ async def aresume(
     max_resumes: int = 10,
 ) -> Any:
     """:func:`resume` with ``ainvoke``."""
+    config = _thread_config(config)
+    steps = _resuming(input, answer, max_resumes)
+    result = await graph.ainvoke(next(steps), config)
+    while True:
+        try:
+            result = await graph.ainvoke(steps.send(result), config)
+        except StopIteration as done:
+            return done.value
+
+
+def _resuming(input: Any, answer: Any, max_resumes: int) -> Generator[Any, Any, Any]:
+    """What to invoke next, given the last result: ``input``, then a
+    ``Command(resume=...)`` per interrupt, until the graph ends."""
     from langgraph.types import Command
 
-    config = _thread_config(config)
-    result = await graph.ainvoke(input, config)
+    result = yield input
     for _ in range(max_resumes):
         pending = _interrupts(result)
         if not pending:
             return result
-        result = await graph.ainvoke(Command(resume=_answer(answer, pending)), config)
+        result = yield Command(resume=_answer(answer, pending))
     if _interrupts(result):
         raise RuntimeError(f"the graph was still interrupted after max_resumes={max_resumes}")
     return result
@@ -648,7 +658,7 @@ def _answer(answer: Any, pending: tuple[Any, ...]) -> Any:
                 "answer= is a strategy, so resume() must run inside Decisions.play(...), "
                 "where it can be drawn; or give a value or a function of the interrupts"
             )
-        value = decisions.draw(value, "resume")
+        value = decisions.draw(value)
     if session is not None:
         session.resumes.append(Resume(len(session.answered()), pending, value))
     return value

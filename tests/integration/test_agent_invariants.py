@@ -233,14 +233,19 @@ def test_final_text_needs_a_text_answer_the_agent_returned():
         run.check(fuzz.final_text())
 
 
-def test_an_interrupt_is_resumed_with_a_given_answer_and_shows_in_the_trajectory():
-    model = scripted(call("lookup", city="Paris"), Turn("Done."))
-    agent = create_agent(
+def reviewed(model: Any, weather: Any) -> Any:
+    """An agent that pauses for a reviewer before every call of ``weather``."""
+    return create_agent(
         model,
-        tools=[lookup],
-        middleware=[HumanInTheLoopMiddleware(interrupt_on={"lookup": True})],
+        tools=[weather],
+        middleware=[HumanInTheLoopMiddleware(interrupt_on={weather.name: True})],
         checkpointer=InMemorySaver(),
     )
+
+
+def test_an_interrupt_is_resumed_with_a_given_answer_and_shows_in_the_trajectory():
+    model = scripted(call("lookup", city="Paris"), Turn("Done."))
+    agent = reviewed(model, lookup)
     approve = {"decisions": [{"type": "approve"}]}
     run = fuzz.play(lambda: fuzz.resume(agent, ASK, answer=approve), model=model)
 
@@ -261,12 +266,7 @@ def test_an_interrupt_is_resumed_with_a_given_answer_and_shows_in_the_trajectory
 @settings(max_examples=15, deadline=None, derandomize=True, database=None)
 @given(fuzz.decisions(max_steps=2, text=0))
 def test_interrupt_answers_drawn_in_the_example_are_recorded(decisions):
-    agent = create_agent(
-        decisions.model,
-        tools=[alookup],
-        middleware=[HumanInTheLoopMiddleware(interrupt_on={"alookup": True})],
-        checkpointer=InMemorySaver(),
-    )
+    agent = reviewed(decisions.model, alookup)
     decision = st.sampled_from([{"type": "approve"}, {"type": "reject", "message": "no"}])
 
     def answers(interrupt: Any) -> st.SearchStrategy[Any]:
@@ -287,12 +287,7 @@ def test_interrupt_answers_drawn_in_the_example_are_recorded(decisions):
 
 def test_a_strategy_answer_needs_a_running_play():
     model = scripted(call("lookup", city="Paris"), Turn("Done."))
-    agent = create_agent(
-        model,
-        tools=[lookup],
-        middleware=[HumanInTheLoopMiddleware(interrupt_on={"lookup": True})],
-        checkpointer=InMemorySaver(),
-    )
+    agent = reviewed(model, lookup)
     with pytest.raises(TypeError, match=r"answer= is a strategy, so resume\(\) must run inside"):
         fuzz.play(lambda: fuzz.resume(agent, ASK, answer=st.just(1)), model=model)
 

@@ -3,8 +3,12 @@ and that its tool arguments fit the bound tools' JSON schemas."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -395,3 +399,48 @@ def test_turns_are_plain_turns():
         assert call.turn.tool_calls[0].name == "search"
 
     check()
+
+
+# ------------------------------------------------------------ determinism
+
+
+_HUNT = """
+from examples.fuzz_agents import research
+from examples.fuzz_agents.test_fuzz_agents import RESEARCH, RESEARCH_RULES, hunt, play_research
+from fakellm import fuzz
+
+agent = research.build_agent(fuzz.model(), fixed=False)
+found = hunt(RESEARCH, play_research(agent), *RESEARCH_RULES)
+print(found.examples, found.first_failure)
+print(found.last.report())
+"""
+
+
+def test_a_hunt_shrinks_to_the_same_trajectory_in_fresh_processes_with_other_hash_seeds():
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-W", "ignore", "-c", _HUNT],
+            cwd=root,
+            env={**env, "PYTHONHASHSEED": seed},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in ("0", "12345")
+    ]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outputs]
+    first, second = (out for out, _ in outputs)
+    assert first == second
+    assert first.split("\n", 1)[1] == (
+        "Agent trajectory (1 model call; the agent raised IndexError: list index out of range):\n"
+        '  step 0: tool call search({"query": "0"})\n'
+        "      search returned '[]'\n"
+        "Replay it as a regular test with FakeChatModel(script=...) and this script:\n"
+        "Script([\n"
+        "    Turn(tool_calls=[ToolCall('search', {'query': '0'})]),\n"
+        "])\n"
+    )
