@@ -306,6 +306,63 @@ def _chance(p: float) -> SearchStrategy[bool]:
     return st.binary(min_size=2, max_size=2).map(lambda b: int.from_bytes(b, "big") >= threshold)
 
 
+@st.composite
+def _step(
+    draw: st.DrawFn,
+    c: _Config,
+    tools: Mapping[str, Mapping[str, Any]],
+    mode: str,
+    named: str | None,
+    step: int,
+    earlier: tuple[ToolCall, ...],
+) -> Turn:
+    """The model's answer at ``step``. Every step draws its choices in the same
+    layout whatever came before, so deleting earlier steps keeps later ones."""
+    if named is not None and named not in tools:
+        return Turn(
+            error=_errors.BadRequestError(
+                f"tool_choice names the tool {named!r}, which is not among the "
+                f"bound tools ({', '.join(map(repr, tools)) or 'none'})"
+            ),
+            first_token_delay=_delay(draw, c),
+        )
+    if step >= c.max_steps:
+        if mode in ("auto", "none") or not tools:
+            return Turn(draw(c.texts), first_token_delay=_delay(draw, c))
+        name = named or c.final_tool or list(tools)[-1]
+        if name not in tools:
+            name = list(tools)[-1]
+        call = _call(draw, tools[name], valid=True)
+        return Turn(tool_calls=[call], first_token_delay=_delay(draw, c))
+    if draw(_chance(c.errors)):
+        kind = draw(st.sampled_from(c.error_types))
+        return Turn(error=kind, first_token_delay=_delay(draw, c))
+    forced = mode in ("any", "named")
+    if not tools or mode == "none" or (not forced and not draw(_chance(1 - c.text))):
+        return Turn(draw(c.texts), first_token_delay=_delay(draw, c))
+    if draw(_chance(c.repeat)) and earlier:
+        again = draw(st.sampled_from(earlier))
+        calls = [ToolCall(again.name, again.args)]
+        return Turn(tool_calls=calls, first_token_delay=_delay(draw, c))
+    count = 1  # a provider forced to one named tool calls it once
+    if named is None and c.max_parallel > 1 and draw(_chance(c.parallel)):
+        count = draw(st.integers(2, c.max_parallel))
+    pick = st.sampled_from([tools[named]] if named is not None else list(tools.values()))
+    calls = [
+        _call(draw, draw(pick), valid=not draw(_chance(c.invalid_arguments))) for _ in range(count)
+    ]
+    return Turn(tool_calls=calls, first_token_delay=_delay(draw, c))
+
+
+def _delay(draw: st.DrawFn, c: _Config) -> float:
+    return draw(st.integers(0, c.max_ms)) / _MS if c.max_ms else 0.0
+
+
+def _call(draw: st.DrawFn, tool: Mapping[str, Any], *, valid: bool) -> ToolCall:
+    key = json.dumps(_parameters(tool), sort_keys=True)
+    return ToolCall(_tool_name(tool), draw(_valid_args(key) if valid else _invalid_args(key)))
+
+
 # ------------------------------------------------------------ the drawing model
 
 
@@ -320,6 +377,7 @@ class Decisions:
         self._draw = draw
         self._config = config
         self._answered: list[tuple[Call, Turn]] = []
+        self._aborted: BaseException | None = None
         self._model: FakeChatModel | None = None
 
     @property
@@ -350,7 +408,16 @@ class Decisions:
     # -- one answer -----------------------------------------------------------------------
 
     def _respond(self, call: Call) -> Turn:
-        turn = self._decide(call, len(self._answered))
+        try:
+            turn = self._decide(call, len(self._answered))
+        except Exception:
+            raise
+        except BaseException as exc:
+            # Hypothesis ends an example from inside a draw (its data ran out)
+            # with a BaseException; langchain-core's async generate turns that
+            # into an AttributeError. Kept here, so play() re-raises it as is.
+            self._aborted = exc
+            raise
         self._answered.append((call, turn))
         return turn
 
@@ -365,57 +432,15 @@ class Decisions:
             )
         tools = {_tool_name(t): t for t in call.tools}
         mode, named = _tool_choice(call.tool_choice)
-        draw = self._draw
-        delay = draw(st.integers(0, c.max_ms)) / _MS if c.max_ms else 0.0
-        if named is not None and named not in tools:
-            return Turn(
-                error=_errors.BadRequestError(
-                    f"tool_choice names the tool {named!r}, which is not among the "
-                    f"bound tools ({', '.join(map(repr, tools)) or 'none'})"
-                ),
-                first_token_delay=delay,
-            )
-        if step >= c.max_steps:
-            if mode == "auto" or mode == "none" or not tools:
-                return Turn(draw(c.texts), first_token_delay=delay)
-            name = named or c.final_tool or list(tools)[-1]
-            if name not in tools:
-                name = list(tools)[-1]
-            return Turn(tool_calls=[self._call(tools[name], valid=True)], first_token_delay=delay)
-        if draw(_chance(c.errors)):
-            kind = draw(st.sampled_from(c.error_types))
-            return Turn(error=kind, first_token_delay=delay)
-        forced = mode in ("any", "named")
-        if not tools or mode == "none" or (not forced and not draw(_chance(1 - c.text))):
-            return Turn(draw(c.texts), first_token_delay=delay)
-        earlier = [
+        earlier = tuple(
             tc
             for _, turn in self._answered
             for tc in turn.tool_calls
-            if named is None or tc.name == named
-            if tc.name in tools
-        ]
-        again: ToolCall | None = None
-        if earlier:
-            again = draw(st.sampled_from(earlier)) if draw(_chance(c.repeat)) else None
-        if again is not None:
-            return Turn(tool_calls=[ToolCall(again.name, again.args)], first_token_delay=delay)
-        count = 1  # a provider forced to one named tool calls it once
-        if named is None and c.max_parallel > 1 and draw(_chance(c.parallel)):
-            count = draw(st.integers(2, c.max_parallel))
-        candidates = [tools[named]] if named is not None else list(tools.values())
-        pick = st.sampled_from(candidates)
-        calls = [
-            self._call(draw(pick), valid=not draw(_chance(c.invalid_arguments)))
-            for _ in range(count)
-        ]
-        return Turn(tool_calls=calls, first_token_delay=delay)
-
-    def _call(self, tool: Mapping[str, Any], *, valid: bool) -> ToolCall:
-        schema = _parameters(tool)
-        key = json.dumps(schema, sort_keys=True)
-        strategy = _valid_args(key) if valid else _invalid_args(key)
-        return ToolCall(_tool_name(tool), self._draw(strategy))
+            if (named is None or tc.name == named) and tc.name in tools
+        )
+        # One draw per step: the shrinker can then drop a whole step at once.
+        turn: Turn = self._draw(_step(c, tools, mode, named, step, earlier))
+        return turn
 
     # -- playing an agent -------------------------------------------------------------------
 
@@ -445,7 +470,13 @@ class Decisions:
         first = len(self._answered)
         current = _current.set(self)
         try:
-            return _play(target, lambda: self._answered[first:], raises=raises, freeze=freeze)
+            return _play(
+                target,
+                lambda: self._answered[first:],
+                raises=raises,
+                freeze=freeze,
+                aborted=lambda: self._aborted,
+            )
         finally:
             _current.reset(current)
 
@@ -501,6 +532,7 @@ def _play(
     *,
     raises: bool,
     freeze: bool,
+    aborted: Callable[[], BaseException | None] = lambda: None,
 ) -> AgentRun:
     recorder = _PlayRecorder()
     token = _playing.set(recorder)
@@ -535,6 +567,9 @@ def _play(
     finally:
         _session.reset(session_token)
         _playing.reset(token)
+    stop = aborted()
+    if stop is not None:
+        raise stop
     run = _build_run(answered(), recorder.events, result, exception, elapsed)
     run = dataclasses.replace(run, resumes=tuple(session.resumes))
     if currently_in_test_context():

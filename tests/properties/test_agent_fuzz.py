@@ -275,7 +275,7 @@ def test_text_is_roughly_the_probability_of_a_text_answer():
     for p in (0.1, 0.5, 0.9):
         seen = _frequency(fuzz.decisions(text=p, parallel=0.5), [SEARCH, BOOK])
         shares.append(seen["text"] / 200)
-        assert abs(shares[-1] - p) <= 0.2, (p, seen)
+        assert abs(shares[-1] - p) <= 0.25, (p, seen)
         assert seen["calls=1"] < seen["tool"]  # some parallel steps
     assert shares == sorted(shares)
 
