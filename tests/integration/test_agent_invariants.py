@@ -4,11 +4,13 @@ interrupts), sync and async, replayed from scripts with exact outcomes."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, TypedDict
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 from langchain.agents import create_agent
 from langchain.agents.middleware import HumanInTheLoopMiddleware
 from langchain_core.messages import AnyMessage
@@ -303,3 +305,27 @@ def test_check_refuses_what_is_not_an_invariant_and_takes_custom_ones():
     short(run)
     assert repr(short) == "short"
     assert fuzz.token_budget(input=1).name == "token_budget(input=1)"
+
+
+def test_play_refuses_what_it_cannot_run_and_can_freeze_the_clock():
+    model = scripted(Turn("Hi.", first_token_delay=2.5))
+    with pytest.raises(TypeError, match=r"target=42: expected a zero-argument callable"):
+        fuzz.play(42, model=model)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"model='m': expected the FakeChatModel"):
+        fuzz.play(lambda: None, model="m")  # type: ignore[arg-type]
+
+    def ask_and_read_the_clock() -> str:
+        model.invoke("hi")
+        return datetime.now().isoformat()
+
+    run = fuzz.play(ask_and_read_the_clock, model=model, freeze=True)
+    assert run.result == "2024-01-01T00:00:02.500000"
+    assert run.elapsed == 2.5
+
+
+@settings(max_examples=5, deadline=None, derandomize=True, database=None)
+@given(fuzz.decisions())
+def test_decisions_draw_takes_strategies_only(decisions):
+    with pytest.raises(InvalidArgument, match=r"strategy=3: expected a Hypothesis strategy"):
+        decisions.draw(3)
+    assert decisions.draw(st.just("yes")) == "yes"
