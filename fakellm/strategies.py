@@ -1540,3 +1540,18 @@ def _register() -> None:
 
 
 _register()
+
+
+# ------------------------------------------------ public wrapper (for fakellm.fuzz)
+
+
+def from_json_schema(schema: Mapping[str, Any]) -> SearchStrategy[Any]:
+    """JSON values that fit ``schema``, with the machinery :func:`tool_calls`
+    uses for arguments (same subset: const, enum, anyOf/oneOf, types, string
+    lengths and patterns, number bounds, arrays, nested objects with required
+    and optional properties). Shrinks towards the simplest value, optional
+    properties left out."""
+    return _from_schema(schema)
+
+
+__all__ += ["from_json_schema"]

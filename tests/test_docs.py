@@ -50,6 +50,7 @@ from fakellm import (
     Turn,
     Usage,
     assertions,
+    fuzz,
     strategies,
 )
 from fakellm._cli import main as cli_main
@@ -324,10 +325,10 @@ def test_the_public_api_is_what_the_guide_imports() -> None:
                 names = re.sub(r"#[^\n]*", "", group or line)
                 imported |= {n.strip() for n in names.split(",") if n.strip()}
     assert {"FakeChatModel", "Recorder", "run_scenario", "strategies"} <= imported
-    assert imported <= {*fakellm.__all__, "assertions", "strategies"}
+    assert imported <= {*fakellm.__all__, "assertions", "strategies", "fuzz"}
 
 
-@pytest.mark.parametrize("module", [fakellm, fakellm.errors, assertions, strategies])
+@pytest.mark.parametrize("module", [fakellm, fakellm.errors, assertions, strategies, fuzz])
 def test_every_public_name_is_documented(module: object) -> None:
     text = "".join((DOCS / p).read_text(encoding="utf-8") for p in PAGES)
     missing = [n for n in module.__all__ if not re.search(rf"\b{n}\b", text)]  # type: ignore[attr-defined]
