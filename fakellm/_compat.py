@@ -33,6 +33,31 @@ get_running_loop_or_none = asyncio._get_running_loop
 __all__ += ["get_running_loop_or_none"]
 
 
+# -- asyncio: the perturbed loop of scenario exploration (strategies) ----------------------
+
+
+def ready_handles(loop: asyncio.AbstractEventLoop) -> Any:
+    """The loop's queue of ready handles (a deque), which ``call_soon`` appends to
+    and each iteration runs: exploration holds chosen callbacks back in it."""
+    return loop._ready  # type: ignore[attr-defined]
+
+
+class RunOnceHook:
+    """Mixin for an asyncio event loop: ``_before_run_once()`` runs before every
+    iteration of the loop (``BaseEventLoop._run_once``), the one place to move
+    handles between iterations."""
+
+    def _before_run_once(self) -> None:
+        """Called before each loop iteration; the default does nothing."""
+
+    def _run_once(self) -> None:
+        self._before_run_once()
+        super()._run_once()  # type: ignore[misc]
+
+
+__all__ += ["RunOnceHook", "ready_handles"]
+
+
 # ------------------------------------------------------------------ virtual time (#13)
 # freezegun keeps its active freezes in module-level stacks. fakellm starts one
 # freeze and then answers every reader from the calling thread's virtual

@@ -54,7 +54,7 @@ from hypothesis.strategies import SearchStrategy
 from hypothesis.vendor.pretty import pretty
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from fakellm import _clock, _scenario
+from fakellm import _clock, _compat, _scenario
 from fakellm import errors as _errors
 from fakellm._events import EventLog, Run
 from fakellm._model import FakeChatModel
@@ -1337,7 +1337,7 @@ class TurnFeed:
 # ------------------------------------------------------- the perturbed event loop
 
 
-class _PerturbedLoop(_clock.VirtualTimeLoop):
+class _PerturbedLoop(_compat.RunOnceHook, _clock.VirtualTimeLoop):
     """A virtual-time loop that holds chosen ``call_soon`` callbacks back.
 
     ``holds`` maps the number of a ``call_soon`` call (0, 1, ... in the order
@@ -1365,17 +1365,17 @@ class _PerturbedLoop(_clock.VirtualTimeLoop):
         handle = super().call_soon(callback, *args, context=context)
         step, self._pct_step = self._pct_step, self._pct_step + 1
         hold = self._pct_holds.get(step)
-        ready: Any = self._ready  # type: ignore[attr-defined]
+        ready = _compat.ready_handles(self)
         if hold and ready and ready[-1] is handle:
             ready.pop()
             self._pct_held.append([hold, handle])
             self.held_log.append((step, hold, callback))
         return handle
 
-    def _run_once(self) -> None:
+    def _before_run_once(self) -> None:
         held = self._pct_held
         if held:
-            ready: Any = self._ready  # type: ignore[attr-defined]
+            ready = _compat.ready_handles(self)
             release_all = not ready
             keep = []
             for item in held:
@@ -1385,7 +1385,6 @@ class _PerturbedLoop(_clock.VirtualTimeLoop):
                 else:
                     keep.append(item)
             self._pct_held = keep
-        super()._run_once()  # type: ignore[misc]
 
 
 def _run_perturbed(

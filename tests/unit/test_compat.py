@@ -6,6 +6,13 @@ upgrade moves or changes it.
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import inspect
+
+from langchain_core.language_models import BaseChatModel, BaseLLM
+from langchain_core.runnables.configurable import RunnableConfigurableFields
+
 import fakellm._compat as compat
 
 
@@ -48,11 +55,6 @@ def test_current_frames_has_this_thread() -> None:
 
 
 # --- issue #12: langchain-core model internals ---------------------------------------------
-
-import inspect  # noqa: E402
-
-from langchain_core.language_models import BaseChatModel, BaseLLM  # noqa: E402
-from langchain_core.runnables.configurable import RunnableConfigurableFields  # noqa: E402
 
 
 def _params(func: object) -> list[str]:
@@ -108,11 +110,37 @@ def test_shallow_copy_is_model_copy_for_langchain_chunks() -> None:
 
 
 def test_get_running_loop_or_none_is_none_outside_a_loop_and_the_loop_inside() -> None:
-    import asyncio
-
     assert compat.get_running_loop_or_none() is None
 
     async def inside() -> bool:
         return compat.get_running_loop_or_none() is asyncio.get_running_loop()
 
     assert asyncio.run(inside()) is True
+
+
+def test_ready_handles_is_the_queue_call_soon_appends_to() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        handle = loop.call_soon(lambda: None)
+        ready = compat.ready_handles(loop)
+        assert ready[-1] is handle
+        assert isinstance(ready, collections.deque)
+    finally:
+        loop.close()
+
+
+def test_run_once_hook_runs_before_every_iteration() -> None:
+    class Loop(compat.RunOnceHook, asyncio.SelectorEventLoop):
+        def __init__(self) -> None:
+            super().__init__()
+            self.iterations = 0
+
+        def _before_run_once(self) -> None:
+            self.iterations += 1
+
+    loop = Loop()
+    try:
+        loop.run_until_complete(asyncio.sleep(0))
+        assert loop.iterations >= 2  # the sleep's step, then its wake-up
+    finally:
+        loop.close()
