@@ -6,8 +6,10 @@ The curated public API; everything else lives in private modules. Submodules
 """
 
 from fakellm import errors
+from fakellm._cassette import dump_script
 from fakellm._clock import run_scenario, virtual_time
 from fakellm._events import Event, EventLog
+from fakellm._intercept import Interception, intercept
 from fakellm._model import FakeChatModel, FakeLLM
 from fakellm._recorder import Recorder
 from fakellm._script import Call, Rule, Script, ToolCall, Turn, Usage, load_script
@@ -18,13 +20,16 @@ __all__ = [
     "EventLog",
     "FakeChatModel",
     "FakeLLM",
+    "Interception",
     "Recorder",
     "Rule",
     "Script",
     "ToolCall",
     "Turn",
     "Usage",
+    "dump_script",
     "errors",
+    "intercept",
     "load_script",
     "run_scenario",
     "virtual_time",
