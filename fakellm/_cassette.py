@@ -116,16 +116,31 @@ def _write(path: Path, text: str) -> None:
 
 
 class _Dumper(yaml.SafeDumper):
-    """Short lists of plain values on one line, so chunk and delay lists read well."""
+    """Chunk, delay and tool lists on one line; every string that YAML would fold
+    (NEL, line and paragraph separators, non-printable characters) double-quoted."""
 
 
-def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
-    flat = all(isinstance(v, str | int | float | bool) or v is None for v in data)
-    short = flat and sum(len(str(v)) + 4 for v in data) < 90
+class _Flow(list[Any]):
+    """A list written on one line when short."""
+
+
+def _represent_flow(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    short = sum(len(str(v)) + 4 for v in data) < 90
     return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=short)
 
 
-_Dumper.add_representer(list, _represent_list)
+_FOLDED = re.compile(
+    "[\x85\u2028\u2029]|[^\x09\x0a\x0d\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    style = '"' if _FOLDED.search(data) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(_Flow, _represent_flow)
+_Dumper.add_representer(str, _represent_str)
 
 
 def _script_data(script: Script) -> dict[str, Any]:
@@ -156,9 +171,9 @@ def _turn_data(turn: Turn, where: str) -> Any:
         if name == "chunks":
             data[name] = _chunks_data(value, f"{where}.chunks")
         elif name == "delay":
-            data[name] = {"repeat": list(value.repeat)} if isinstance(value, Repeat) else value
+            data[name] = {"repeat": _Flow(value.repeat)} if isinstance(value, Repeat) else value
             if isinstance(value, tuple):
-                data[name] = list(value)
+                data[name] = _Flow(value)
         elif name == "error":
             data[name] = error_spec(value, where=f"{where}.error")
         elif name == "usage":
@@ -178,7 +193,7 @@ def _chunks_data(value: Any, where: str) -> Any:
             msg = f"{where}: a regex with flags cannot be written to a file; use inline flags (?i)"
             raise ValueError(msg)
         return {"regex": value.pattern}
-    return list(value) if isinstance(value, tuple) else value
+    return _Flow(value) if isinstance(value, tuple) else value
 
 
 def _rule_data(rule: Rule, where: str) -> dict[str, Any]:
