@@ -234,6 +234,8 @@ def _plain(value: Any) -> Any:
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
+    if isinstance(value, str):
+        return str(value)  # langchain-core's text accessors are str subclasses
     return value
 
 
@@ -242,7 +244,9 @@ def _plain(value: Any) -> Any:
 
 def _jsonable(value: Any) -> Any:
     """JSON data for anything a request carries (schemas for pydantic classes)."""
-    if value is None or isinstance(value, str | int | float | bool):
+    if isinstance(value, str):
+        return str(value)
+    if value is None or isinstance(value, int | float | bool):
         return value
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -543,7 +547,7 @@ def turn_from_result(
     """A non-streamed answer as a turn: its text as one chunk, after ``elapsed`` seconds."""
     message = result.generations[0].message
     data: dict[str, Any] = {"request": request, "first_token_delay": _round(elapsed)}
-    text = message.text
+    text = str(message.text)
     if text:
         data["text"] = _scrubbed(text, scrub)
         data["chunks"] = [data["text"]]
@@ -563,7 +567,13 @@ def turn_from_result(
     usage = _usage(getattr(message, "usage_metadata", None))
     if usage is not None:
         data["usage"] = usage
-    finish, meta = _metadata(message.response_metadata or {})
+    # What core merges into the message's response_metadata after _generate returns.
+    merged = {
+        **{k: v for k, v in (result.llm_output or {}).items() if k != "token_usage"},
+        **(result.generations[0].generation_info or {}),
+        **(message.response_metadata or {}),
+    }
+    finish, meta = _metadata(merged)
     if finish is not None:
         data["finish_reason"] = finish
     if meta:
