@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
+import openai
 import pytest
 from langchain_core.callbacks import get_usage_metadata_callback
 from langchain_openai import ChatOpenAI
@@ -81,3 +82,58 @@ def test_a_recorded_agent_run_replays_identically_with_the_server_stopped(
     }  # fmt: skip
     recorded = load_script(cassette).turns
     assert clock.elapsed == pytest.approx(sum(t.first_token_delay for t in recorded), abs=1e-6)
+
+
+def test_a_recorded_stream_replays_chunk_for_chunk_with_its_delays(
+    app: ModuleType, openai_server: OpenAIServer, fake_llm: FakeLLMFactory, tmp_path: Path
+) -> None:
+    cassette = tmp_path / "stream.yaml"
+    openai_server.add(Reply(chunks=["Pink ", "tulips", " or ", "peonies."], usage=(9, 4)))
+    with intercept(ChatOpenAI, cassette=cassette, record="once"):
+        live = [c for c in app.llm.stream("Something for spring?", stream_usage=True)]
+    openai_server.server.stop()
+
+    [turn] = load_script(cassette).turns
+    with virtual_time() as clock, intercept(ChatOpenAI, cassette=cassette):
+        replayed = [c for c in app.llm.stream("Something for spring?", stream_usage=True)]
+
+    texts = [c.text for c in replayed if c.text]
+    assert texts == [c.text for c in live if c.text] == ["Pink ", "tulips", " or ", "peonies."]
+    assert turn.chunks == ("Pink ", "tulips", " or ", "peonies.")
+    assert len(turn.delay) == 3
+    assert clock.elapsed == pytest.approx(turn.first_token_delay + sum(turn.delay), abs=1e-6)
+    full = sum(replayed[1:], replayed[0])
+    assert full.usage_metadata == {"input_tokens": 9, "output_tokens": 4, "total_tokens": 13}
+    assert full.response_metadata["finish_reason"] == "stop"
+    assert full.response_metadata["model_name"] == MODEL
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        (Reply(status=429, retry_after="2"), {"type": "RateLimitError", "retry_after": 2.0}),
+        (Reply(status=500), {"type": "ServerError"}),  # 500 is its default status
+    ],
+)
+def test_provider_errors_are_recorded_by_type_and_attributes(
+    openai_server: OpenAIServer, fake_llm: FakeLLMFactory, tmp_path: Path, reply: Reply, error: dict
+) -> None:  # type: ignore[type-arg]
+    cassette = tmp_path / "error.yaml"
+    openai_server.add(reply)
+    llm = ChatOpenAI(model="gpt-4o-mini", base_url=openai_server.base_url, max_retries=0)
+    with (
+        intercept(ChatOpenAI, cassette=cassette, record="once"),
+        pytest.raises(openai.APIStatusError) as live,
+    ):
+        llm.invoke("hi")
+    openai_server.server.stop()
+
+    [turn] = load_script(cassette).turns
+    assert {k: v for k, v in turn.error.spec().items() if k != "message"} == error
+    with (
+        virtual_time(),
+        intercept(ChatOpenAI, cassette=cassette),
+        pytest.raises(type(turn.error)) as replayed,
+    ):
+        llm.invoke("hi")
+    assert str(replayed.value) == str(live.value)
