@@ -1,10 +1,10 @@
-"""A local server that speaks OpenAI's chat completions wire format, for recording tests.
+"""Local servers that speak OpenAI's and Anthropic's wire formats, for recording tests.
 
-It answers ``POST /v1/chat/completions`` on 127.0.0.1 (pytest-httpserver) from a
-queue of replies, as JSON or as server-sent events when the request streams:
-text in given chunks, tool calls as argument fragments, usage (when the client
-asks for it in streams), and error statuses (429 with ``retry-after``, 500).
-Real ``langchain-openai`` clients talk to it through ``base_url``.
+Each answers on 127.0.0.1 (pytest-httpserver) from a queue of replies, as JSON
+or as server-sent events when the request streams: text in given chunks, tool
+calls as argument fragments, usage, and error statuses (429 with
+``retry-after``, 500). Real ``langchain-openai`` and ``langchain-anthropic``
+clients talk to them through ``base_url``.
 """
 
 from __future__ import annotations
@@ -33,20 +33,16 @@ class Reply:
     retry_after: str | None = None
 
 
-class OpenAIServer:
+class _QueuedServer:
     """Serves queued replies in order; ``requests`` keeps every JSON body received."""
+
+    path = ""
 
     def __init__(self, server: HTTPServer) -> None:
         self.server = server
         self.queue: list[Reply] = []
         self.requests: list[dict[str, Any]] = []
-        server.expect_request("/v1/chat/completions", method="POST").respond_with_handler(
-            self._handle
-        )
-
-    @property
-    def base_url(self) -> str:
-        return self.server.url_for("/v1")
+        server.expect_request(self.path, method="POST").respond_with_handler(self._handle)
 
     def add(self, *replies: Reply) -> None:
         self.queue.extend(replies)
@@ -57,14 +53,37 @@ class OpenAIServer:
         reply = self.queue.pop(0)
         if reply.status != 200:
             headers = {"retry-after": reply.retry_after} if reply.retry_after else {}
-            error = {"error": {"message": f"local error {reply.status}", "type": "local"}}
             return Response(
-                json.dumps(error), reply.status, headers, content_type="application/json"
+                json.dumps(self._error(reply.status)),
+                reply.status,
+                headers,
+                content_type="application/json",
             )
         if body.get("stream"):
-            usage = (body.get("stream_options") or {}).get("include_usage", False)
-            return Response(self._events(reply, usage), content_type="text/event-stream")
+            return Response(self._events(reply, body), content_type="text/event-stream")
         return Response(json.dumps(self._completion(reply)), content_type="application/json")
+
+    def _error(self, status: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _completion(self, reply: Reply) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _events(self, reply: Reply, body: dict[str, Any]) -> Iterator[str]:
+        raise NotImplementedError
+
+
+class OpenAIServer(_QueuedServer):
+    """``POST /v1/chat/completions``, as OpenAI answers it."""
+
+    path = "/v1/chat/completions"
+
+    @property
+    def base_url(self) -> str:
+        return self.server.url_for("/v1")
+
+    def _error(self, status: int) -> dict[str, Any]:
+        return {"error": {"message": f"local error {status}", "type": "local"}}
 
     def _completion(self, reply: Reply) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": "".join(reply.chunks) or None}
@@ -83,7 +102,9 @@ class OpenAIServer:
             "usage": _usage(reply),
         }
 
-    def _events(self, reply: Reply, usage: bool) -> Iterator[str]:
+    def _events(self, reply: Reply, body: dict[str, Any]) -> Iterator[str]:
+        usage = (body.get("stream_options") or {}).get("include_usage", False)
+
         def event(delta: dict[str, Any] | None, finish: str | None = None, **extra: Any) -> str:
             choices = (
                 [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
@@ -125,3 +146,83 @@ def _finish(reply: Reply) -> str:
 def _usage(reply: Reply) -> dict[str, int]:
     i, o = reply.usage
     return {"prompt_tokens": i, "completion_tokens": o, "total_tokens": i + o}
+
+
+class AnthropicServer(_QueuedServer):
+    """``POST /v1/messages``, as Anthropic answers it (content blocks, ``tool_use``)."""
+
+    path = "/v1/messages"
+    model = "claude-sonnet-4-5-20250929"
+
+    @property
+    def base_url(self) -> str:
+        return self.server.url_for("/").rstrip("/")
+
+    def _error(self, status: int) -> dict[str, Any]:
+        kind = "rate_limit_error" if status == 429 else "api_error"
+        return {"type": "error", "error": {"type": kind, "message": f"local error {status}"}}
+
+    def _completion(self, reply: Reply) -> dict[str, Any]:
+        content: list[dict[str, Any]] = []
+        if reply.chunks:
+            content.append({"type": "text", "text": "".join(reply.chunks)})
+        for call_id, name, fragments in reply.tool_calls:
+            content.append(
+                {
+                    "type": "tool_use",
+                    "id": call_id,
+                    "name": name,
+                    "input": json.loads("".join(fragments)),
+                }
+            )
+        return {**self._message(reply, content), "stop_reason": _stop(reply)}
+
+    def _message(self, reply: Reply, content: list[dict[str, Any]]) -> dict[str, Any]:
+        i, o = reply.usage
+        return {
+            "id": "msg_local",
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": content,
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": i, "output_tokens": o},
+        }
+
+    def _events(self, reply: Reply, body: dict[str, Any]) -> Iterator[str]:
+        def event(kind: str, **data: Any) -> str:
+            return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n"
+
+        start = self._message(reply, [])
+        start["usage"] = {"input_tokens": reply.usage[0], "output_tokens": 1}
+        yield event("message_start", message=start)
+        index = 0
+        if reply.chunks:
+            yield event("content_block_start", index=0, content_block={"type": "text", "text": ""})
+            for text in reply.chunks:
+                time.sleep(reply.pause)
+                yield event(
+                    "content_block_delta", index=0, delta={"type": "text_delta", "text": text}
+                )
+            yield event("content_block_stop", index=0)
+            index = 1
+        for k, (call_id, name, fragments) in enumerate(reply.tool_calls, start=index):
+            time.sleep(reply.pause)
+            block = {"type": "tool_use", "id": call_id, "name": name, "input": {}}
+            yield event("content_block_start", index=k, content_block=block)
+            for fragment in fragments:
+                time.sleep(reply.pause)
+                delta = {"type": "input_json_delta", "partial_json": fragment}
+                yield event("content_block_delta", index=k, delta=delta)
+            yield event("content_block_stop", index=k)
+        yield event(
+            "message_delta",
+            delta={"stop_reason": _stop(reply), "stop_sequence": None},
+            usage={"input_tokens": reply.usage[0], "output_tokens": reply.usage[1]},
+        )
+        yield event("message_stop")
+
+
+def _stop(reply: Reply) -> str:
+    return "tool_use" if reply.tool_calls else "end_turn"

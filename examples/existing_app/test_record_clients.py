@@ -1,0 +1,99 @@
+"""Recording the real provider clients, streaming and not, then replaying without them.
+
+``langchain-openai`` and ``langchain-anthropic`` talk to local servers on
+127.0.0.1 that speak each provider's wire format; what they return is
+recorded at the model level and replayed, with the servers stopped, to the
+same text, tool calls and usage.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from langchain_anthropic import ChatAnthropic
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.tools import tool
+
+from existing_app.provider_server import AnthropicServer, OpenAIServer, Reply
+from fakellm import intercept, load_script, virtual_time
+from fakellm.fixtures import FakeLLMFactory, NetworkGuard
+
+
+@tool
+def get_price(flower: str) -> float:
+    """The price of one stem of ``flower``, in euros."""
+    return 4.5
+
+
+ROSE = ("toolu_1", "get_price", ['{"flower":', ' "rose"}'])
+REPLIES = [
+    Reply(chunks=["Let me ", "check."], tool_calls=[ROSE], usage=(30, 12)),
+    Reply(chunks=["Roses ", "cost 4.5."], usage=(40, 6)),
+]
+
+
+def _seen(message: AIMessage | AIMessageChunk) -> tuple[object, ...]:
+    usage = message.usage_metadata or {}
+    return (
+        message.text,
+        [(c["name"], c["args"], c["id"]) for c in message.tool_calls],
+        {k: usage.get(k) for k in ("input_tokens", "output_tokens", "total_tokens")},
+    )
+
+
+def _both_ways(model: BaseChatModel) -> list[tuple[object, ...]]:
+    bound = model.bind_tools([get_price])
+    chunks = list(bound.stream("What does a rose cost?"))
+    streamed = chunks[0]
+    for chunk in chunks[1:]:
+        streamed = streamed + chunk
+    invoked = bound.invoke("And now?")
+    return [_seen(streamed), _seen(invoked)]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_real_clients_are_recorded_and_replayed_without_their_server(
+    provider: str,
+    request: pytest.FixtureRequest,
+    fake_llm: FakeLLMFactory,
+    network_guard: NetworkGuard,
+    tmp_path: Path,
+) -> None:
+    if provider == "openai":
+        from langchain_openai import ChatOpenAI
+
+        server: OpenAIServer | AnthropicServer = request.getfixturevalue("openai_server")
+        cls: type[BaseChatModel] = ChatOpenAI
+        model = ChatOpenAI(
+            model="gpt-4o-mini", base_url=server.base_url, api_key="sk-dummy", max_retries=0,
+            stream_usage=True,
+        )  # fmt: skip
+    else:
+        server = request.getfixturevalue("anthropic_server")
+        cls = ChatAnthropic
+        model = ChatAnthropic(
+            model="claude-sonnet-4-5", base_url=server.base_url, api_key="sk-ant-dummy",
+            max_retries=0,
+        )  # fmt: skip
+    server.add(*REPLIES)
+    cassette = tmp_path / f"{provider}.yaml"
+
+    with intercept(cls, cassette=cassette, record="once"):
+        live = _both_ways(model)
+    server.server.stop()
+    with virtual_time(), intercept(cls, cassette=cassette):
+        replayed = _both_ways(model)
+
+    assert replayed == live
+    assert live[0] == (
+        "Let me check.",
+        [("get_price", {"flower": "rose"}, "toolu_1")],
+        {"input_tokens": 30, "output_tokens": 12, "total_tokens": 42},
+    )
+    assert network_guard.blocked == []
+    text = cassette.read_text(encoding="utf-8")
+    assert "sk-" not in text  # neither key
+    streamed_turn = load_script(cassette).turns[0]
+    assert streamed_turn.chunks == ("Let me ", "check.")
