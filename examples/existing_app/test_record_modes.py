@@ -10,7 +10,7 @@ from langchain_openai import ChatOpenAI
 
 from existing_app.provider_server import OpenAIServer, Reply
 from fakellm import intercept, load_script
-from fakellm.errors import UnexpectedCall
+from fakellm.errors import UnexpectedCall, UnusedTurns
 from fakellm.fixtures import FakeLLMFactory
 
 pytestmark = pytest.mark.usefixtures("fake_llm")  # the network guard: loopback only
@@ -81,11 +81,15 @@ def test_match_by_fingerprint_answers_out_of_order(
         assert llm.invoke("bye").text == "answer to bye"
         assert llm.invoke("hello").text == "answer to hello"
     in_order = intercept(ChatOpenAI, cassette=cassette)
-    with in_order, pytest.raises(UnexpectedCall, match=r"Closest recording: turns\[0\]"):
+    with (
+        pytest.raises(UnusedTurns) as at_exit,  # raised by the interception's exit check
+        in_order,
+        pytest.raises(UnexpectedCall, match=r"Closest recording: turns\[0\]"),
+    ):
         llm.invoke("bye")
     assert in_order.cassette is not None
     assert in_order.cassette.used == [False, False]
-    assert in_order.findings()[0].startswith(
+    assert str(at_exit.value).startswith(
         "UnexpectedCall (the app may have swallowed it): intercept(ChatOpenAI) call #0 has no "
         "recording"
     )
