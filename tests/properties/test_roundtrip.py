@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessageChunk, message_chunk_to_message
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from fakellm import (
     FakeChatModel,
@@ -17,7 +26,9 @@ from fakellm import (
     Usage,
     dump_script,
     errors,
+    intercept,
     load_script,
+    virtual_time,
 )
 from fakellm import strategies as fs
 from fakellm._script import parse_script_text
@@ -161,3 +172,86 @@ def test_a_dumped_script_plays_like_the_original(script: Script) -> None:
                 list(again.bind_tools(tools).stream("go"))
             continue
         assert [c.content for c in again.bind_tools(tools).stream("go")] == expected
+
+
+class _Provider(BaseChatModel):
+    """A stand-in provider integration: streams what the test drew, as integrations do."""
+
+    reply: list[AIMessageChunk]
+
+    @property
+    def _llm_type(self) -> str:
+        return "stand-in"
+
+    def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any) -> Any:
+        chunks = list(self._stream(messages))
+        return ChatResult(
+            generations=[
+                ChatGeneration(message=message_chunk_to_message(sum(chunks[1:], chunks[0]).message))
+            ]
+        )
+
+    def _stream(
+        self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> Iterator[ChatGenerationChunk]:
+        for chunk in self.reply:
+            yield ChatGenerationChunk(message=chunk.model_copy(deep=True))
+
+
+@st.composite
+def _replies(draw: st.DrawFn) -> list[AIMessageChunk]:
+    texts = draw(st.lists(st.text(st.characters(), min_size=1, max_size=8), max_size=5))
+    out = [AIMessageChunk(content="")]  # the role chunk integrations send first
+    out += [AIMessageChunk(content=t) for t in texts]
+    for index in range(draw(st.integers(0, 2))):
+        args = json.dumps(draw(st.dictionaries(st.sampled_from("abc"), st.integers(), max_size=2)))
+        cuts = sorted(draw(st.sets(st.integers(1, max(len(args) - 1, 1)), max_size=3)))
+        pieces = [args[i:j] for i, j in itertools.pairwise([0, *cuts, len(args)]) if args[i:j]]
+        for k, piece in enumerate(pieces):
+            first = k == 0
+            out.append(
+                AIMessageChunk(
+                    content="",
+                    tool_call_chunks=[
+                        {"name": "get_price" if first else None, "args": piece,
+                         "id": f"call_{index}" if first else None, "index": index}
+                    ],
+                )
+            )  # fmt: skip
+    i, o = draw(st.integers(0, 500)), draw(st.integers(0, 500))
+    out.append(
+        AIMessageChunk(
+            content="",
+            usage_metadata={"input_tokens": i, "output_tokens": o, "total_tokens": i + o},
+            response_metadata={"finish_reason": "stop", "model_name": "stand-in-1"},
+        )
+    )
+    return out
+
+
+@FAST
+@given(_replies())
+def test_any_recorded_stream_replays_chunk_for_chunk(reply: list[AIMessageChunk]) -> None:
+    tool = {"type": "function", "function": {"name": "get_price", "parameters": {}}}
+    model = _Provider(reply=reply).bind(tools=[tool])
+    with tempfile.TemporaryDirectory() as folder:
+        cassette = Path(folder) / "run.yaml"
+        with intercept(_Provider, cassette=cassette, record="once"):
+            live = list(model.stream("go"))
+        with virtual_time() as clock, intercept(_Provider, cassette=cassette):
+            replayed = list(model.stream("go"))
+        [turn] = load_script(cassette).turns
+
+    def texts(chunks: list[AIMessageChunk]) -> list[str]:
+        return [c.text for c in chunks if c.text]
+
+    assert texts(replayed) == texts(live)
+    whole_live, whole_replayed = sum(live[1:], live[0]), sum(replayed[1:], replayed[0])
+    assert [(c["name"], c["args"], c["id"]) for c in whole_replayed.tool_calls] == [
+        (c["name"], c["args"], c["id"]) for c in whole_live.tool_calls
+    ]
+    assert whole_replayed.usage_metadata == whole_live.usage_metadata
+    assert whole_replayed.response_metadata["model_name"] == "stand-in-1"
+    assert clock.elapsed == pytest.approx(
+        turn.first_token_delay + sum(turn.delays(len(turn.pieces))[1:])
+    )
