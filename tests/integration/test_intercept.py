@@ -1,0 +1,146 @@
+"""intercept(): provider classes answer from a script; everything a fake model does still works."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from langchain_anthropic import ChatAnthropic
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_openai import ChatOpenAI
+
+from fakellm import Turn, errors, intercept, run_scenario, virtual_time
+from fakellm.errors import UnexpectedCall, UnusedTurns
+
+pytestmark = pytest.mark.usefixtures("network_guard")  # loopback only, as in every fakellm test
+
+
+def _openai() -> ChatOpenAI:
+    return ChatOpenAI(model="gpt-4o-mini", api_key="sk-dummy")
+
+
+class _NoStreaming(BaseChatModel):
+    """An integration with only ``_generate`` (LangChain then never streams it)."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "no-streaming"
+
+    def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any) -> Any:
+        return ChatResult(generations=[ChatGeneration(message=AIMessage("real"))])
+
+
+def test_the_class_gets_its_own_hooks_back_afterwards() -> None:
+    before = {name: ChatOpenAI.__dict__.get(name) for name in ("_generate", "_stream")}
+    with intercept(ChatOpenAI, script=["hi"]):
+        assert ChatOpenAI.__dict__["_generate"] is not before["_generate"]
+        _openai().invoke("x")
+    assert {name: ChatOpenAI.__dict__.get(name) for name in ("_generate", "_stream")} == before
+    assert "_generate" not in ChatOpenAI.__dict__  # inherited from BaseChatOpenAI, as before
+
+
+def test_a_class_without_streaming_is_not_given_any() -> None:
+    with intercept(_NoStreaming, script=["scripted"]) as seam:
+        chunks = list(_NoStreaming().stream("x"))
+    assert [c.text for c in chunks] == ["scripted"]  # one chunk: core's non-streaming fallback
+    assert "_stream" not in _NoStreaming.__dict__
+    assert seam.calls[0].streaming is False
+
+
+def test_nested_interceptions_answer_innermost_first_and_unwind() -> None:
+    with intercept(ChatOpenAI, script=["outer"]):
+        with intercept(ChatOpenAI, script=["inner"]):
+            assert _openai().invoke("x").text == "inner"
+        assert _openai().invoke("x").text == "outer"
+
+
+def test_scripted_errors_reach_the_app_through_its_retry() -> None:
+    script = [Turn(error=errors.RateLimitError(retry_after=1.0)), "after the retry"]
+    with virtual_time(), intercept(ChatOpenAI, script=script) as seam:
+        reply = _openai().with_retry(retry_if_exception_type=(errors.RateLimitError,)).invoke("x")
+    assert reply.text == "after the retry"
+    assert seam.call_count == 2
+
+
+def test_streams_keep_their_scripted_delays_on_virtual_time() -> None:
+    llm = _openai()
+
+    async def stream() -> list[str]:
+        return [c.text async for c in llm.astream("x")]
+
+    with intercept(ChatOpenAI, script=[Turn("a b c", first_token_delay=2.0, delay=0.5)]):
+        result = run_scenario(stream())
+    assert result.results == (["a ", "b ", "c"],)
+    assert result.elapsed == 3.0
+
+
+def test_one_script_answers_several_classes_in_call_order() -> None:
+    claude = ChatAnthropic(model="claude-sonnet-4-5", api_key="sk-ant-dummy")
+    with intercept(ChatOpenAI, ChatAnthropic, script=["from openai", "from anthropic"]) as seam:
+        assert _openai().invoke("x").text == "from openai"
+        reply = claude.invoke("y")
+    assert reply.text == "from anthropic"
+    assert reply.response_metadata["model_provider"] == "anthropic"
+    assert [c.model for c in seam.calls] == ["gpt-4o-mini", "claude-sonnet-4-5"]
+
+
+def test_init_chat_model_covers_every_installed_provider_class() -> None:
+    seam = intercept("init_chat_model", script=[])
+    assert {ChatOpenAI, ChatAnthropic} <= set(seam.classes)
+
+
+def test_a_call_past_the_script_is_unexpected_and_reported_at_exit() -> None:
+    seam = intercept(ChatOpenAI, script=["only one"])
+    with pytest.raises(UnusedTurns) as at_exit, seam:
+        _openai().invoke("first")
+        with pytest.raises(UnexpectedCall, match=r"intercept\(ChatOpenAI\) received call #1"):
+            _openai().invoke("second")
+    assert str(at_exit.value).startswith(
+        "UnexpectedCall (the app may have swallowed it): intercept(ChatOpenAI) received call #1"
+    )
+
+
+def test_unused_turns_name_the_interception() -> None:
+    with pytest.raises(UnusedTurns) as at_exit, intercept(ChatOpenAI, script=["a", "b"]):
+        _openai().invoke("x")
+    assert str(at_exit.value).startswith(
+        "UnusedTurns: intercept(ChatOpenAI) was scripted with turns it never played (1 call made):"
+    )
+
+
+def test_nothing_intercepted_is_an_error_at_exit() -> None:
+    with pytest.raises(UnusedTurns, match=r"^Nothing intercepted: intercept\(ChatAnthropic\)"):
+        with intercept(ChatAnthropic, script=["never"]):
+            _openai  # the app used another class  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    ("target", "error", "message"),
+    [
+        ("no_such_package.Chat", ImportError, "intercept('no_such_package.Chat'): cannot import 'no_such_package'"),
+        (dict, TypeError, "intercept(<class 'dict'>): expected a BaseChatModel subclass (such as ChatOpenAI), its dotted name, or 'init_chat_model'"),
+        ("FakeChatModel", ImportError, "intercept('FakeChatModel'): '(no module)' has no attribute 'FakeChatModel'"),
+    ],
+)  # fmt: skip
+def test_bad_targets_are_clear_errors(target: Any, error: type[Exception], message: str) -> None:
+    with pytest.raises(error) as caught:
+        intercept(target, script=[])
+    assert str(caught.value).startswith(message)
+
+
+def test_async_invoke_runs_natively_under_virtual_time() -> None:
+    llm = _openai()
+    with intercept(
+        ChatOpenAI, script=[Turn("x", first_token_delay=5.0), Turn("y", first_token_delay=1.0)]
+    ):
+
+        async def both() -> list[str]:
+            replies = await asyncio.gather(llm.ainvoke("1"), llm.ainvoke("2"))
+            return [r.text for r in replies]
+
+        result = run_scenario(both())
+    assert result.results == (["x", "y"],)
+    assert result.elapsed == 5.0
