@@ -77,22 +77,20 @@ def _resolve(target: Target) -> list[type[BaseChatModel]]:
         return found
     if isinstance(target, str):
         module, _, name = target.replace(":", ".").rpartition(".")
+        how = (
+            "name a class as 'package.module.ClassName', pass the class itself, "
+            "or 'init_chat_model'"
+        )
+        if not module:
+            msg = f"intercept({target!r}): not a dotted name; {how}"
+            raise ImportError(msg)
         try:
-            cls = getattr(importlib.import_module(module), name) if module else None
+            cls = getattr(importlib.import_module(module), name, None)
         except ImportError as exc:
-            msg = (
-                f"intercept({target!r}): cannot import {module!r} ({exc}); name a class as "
-                "'package.module.ClassName', pass the class itself, or 'init_chat_model'"
-            )
+            msg = f"intercept({target!r}): cannot import {module!r} ({exc}); {how}"
             raise ImportError(msg) from None
-        except AttributeError:
-            cls = None
         if cls is None:
-            msg = (
-                f"intercept({target!r}): {module or '(no module)'!r} has no attribute {name!r}; "
-                "name a class as 'package.module.ClassName', pass the class itself, "
-                "or 'init_chat_model'"
-            )
+            msg = f"intercept({target!r}): {module!r} has no attribute {name!r}; {how}"
             raise ImportError(msg)
         target = cls
     if not (isinstance(target, type) and issubclass(target, BaseChatModel)):
