@@ -31,6 +31,7 @@ turns:
 
 def _run(pytester: pytest.Pytester, body: str, *args: str) -> pytest.RunResult:
     pytester.makepyfile(test_app=HEADER + body)
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     return pytester.runpytest("-p", "no:cacheprovider", "-p", "no:unraisableexception", *args)
 
 
@@ -160,3 +161,52 @@ def test_replay():
     )
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*cassette '*new.yaml' does not exist, and record='none'*"])
+
+
+STAND_IN = """
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+CALLS = []
+
+
+class Provider(BaseChatModel):
+    '''Stands in for a real provider: answers from a counter, so a replay is visible.'''
+
+    @property
+    def _llm_type(self):
+        return "stand-in"
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        CALLS.append(messages)
+        message = AIMessage(
+            f"live answer {len(CALLS)}",
+            usage_metadata={"input_tokens": 3, "output_tokens": 2, "total_tokens": 5},
+            response_metadata={"model_name": "stand-in-1"},
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+model = Provider()
+
+
+@pytest.mark.fakellm(intercept=Provider, cassette="cassettes/stand_in.yaml")
+def test_app():
+    assert model.invoke("hello").text == "live answer 1"
+"""
+
+
+def test_record_all_writes_the_cassette_and_the_default_replays_it(
+    pytester: pytest.Pytester,
+) -> None:
+    recorded = _run(pytester, STAND_IN, "--fakellm-record=all")
+    recorded.assert_outcomes(passed=1)
+    cassette = pytester.path / "cassettes" / "stand_in.yaml"
+    text = cassette.read_text(encoding="utf-8")
+    assert "text: live answer 1\n" in text
+    assert "    - human: hello\n" in text
+
+    cassette.write_text(text.replace("live answer 1", "edited by hand"), encoding="utf-8")
+    replayed = _run(pytester, STAND_IN.replace('== "live answer 1"', '== "edited by hand"'))
+    replayed.assert_outcomes(passed=1)
