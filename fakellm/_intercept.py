@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextvars
 import importlib
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
@@ -29,6 +30,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from pydantic import PrivateAttr
 
 from fakellm import _compat
 from fakellm._cassette import (
@@ -172,6 +174,7 @@ class Interception:
         self._scrub = scrub
         self._undo: list[tuple[type[BaseChatModel], str, Any]] = []
         self._reached = 0
+        self._lock = threading.Lock()
         self._mismatches: dict[int, str] = {}
         if cassette is not None:
             self.cassette = Cassette(cassette, record=record or "none", match=match, scrub=scrub)
@@ -183,9 +186,10 @@ class Interception:
             allow_unused = True  # the cassette reports unused recordings itself
         else:
             played = as_script(script if script is not None else [])
-        self.model = FakeChatModel(
+        self.model = _SeamModel(
             script=played, model=self.label, provider="fakellm", allow_unused=allow_unused
         )
+        self.model._seam_label = f"intercept({self.label})"
 
     def __repr__(self) -> str:
         source = repr(self.cassette) if self.cassette is not None else "script"
@@ -222,11 +226,7 @@ class Interception:
             try:
                 self.model.assert_all_turns_used()
             except UnusedTurns as exc:
-                out.append(
-                    f"UnusedTurns: {exc}".replace(
-                        f"FakeChatModel(model_name={self.label!r})", f"intercept({self.label})"
-                    )
-                )
+                out.append(f"UnusedTurns: {exc}")
         if self.cassette is not None and self.cassette.replaying:
             left = self.cassette.unused()
             if left:
@@ -257,15 +257,15 @@ class Interception:
                 self._undo.append((cls, hook, cls.__dict__.get(hook, _MISSING)))
                 setattr(cls, hook, self._wrapper(hook, getattr(cls, hook)))
 
-    def uninstall(self) -> None:
-        """Put the classes' own hooks back, and write what was recorded."""
+    def uninstall(self, *, save: bool = True) -> None:
+        """Put the classes' own hooks back, and (with ``save``) write what was recorded."""
         while self._undo:
             cls, hook, original = self._undo.pop()
             if original is _MISSING:
                 delattr(cls, hook)
             else:
                 setattr(cls, hook, original)
-        if self.cassette is not None:
+        if self.cassette is not None and save:
             self.cassette.save()
 
     def __enter__(self) -> Interception:
@@ -278,8 +278,10 @@ class Interception:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.uninstall()
-        if exc_type is None:  # never hide the block's own exception
+        # A block that failed writes no recording (its run may be the broken one),
+        # and its own exception is never hidden by the checks.
+        self.uninstall(save=exc_type is None)
+        if exc_type is None:
             self.check()
 
     # -- answering ---------------------------------------------------------------------
@@ -302,11 +304,8 @@ class Interception:
                     )
                 token = _chosen.set(route)
                 try:
-                    return seam._answered(
-                        model,
-                        seam.model._generate(messages, stop, run_manager, **fake_kwargs),
-                        request,
-                    )
+                    result = seam.model._generate(messages, stop, run_manager, **fake_kwargs)
+                    return seam._answered(model, result)
                 except UnexpectedCall as exc:
                     raise seam._unexpected(exc, request) from None
                 finally:
@@ -343,7 +342,7 @@ class Interception:
                 token = _chosen.set(route)
                 try:
                     result = await seam.model._agenerate(messages, stop, run_manager, **fake_kwargs)
-                    return seam._answered(model, result, request)
+                    return seam._answered(model, result)
                 except UnexpectedCall as exc:
                     raise seam._unexpected(exc, request) from None
                 finally:
@@ -434,7 +433,8 @@ class Interception:
         stream: bool = False,
     ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
         """Decide who answers: a recording (its index), the script (None) or the real model."""
-        self._reached += 1
+        with self._lock:
+            self._reached += 1
         ls = _compat.chat_model_ls_params(model, stop, kwargs)
         fake_kwargs = {
             **kwargs,
@@ -446,7 +446,8 @@ class Interception:
         if cassette is None:
             return None, {}, fake_kwargs
         request = request_summary(messages, kwargs, ls, scrub=self._scrub)
-        chosen = cassette.select(request)
+        with self._lock:  # sync batches call from several threads
+            chosen = cassette.select(request)
         if chosen is not None:
             return chosen, request, fake_kwargs
         if cassette.recording:
@@ -457,9 +458,7 @@ class Interception:
         call = self.model.last_call
         index = call.index if call is not None else 0
         if self.cassette is None or not request:
-            message = str(exc).replace(
-                f"FakeChatModel(model_name={self.label!r})", f"intercept({self.label})"
-            )
+            message = str(exc)
         else:
             message = self.cassette.mismatch(f"intercept({self.label})", index, request)
         self._mismatches[index] = message
@@ -475,9 +474,7 @@ class Interception:
             meta["model_provider"] = provider
         return chunk
 
-    def _answered(
-        self, model: BaseChatModel, result: ChatResult, request: dict[str, Any]
-    ) -> ChatResult:
+    def _answered(self, model: BaseChatModel, result: ChatResult) -> ChatResult:
         provider = self._provider(model)
         for generation in result.generations:
             meta = generation.message.response_metadata
@@ -523,6 +520,15 @@ class Interception:
             raise
         finally:
             self._keep(recording.to_turn(request, self._scrub))
+
+
+class _SeamModel(FakeChatModel):
+    """The private player: a FakeChatModel whose messages name the interception."""
+
+    _seam_label: str = PrivateAttr(default="")
+
+    def _label(self) -> str:
+        return self._seam_label or super()._label()
 
 
 def _chooser(k: int) -> Callable[[Call], bool]:

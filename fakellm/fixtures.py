@@ -295,8 +295,9 @@ def _marker_interception(item: pytest.Item, state: _TestState) -> None:
 
 
 def _stop_interceptions(state: _TestState) -> None:
+    # A failed test writes no recording: its run may be the broken one.
     for seam in reversed(state.interceptions):
-        seam.uninstall()
+        seam.uninstall(save=state.call_passed)
 
 
 # ---- end intercept and cassettes ----

@@ -152,7 +152,7 @@ class AnthropicServer(_QueuedServer):
     """``POST /v1/messages``, as Anthropic answers it (content blocks, ``tool_use``)."""
 
     path = "/v1/messages"
-    model = "claude-sonnet-4-5-20250929"
+    model = "claude-sonnet-4-6"
 
     @property
     def base_url(self) -> str:

@@ -74,7 +74,7 @@ def test_real_clients_are_recorded_and_replayed_without_their_server(
         server = request.getfixturevalue("anthropic_server")
         cls = ChatAnthropic
         model = ChatAnthropic(
-            model="claude-sonnet-4-5", base_url=server.base_url, api_key="sk-ant-dummy",
+            model="claude-sonnet-4-6", base_url=server.base_url, api_key="sk-ant-dummy",
             max_retries=0,
         )  # fmt: skip
     server.add(*REPLIES)

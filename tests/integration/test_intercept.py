@@ -78,13 +78,13 @@ def test_streams_keep_their_scripted_delays_on_virtual_time() -> None:
 
 
 def test_one_script_answers_several_classes_in_call_order() -> None:
-    claude = ChatAnthropic(model="claude-sonnet-4-5", api_key="sk-ant-dummy")
+    claude = ChatAnthropic(model="claude-sonnet-4-6", api_key="sk-ant-dummy")
     with intercept(ChatOpenAI, ChatAnthropic, script=["from openai", "from anthropic"]) as seam:
         assert _openai().invoke("x").text == "from openai"
         reply = claude.invoke("y")
     assert reply.text == "from anthropic"
     assert reply.response_metadata["model_provider"] == "anthropic"
-    assert [c.model for c in seam.calls] == ["gpt-4o-mini", "claude-sonnet-4-5"]
+    assert [c.model for c in seam.calls] == ["gpt-4o-mini", "claude-sonnet-4-6"]
 
 
 def test_init_chat_model_covers_every_installed_provider_class() -> None:
