@@ -210,3 +210,25 @@ def test_record_all_writes_the_cassette_and_the_default_replays_it(
     cassette.write_text(text.replace("live answer 1", "edited by hand"), encoding="utf-8")
     replayed = _run(pytester, STAND_IN.replace('== "live answer 1"', '== "edited by hand"'))
     replayed.assert_outcomes(passed=1)
+
+
+def test_once_records_then_replays_and_new_episodes_appends(pytester: pytest.Pytester) -> None:
+    once = STAND_IN.replace(
+        'cassette="cassettes/stand_in.yaml"', 'cassette="c.yaml", record="once"'
+    )
+    _run(pytester, once).assert_outcomes(passed=1)
+    cassette = pytester.path / "c.yaml"
+    cassette.write_text(
+        cassette.read_text(encoding="utf-8").replace("live answer 1", "replayed"), encoding="utf-8"
+    )
+    _run(pytester, once.replace('== "live answer 1"', '== "replayed"')).assert_outcomes(passed=1)
+
+    episodes = once.replace('record="once"', 'record="new_episodes"').replace(
+        '    assert model.invoke("hello").text == "live answer 1"',
+        '    assert model.invoke("hello").text == "replayed"\n'
+        '    assert model.invoke("a new question").text == "live answer 1"',
+    )
+    _run(pytester, episodes).assert_outcomes(passed=1)
+    text = cassette.read_text(encoding="utf-8")
+    assert text.count("- request:") == 2
+    assert text.index("text: replayed") < text.index("text: live answer 1")
