@@ -8,8 +8,10 @@ same text, tool calls and usage.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import anthropic
 import pytest
 from langchain_anthropic import ChatAnthropic
 from langchain_core.language_models import BaseChatModel
@@ -17,7 +19,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.tools import tool
 
 from existing_app.provider_server import AnthropicServer, OpenAIServer, Reply
-from fakellm import intercept, load_script, virtual_time
+from fakellm import intercept, load_script, run_scenario, virtual_time
 from fakellm.fixtures import FakeLLMFactory, NetworkGuard
 
 
@@ -97,3 +99,88 @@ def test_real_clients_are_recorded_and_replayed_without_their_server(
     assert "sk-" not in text  # neither key
     streamed_turn = load_script(cassette).turns[0]
     assert streamed_turn.chunks == ("Let me ", "check.")
+
+
+async def _both_ways_async(model: BaseChatModel) -> list[tuple[object, ...]]:
+    bound = model.bind_tools([get_price])
+    chunks = [chunk async for chunk in bound.astream("What does a rose cost?")]
+    streamed = chunks[0]
+    for chunk in chunks[1:]:
+        streamed = streamed + chunk
+    invoked = await bound.ainvoke("And now?")
+    return [_seen(streamed), _seen(invoked)]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_the_async_paths_record_and_replay_too(
+    provider: str, request: pytest.FixtureRequest, fake_llm: FakeLLMFactory, tmp_path: Path
+) -> None:
+    if provider == "openai":
+        from langchain_openai import ChatOpenAI
+
+        server: OpenAIServer | AnthropicServer = request.getfixturevalue("openai_server")
+        cls: type[BaseChatModel] = ChatOpenAI
+        model: BaseChatModel = ChatOpenAI(
+            model="gpt-4o-mini", base_url=server.base_url, api_key="sk-dummy", max_retries=0,
+            stream_usage=True,
+        )  # fmt: skip
+    else:
+        server = request.getfixturevalue("anthropic_server")
+        cls = ChatAnthropic
+        model = ChatAnthropic(
+            model="claude-sonnet-4-6", base_url=server.base_url, api_key="sk-ant-dummy",
+            max_retries=0,
+        )  # fmt: skip
+    server.add(*REPLIES)
+    cassette = tmp_path / f"{provider}-async.yaml"
+
+    with intercept(cls, cassette=cassette, record="once"):
+        live = asyncio.run(_both_ways_async(model))
+    server.server.stop()
+    with intercept(cls, cassette=cassette):
+        replayed = run_scenario(_both_ways_async(model))
+
+    assert replayed.results == (live,)
+    turns = load_script(cassette).turns
+    assert turns[0].chunks == ("Let me ", "check.")
+    assert replayed.elapsed == pytest.approx(
+        sum(t.first_token_delay + sum(t.delays(len(t.pieces))[1:]) for t in turns)
+    )
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        (Reply(status=429, retry_after="7"), {"type": "RateLimitError", "retry_after": 7.0}),
+        (Reply(status=529), {"type": "ServerError", "status_code": 529}),
+    ],
+)
+def test_anthropic_errors_are_recorded_by_type_and_attributes(
+    anthropic_server: AnthropicServer,
+    fake_llm: FakeLLMFactory,
+    tmp_path: Path,
+    reply: Reply,
+    error: dict[str, object],
+) -> None:
+    cassette = tmp_path / "error.yaml"
+    anthropic_server.add(reply)
+    model = ChatAnthropic(
+        model="claude-sonnet-4-6", base_url=anthropic_server.base_url, api_key="sk-ant-dummy",
+        max_retries=0,
+    )  # fmt: skip
+    with (
+        intercept(ChatAnthropic, cassette=cassette, record="once"),
+        pytest.raises(anthropic.APIStatusError) as live,
+    ):
+        model.invoke("hi")
+    anthropic_server.server.stop()
+
+    [turn] = load_script(cassette).turns
+    assert {k: v for k, v in turn.error.spec().items() if k != "message"} == error
+    with (
+        virtual_time(),
+        intercept(ChatAnthropic, cassette=cassette),
+        pytest.raises(type(turn.error)) as replayed,
+    ):
+        model.invoke("hi")
+    assert str(replayed.value) == str(live.value)
