@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import langchain_anthropic  # noqa: F401  (kept imported: pytester would re-import
+import langchain_openai  # noqa: F401  them for every inner run, ~3 s each)
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -32,7 +34,15 @@ turns:
 def _run(pytester: pytest.Pytester, body: str, *args: str) -> pytest.RunResult:
     pytester.makepyfile(test_app=HEADER + body)
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
-    return pytester.runpytest("-p", "no:cacheprovider", "-p", "no:unraisableexception", *args)
+    # Only the plugins a user's suite has: autoloading every installed one (benchmark,
+    # recording, ...) into each inner run is slow and warns under xdist.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+        return pytester.runpytest(
+            *("-p", "fakellm.fixtures", "-p", "pytest_asyncio.plugin"),
+            *("-p", "no:cacheprovider", "-p", "no:unraisableexception"),
+            *args,
+        )
 
 
 def test_a_class_that_cannot_be_imported_fails_setup_naming_it(pytester: pytest.Pytester) -> None:
