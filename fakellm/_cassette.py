@@ -259,7 +259,10 @@ def _jsonable(value: Any) -> Any:
     dump = getattr(value, "model_dump", None)
     if callable(dump):
         return _jsonable(dump())
-    return repr(value)
+    return _ADDRESS.sub("", repr(value))  # an object's address differs on every run
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
 def _scrubbed(value: Any, scrub: Scrub | None) -> Any:
@@ -275,7 +278,16 @@ def _scrubbed(value: Any, scrub: Scrub | None) -> Any:
 
 
 def _message_data(message: BaseMessage, scrub: Scrub | None) -> dict[str, Any]:
-    content = message.content if isinstance(message.content, str) else _jsonable(message.content)
+    content: Any
+    if message.type == "ai":
+        # A model's own answer, as text and tool calls: a provider that answers in
+        # content blocks (Anthropic) is replayed as plain text, and the next request
+        # must still match the one recorded.
+        content = str(message.text)
+    elif isinstance(message.content, str):
+        content = message.content
+    else:
+        content = _jsonable(message.content)
     data: dict[str, Any] = {message.type: _scrubbed(content, scrub)}
     for call in getattr(message, "tool_calls", None) or ():
         data.setdefault("tool_calls", []).append(

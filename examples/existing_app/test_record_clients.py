@@ -184,3 +184,29 @@ def test_anthropic_errors_are_recorded_by_type_and_attributes(
     ):
         model.invoke("hi")
     assert str(replayed.value) == str(live.value)
+
+
+def test_an_anthropic_agent_run_replays_although_its_answers_were_content_blocks(
+    anthropic_server: AnthropicServer, fake_llm: FakeLLMFactory, tmp_path: Path
+) -> None:
+    from langchain.agents import create_agent
+
+    model = ChatAnthropic(
+        model="claude-sonnet-4-6", base_url=anthropic_server.base_url, api_key="sk-ant-dummy",
+        max_retries=0,
+    )  # fmt: skip
+    agent = create_agent(model, tools=[get_price])
+    anthropic_server.add(*REPLIES)
+    cassette = tmp_path / "agent.yaml"
+    question = {"messages": [("user", "What does a rose cost?")]}
+
+    with intercept(ChatAnthropic, cassette=cassette, record="once"):
+        live = agent.invoke(question)
+    anthropic_server.server.stop()
+    with virtual_time(), intercept(ChatAnthropic, cassette=cassette):
+        replayed = agent.invoke(question)
+
+    assert [m.text for m in replayed["messages"]] == [m.text for m in live["messages"]]
+    assert replayed["messages"][-1].text == "Roses cost 4.5."
+    assert isinstance(live["messages"][1].content, list)  # blocks, live
+    assert isinstance(replayed["messages"][1].content, str)  # text, replayed
