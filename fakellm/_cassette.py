@@ -30,7 +30,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import Any, TypeAlias
 
 import yaml
 from langchain_core.messages import AIMessage, BaseMessage
@@ -44,15 +44,17 @@ __all__ = [
     "MATCH_MODES",
     "RECORD_MODES",
     "Cassette",
+    "Scrub",
     "StreamRecording",
     "dump_script",
+    "error_from_exception",
     "error_spec",
+    "request_diff",
     "request_summary",
+    "turn_from_error",
     "turn_from_result",
 ]
 
-RecordMode: TypeAlias = Literal["none", "once", "new_episodes", "all"]
-MatchMode: TypeAlias = Literal["order", "fingerprint"]
 Scrub: TypeAlias = Callable[[str], str]
 
 RECORD_MODES: tuple[str, ...] = ("none", "once", "new_episodes", "all")
@@ -499,13 +501,17 @@ class StreamRecording:
                 args = json.loads(slot["args"] or "{}")
             except ValueError:
                 continue  # cut off by an error mid-arguments: never completed
-            tool_call = ToolCall(slot["name"] or "", _scrubbed(args, scrub), id=slot["id"])
+            if not slot["name"] or not isinstance(args, dict):
+                continue  # not a call a script can hold
+            tool_call = ToolCall(slot["name"], _scrubbed(args, scrub), id=slot["id"])
             calls.append((tool_call, slot["times"]))
+        # Scrubbed before the pieces are counted: a chunk scrubbed away is no chunk.
+        text = [(at, p) for at, p in ((at, _scrubbed(p, scrub)) for at, p in text) if p]
         data: dict[str, Any] = {"request": request}
         if reasoning:
             data["reasoning"] = _scrubbed("".join(p for _, p in reasoning), scrub)
         if text:
-            chunks = [_scrubbed(p, scrub) for _, p in text]
+            chunks = [p for _, p in text]
             data["text"] = "".join(chunks)
             data["chunks"] = chunks
         if calls:

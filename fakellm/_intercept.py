@@ -42,7 +42,7 @@ from fakellm._cassette import (
     turn_from_result,
 )
 from fakellm._model import FakeChatModel
-from fakellm._script import Call, Rule, Script, as_script
+from fakellm._script import Call, Rule, Script, Turn, as_script
 from fakellm.errors import UnexpectedCall, UnusedTurns
 
 __all__ = ["INIT_CHAT_MODEL", "Interception", "intercept"]
@@ -176,6 +176,7 @@ class Interception:
         self._reached = 0
         self._lock = threading.Lock()
         self._mismatches: dict[int, str] = {}
+        self._unrecorded: list[str] = []
         if cassette is not None:
             self.cassette = Cassette(cassette, record=record or "none", match=match, scrub=scrub)
             rules = [
@@ -227,6 +228,8 @@ class Interception:
                 self.model.assert_all_turns_used()
             except UnusedTurns as exc:
                 out.append(f"UnusedTurns: {exc}")
+        for problem in self._unrecorded:
+            out.append(f"Unrecorded: an answer could not be written as a script turn ({problem})")
         if self.cassette is not None and self.cassette.replaying:
             left = self.cassette.unused()
             if left:
@@ -327,17 +330,9 @@ class Interception:
                     try:
                         result = await real(model, messages, stop, run_manager, **kwargs)
                     except Exception as exc:
-                        seam._keep(
-                            turn_from_error(
-                                exc, time.perf_counter() - started, request, seam._scrub
-                            )
-                        )
+                        seam._keep(turn_from_error, exc, time.perf_counter() - started, request)
                         raise
-                    seam._keep(
-                        turn_from_result(
-                            result, time.perf_counter() - started, request, seam._scrub
-                        )
-                    )
+                    seam._keep(turn_from_result, result, time.perf_counter() - started, request)
                     return result  # type: ignore[no-any-return]
                 token = _chosen.set(route)
                 try:
@@ -401,7 +396,7 @@ class Interception:
                     recording.error, recording.error_time = exc, time.perf_counter()
                     raise
                 finally:
-                    seam._keep(recording.to_turn(request, seam._scrub))
+                    seam._keep(StreamRecording.to_turn, recording, request)
                 return
             token = _chosen.set(route)
             inner = seam.model._astream(messages, stop, run_manager, **fake_kwargs)
@@ -484,9 +479,15 @@ class Interception:
 
     # -- recording ---------------------------------------------------------------------
 
-    def _keep(self, turn: Any) -> None:
+    def _keep(self, make_turn: Callable[..., Turn], *args: Any) -> None:
+        """Keep the recording ``make_turn(*args, scrub)`` builds; one that no script
+        can hold fails the test at the end instead of replacing the provider's
+        answer or error with ours."""
         assert self.cassette is not None  # only the record route gets here
-        self.cassette.add(turn)
+        try:
+            self.cassette.add(make_turn(*args, self._scrub))
+        except Exception as exc:  # reported by findings(): never lost, never raised here
+            self._unrecorded.append(f"{type(exc).__name__}: {exc}")
 
     def _record_result(
         self,
@@ -502,9 +503,9 @@ class Interception:
         try:
             result = real(model, messages, stop, run_manager, **kwargs)
         except Exception as exc:
-            self._keep(turn_from_error(exc, time.perf_counter() - started, request, self._scrub))
+            self._keep(turn_from_error, exc, time.perf_counter() - started, request)
             raise
-        self._keep(turn_from_result(result, time.perf_counter() - started, request, self._scrub))
+        self._keep(turn_from_result, result, time.perf_counter() - started, request)
         return result
 
     def _record_stream(
@@ -519,7 +520,7 @@ class Interception:
             recording.error, recording.error_time = exc, time.perf_counter()
             raise
         finally:
-            self._keep(recording.to_turn(request, self._scrub))
+            self._keep(StreamRecording.to_turn, recording, request)
 
 
 class _SeamModel(FakeChatModel):

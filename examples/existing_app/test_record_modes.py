@@ -112,6 +112,21 @@ def test_scrub_rewrites_what_is_written_and_what_is_matched(
         assert llm.invoke("Mail alice@example.com").text == "Mailed <email>."
 
 
+def test_a_chunk_scrubbed_away_is_no_chunk(
+    llm: ChatOpenAI, openai_server: OpenAIServer, tmp_path: Path
+) -> None:
+    cassette = tmp_path / "scrubbed.yaml"
+    openai_server.add(Reply(chunks=["Token ", "sk-live-123", " used."]))
+    with intercept(
+        ChatOpenAI, cassette=cassette, record="once", scrub=lambda t: t.replace("sk-live-123", "")
+    ):
+        list(llm.stream("Which token?"))
+
+    [turn] = load_script(cassette).turns
+    assert turn.chunks == ("Token ", " used.")
+    assert len(turn.delay) == 1
+
+
 def test_the_fixture_method_records_through_the_same_seam(
     fake_llm: FakeLLMFactory, llm: ChatOpenAI, openai_server: OpenAIServer, tmp_path: Path
 ) -> None:

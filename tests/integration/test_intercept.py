@@ -165,3 +165,27 @@ def test_async_invoke_runs_natively_under_virtual_time() -> None:
         result = run_scenario(both())
     assert result.results == (["x", "y"],)
     assert result.elapsed == 5.0
+
+
+class _Odd(BaseChatModel):
+    """A provider that reports usage no script can hold (negative counts)."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "odd"
+
+    def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any) -> Any:
+        usage = {"input_tokens": -1, "output_tokens": 1, "total_tokens": 0}
+        message = AIMessage("odd", usage_metadata=usage)  # type: ignore[arg-type]
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def test_an_answer_no_script_can_hold_reaches_the_app_and_fails_at_the_end(tmp_path: Any) -> None:
+    seam = intercept(_Odd, cassette=tmp_path / "odd.yaml", record="once")
+    with pytest.raises(UnusedTurns) as at_exit, seam:
+        assert _Odd().invoke("x").text == "odd"  # the provider's answer, untouched
+    assert str(at_exit.value) == (
+        "Unrecorded: an answer could not be written as a script turn (InvalidScript: invalid "
+        "script: input_tokens: Input should be greater than or equal to 0 (got -1))"
+    )
+    assert not (tmp_path / "odd.yaml").exists()
