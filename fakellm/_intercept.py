@@ -30,7 +30,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from pydantic import PrivateAttr
+from pydantic import BaseModel, PrivateAttr
 
 from fakellm import _compat
 from fakellm._cassette import (
@@ -308,7 +308,7 @@ class Interception:
                 token = _chosen.set(route)
                 try:
                     result = seam.model._generate(messages, stop, run_manager, **fake_kwargs)
-                    return seam._answered(model, result)
+                    return _Finish(model, kwargs).result(result)
                 except UnexpectedCall as exc:
                     raise seam._unexpected(exc, request) from None
                 finally:
@@ -337,7 +337,7 @@ class Interception:
                 token = _chosen.set(route)
                 try:
                     result = await seam.model._agenerate(messages, stop, run_manager, **fake_kwargs)
-                    return seam._answered(model, result)
+                    return _Finish(model, kwargs).result(result)
                 except UnexpectedCall as exc:
                     raise seam._unexpected(exc, request) from None
                 finally:
@@ -371,10 +371,10 @@ class Interception:
                     _chosen.reset(token)
                 if first is None:
                     return
-                provider = seam._provider(model)
-                yield seam._tagged(first, provider)
+                finish = _Finish(model, kwargs)
+                yield finish.chunk(first)
                 for chunk in inner:
-                    yield seam._tagged(chunk, provider)
+                    yield finish.chunk(chunk)
 
             return _stream
 
@@ -408,11 +408,11 @@ class Interception:
                 _chosen.reset(token)
             if first is None:
                 return
-            provider = seam._provider(model)
+            finish = _Finish(model, kwargs)
             try:
-                yield seam._tagged(first, provider)
+                yield finish.chunk(first)
                 async for chunk in inner:
-                    yield seam._tagged(chunk, provider)
+                    yield finish.chunk(chunk)
             finally:
                 await inner.aclose()  # type: ignore[attr-defined]
 
@@ -459,24 +459,6 @@ class Interception:
         self._mismatches[index] = message
         return UnexpectedCall(message)
 
-    def _provider(self, model: BaseChatModel) -> str:
-        return str(_compat.chat_model_ls_params(model, None, {}).get("ls_provider") or "fakellm")
-
-    @staticmethod
-    def _tagged(chunk: ChatGenerationChunk, provider: str) -> ChatGenerationChunk:
-        meta = chunk.message.response_metadata
-        if meta.get("model_provider") == "fakellm":
-            meta["model_provider"] = provider
-        return chunk
-
-    def _answered(self, model: BaseChatModel, result: ChatResult) -> ChatResult:
-        provider = self._provider(model)
-        for generation in result.generations:
-            meta = generation.message.response_metadata
-            if meta.get("model_provider") == "fakellm":
-                meta["model_provider"] = provider
-        return result
-
     # -- recording ---------------------------------------------------------------------
 
     def _keep(self, make_turn: Callable[..., Turn], *args: Any) -> None:
@@ -521,6 +503,45 @@ class Interception:
             raise
         finally:
             self._keep(StreamRecording.to_turn, recording, request)
+
+
+class _Finish:
+    """What the intercepted integration itself adds to an answer, added to the fake's.
+
+    Its provider's name in ``response_metadata["model_provider"]``; and, for an
+    OpenAI integration asked for a pydantic ``response_format`` (the default of
+    its ``with_structured_output``), the parsed object in
+    ``additional_kwargs["parsed"]``, which its SDK's ``parse()`` supplies and its
+    output parser reads.
+    """
+
+    def __init__(self, model: BaseChatModel, kwargs: dict[str, Any]) -> None:
+        ls = _compat.chat_model_ls_params(model, None, {})
+        self.provider = str(ls.get("ls_provider") or "fakellm")
+        fmt = kwargs.get("response_format")
+        openai = any(c.__module__.startswith("langchain_openai") for c in type(model).__mro__)
+        pydantic_class = isinstance(fmt, type) and issubclass(fmt, BaseModel)
+        self.schema: type[BaseModel] | None = fmt if openai and pydantic_class else None
+        self.text = ""
+
+    def _message(self, message: BaseMessage, text: str) -> None:
+        meta = message.response_metadata
+        if meta.get("model_provider") == "fakellm":
+            meta["model_provider"] = self.provider
+        if self.schema is not None and text:
+            message.additional_kwargs["parsed"] = self.schema.model_validate_json(text)
+
+    def chunk(self, chunk: ChatGenerationChunk) -> ChatGenerationChunk:
+        if self.schema is not None and isinstance(chunk.message.content, str):
+            self.text += chunk.message.content
+        last = getattr(chunk.message, "chunk_position", None) == "last"
+        self._message(chunk.message, self.text if last else "")
+        return chunk
+
+    def result(self, result: ChatResult) -> ChatResult:
+        for generation in result.generations:
+            self._message(generation.message, str(generation.message.text))
+        return result
 
 
 class _SeamModel(FakeChatModel):

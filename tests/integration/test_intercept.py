@@ -11,8 +11,9 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_openai import ChatOpenAI
+from pydantic import BaseModel
 
-from fakellm import Turn, errors, intercept, run_scenario, virtual_time
+from fakellm import ToolCall, Turn, errors, intercept, run_scenario, virtual_time
 from fakellm.errors import UnexpectedCall, UnusedTurns
 
 pytestmark = pytest.mark.usefixtures("network_guard")  # loopback only, as in every fakellm test
@@ -189,3 +190,30 @@ def test_an_answer_no_script_can_hold_reaches_the_app_and_fails_at_the_end(tmp_p
         "script: input_tokens: Input should be greater than or equal to 0 (got -1))"
     )
     assert not (tmp_path / "odd.yaml").exists()
+
+
+class Flower(BaseModel):
+    name: str
+    price: float
+
+
+def test_the_integrations_own_structured_output_runs_on_scripted_answers() -> None:
+    script = [
+        '{"name": "rose", "price": 4.5}',  # ChatOpenAI's default: a JSON schema answer
+        Turn('{"name": "tulip", "price": 2.0}', chunks=3),  # the same, streamed
+        Turn(tool_calls=[ToolCall("Flower", {"name": "lily", "price": 3.0})]),
+        Turn(tool_calls=[ToolCall("Flower", {"name": "iris", "price": 1.5})]),  # Anthropic's
+    ]
+    claude = ChatAnthropic(model="claude-sonnet-4-6", api_key="sk-ant-dummy")
+    with intercept(ChatOpenAI, ChatAnthropic, script=script) as seam:
+        parsed = _openai().with_structured_output(Flower).invoke("x")
+        streamed = list(_openai().with_structured_output(Flower).stream("x"))
+        by_tool = _openai().with_structured_output(Flower, method="function_calling").invoke("x")
+        anthropic = claude.with_structured_output(Flower).invoke("x")
+
+    assert parsed == Flower(name="rose", price=4.5)
+    assert streamed[-1] == Flower(name="tulip", price=2.0)
+    assert by_tool == Flower(name="lily", price=3.0)
+    assert anthropic == Flower(name="iris", price=1.5)
+    assert seam.calls[0].kwargs["response_format"] is Flower  # as ChatOpenAI bound it
+    assert seam.calls[3].tool_choice == {"type": "tool", "name": "Flower"}  # Anthropic's form
