@@ -36,6 +36,29 @@ REPLIES = [
 ]
 
 
+def _client(
+    provider: str, request: pytest.FixtureRequest
+) -> tuple[OpenAIServer | AnthropicServer, type[BaseChatModel], BaseChatModel]:
+    """The provider's local server (with REPLIES queued), its class, and a real client of it."""
+    if provider == "openai":
+        from langchain_openai import ChatOpenAI
+
+        openai_server: OpenAIServer = request.getfixturevalue("openai_server")
+        openai_server.add(*REPLIES)
+        client = ChatOpenAI(
+            model="gpt-4o-mini", base_url=openai_server.base_url, api_key="sk-dummy",
+            max_retries=0, stream_usage=True,
+        )  # fmt: skip
+        return openai_server, ChatOpenAI, client
+    server: AnthropicServer = request.getfixturevalue("anthropic_server")
+    server.add(*REPLIES)
+    claude = ChatAnthropic(
+        model="claude-sonnet-4-6", base_url=server.base_url, api_key="sk-ant-dummy",
+        max_retries=0,
+    )  # fmt: skip
+    return server, ChatAnthropic, claude
+
+
 def _seen(message: AIMessage | AIMessageChunk) -> tuple[object, ...]:
     usage = message.usage_metadata or {}
     return (
@@ -63,23 +86,7 @@ def test_real_clients_are_recorded_and_replayed_without_their_server(
     network_guard: NetworkGuard,
     tmp_path: Path,
 ) -> None:
-    if provider == "openai":
-        from langchain_openai import ChatOpenAI
-
-        server: OpenAIServer | AnthropicServer = request.getfixturevalue("openai_server")
-        cls: type[BaseChatModel] = ChatOpenAI
-        model = ChatOpenAI(
-            model="gpt-4o-mini", base_url=server.base_url, api_key="sk-dummy", max_retries=0,
-            stream_usage=True,
-        )  # fmt: skip
-    else:
-        server = request.getfixturevalue("anthropic_server")
-        cls = ChatAnthropic
-        model = ChatAnthropic(
-            model="claude-sonnet-4-6", base_url=server.base_url, api_key="sk-ant-dummy",
-            max_retries=0,
-        )  # fmt: skip
-    server.add(*REPLIES)
+    server, cls, model = _client(provider, request)
     cassette = tmp_path / f"{provider}.yaml"
 
     with intercept(cls, cassette=cassette, record="once"):
@@ -115,23 +122,7 @@ async def _both_ways_async(model: BaseChatModel) -> list[tuple[object, ...]]:
 def test_the_async_paths_record_and_replay_too(
     provider: str, request: pytest.FixtureRequest, fake_llm: FakeLLMFactory, tmp_path: Path
 ) -> None:
-    if provider == "openai":
-        from langchain_openai import ChatOpenAI
-
-        server: OpenAIServer | AnthropicServer = request.getfixturevalue("openai_server")
-        cls: type[BaseChatModel] = ChatOpenAI
-        model: BaseChatModel = ChatOpenAI(
-            model="gpt-4o-mini", base_url=server.base_url, api_key="sk-dummy", max_retries=0,
-            stream_usage=True,
-        )  # fmt: skip
-    else:
-        server = request.getfixturevalue("anthropic_server")
-        cls = ChatAnthropic
-        model = ChatAnthropic(
-            model="claude-sonnet-4-6", base_url=server.base_url, api_key="sk-ant-dummy",
-            max_retries=0,
-        )  # fmt: skip
-    server.add(*REPLIES)
+    server, cls, model = _client(provider, request)
     cassette = tmp_path / f"{provider}-async.yaml"
 
     with intercept(cls, cassette=cassette, record="once"):
