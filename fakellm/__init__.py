@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 from fakellm import errors
 
 if TYPE_CHECKING:
+    from fakellm._cassette import dump_script
     from fakellm._events import Event, EventLog
+    from fakellm._intercept import Interception, intercept
     from fakellm._model import FakeChatModel, FakeLLM
     from fakellm._recorder import Recorder
     from fakellm._scenario import run_scenario, virtual_time
@@ -35,19 +37,25 @@ __all__ = [
     "EventLog",
     "FakeChatModel",
     "FakeLLM",
+    "Interception",
     "Recorder",
     "Rule",
     "Script",
     "ToolCall",
     "Turn",
     "Usage",
+    "dump_script",
     "errors",
+    "intercept",
     "load_script",
     "run_scenario",
     "virtual_time",
 ]
 
 _HOMES = {
+    "dump_script": "fakellm._cassette",
+    "Interception": "fakellm._intercept",
+    "intercept": "fakellm._intercept",
     "Event": "fakellm._events",
     "EventLog": "fakellm._events",
     "FakeChatModel": "fakellm._model",

@@ -249,3 +249,26 @@ __all__ += [
     "llm_run_managers",
     "shallow_copy",
 ]
+
+
+# ---- issue 14: intercepting provider classes (fakellm._intercept, fakellm._cassette) ----
+# `_get_ls_params` is the one place every integration states its provider and its
+# model name (with the per-call `model=` override); `_BUILTIN_PROVIDERS` is the
+# fixed table `init_chat_model` builds from (it has no public registry).
+
+
+def chat_model_ls_params(
+    model: Any, stop: list[str] | None, kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """LangChain's standard tracing parameters of a call (``ls_provider``, ``ls_model_name``)."""
+    return dict(model._get_ls_params(stop=stop, **kwargs))
+
+
+def init_chat_model_classes() -> list[tuple[str, str, str]]:
+    """``(provider, module, class name)`` for every provider ``init_chat_model`` knows."""
+    from langchain.chat_models import base
+
+    return [(key, module, name) for key, (module, name, _) in base._BUILTIN_PROVIDERS.items()]
+
+
+__all__ += ["chat_model_ls_params", "init_chat_model_classes"]

@@ -395,6 +395,14 @@ class Turn(_Spec):
     additional_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="The message's additional_kwargs (first chunk)."
     )
+    # Written by fakellm's recorder (see _cassette.py); the model never reads it.
+    request: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "In a cassette: the request this turn answered when it was recorded "
+            "(messages, tools, settings, fingerprint); replay matches calls against it."
+        ),
+    )
 
     def __init__(self, text: str | None = None, /, **data: Any) -> None:
         if text is not None:

@@ -54,6 +54,7 @@ from fakellm._loop import VIRTUAL_TIME_LOOP, VirtualTimeLoop, virtual_loop_facto
 from fakellm.errors import InvalidScript, NetworkBlocked  # noqa: E402
 
 if TYPE_CHECKING:
+    from fakellm._intercept import Interception
     from fakellm._model import FakeChatModel, FakeLLM
     from fakellm._recorder import Recorder
     from fakellm._scenario import VirtualTime
@@ -79,7 +80,8 @@ _FIXTURES = frozenset({"fake_llm", "llm_recorder", "virtual_clock", "network_gua
 _NETWORK_MODES = ("fixtures", "all", "off")
 _MARKER_DOC = (
     "fakellm(script=None, *, strict=True, allow_unused=False, virtual_time=False, "
-    "block_network=True, start=None): script the test's fake_llm() models (inline, "
+    "block_network=True, start=None, intercept=None, cassette=None, record=None, "
+    "match='order'): script the test's fake_llm() models (inline, "
     "or a YAML/JSON path relative to the test file) and set fakellm's checks for it"
 )
 
@@ -113,6 +115,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="add the llm_recorder timeline to the report of failing tests (default: on)",
     )
+    # ---- record and replay (intercept, cassettes) ----
+    group.addoption(
+        "--fakellm-record",
+        dest="fakellm_record",
+        choices=RECORD_MODES,  # the same tuple as fakellm._cassette's (a test pins it)
+        default=None,
+        help="record mode of every cassette in this run, over markers and fixture calls: "
+        "none (replay only, the default), once, new_episodes, all",
+    )
+    # ---- end record and replay ----
     parser.addini(
         "fakellm_strict", "fakellm teardown checks (default true)", type="bool", default=True
     )
@@ -199,9 +211,17 @@ class _Settings:
     virtual_time: bool = False
     block_network: bool = True
     start: datetime | str | None = None
+    # ---- intercept and cassettes ----
+    intercept: Any = None
+    cassette: Any = None
+    record: str | None = None
+    match: str = "order"
 
 
-_MARKER_ARGS = ("script", "strict", "allow_unused", "virtual_time", "block_network", "start")
+_MARKER_ARGS: tuple[str, ...] = (
+    "script", "strict", "allow_unused", "virtual_time", "block_network", "start",
+)  # fmt: skip
+_MARKER_ARGS += ("intercept", "cassette", "record", "match")
 _settings_key = pytest.StashKey[_Settings]()
 
 
@@ -243,6 +263,7 @@ def _read_marker(item: pytest.Item, marker: pytest.Mark, base: _Settings) -> _Se
         if name in kwargs and not isinstance(kwargs[name], bool):
             msg = f"{where}: {name}={kwargs[name]!r}: expected True or False"
             _misuse(msg)
+    _check_intercept_args(kwargs, where)
     if kwargs.get("script", ...) is None:
         del kwargs["script"]  # the documented default
     if "script" in kwargs:
@@ -266,6 +287,72 @@ def _read_marker(item: pytest.Item, marker: pytest.Mark, base: _Settings) -> _Se
 def _misuse(msg: str) -> NoReturn:
     # A short failure without a traceback into the plugin: the fix is in the test.
     pytest.fail(msg, pytrace=False)
+
+
+# ---- intercept and cassettes: marker arguments, the fixture method's setup ----
+
+# fakellm._cassette.RECORD_MODES, spelled here so that loading the plugin does
+# not import the cassette module (and LangChain with it).
+RECORD_MODES = ("none", "once", "new_episodes", "all")
+
+
+def _check_intercept_args(kwargs: dict[str, Any], where: str) -> None:
+    if kwargs.get("record") is not None and kwargs["record"] not in RECORD_MODES:
+        _misuse(f"{where}: record={kwargs['record']!r}: accepted: {', '.join(RECORD_MODES)}")
+    if kwargs.get("match", "order") not in ("order", "fingerprint"):
+        _misuse(f"{where}: match={kwargs['match']!r}: accepted: order, fingerprint")
+    has_cassette = kwargs.get("cassette") is not None
+    if (has_cassette or kwargs.get("record") is not None) and kwargs.get("intercept") is None:
+        _misuse(f"{where}: cassette= and record= need intercept= (the classes to replay)")
+    if has_cassette and kwargs.get("script") is not None:
+        _misuse(f"{where}: give a script or a cassette=, not both (a cassette is a script)")
+
+
+def _start_interception(
+    item: pytest.Item, state: _TestState, targets: tuple[Any, ...], **options: Any
+) -> Interception:
+    """Build, install and register one interception; teardown uninstalls and checks it."""
+    from fakellm._intercept import Interception, resolve_path
+
+    cli = item.config.getoption("fakellm_record")
+    if options.get("cassette") is not None:
+        options["cassette"] = resolve_path(options["cassette"], item.path.parent)
+        options["record"] = cli or options.get("record") or "none"
+    seam = Interception(*targets, **options)
+    seam.install()
+    state.interceptions.append(seam)
+    return seam
+
+
+def _marker_interception(item: pytest.Item, state: _TestState) -> None:
+    settings = state.settings
+    if settings.intercept is None:
+        return
+    targets = settings.intercept
+    targets = tuple(targets) if isinstance(targets, list | tuple) else (targets,)
+    try:
+        _start_interception(
+            item,
+            state,
+            targets,
+            script=None if settings.cassette is not None else (settings.script or Script()),
+            cassette=settings.cassette,
+            record=settings.record,
+            match=settings.match,
+            allow_unused=settings.allow_unused,
+            strict=settings.strict,
+        )
+    except (ImportError, TypeError, ValueError, OSError) as exc:
+        _misuse(f"@pytest.mark.fakellm on {item.nodeid}: {exc}")
+
+
+def _stop_interceptions(state: _TestState) -> None:
+    # A failed test writes no recording: its run may be the broken one.
+    for seam in reversed(state.interceptions):
+        seam.uninstall(save=state.call_passed)
+
+
+# ---- end intercept and cassettes ----
 
 
 def _marker_script(item: pytest.Item, value: object, where: str) -> Script:
@@ -454,6 +541,7 @@ class _TestState:
     recorders: list[Recorder] = field(default_factory=list)
     guard: NetworkGuard | None = None
     call_passed: bool = False  # the test body's outcome, from its call report
+    interceptions: list[Interception] = field(default_factory=list)  # intercept / cassettes
 
     def findings(self) -> list[str]:
         """Every problem the teardown check reports, one paragraph each."""
@@ -472,6 +560,8 @@ class _TestState:
 
                     label = f"{type(model).__name__}(model_name={model.model_name!r})"
                     out.append(f"Race: {race_message(label, model.races)}")
+        for seam in self.interceptions:
+            out.extend(seam.findings())
         if self.guard is not None and self.guard.blocked:
             lines = "\n".join(f"  - {b}" for b in self.guard.blocked)
             out.append(
@@ -514,6 +604,8 @@ def _fakellm(request: pytest.FixtureRequest) -> Iterator[_TestState]:
                 "time starts at, but this test has no virtual time: add virtual_time=True, "
                 "the virtual_clock fixture, or loop_factories=['virtual_time']"
             )
+        undo.callback(_stop_interceptions, state)
+        _marker_interception(item, state)
         yield state
     # Only a passing test is failed here: a failed test keeps its own error, and
     # what these checks found was added to its report instead.
@@ -716,8 +808,9 @@ class FakeLLMFactory:
     ``allow_unused=True``, ...).
     """
 
-    def __init__(self, state: _TestState) -> None:
+    def __init__(self, state: _TestState, item: pytest.Item | None = None) -> None:
         self._state = state
+        self._item = item
 
     def __repr__(self) -> str:
         n = len(self._state.models)
@@ -744,6 +837,53 @@ class FakeLLMFactory:
         self._state.models.append(model)
         return model
 
+    # ---- intercept and cassettes ----
+
+    def intercept(
+        self,
+        *targets: Any,
+        script: Any = None,
+        cassette: str | Path | None = None,
+        record: str | None = None,
+        match: str = "order",
+        scrub: Callable[[str], str] | None = None,
+        allow_unused: bool | None = None,
+    ) -> Interception:
+        """Answer the named chat model classes from a script or a cassette for this test.
+
+        Spelled as :func:`fakellm.intercept`; ``script`` defaults to the marker's,
+        a relative ``cassette`` path is relative to the test file, and
+        ``--fakellm-record`` overrides ``record``. Teardown undoes the patch and
+        fails the test if nothing was intercepted, a call went unanswered or a
+        turn or recording was left unused.
+        """
+        if script is None and cassette is None:
+            script = self._state.settings.script or Script()
+        if allow_unused is None:
+            allow_unused = self._state.settings.allow_unused
+        if self._item is None:
+            msg = "fake_llm.intercept() needs the test item (use the fake_llm fixture)"
+            raise RuntimeError(msg)
+        return _start_interception(
+            self._item,
+            self._state,
+            targets,
+            script=script,
+            cassette=cassette,
+            record=record,
+            match=match,
+            scrub=scrub,
+            allow_unused=allow_unused,
+            strict=self._state.settings.strict,
+        )
+
+    @property
+    def interceptions(self) -> list[Interception]:
+        """Every interception active in this test (the marker's first)."""
+        return list(self._state.interceptions)
+
+    # ---- end intercept and cassettes ----
+
     def _settings(self, script: Any, settings: dict[str, Any]) -> dict[str, Any]:
         if "script" in settings:
             if script is not None:
@@ -759,9 +899,9 @@ class FakeLLMFactory:
 
 
 @pytest.fixture
-def fake_llm(_fakellm: _TestState) -> FakeLLMFactory:
+def fake_llm(request: pytest.FixtureRequest, _fakellm: _TestState) -> FakeLLMFactory:
     """A factory of scripted fake models, strict at teardown. See :class:`FakeLLMFactory`."""
-    return FakeLLMFactory(_fakellm)
+    return FakeLLMFactory(_fakellm, request.node)
 
 
 @pytest.fixture

@@ -144,3 +144,26 @@ def test_run_once_hook_runs_before_every_iteration() -> None:
         assert loop.iterations >= 2  # the sleep's step, then its wake-up
     finally:
         loop.close()
+
+
+# ---- issue 14: intercepting provider classes ----
+
+
+def test_chat_model_ls_params_reads_provider_and_model() -> None:
+    from fakellm import FakeChatModel
+
+    params = compat.chat_model_ls_params(FakeChatModel(model="m-1"), None, {})
+    assert params["ls_provider"] == "fakellm"
+    assert params["ls_model_name"] == "m-1"
+    assert (
+        compat.chat_model_ls_params(FakeChatModel(model="m-1"), None, {"model": "m-2"})[
+            "ls_model_name"
+        ]
+        == "m-2"
+    )
+
+
+def test_init_chat_model_classes_lists_openai_and_anthropic() -> None:
+    table = compat.init_chat_model_classes()
+    assert ("openai", "langchain_openai", "ChatOpenAI") in table
+    assert ("anthropic", "langchain_anthropic", "ChatAnthropic") in table

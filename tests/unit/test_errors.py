@@ -57,11 +57,12 @@ PROVIDER_DEFAULTS = [
 
 def test_all_is_sorted_and_complete() -> None:
     assert errors.__all__ == sorted(errors.__all__)
+    # Provider errors live in fakellm._provider_errors and load on first use.
     public_classes = {
         name
-        for name, value in vars(errors).items()
-        if isinstance(value, type)
-        and value.__module__ == "fakellm.errors"
+        for name in dir(errors)
+        if isinstance(value := getattr(errors, name), type)
+        and value.__module__ in ("fakellm.errors", "fakellm._provider_errors")
         and not name.startswith("_")
     }
     assert set(errors.__all__) == public_classes

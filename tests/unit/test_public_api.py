@@ -14,6 +14,7 @@ PROMISED = {
     "Recorder", "EventLog", "Event",
     "virtual_time", "run_scenario",
     "errors",
+    "intercept", "Interception", "dump_script",
 }  # fmt: skip
 
 
@@ -46,7 +47,7 @@ def test_package_ships_py_typed() -> None:
 
 
 def test_public_functions_are_annotated() -> None:
-    for name in ("load_script", "virtual_time", "run_scenario"):
+    for name in ("load_script", "virtual_time", "run_scenario", "intercept", "dump_script"):
         sig = inspect.signature(getattr(fakellm, name))
         assert sig.return_annotation is not inspect.Signature.empty, name
         for param in sig.parameters.values():

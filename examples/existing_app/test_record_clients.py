@@ -1,0 +1,203 @@
+"""Recording the real provider clients, streaming and not, then replaying without them.
+
+``langchain-openai`` and ``langchain-anthropic`` talk to local servers on
+127.0.0.1 that speak each provider's wire format; what they return is
+recorded at the model level and replayed, with the servers stopped, to the
+same text, tool calls and usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import anthropic
+import pytest
+from langchain_anthropic import ChatAnthropic
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.tools import tool
+
+from existing_app.provider_server import AnthropicServer, OpenAIServer, Reply
+from fakellm import intercept, load_script, run_scenario, virtual_time
+from fakellm.fixtures import FakeLLMFactory, NetworkGuard
+
+
+@tool
+def get_price(flower: str) -> float:
+    """The price of one stem of ``flower``, in euros."""
+    return 4.5
+
+
+ROSE = ("toolu_1", "get_price", ['{"flower":', ' "rose"}'])
+REPLIES = [
+    Reply(chunks=["Let me ", "check."], tool_calls=[ROSE], usage=(30, 12)),
+    Reply(chunks=["Roses ", "cost 4.5."], usage=(40, 6)),
+]
+
+
+def _client(
+    provider: str, request: pytest.FixtureRequest
+) -> tuple[OpenAIServer | AnthropicServer, type[BaseChatModel], BaseChatModel]:
+    """The provider's local server (with REPLIES queued), its class, and a real client of it."""
+    if provider == "openai":
+        from langchain_openai import ChatOpenAI
+
+        openai_server: OpenAIServer = request.getfixturevalue("openai_server")
+        openai_server.add(*REPLIES)
+        client = ChatOpenAI(
+            model="gpt-4o-mini", base_url=openai_server.base_url, api_key="sk-dummy",
+            max_retries=0, stream_usage=True,
+        )  # fmt: skip
+        return openai_server, ChatOpenAI, client
+    server: AnthropicServer = request.getfixturevalue("anthropic_server")
+    server.add(*REPLIES)
+    claude = ChatAnthropic(
+        model="claude-sonnet-4-6", base_url=server.base_url, api_key="sk-ant-dummy",
+        max_retries=0,
+    )  # fmt: skip
+    return server, ChatAnthropic, claude
+
+
+def _seen(message: AIMessage | AIMessageChunk) -> tuple[object, ...]:
+    usage = message.usage_metadata or {}
+    return (
+        message.text,
+        [(c["name"], c["args"], c["id"]) for c in message.tool_calls],
+        {k: usage.get(k) for k in ("input_tokens", "output_tokens", "total_tokens")},
+    )
+
+
+def _both_ways(model: BaseChatModel) -> list[tuple[object, ...]]:
+    bound = model.bind_tools([get_price])
+    chunks = list(bound.stream("What does a rose cost?"))
+    streamed = chunks[0]
+    for chunk in chunks[1:]:
+        streamed = streamed + chunk
+    invoked = bound.invoke("And now?")
+    return [_seen(streamed), _seen(invoked)]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_real_clients_are_recorded_and_replayed_without_their_server(
+    provider: str,
+    request: pytest.FixtureRequest,
+    fake_llm: FakeLLMFactory,
+    network_guard: NetworkGuard,
+    tmp_path: Path,
+) -> None:
+    server, cls, model = _client(provider, request)
+    cassette = tmp_path / f"{provider}.yaml"
+
+    with intercept(cls, cassette=cassette, record="once"):
+        live = _both_ways(model)
+    server.server.stop()
+    with virtual_time(), intercept(cls, cassette=cassette):
+        replayed = _both_ways(model)
+
+    assert replayed == live
+    assert live[0] == (
+        "Let me check.",
+        [("get_price", {"flower": "rose"}, "toolu_1")],
+        {"input_tokens": 30, "output_tokens": 12, "total_tokens": 42},
+    )
+    assert network_guard.blocked == []
+    text = cassette.read_text(encoding="utf-8")
+    assert "sk-" not in text  # neither key
+    streamed_turn = load_script(cassette).turns[0]
+    assert streamed_turn.chunks == ("Let me ", "check.")
+
+
+async def _both_ways_async(model: BaseChatModel) -> list[tuple[object, ...]]:
+    bound = model.bind_tools([get_price])
+    chunks = [chunk async for chunk in bound.astream("What does a rose cost?")]
+    streamed = chunks[0]
+    for chunk in chunks[1:]:
+        streamed = streamed + chunk
+    invoked = await bound.ainvoke("And now?")
+    return [_seen(streamed), _seen(invoked)]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_the_async_paths_record_and_replay_too(
+    provider: str, request: pytest.FixtureRequest, fake_llm: FakeLLMFactory, tmp_path: Path
+) -> None:
+    server, cls, model = _client(provider, request)
+    cassette = tmp_path / f"{provider}-async.yaml"
+
+    with intercept(cls, cassette=cassette, record="once"):
+        live = asyncio.run(_both_ways_async(model))
+    server.server.stop()
+    with intercept(cls, cassette=cassette):
+        replayed = run_scenario(_both_ways_async(model))
+
+    assert replayed.results == (live,)
+    turns = load_script(cassette).turns
+    assert turns[0].chunks == ("Let me ", "check.")
+    assert replayed.elapsed == pytest.approx(
+        sum(t.first_token_delay + sum(t.delays(len(t.pieces))[1:]) for t in turns)
+    )
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        (Reply(status=429, retry_after="7"), {"type": "RateLimitError", "retry_after": 7.0}),
+        (Reply(status=529), {"type": "ServerError", "status_code": 529}),
+    ],
+)
+def test_anthropic_errors_are_recorded_by_type_and_attributes(
+    anthropic_server: AnthropicServer,
+    fake_llm: FakeLLMFactory,
+    tmp_path: Path,
+    reply: Reply,
+    error: dict[str, object],
+) -> None:
+    cassette = tmp_path / "error.yaml"
+    anthropic_server.add(reply)
+    model = ChatAnthropic(
+        model="claude-sonnet-4-6", base_url=anthropic_server.base_url, api_key="sk-ant-dummy",
+        max_retries=0,
+    )  # fmt: skip
+    with (
+        intercept(ChatAnthropic, cassette=cassette, record="once"),
+        pytest.raises(anthropic.APIStatusError) as live,
+    ):
+        model.invoke("hi")
+    anthropic_server.server.stop()
+
+    [turn] = load_script(cassette).turns
+    assert {k: v for k, v in turn.error.spec().items() if k != "message"} == error
+    with (
+        virtual_time(),
+        intercept(ChatAnthropic, cassette=cassette),
+        pytest.raises(type(turn.error)) as replayed,
+    ):
+        model.invoke("hi")
+    assert str(replayed.value) == str(live.value)
+
+
+def test_an_anthropic_agent_run_replays_although_its_answers_were_content_blocks(
+    anthropic_server: AnthropicServer, fake_llm: FakeLLMFactory, tmp_path: Path
+) -> None:
+    from langchain.agents import create_agent
+
+    model = ChatAnthropic(
+        model="claude-sonnet-4-6", base_url=anthropic_server.base_url, api_key="sk-ant-dummy",
+        max_retries=0,
+    )  # fmt: skip
+    agent = create_agent(model, tools=[get_price])
+    anthropic_server.add(*REPLIES)
+    cassette = tmp_path / "agent.yaml"
+    question = {"messages": [("user", "What does a rose cost?")]}
+
+    with intercept(ChatAnthropic, cassette=cassette, record="once"):
+        live = agent.invoke(question)
+    anthropic_server.server.stop()
+    with virtual_time(), intercept(ChatAnthropic, cassette=cassette):
+        replayed = agent.invoke(question)
+
+    assert [m.text for m in replayed["messages"]] == [m.text for m in live["messages"]]
+    assert replayed["messages"][-1].text == "Roses cost 4.5."
+    assert isinstance(live["messages"][1].content, list)  # blocks, live
+    assert isinstance(replayed["messages"][1].content, str)  # text, replayed
