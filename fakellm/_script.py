@@ -294,24 +294,35 @@ def _not_a_turn(what: str, value: Any) -> str:
 
 # -- budgets ---------------------------------------------------------------------------------
 
-#: The limits a script must stay within, by environment variable, with their defaults.
-LIMITS: dict[str, int] = {
-    "FAKELLM_MAX_SCRIPT_BYTES": 10_000_000,
-    "FAKELLM_MAX_TEXT_BYTES": 10_000_000,
-    "FAKELLM_MAX_CHUNKS": 100_000,
-    "FAKELLM_MAX_DEPTH": 50,
+#: The limits a script must stay within, by environment variable: (default, lowest allowed).
+LIMITS: dict[str, tuple[int, int]] = {
+    "FAKELLM_MAX_SCRIPT_BYTES": (10_000_000, 4096),
+    "FAKELLM_MAX_TEXT_BYTES": (10_000_000, 4096),
+    "FAKELLM_MAX_CHUNKS": (100_000, 256),
+    "FAKELLM_MAX_DEPTH": (50, 8),
 }
 
 
 def limit(name: str) -> int:
-    """The limit ``name`` (a key of :data:`LIMITS`): its environment variable, else the default."""
+    """The limit ``name`` (a key of :data:`LIMITS`): its environment variable, else the default.
+
+    No limit goes below its floor, so input under every floor (most scripts
+    written by hand) is accepted without reading the environment at all.
+    """
+    default, floor = LIMITS[name]
     raw = os.environ.get(name, "").strip().replace("_", "")
     if not raw:
-        return LIMITS[name]
-    if raw.isdecimal() and len(raw) < 19 and int(raw) >= 1:
+        return default
+    if raw.isdecimal() and len(raw) < 19 and int(raw) >= floor:
         return int(raw)
-    msg = f"the environment variable {name}={os.environ[name]!r} must be a whole number >= 1"
+    msg = (
+        f"the environment variable {name}={os.environ[name]!r} must be a whole number >= {floor:,}"
+    )
     raise _FieldError(None, os.environ[name], msg)
+
+
+def _floor(name: str) -> int:
+    return LIMITS[name][1]
 
 
 def _utf8_len(text: str) -> int:
@@ -322,47 +333,56 @@ def _check_size(data: Any) -> None:
     """Refuse raw input that is nested too deeply or too large once shared parts
     (YAML aliases, or one Python object used in many places) count each time.
 
-    Strings count their UTF-8 bytes, every other value 8 bytes; parts already
-    validated (a Turn inside a Script) count nothing.
+    Every value counts 8 bytes, a string its UTF-8 bytes on top; parts already
+    validated (a Turn inside a Script) count nothing. The walk stops as soon as
+    a limit is crossed, so its cost is bounded by the limit, not by the input.
     """
-    if isinstance(data, _Spec | str | int | float | None):
+    if not isinstance(data, _CONTAINERS):
         return
-    max_bytes, max_depth = limit("FAKELLM_MAX_SCRIPT_BYTES"), limit("FAKELLM_MAX_DEPTH")
+    floors = _floor("FAKELLM_MAX_SCRIPT_BYTES"), _floor("FAKELLM_MAX_DEPTH")
+    if _walk(data, *floors, final=False):
+        _walk(data, limit("FAKELLM_MAX_SCRIPT_BYTES"), limit("FAKELLM_MAX_DEPTH"), final=True)
+
+
+def _walk(data: Any, max_bytes: int, max_depth: int, *, final: bool) -> bool:
+    """Whether ``data`` crosses a limit; with ``final``, raise the problem instead."""
     total = 0
-    # Each entry: (value, depth, link), link = (parent link, key) for the field path.
-    stack: list[tuple[Any, int, Any]] = [(data, 0, None)]
+    # Each entry: (container, depth, link), link = (parent link, key) for the field path.
+    stack: list[tuple[Any, int, Any]] = [(data, 1, None)]
     while stack:
-        value, depth, link = stack.pop()
-        if isinstance(value, str):
-            total += _utf8_len(value)
-        elif isinstance(value, bytes | bytearray):
-            total += len(value)
-        elif isinstance(value, _Spec):
-            continue
-        elif isinstance(value, Mapping | list | tuple | set | frozenset):
-            total += 8
-            if depth >= max_depth:
-                where = _link_path(link)
-                msg = (
-                    f"nested more than {max_depth} levels deep (FAKELLM_MAX_DEPTH); "
-                    "a script needs far fewer"
-                )
-                raise _FieldError(where, value, msg)
-            if isinstance(value, Mapping):
-                for key, item in value.items():
-                    stack.append((key, depth + 1, link))
-                    stack.append((item, depth + 1, (link, key)))
-            else:
-                stack.extend((item, depth + 1, (link, i)) for i, item in enumerate(value))
-        else:
-            total += 8
-        if total > max_bytes:
+        container, depth, link = stack.pop()
+        if depth > max_depth:
+            if not final:
+                return True
             msg = (
-                f"the script's data is larger than FAKELLM_MAX_SCRIPT_BYTES={max_bytes:,} "
-                "bytes, counting each YAML alias (or shared object) every time it is used; "
-                "raise FAKELLM_MAX_SCRIPT_BYTES to load it"
+                f"nested more than {max_depth} levels deep (FAKELLM_MAX_DEPTH); "
+                "a script needs far fewer"
             )
-            raise _FieldError(_link_path(link), value, msg)
+            raise _FieldError(_link_path(link), container, msg)
+        is_mapping = isinstance(container, Mapping)
+        for key, item in container.items() if is_mapping else enumerate(container):
+            total += 16 if is_mapping else 8
+            if is_mapping and isinstance(key, str):
+                total += _utf8_len(key)
+            if isinstance(item, str):
+                total += _utf8_len(item)
+            elif isinstance(item, bytes | bytearray):
+                total += len(item)
+            elif isinstance(item, _CONTAINERS):
+                stack.append((item, depth + 1, (link, key)))
+            if total > max_bytes:
+                if not final:
+                    return True
+                msg = (
+                    f"the script's data is larger than FAKELLM_MAX_SCRIPT_BYTES={max_bytes:,} "
+                    "bytes, counting each YAML alias (or shared object) every time it is used; "
+                    "raise FAKELLM_MAX_SCRIPT_BYTES to load it"
+                )
+                raise _FieldError(_link_path((link, key)), item, msg)
+    return False
+
+
+_CONTAINERS = (Mapping, list, tuple, set, frozenset)
 
 
 def _link_path(link: Any) -> str:
@@ -388,16 +408,17 @@ def _chunk_count(text: str | None, how: Any, cap: int) -> int:
     return max(1, sum(1 for _ in itertools.islice(matches, cap + 1)))
 
 
-def _turn_budget(turn: Turn) -> tuple[int, int]:
-    """A turn's (text bytes, chunks) against the limits, before its chunks are built."""
-    max_text, max_chunks = limit("FAKELLM_MAX_TEXT_BYTES"), limit("FAKELLM_MAX_CHUNKS")
+def _turn_budget(turn: Turn) -> None:
+    """Check a turn's text bytes and chunk count against the limits, before its chunks exist."""
     parts = {
         "text": _utf8_len(turn.text or ""),
         "reasoning": _utf8_len(turn.reasoning or ""),
         "tool_calls": sum(_utf8_len(c.args_json) for c in turn.tool_calls),
     }
     text_bytes = sum(parts.values())
-    if text_bytes > max_text:
+    if text_bytes > _floor("FAKELLM_MAX_TEXT_BYTES") and text_bytes > (
+        max_text := limit("FAKELLM_MAX_TEXT_BYTES")
+    ):
         name = max(parts, key=lambda k: parts[k])
         raise _FieldError(
             name,
@@ -405,21 +426,28 @@ def _turn_budget(turn: Turn) -> tuple[int, int]:
             f"this turn holds {text_bytes:,} bytes of text, more than "
             f"FAKELLM_MAX_TEXT_BYTES={max_text:,}; raise FAKELLM_MAX_TEXT_BYTES to allow it",
         )
-    how = "words" if isinstance(turn.chunks, tuple) else turn.chunks
-    chunks = _chunk_count(turn.reasoning, how, max_chunks)
-    if turn.content is not None:
-        chunks += len(turn.content)
-    else:
-        chunks += _chunk_count(turn.text, turn.chunks, max_chunks)
-    chunks += sum(c.args_json.count(", ") + 1 for c in turn.tool_calls)
-    if chunks > max_chunks:
+    cap = _floor("FAKELLM_MAX_CHUNKS")
+    if (
+        _turn_chunks(turn, cap) > cap
+        and _turn_chunks(turn, max_chunks := limit("FAKELLM_MAX_CHUNKS")) > max_chunks
+    ):
         raise _FieldError(
             "chunks",
             turn.chunks,
             f"this turn streams more than FAKELLM_MAX_CHUNKS={max_chunks:,} chunks; "
             "cut it into bigger chunks, or raise FAKELLM_MAX_CHUNKS",
         )
-    return text_bytes, chunks
+
+
+def _turn_chunks(turn: Turn, cap: int) -> int:
+    """How many chunks ``turn`` streams, counting text chunks no further than ``cap``."""
+    how = "words" if isinstance(turn.chunks, tuple) else turn.chunks
+    chunks = _chunk_count(turn.reasoning, how, cap)
+    if turn.content is not None:
+        chunks += len(turn.content)
+    else:
+        chunks += _chunk_count(turn.text, turn.chunks, cap)
+    return chunks + sum(c.args_json.count(", ") + 1 for c in turn.tool_calls)
 
 
 def _seconds(name: str, value: Any) -> float:
@@ -1139,21 +1167,24 @@ class Script(_Spec):
 
     @model_validator(mode="after")
     def _within_budget(self) -> Script:
-        max_text, max_chunks = limit("FAKELLM_MAX_TEXT_BYTES"), limit("FAKELLM_MAX_CHUNKS")
         turns = [*self.turns, *(r.respond for r in self.rules if r.respond is not None)]
         text = chunks = 0
         for turn in turns:
             text += _utf8_len(turn.text or "") + _utf8_len(turn.reasoning or "")
             text += sum(_utf8_len(c.args_json) for c in turn.tool_calls)
             chunks += len(turn.pieces)
-        if text > max_text:
+        if text > _floor("FAKELLM_MAX_TEXT_BYTES") and text > (
+            max_text := limit("FAKELLM_MAX_TEXT_BYTES")
+        ):
             raise _FieldError(
                 "turns",
                 text,
                 f"the script's turns hold {text:,} bytes of text in all, more than "
                 f"FAKELLM_MAX_TEXT_BYTES={max_text:,}; raise FAKELLM_MAX_TEXT_BYTES to allow it",
             )
-        if chunks > max_chunks:
+        if chunks > _floor("FAKELLM_MAX_CHUNKS") and chunks > (
+            max_chunks := limit("FAKELLM_MAX_CHUNKS")
+        ):
             raise _FieldError(
                 "turns",
                 chunks,
@@ -1308,12 +1339,14 @@ class _Loader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
-        self._max_depth = limit("FAKELLM_MAX_DEPTH")
+        self._max_depth = 0  # the limit, read when nesting passes its floor
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         self._depth += 1
         try:
-            if self._depth > self._max_depth:
+            if self._depth > _floor("FAKELLM_MAX_DEPTH") and not self._max_depth:
+                self._max_depth = limit("FAKELLM_MAX_DEPTH")
+            if self._max_depth and self._depth > self._max_depth:
                 raise yaml.composer.ComposerError(
                     None,
                     None,

@@ -8,6 +8,7 @@ import functools
 import itertools
 import re
 import signal
+import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -771,3 +772,151 @@ def test_the_marker_reports_bad_scripts_as_one_line_setup_errors(pytester):
     assert "fakellm/_script.py" not in text
     assert "yaml/" not in text
     assert "Traceback" not in text
+
+
+# -- budgets --------------------------------------------------------------------------------------
+
+LAUGHS_IN_CHUNKS = (
+    "a: &a ["
+    + ", ".join(["w"] * 2000)
+    + "]\n"
+    + "".join(
+        f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in itertools.pairwise("abcdefgh")
+    )
+    + "turns: [{chunks: *h}]\n"
+)
+LAUGHS_IN_ARGS = (
+    "a: &a {"
+    + ", ".join(f"k{i}: vvvvvvvv" for i in range(500))
+    + "}\n"
+    + "".join(
+        f"{c}: &{c} {{{', '.join(f'{c}{i}: *{p}' for i in range(10))}}}\n"
+        for p, c in itertools.pairwise("abcd")
+    )
+    + "turns: [{tool_calls: [{name: f, args: *d}]}]\n"
+)
+# Ten turns share one 1 KB argument through a YAML alias: about 10 KB once expanded.
+SHARED_ARGS = (
+    "turns:\n- tool_calls: [{name: f, args: &a {k: "
+    + "v" * 1000
+    + "}}]\n"
+    + "- tool_calls: [{name: f, args: *a}]\n" * 9
+)
+TOO_LARGE = (
+    "the script's data is larger than FAKELLM_MAX_SCRIPT_BYTES=10,000,000 bytes, counting "
+    "each YAML alias (or shared object) every time it is used; raise FAKELLM_MAX_SCRIPT_BYTES "
+    "to load it"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            LAUGHS_IN_CHUNKS,
+            f"turns[0].chunks[9][9][9][9][4][4][4][494]: {TOO_LARGE} (got 'w')",
+            id="20-billion-chunks",
+        ),
+        pytest.param(
+            LAUGHS_IN_ARGS,
+            f"turns[0].tool_calls[0].args.d2.c8.b1.k440: {TOO_LARGE} (got 'vvvvvvvv')",
+            id="aliased-tool-arguments",
+        ),
+    ],
+)
+def test_alias_expansion_is_counted_in_bytes_while_loading(text, message):
+    assert len(text.encode()) < 30_000
+    tracemalloc.start()
+    try:
+        with watchdog(20), pytest.raises(InvalidScript) as info:
+            parse_script_text(text)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(info.value) == f"invalid script: {message}"
+    # Refused while walking the parsed data, before any turn was built.
+    assert peak < 20_000_000
+
+
+def test_a_turn_with_too_many_chunks_is_refused_before_they_are_built():
+    with pytest.raises(InvalidScript) as info:
+        Turn("ab" * 60_000, chunks="chars")
+    assert str(info.value) == (
+        "invalid script: chunks: this turn streams more than FAKELLM_MAX_CHUNKS=100,000 chunks; "
+        "cut it into bigger chunks, or raise FAKELLM_MAX_CHUNKS (got 'chars')"
+    )
+
+
+def test_the_chunk_and_text_budgets_count_the_whole_script():
+    big = Turn("a " * 60_000)
+    with pytest.raises(InvalidScript) as info:
+        Script([big, big])
+    assert str(info.value) == (
+        "invalid script: turns: the script's turns stream 120,000 chunks in all, more than "
+        "FAKELLM_MAX_CHUNKS=100,000; raise FAKELLM_MAX_CHUNKS to allow it (got 120000)"
+    )
+    five_mb = Turn("x" * 5_000_000)
+    with pytest.raises(InvalidScript) as info:
+        Script(rules=[Rule(match="a", respond=five_mb)] * 2, turns=[five_mb])
+    assert str(info.value) == (
+        "invalid script: turns: the script's turns hold 15,000,000 bytes of text in all, more "
+        "than FAKELLM_MAX_TEXT_BYTES=10,000,000; raise FAKELLM_MAX_TEXT_BYTES to allow it "
+        "(got 15000000)"
+    )
+
+
+def test_the_limits_are_raised_and_lowered_by_environment_variables(monkeypatch, tmp_path):
+    monkeypatch.setenv("FAKELLM_MAX_CHUNKS", "200_000")
+    assert len(Turn("ab" * 60_000, chunks="chars").pieces) == 120_000
+    monkeypatch.setenv("FAKELLM_MAX_SCRIPT_BYTES", "5000")
+    with pytest.raises(InvalidScript, match="larger than FAKELLM_MAX_SCRIPT_BYTES=5,000 bytes"):
+        parse_script_text(SHARED_ARGS)
+    monkeypatch.setenv("FAKELLM_MAX_SCRIPT_BYTES", "20000")
+    assert len(parse_script_text(SHARED_ARGS).turns) == 10
+    monkeypatch.setenv("FAKELLM_MAX_TEXT_BYTES", "4096")
+    with pytest.raises(InvalidScript) as info:
+        Turn(reasoning="é" * 2049)
+    assert str(info.value) == (
+        "invalid script: reasoning: this turn holds 4,098 bytes of text, more than "
+        "FAKELLM_MAX_TEXT_BYTES=4,096; raise FAKELLM_MAX_TEXT_BYTES to allow it "
+        f"(got '{'é' * 76}...)"
+    )
+    monkeypatch.setenv("FAKELLM_MAX_DEPTH", "8")
+    nested = functools.reduce(lambda inner, _: {"a": inner}, range(5), {})
+    with pytest.raises(InvalidScript) as info:
+        load_script({"turns": [{"text": "x", "response_metadata": nested}]})
+    assert str(info.value) == (
+        "invalid script: turns[0].response_metadata.a.a.a.a.a: nested more than 8 levels deep "
+        "(FAKELLM_MAX_DEPTH); a script needs far fewer (got {})"
+    )
+    with pytest.raises(InvalidScript) as info:
+        parse_script_text("turns: [[[[[[[[x]]]]]]]]")
+    assert str(info.value) == (
+        "invalid script: <script>: not valid YAML: line 1, column 15: nested more than 8 "
+        "levels deep (FAKELLM_MAX_DEPTH) (got 'turns: [[[[[[[[x]]]]]]]]')"
+    )
+    monkeypatch.setenv("FAKELLM_MAX_DEPTH", "7")
+    with pytest.raises(InvalidScript) as info:
+        Turn("x", response_metadata={"a": [[[[[[[[]]]]]]]]})
+    assert str(info.value) == (
+        "invalid script: <script>: the environment variable FAKELLM_MAX_DEPTH='7' must be a "
+        "whole number >= 8 (got '7')"
+    )
+    monkeypatch.setenv("FAKELLM_MAX_CHUNKS", "lots")
+    with pytest.raises(InvalidScript) as info:
+        Turn("x" * 300, chunks="chars")
+    assert str(info.value) == (
+        "invalid script: <script>: the environment variable FAKELLM_MAX_CHUNKS='lots' must be "
+        "a whole number >= 256 (got 'lots')"
+    )
+
+
+def test_validate_applies_the_limits_from_the_environment(tmp_path, capsys, monkeypatch):
+    path = tmp_path / "shared.yaml"
+    path.write_text(SHARED_ARGS, encoding="utf-8")
+    monkeypatch.setenv("FAKELLM_MAX_SCRIPT_BYTES", "5000")
+    assert cli_main(["validate", "--color", "never", str(path)]) == 1
+    assert capsys.readouterr().out.splitlines()[0] == f"{path}: invalid, 1 problem"
+    monkeypatch.setenv("FAKELLM_MAX_SCRIPT_BYTES", "20000")
+    assert cli_main(["validate", "--color", "never", str(path)]) == 0
+    assert capsys.readouterr().out == f"{path}: ok (10 turns, 0 rules)\n"
