@@ -238,6 +238,9 @@ def _marker_script(item: pytest.Item, value: object, where: str) -> Script:
         return as_script(value)
     except InvalidScript as exc:
         problem = str(exc)
+    except OSError as exc:  # a name the file system refuses, e.g. too long
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        problem = f"script={shown}: not a usable file path ({exc.strerror})"
     _misuse(f"{where}: {problem}")
 
 
