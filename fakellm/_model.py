@@ -10,6 +10,7 @@ where the script's delays say.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -43,6 +44,7 @@ from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
 from fakellm import _clock, _tokens
+from fakellm._cancel import RunWatch, watched
 from fakellm._script import Call, Exhausted, Piece, Script, ScriptPlayer, Turn, _clip, as_script
 from fakellm.errors import UnexpectedCall, UnknownToolError, UnusedTurns
 
@@ -470,6 +472,10 @@ class FakeChatModel(_Scripted, BaseChatModel):
         finally:
             _pending_run.reset(token)
 
+    async def agenerate(self, *args: Any, **kwargs: Any) -> LLMResult:
+        """Core's ``agenerate``; a run a cancellation leaves open is closed (see _cancel)."""
+        return await watched(self, super().agenerate, args, kwargs)
+
     async def _agenerate_with_cache(
         self,
         messages: list[BaseMessage],
@@ -546,24 +552,49 @@ class FakeChatModel(_Scripted, BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[AIMessageChunk]:
         config, info = self._config_run(config)
+        watch = RunWatch()
+        callbacks = config.get("callbacks")
+        config["callbacks"] = watch.with_me(callbacks)
         inner = super().astream(input, config, stop=stop, **kwargs)
-        token = _pending_run.set(info)
+        # This generator alone closes core's stream (in its finally). The event
+        # loop must not close it too, at shutdown or when both are garbage at
+        # once, or one of the two aclose() calls finds it running and asyncio logs
+        # "aclose(): asynchronous generator is already running". So core's stream
+        # is kept off the loop's list (no firstiter hook) and alive until closed.
+        _open_streams.add(inner)
         try:
-            first = await anext(inner, None)
-        finally:
-            _pending_run.reset(token)
-        if first is None:
-            return
-        try:
+            token = _pending_run.set(info)
+            try:
+                hooks = sys.get_asyncgen_hooks()
+                sys.set_asyncgen_hooks(firstiter=None, finalizer=hooks.finalizer)
+                try:
+                    step = inner.__anext__()  # the hooks are taken here, on the first step
+                finally:
+                    sys.set_asyncgen_hooks(*hooks)
+                try:
+                    first = await step
+                except StopAsyncIteration:
+                    return
+            finally:
+                _pending_run.reset(token)
             yield first
             async for chunk in inner:
                 yield chunk
+        except asyncio.CancelledError as exc:
+            await _aclose(inner)
+            # A cancellation while core dispatches the start event leaves it no run
+            # manager to report with; close the run here (see _cancel).
+            await watch.close_open(self, callbacks, config.get("tags"), config.get("metadata"), exc)
+            raise
         finally:
             # A consumer that stops early closes this generator (aclosing and
             # cancellation at once; after a break, the loop's finalizer hook soon
             # after): close core's stream with it, so its run ends (recorded as
             # GeneratorExit) then, not whenever the garbage collector gets to it.
-            await inner.aclose()  # type: ignore[attr-defined]  # core yields from a generator
+            try:
+                await _aclose(inner)
+            finally:
+                _open_streams.discard(inner)
 
     # -- the native paths -----------------------------------------------------------------------
 
@@ -798,6 +829,17 @@ class FakeChatModel(_Scripted, BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=message)], llm_output=llm_output)
 
 
+_open_streams: set[Any] = set()
+
+
+async def _aclose(stream: Any) -> None:
+    # A stream still running in another task (a chain's step that a cancellation
+    # interrupted) cannot be closed from here: that task ends it. Closing anyway
+    # only makes asyncio log "aclose(): asynchronous generator is already running".
+    if not stream.ag_running:
+        await stream.aclose()
+
+
 def _clone(obj: _M) -> _M:
     """A shallow copy of a validated pydantic model, for the per-chunk hot path.
 
@@ -877,6 +919,10 @@ class FakeLLM(_Scripted, BaseLLM):
     @property
     def _llm_type(self) -> str:
         return "fakellm-llm"
+
+    async def agenerate(self, *args: Any, **kwargs: Any) -> LLMResult:
+        """Core's ``agenerate``; a run a cancellation leaves open is closed (see _cancel)."""
+        return await watched(self, super().agenerate, args, kwargs)
 
     def _begin(
         self,

@@ -218,7 +218,12 @@ def _door(source: str = "") -> Iterator[None]:
     except InvalidScript:
         raise
     except ValidationError as exc:
-        raise _invalid(exc, source=source) from None
+        try:
+            invalid = _invalid(exc, source=source)
+        except Exception as inner:  # a message that could not be built must not escape
+            why = f"cannot be validated: {_describe_exception(inner)}"
+            invalid = InvalidScript([ScriptProblem("", None, why)], source=source)
+        raise invalid from None
     except _FieldError as exc:
         raise InvalidScript(
             [ScriptProblem(str(exc.field_name or ""), exc.value, exc.message)], source=source
@@ -281,7 +286,11 @@ def _not_a_turn(what: str, value: Any) -> str:
             "are booleans): quote it to make it the reply text"
         )
     if isinstance(value, int | float) or type(value).__module__ == "datetime":
-        text = str(value) if len(show(value)) < 60 else "..."
+        try:
+            text = str(value)
+        except ValueError:  # an int too long to print
+            text = "..."
+        text = text if len(text) <= 40 else "..."
         quoted = f"- '{text}'" if what == "a turn" else f"{what}: '{text}'"
         return (
             f"{accepted}; got the {type(value).__name__} {text}: in YAML, quote it "

@@ -647,6 +647,13 @@ ESCAPES: list[tuple[str, Callable[[], Any], str]] = [
         "'end' (got <int object>)",
     ),
     (
+        "turn-5001-digit-int",
+        lambda: Script([None, 10**5000]),
+        f"2 problems\n  - turns[0]: {TURN}; an empty `-` item has no turn: write `- ''` for an "
+        f"empty reply (got None)\n  - turns[1]: {TURN}; got the int ...: in YAML, quote it "
+        "(`- '...'`) to make it the reply text (got <int object>)",
+    ),
+    (
         "error-SystemExit",
         lambda: parse_script_text("- error: SystemExit\n"),
         f"turns[0].error: SystemExit {NOT_AN_EXCEPTION} (got 'SystemExit')",
