@@ -334,6 +334,14 @@ def _floor(name: str) -> int:
     return LIMITS[name][1]
 
 
+def _over(name: str, amount: int) -> int | None:
+    """The limit ``name`` if ``amount`` is over it, else None (read only past its floor)."""
+    if amount <= _floor(name):
+        return None
+    cap = limit(name)
+    return cap if amount > cap else None
+
+
 def _utf8_len(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
@@ -425,9 +433,7 @@ def _turn_budget(turn: Turn) -> None:
         "tool_calls": sum(_utf8_len(c.args_json) for c in turn.tool_calls),
     }
     text_bytes = sum(parts.values())
-    if text_bytes > _floor("FAKELLM_MAX_TEXT_BYTES") and text_bytes > (
-        max_text := limit("FAKELLM_MAX_TEXT_BYTES")
-    ):
+    if (max_text := _over("FAKELLM_MAX_TEXT_BYTES", text_bytes)) is not None:
         name = max(parts, key=lambda k: parts[k])
         raise _FieldError(
             name,
@@ -1182,24 +1188,17 @@ class Script(_Spec):
             text += _utf8_len(turn.text or "") + _utf8_len(turn.reasoning or "")
             text += sum(_utf8_len(c.args_json) for c in turn.tool_calls)
             chunks += len(turn.pieces)
-        if text > _floor("FAKELLM_MAX_TEXT_BYTES") and text > (
-            max_text := limit("FAKELLM_MAX_TEXT_BYTES")
+        for name, amount, what in (
+            ("FAKELLM_MAX_TEXT_BYTES", text, "hold {:,} bytes of text"),
+            ("FAKELLM_MAX_CHUNKS", chunks, "stream {:,} chunks"),
         ):
-            raise _FieldError(
-                "turns",
-                text,
-                f"the script's turns hold {text:,} bytes of text in all, more than "
-                f"FAKELLM_MAX_TEXT_BYTES={max_text:,}; raise FAKELLM_MAX_TEXT_BYTES to allow it",
-            )
-        if chunks > _floor("FAKELLM_MAX_CHUNKS") and chunks > (
-            max_chunks := limit("FAKELLM_MAX_CHUNKS")
-        ):
-            raise _FieldError(
-                "turns",
-                chunks,
-                f"the script's turns stream {chunks:,} chunks in all, more than "
-                f"FAKELLM_MAX_CHUNKS={max_chunks:,}; raise FAKELLM_MAX_CHUNKS to allow it",
-            )
+            if (cap := _over(name, amount)) is not None:
+                raise _FieldError(
+                    "turns",
+                    amount,
+                    f"the script's turns {what.format(amount)} in all, more than "
+                    f"{name}={cap:,}; raise {name} to allow it",
+                )
         return self
 
     @field_validator("when_exhausted", mode="before")

@@ -8,11 +8,9 @@ import functools
 import itertools
 import json
 import re
-import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -38,7 +36,7 @@ from fakellm import assertions as A
 from fakellm._cli import main as cli_main
 from fakellm._script import parse_script_text
 from fakellm.errors import InvalidScript
-from tests.reliability.conftest import subprocess_env
+from tests.reliability.conftest import subprocess_env, watchdog
 
 FIELDS = sorted(
     {*Script.model_fields, *Turn.model_fields, *ToolCall.model_fields, *Usage.model_fields}
@@ -116,26 +114,6 @@ def check(data: Any, run: Callable[[], Any]) -> None:
         assert problem.path == "" or resolves(problem.path, data), (problem, data)
 
 
-class Hung(BaseException):
-    """Raised by :func:`watchdog`: a BaseException, so no ``except Exception`` swallows it."""
-
-
-@contextmanager
-def watchdog(seconds: int) -> Iterator[None]:
-    """Turn a hang into a failure (a generous bound, not a timing assertion)."""
-
-    def hung(signum: int, frame: Any) -> None:
-        raise Hung(f"still running after {seconds} s: a hang")
-
-    old = signal.signal(signal.SIGALRM, hung)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
-
-
 FUZZ = settings(
     max_examples=200, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
 )
@@ -147,55 +125,54 @@ def test_arbitrary_script_data_raises_only_invalid_script_with_a_path(data):
     check(data, lambda: load_script(data))
 
 
-yaml_fragments = st.sampled_from(
-    [
-        "turns:",
-        "rules:",
-        "- ",
-        "text: ",
-        "tool_calls:",
-        "name: f",
-        "args: ",
-        "delay: ",
-        "error: ",
-        "RateLimitError",
-        "at_chunk: ",
-        "chunks: ",
-        "usage: ",
-        "repeat: ",
-        "when_exhausted: ",
-        "\n",
-        "\n  ",
-        "\n    ",
-        "[",
-        "]",
-        "{",
-        "}",
-        ", ",
-        ": ",
-        "&a ",
-        "*a",
-        "!!str ",
-        "!!python/name:os.system",
-        "---\n",
-        "...",
-        "'",
-        '"',
-        "#",
-        "1",
-        "-1",
-        "0.5",
-        ".nan",
-        ".inf",
-        "~",
-        "true",
-        "2024-01-01",
-        "? ",
-        "|\n  x",
-        "\t",
-        "%YAML",
-    ]
-)
+YAML_FRAGMENTS = [
+    "turns:",
+    "rules:",
+    "- ",
+    "text: ",
+    "tool_calls:",
+    "name: f",
+    "args: ",
+    "delay: ",
+    "error: ",
+    "RateLimitError",
+    "at_chunk: ",
+    "chunks: ",
+    "usage: ",
+    "repeat: ",
+    "when_exhausted: ",
+    "\n",
+    "\n  ",
+    "\n    ",
+    "[",
+    "]",
+    "{",
+    "}",
+    ", ",
+    ": ",
+    "&a ",
+    "*a",
+    "!!str ",
+    "!!python/name:os.system",
+    "---\n",
+    "...",
+    "'",
+    '"',
+    "#",
+    "1",
+    "-1",
+    "0.5",
+    ".nan",
+    ".inf",
+    "~",
+    "true",
+    "2024-01-01",
+    "? ",
+    "|\n  x",
+    "\t",
+    "%YAML",
+]
+yaml_fragments = st.sampled_from(YAML_FRAGMENTS)
 yaml_texts = st.lists(yaml_fragments | st.text(max_size=4), max_size=30).map("".join) | (
     script_like.map(lambda d: yaml.safe_dump(d, allow_unicode=True))
 )
