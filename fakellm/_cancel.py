@@ -5,7 +5,7 @@ langchain-core reports a model run's end or error from inside ``agenerate`` and
 being dispatched, the task that runs the model not yet started, the end event
 being gathered) never reaches that report, and the run stays open for good. The
 models watch their own runs with :class:`RunWatch`, an inline handler added
-last, and when a call is cancelled while a run it started is still open, report
+first, and when a call is cancelled while a run it started is still open, report
 the cancellation as the run's error, once. (Only a cancellation: a handler that
 raises with ``raise_error`` keeps core's own outcome.)
 """
@@ -80,12 +80,19 @@ class RunWatch(BaseCallbackHandler):
             return list(self._open.items())
 
     def with_me(self, callbacks: Any) -> Any:
-        """``callbacks`` (a list, a manager or None) with this watch added last."""
+        """``callbacks`` (a list, a manager or None) with this watch first.
+
+        First, not last: core creates every handler's coroutine before awaiting
+        them in order, and a handler that raises (``raise_error``) leaves the
+        ones after it never awaited, which Python warns about. Inline handlers
+        never give up the loop between each other, so a cancellation finds the
+        watch and them agreeing on which runs started and ended.
+        """
         if isinstance(callbacks, BaseCallbackManager):
             manager = callbacks.copy()
-            manager.add_handler(self, inherit=False)
+            manager.handlers = [self, *manager.handlers]
             return manager
-        return [*(callbacks or []), self]
+        return [self, *(callbacks or [])]
 
     async def close_open(
         self, model: Any, callbacks: Any, tags: Any, metadata: Any, error: BaseException
