@@ -353,6 +353,11 @@ def _validate_command(args: argparse.Namespace) -> int:
             print(f"fakellm validate: {exc}", file=sys.stderr)
             status = EXIT_USAGE
             continue
+        except OSError as exc:  # e.g. a name too long for the file system
+            shown = arg if len(arg) <= 80 else arg[:77] + "..."
+            print(f"fakellm validate: cannot read {shown}: {exc.strerror}", file=sys.stderr)
+            status = EXIT_USAGE
+            continue
         except InvalidScript as exc:
             n = len(exc.problems)
             _emit(style.bad(f"{arg}: invalid, {_plural(n, 'problem')}"))

@@ -221,6 +221,35 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+class GenerateWithCacheHook:
+    """Mixin for a ``BaseChatModel``: hooks around core's per-call entry points.
+
+    Core calls ``_generate_with_cache``/``_agenerate_with_cache`` once per
+    prompt with the run manager, then ``_generate``/``_stream`` without it on
+    its streaming paths. The model's ``_around_generate(run_manager)`` (a context
+    manager) and ``_around_agenerate(run_manager)`` (an async one) wrap that call.
+    """
+
+    _around_generate: Callable[[Any], Any]
+    _around_agenerate: Callable[[Any], Any]
+
+    def _generate_with_cache(
+        self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> Any:
+        with self._around_generate(run_manager):
+            return super()._generate_with_cache(  # type: ignore[misc]
+                messages, stop, run_manager, **kwargs
+            )
+
+    async def _agenerate_with_cache(
+        self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> Any:
+        async with self._around_agenerate(run_manager):
+            return await super()._agenerate_with_cache(  # type: ignore[misc]
+                messages, stop, run_manager, **kwargs
+            )
+
+
 _BM = TypeVar("_BM", bound="BaseModel")
 
 
@@ -245,6 +274,7 @@ def shallow_copy(obj: _BM) -> _BM:
 __all__ += [
     "CombinedLLMOutputs",
     "DefaultProfile",
+    "GenerateWithCacheHook",
     "PerPromptRunManagers",
     "llm_run_managers",
     "shallow_copy",

@@ -10,11 +10,13 @@ where the script's delays say.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import difflib
 import functools
 import inspect
 import json
+import sys
 import threading
 import uuid
 from collections.abc import (
@@ -74,6 +76,7 @@ from pydantic import (
 )
 
 from fakellm import _clock, _compat, _order, _tokens, errors
+from fakellm._cancel import RunWatch, watched
 from fakellm._script import (
     Call,
     Exhausted,
@@ -758,7 +761,13 @@ def _split_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k not in _CALL_FIELDS}
 
 
-class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, _compat.DefaultProfile, BaseChatModel):
+class FakeChatModel(
+    _Scripted,
+    _compat.GenerateWithCacheHook,
+    _compat.CombinedLLMOutputs,
+    _compat.DefaultProfile,
+    BaseChatModel,
+):
     """A chat model that plays a :class:`~fakellm.Script`, offline and exactly.
 
     ``FakeChatModel(script=["hello", Turn("world", delay=0.1)])`` answers two
@@ -966,29 +975,25 @@ class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, _compat.DefaultProfil
 
     # -- where LangChain hides the run from `_stream` ----------------------------------------
 
-    def _generate_with_cache(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
+    @contextlib.contextmanager
+    def _around_generate(self, run_manager: CallbackManagerForLLMRun | None) -> Iterator[None]:
         token = _pending_run.set(_run_info(run_manager))
         try:
-            return super()._generate_with_cache(messages, stop, run_manager, **kwargs)
+            yield
         finally:
             _pending_run.reset(token)
 
-    async def _agenerate_with_cache(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
+    async def agenerate(self, *args: Any, **kwargs: Any) -> LLMResult:
+        """Core's ``agenerate``; a run a cancellation leaves open is closed (see _cancel)."""
+        return await watched(self, super().agenerate, args, kwargs)
+
+    @contextlib.asynccontextmanager
+    async def _around_agenerate(
+        self, run_manager: AsyncCallbackManagerForLLMRun | None
+    ) -> AsyncIterator[None]:
         token = _pending_run.set(_run_info(run_manager))
         try:
-            return await super()._agenerate_with_cache(messages, stop, run_manager, **kwargs)
+            yield
         except asyncio.CancelledError as exc:
             # Core's agenerate reports errors after its gather returns, which a
             # cancelled caller (wait_for, asyncio.timeout) never reaches: the run
@@ -1055,24 +1060,49 @@ class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, _compat.DefaultProfil
         **kwargs: Any,
     ) -> AsyncIterator[AIMessageChunk]:
         config, info = self._config_run(config)
+        watch = RunWatch()
+        callbacks = config.get("callbacks")
+        config["callbacks"] = watch.with_me(callbacks)
         inner = super().astream(input, config, stop=stop, **kwargs)
-        token = _pending_run.set(info)
+        # This generator alone closes core's stream (in its finally). The event
+        # loop must not close it too, at shutdown or when both are garbage at
+        # once, or one of the two aclose() calls finds it running and asyncio logs
+        # "aclose(): asynchronous generator is already running". So core's stream
+        # is kept off the loop's list (no firstiter hook) and alive until closed.
+        _open_streams.add(inner)
         try:
-            first = await anext(inner, None)
-        finally:
-            _pending_run.reset(token)
-        if first is None:
-            return
-        try:
+            token = _pending_run.set(info)
+            try:
+                hooks = sys.get_asyncgen_hooks()
+                sys.set_asyncgen_hooks(firstiter=None, finalizer=hooks.finalizer)
+                try:
+                    step = inner.__anext__()  # the hooks are taken here, on the first step
+                finally:
+                    sys.set_asyncgen_hooks(*hooks)
+                try:
+                    first = await step
+                except StopAsyncIteration:
+                    return
+            finally:
+                _pending_run.reset(token)
             yield first
             async for chunk in inner:
                 yield chunk
+        except asyncio.CancelledError as exc:
+            await _aclose(inner)
+            # A cancellation while core dispatches the start event leaves it no run
+            # manager to report with; close the run here (see _cancel).
+            await watch.close_open(self, callbacks, config.get("tags"), config.get("metadata"), exc)
+            raise
         finally:
             # A consumer that stops early closes this generator (aclosing and
             # cancellation at once; after a break, the loop's finalizer hook soon
             # after): close core's stream with it, so its run ends (recorded as
             # GeneratorExit) then, not whenever the garbage collector gets to it.
-            await inner.aclose()  # type: ignore[attr-defined]  # core yields from a generator
+            try:
+                await _aclose(inner)
+            finally:
+                _open_streams.discard(inner)
 
     # -- the native paths -----------------------------------------------------------------------
 
@@ -1294,6 +1324,17 @@ class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, _compat.DefaultProfil
         return ChatResult(generations=[ChatGeneration(message=message)], llm_output=llm_output)
 
 
+_open_streams: set[Any] = set()
+
+
+async def _aclose(stream: Any) -> None:
+    # A stream still running in another task (a chain's step that a cancellation
+    # interrupted) cannot be closed from here: that task ends it. Closing anyway
+    # only makes asyncio log "aclose(): asynchronous generator is already running".
+    if not stream.ag_running:
+        await stream.aclose()
+
+
 def _tool_calls(plan: _Plan) -> tuple[list[Any], list[Any]]:
     """The tool calls (and invalid ones) a stream of ``plan``'s chunks adds up to.
 
@@ -1398,6 +1439,10 @@ class FakeLLM(_Scripted, _compat.PerPromptRunManagers, BaseLLM):
     @property
     def _llm_type(self) -> str:
         return "fakellm-llm"
+
+    async def agenerate(self, *args: Any, **kwargs: Any) -> LLMResult:
+        """Core's ``agenerate``; a run a cancellation leaves open is closed (see _cancel)."""
+        return await watched(self, super().agenerate, args, kwargs)
 
     def _open(
         self,

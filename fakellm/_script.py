@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import builtins
 import inspect
+import itertools
 import json
 import math
+import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import typing
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -65,6 +69,17 @@ class _FieldError(ValueError):
         self.message = message
 
 
+_SEQUENCES: dict[type, tuple[str, ...]] = {}
+
+
+def _is_sequence_type(annotation: Any) -> bool:
+    """Whether a field is a tuple, or a tuple or None (not a union with scalars)."""
+    if typing.get_origin(annotation) is tuple:
+        return True
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return len(args) == 1 and typing.get_origin(args[0]) is tuple
+
+
 _init_depth: ContextVar[int] = ContextVar("fakellm_init_depth", default=0)
 
 
@@ -80,11 +95,12 @@ class _Spec(BaseModel):
         depth = _init_depth.get()
         token = _init_depth.set(depth + 1)
         try:
-            super().__init__(**data)
-        except ValidationError as exc:
             if depth:
-                raise
-            raise _invalid(exc) from None
+                super().__init__(**data)
+            else:
+                with _door():
+                    _check_size(data)
+                    super().__init__(**data)
         finally:
             _init_depth.reset(token)
 
@@ -109,6 +125,10 @@ class _Spec(BaseModel):
     @classmethod
     def _reject_unknown_keys(cls, data: Any) -> Any:
         if isinstance(data, Mapping):
+            for name in cls._sequence_fields():
+                value = data.get(name)
+                if value is not None and not isinstance(value, list | tuple):
+                    raise _FieldError(name, value, _not_a_list(name, value))
             unknown = [key for key in data if key not in cls.model_fields]
             if unknown:
                 accepted = ", ".join(cls.model_fields)
@@ -122,13 +142,26 @@ class _Spec(BaseModel):
         return data
 
     @classmethod
+    def _sequence_fields(cls) -> tuple[str, ...]:
+        # Fields typed as tuples take lists and tuples only: pydantic would also
+        # take a set (whose order changes with PYTHONHASHSEED) or a generator.
+        found = _SEQUENCES.get(cls)
+        if found is None:
+            found = _SEQUENCES[cls] = tuple(
+                name
+                for name, info in cls.model_fields.items()
+                if _is_sequence_type(info.annotation)
+            )
+        return found
+
+    @classmethod
     def parse(cls, data: Any, *, source: str = "") -> Self:
         """Validate ``data`` (a mapping, or an instance) into this class."""
         token = _init_depth.set(_init_depth.get() + 1)
         try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise _invalid(exc, source=source) from None
+            with _door(source):
+                _check_size(data)
+                return cls.model_validate(data)
         finally:
             _init_depth.reset(token)
 
@@ -147,6 +180,8 @@ def _invalid(exc: ValidationError, *, source: str = "") -> InvalidScript:
         elif err["type"] == "missing":
             value = None
             message = "this field is required"
+        elif err["type"] == "model_type" and (err.get("ctx") or {}).get("class_name") == "Turn":
+            message = _not_a_turn("respond" if loc and loc[-1] == "respond" else "a turn", value)
         else:
             message = err["msg"]
         if len(loc) >= 2 and loc[-1] == "[key]":
@@ -154,7 +189,7 @@ def _invalid(exc: ValidationError, *, source: str = "") -> InvalidScript:
             # mapping as the path and the key in the message instead.
             value, loc = loc[-2], loc[:-2]
             message = f"the key {value!r} is not accepted: {message}"
-        problems.append(ScriptProblem(_format_loc(loc), value, message))
+        problems.append(ScriptProblem(_clip(_format_loc(loc), 120), value, _clip(message, 500)))
     return InvalidScript(problems, source=source)
 
 
@@ -179,12 +214,278 @@ def _json_able(name: str, value: _V) -> _V:
     return value
 
 
+# -- the one door for bad input ----------------------------------------------------------
+
+
+@contextmanager
+def _door(source: str = "") -> Iterator[None]:
+    """Turn every failure while validating user data into one :class:`InvalidScript`.
+
+    The specific checks name the field; this is the floor under them, so a
+    library error (pydantic, re, PyYAML, arithmetic) never reaches the user raw.
+    """
+    try:
+        yield
+    except InvalidScript:
+        raise
+    except ValidationError as exc:
+        try:
+            invalid = _invalid(exc, source=source)
+        except Exception as inner:  # a message that could not be built must not escape
+            why = f"cannot be validated: {_describe_exception(inner)}"
+            invalid = InvalidScript([ScriptProblem("", None, why)], source=source)
+        raise invalid from None
+    except _FieldError as exc:
+        raise InvalidScript(
+            [ScriptProblem(str(exc.field_name or ""), exc.value, exc.message)], source=source
+        ) from None
+    except RecursionError:
+        problem = ScriptProblem("", None, "nested too deeply to validate")
+        raise InvalidScript([problem], source=source) from None
+    except Exception as exc:
+        problem = ScriptProblem("", None, f"cannot be validated: {_describe_exception(exc)}")
+        raise InvalidScript([problem], source=source) from None
+
+
+def _describe_exception(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except Exception:  # e.g. a message holding an int too long to print
+        text = ""
+    return f"{type(exc).__name__}: {_clip(text, 200)}" if text else type(exc).__name__
+
+
+def show(value: Any) -> str:
+    """A short repr of user data for messages: length capped, never raises."""
+    return errors._short_repr(value, 60)
+
+
+def _bad_regex(exc: Exception) -> str:
+    why = exc if isinstance(exc, re.error) else _describe_exception(exc)
+    return f"not a valid regular expression: {why}"
+
+
+def _not_a_list(name: str, value: Any) -> str:
+    """What to say when a mapping, set or other value stands where a list belongs."""
+    if name == "turns" and isinstance(value, Mapping):
+        if set(map(str, value)) & {"turns", "rules", "when_exhausted"}:
+            return (
+                "turns must be a list of turns, got a mapping of script fields: pass it "
+                "to load_script(mapping) or Script.parse(mapping), or Script(**mapping)"
+            )
+        return (
+            "turns must be a list of turns, got a mapping: a turn under `turns:` "
+            "needs a leading `-` (`- text: ...`)"
+        )
+    if isinstance(value, Mapping):
+        return f"{name} must be a list, got a mapping: each item needs a leading `-` in YAML"
+    if isinstance(value, set | frozenset):
+        return f"{name} must be a list, got a set: a set has no order; use a list"
+    if name == "turns":
+        return "turns must be a list of turns"
+    return f"{name} must be a list or a tuple, got {type(value).__name__}"
+
+
+def _not_a_turn(what: str, value: Any) -> str:
+    """What to say when a turn is not a Turn, a string or a mapping (a bare YAML scalar)."""
+    accepted = f"{what} is a Turn, its text (a string) or a mapping of Turn fields"
+    if value is None:
+        return f"{accepted}; an empty `-` item has no turn: write `- ''` for an empty reply"
+    if isinstance(value, bool):
+        return (
+            f"{accepted}; got the boolean {value} (in YAML, yes, no, on, off, true and false "
+            "are booleans): quote it to make it the reply text"
+        )
+    if isinstance(value, int | float) or type(value).__module__ == "datetime":
+        try:
+            text = str(value)
+        except ValueError:  # an int too long to print
+            text = "..."
+        text = text if len(text) <= 40 else "..."
+        quoted = f"- '{text}'" if what == "a turn" else f"{what}: '{text}'"
+        return (
+            f"{accepted}; got the {type(value).__name__} {text}: in YAML, quote it "
+            f"(`{quoted}`) to make it the reply text"
+        )
+    if isinstance(value, list | tuple):
+        return f"{accepted}; got a list (a turn's explicit chunks go under `chunks:`)"
+    return f"{accepted}; got {type(value).__name__}"
+
+
+# -- budgets ---------------------------------------------------------------------------------
+
+#: The limits a script must stay within, by environment variable: (default, lowest allowed).
+LIMITS: dict[str, tuple[int, int]] = {
+    "FAKELLM_MAX_SCRIPT_BYTES": (10_000_000, 4096),
+    "FAKELLM_MAX_TEXT_BYTES": (10_000_000, 4096),
+    "FAKELLM_MAX_CHUNKS": (100_000, 256),
+    "FAKELLM_MAX_DEPTH": (50, 8),
+}
+
+
+def limit(name: str) -> int:
+    """The limit ``name`` (a key of :data:`LIMITS`): its environment variable, else the default.
+
+    No limit goes below its floor, so input under every floor (most scripts
+    written by hand) is accepted without reading the environment at all.
+    """
+    default, floor = LIMITS[name]
+    raw = os.environ.get(name, "").strip().replace("_", "")
+    if not raw:
+        return default
+    if raw.isdecimal() and len(raw) < 19 and int(raw) >= floor:
+        return int(raw)
+    msg = (
+        f"the environment variable {name}={os.environ[name]!r} must be a whole number >= {floor:,}"
+    )
+    raise _FieldError(None, os.environ[name], msg)
+
+
+def _floor(name: str) -> int:
+    return LIMITS[name][1]
+
+
+def _over(name: str, amount: int) -> int | None:
+    """The limit ``name`` if ``amount`` is over it, else None (read only past its floor)."""
+    if amount <= _floor(name):
+        return None
+    cap = limit(name)
+    return cap if amount > cap else None
+
+
+def _utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def _check_size(data: Any) -> None:
+    """Refuse raw input that is nested too deeply or too large once shared parts
+    (YAML aliases, or one Python object used in many places) count each time.
+
+    Every value counts 8 bytes, a string its UTF-8 bytes on top; parts already
+    validated (a Turn inside a Script) count nothing. The walk stops as soon as
+    a limit is crossed, so its cost is bounded by the limit, not by the input.
+    """
+    if not isinstance(data, _CONTAINERS):
+        return
+    floors = _floor("FAKELLM_MAX_SCRIPT_BYTES"), _floor("FAKELLM_MAX_DEPTH")
+    if _walk(data, *floors, final=False):
+        _walk(data, limit("FAKELLM_MAX_SCRIPT_BYTES"), limit("FAKELLM_MAX_DEPTH"), final=True)
+
+
+def _walk(data: Any, max_bytes: int, max_depth: int, *, final: bool) -> bool:
+    """Whether ``data`` crosses a limit; with ``final``, raise the problem instead."""
+    total = 0
+    # Each entry: (container, depth, link), link = (parent link, key) for the field path.
+    stack: list[tuple[Any, int, Any]] = [(data, 1, None)]
+    while stack:
+        container, depth, link = stack.pop()
+        if depth > max_depth:
+            if not final:
+                return True
+            msg = (
+                f"nested more than {max_depth} levels deep (FAKELLM_MAX_DEPTH); "
+                "a script needs far fewer"
+            )
+            raise _FieldError(_link_path(link), container, msg)
+        is_mapping = isinstance(container, Mapping)
+        for key, item in container.items() if is_mapping else enumerate(container):
+            total += 16 if is_mapping else 8
+            if is_mapping and isinstance(key, str):
+                total += _utf8_len(key)
+            if isinstance(item, str):
+                total += _utf8_len(item)
+            elif isinstance(item, bytes | bytearray):
+                total += len(item)
+            elif isinstance(item, _CONTAINERS):
+                stack.append((item, depth + 1, (link, key)))
+            if total > max_bytes:
+                if not final:
+                    return True
+                msg = (
+                    f"the script's data is larger than FAKELLM_MAX_SCRIPT_BYTES={max_bytes:,} "
+                    "bytes, counting each YAML alias (or shared object) every time it is used; "
+                    "raise FAKELLM_MAX_SCRIPT_BYTES to load it"
+                )
+                raise _FieldError(_link_path((link, key)), item, msg)
+    return False
+
+
+_CONTAINERS = (Mapping, list, tuple, set, frozenset)
+
+
+def _link_path(link: Any) -> str:
+    keys: list[Any] = []
+    while link is not None:
+        link, key = link
+        keys.append(key)
+    return _clip(_format_loc(reversed(keys)), 120)
+
+
+def _chunk_count(text: str | None, how: Any, cap: int) -> int:
+    """How many chunks ``split_text(text, how)`` makes, counting no further than ``cap``."""
+    if not text:
+        return 0
+    if how == "chars":
+        return len(text)
+    if isinstance(how, int):
+        return -(-len(text) // how)
+    if isinstance(how, tuple):
+        return sum(1 for c in how if c)
+    pattern = _WORDS if how == "words" else how
+    matches = (m for m in pattern.finditer(text) if m.end() > m.start())
+    return max(1, sum(1 for _ in itertools.islice(matches, cap + 1)))
+
+
+def _turn_budget(turn: Turn) -> None:
+    """Check a turn's text bytes and chunk count against the limits, before its chunks exist."""
+    parts = {
+        "text": _utf8_len(turn.text or ""),
+        "reasoning": _utf8_len(turn.reasoning or ""),
+        "tool_calls": sum(_utf8_len(c.args_json) for c in turn.tool_calls),
+    }
+    text_bytes = sum(parts.values())
+    if (max_text := _over("FAKELLM_MAX_TEXT_BYTES", text_bytes)) is not None:
+        name = max(parts, key=lambda k: parts[k])
+        raise _FieldError(
+            name,
+            getattr(turn, name),
+            f"this turn holds {text_bytes:,} bytes of text, more than "
+            f"FAKELLM_MAX_TEXT_BYTES={max_text:,}; raise FAKELLM_MAX_TEXT_BYTES to allow it",
+        )
+    cap = _floor("FAKELLM_MAX_CHUNKS")
+    if (
+        _turn_chunks(turn, cap) > cap
+        and _turn_chunks(turn, max_chunks := limit("FAKELLM_MAX_CHUNKS")) > max_chunks
+    ):
+        raise _FieldError(
+            "chunks",
+            turn.chunks,
+            f"this turn streams more than FAKELLM_MAX_CHUNKS={max_chunks:,} chunks; "
+            "cut it into bigger chunks, or raise FAKELLM_MAX_CHUNKS",
+        )
+
+
+def _turn_chunks(turn: Turn, cap: int) -> int:
+    """How many chunks ``turn`` streams, counting text chunks no further than ``cap``."""
+    how = "words" if isinstance(turn.chunks, tuple) else turn.chunks
+    chunks = _chunk_count(turn.reasoning, how, cap)
+    if turn.content is not None:
+        chunks += len(turn.content)
+    else:
+        chunks += _chunk_count(turn.text, turn.chunks, cap)
+    return chunks + sum(c.args_json.count(", ") + 1 for c in turn.tool_calls)
+
+
 def _seconds(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _FieldError(None, value, f"{name} must be a number of seconds >= 0")
-    if not math.isfinite(value) or value < 0:
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int too large for a float
+        seconds = math.inf
+    if not math.isfinite(seconds) or seconds < 0:
         raise _FieldError(None, value, f"{name} must be a finite number of seconds >= 0")
-    return float(value)
+    return seconds
 
 
 class ToolCall(_Spec):
@@ -268,10 +569,19 @@ class Usage(_Spec):
     @classmethod
     def _known_details(cls, value: dict[str, int], info: Any) -> dict[str, int]:
         allowed = _INPUT_DETAILS if info.field_name == "input_token_details" else _OUTPUT_DETAILS
+        if not isinstance(value, Mapping):
+            raise _FieldError(
+                None,
+                value,
+                f"{info.field_name} must be a mapping of token counts, with keys from: "
+                f"{', '.join(sorted(allowed))}",
+            )
         for key, count in value.items():
             if key not in allowed:
                 raise _FieldError(
-                    key, count, f"unknown detail {key!r}; accepted: {', '.join(sorted(allowed))}"
+                    _clip(str(key), 60),
+                    count,
+                    f"unknown detail {show(key)}; accepted: {', '.join(sorted(allowed))}",
                 )
             if isinstance(count, bool) or not isinstance(count, int) or count < 0:
                 raise _FieldError(key, count, "a token count must be an integer >= 0")
@@ -454,15 +764,17 @@ class Turn(_Spec):
                 raise _FieldError(None, value, "a chunk size must be an integer >= 1")
             return value
         if isinstance(value, re.Pattern):
+            if not isinstance(value.pattern, str):
+                raise _FieldError(None, value, "a chunks regex must be a str pattern, not bytes")
             return value
         if isinstance(value, Mapping) and set(value) == {"regex"}:
             value = value["regex"]
+            if not isinstance(value, str):
+                raise _FieldError("regex", value, "a chunks regex must be a string")
             try:
                 return re.compile(value)
-            except (re.error, TypeError) as exc:
-                raise _FieldError(
-                    "regex", value, f"not a valid regular expression: {exc}"
-                ) from None
+            except (re.error, RecursionError, OverflowError) as exc:
+                raise _FieldError("regex", value, _bad_regex(exc)) from None
         if isinstance(value, list | tuple):
             for i, part in enumerate(value):
                 if not isinstance(part, str):
@@ -552,6 +864,7 @@ class Turn(_Spec):
                     self.chunks,
                     f"explicit chunks must join to the text {self.text!r}, they join to {joined!r}",
                 )
+        _turn_budget(self)
         n = len(self.pieces)
         if isinstance(self.delay, tuple) and len(self.delay) != max(n - 1, 0):
             raise _FieldError(
@@ -711,8 +1024,10 @@ def _resolve_error(value: Any) -> Any:
     if value is None:
         return None
     if isinstance(value, BaseException):
+        _scriptable(type(value), value)
         return value
     if isinstance(value, type) and issubclass(value, BaseException):
+        _scriptable(value, value)
         return value
     if isinstance(value, str):
         return _error_class(value)
@@ -723,13 +1038,19 @@ def _resolve_error(value: Any) -> Any:
             raise _FieldError("type", name, "an error mapping needs 'type': an error class name")
         cls = _error_class(name)
         if "message" in spec and not issubclass(cls, errors.ProviderError):
-            spec = {"args": (spec.pop("message"),), **spec}
+            spec = {"args": [spec.pop("message")], **spec}
         args = spec.pop("args", ())
+        if not isinstance(args, list | tuple):
+            raise _FieldError("args", args, "args must be a list of the error's arguments")
         try:
             return cls(*args, **spec)
-        except TypeError as exc:
+        except Exception as exc:
+            why = _clip(str(exc), 200) if isinstance(exc, TypeError) else _describe_exception(exc)
             raise _FieldError(
-                None, value, f"cannot build {name} from these arguments: {exc}"
+                None,
+                value,
+                f"cannot build {name} from these arguments: {why}; "
+                f"accepted keys: {_error_arguments(cls)}",
             ) from None
     raise _FieldError(
         None,
@@ -739,9 +1060,48 @@ def _resolve_error(value: Any) -> Any:
     )
 
 
+def _scriptable(cls: type[BaseException], value: Any) -> None:
+    """Refuse what would not fail the call but stop the test run or end an iterator."""
+    if not issubclass(cls, Exception):
+        raise _FieldError(
+            None,
+            value,
+            f"{cls.__name__} is not an Exception subclass: raised from a model call it would "
+            "stop the test run instead of failing the call; script an Exception such as "
+            "APIConnectionError or TimeoutError",
+        )
+    if issubclass(cls, StopIteration | StopAsyncIteration):
+        raise _FieldError(
+            None,
+            value,
+            f"{cls.__name__} ends an iterator instead of failing the call (inside a stream "
+            "Python turns it into RuntimeError); script another Exception",
+        )
+
+
+def _error_arguments(cls: type[BaseException]) -> str:
+    """The keys an error mapping accepts for ``cls``, for messages."""
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):  # builtin exceptions have no signature
+        return "type, message, args (a list of positional arguments)"
+    names = ["type"]
+    for p in params:
+        if p.kind is p.VAR_POSITIONAL:
+            names.append("args (a list of positional arguments)")
+        elif p.kind is p.VAR_KEYWORD:
+            names.append("other keyword arguments")
+        else:
+            names.append(p.name)
+    if "message" not in names:
+        names.append("message")
+    return ", ".join(names)
+
+
 def _error_class(name: str) -> type[BaseException]:
     cls = getattr(errors, name, None) or getattr(builtins, name, None)
     if isinstance(cls, type) and issubclass(cls, BaseException):
+        _scriptable(cls, name)
         return cls
     known = ", ".join(
         n for n in errors.__all__ if issubclass(getattr(errors, n), errors.ProviderError)
@@ -749,7 +1109,7 @@ def _error_class(name: str) -> type[BaseException]:
     raise _FieldError(
         None,
         name,
-        f"unknown error {name!r}; accepted: a fakellm.errors provider error ({known}) "
+        f"unknown error {show(name)}; accepted: a fakellm.errors provider error ({known}) "
         "or a builtin exception name such as TimeoutError",
     )
 
@@ -873,7 +1233,9 @@ class Rule(_Spec):
     @field_validator("respond", mode="before")
     @classmethod
     def _respond(cls, value: Any) -> Any:
-        return {"text": value} if isinstance(value, str) else value
+        if isinstance(value, str):
+            return {"text": value}
+        return value
 
     @field_validator("match", "match_last", mode="before")
     @classmethod
@@ -881,8 +1243,10 @@ class Rule(_Spec):
         if isinstance(value, str):
             try:
                 return re.compile(value)
-            except re.error as exc:
-                raise _FieldError(None, value, f"not a valid regular expression: {exc}") from None
+            except (re.error, RecursionError, OverflowError) as exc:
+                raise _FieldError(None, value, _bad_regex(exc)) from None
+        if isinstance(value, re.Pattern) and not isinstance(value.pattern, str):
+            raise _FieldError(None, value, "match must be a str pattern, not bytes")
         return value
 
     @model_validator(mode="after")
@@ -991,7 +1355,30 @@ class Script(_Spec):
     def _turns(cls, value: Any) -> Any:
         if isinstance(value, str | bytes) or not isinstance(value, Iterable):
             raise _FieldError(None, value, "turns must be a list of turns")
+        if not isinstance(value, list | tuple):
+            raise _FieldError(None, value, _not_a_list("turns", value))
         return tuple(Turn(v) if isinstance(v, str) else v for v in value)
+
+    @model_validator(mode="after")
+    def _within_budget(self) -> Script:
+        turns = [*self.turns, *(r.respond for r in self.rules if r.respond is not None)]
+        text = chunks = 0
+        for turn in turns:
+            text += _utf8_len(turn.text or "") + _utf8_len(turn.reasoning or "")
+            text += sum(_utf8_len(c.args_json) for c in turn.tool_calls)
+            chunks += len(turn.pieces)
+        for name, amount, what in (
+            ("FAKELLM_MAX_TEXT_BYTES", text, "hold {:,} bytes of text"),
+            ("FAKELLM_MAX_CHUNKS", chunks, "stream {:,} chunks"),
+        ):
+            if (cap := _over(name, amount)) is not None:
+                raise _FieldError(
+                    "turns",
+                    amount,
+                    f"the script's turns {what.format(amount)} in all, more than "
+                    f"{name}={cap:,}; raise {name} to allow it",
+                )
+        return self
 
     @field_validator("when_exhausted", mode="before")
     @classmethod
@@ -1033,11 +1420,13 @@ def as_script(value: Any) -> Script:
                 )
             ]
         )
-    if isinstance(value, Iterable):
-        return Script(list(value))
-    raise InvalidScript(
-        [ScriptProblem("script", value, "a script is a Script, a list of turns or a mapping")]
-    )
+    if isinstance(value, list | tuple):
+        return Script(value)
+    if isinstance(value, set | frozenset):
+        message = "a script is a list of turns, not a set: a set has no order; use a list"
+    else:
+        message = "a script is a Script, a list of turns or a mapping"
+    raise InvalidScript([ScriptProblem("script", value, message)])
 
 
 def load_script(source: Script | Mapping[str, Any] | Sequence[Any] | str | Path) -> Script:
@@ -1069,60 +1458,105 @@ def load_script(source: Script | Mapping[str, Any] | Sequence[Any] | str | Path)
 
 
 def parse_script_text(text: str, *, source: str = "", json_only: bool = False) -> Script:
-    """Parse YAML (a superset of JSON) or, with ``json_only``, strict JSON text."""
+    """Parse YAML (a superset of JSON) or, with ``json_only``, strict JSON text.
+
+    Syntax errors name the line and column; the data must stay within the
+    size and depth limits (see :data:`LIMITS`) before it is validated.
+    """
+    with _door(source):
+        data = _parse_json(text) if json_only else _parse_yaml(text)
+        _check_size(data)
+        if isinstance(data, list):
+            data = {"turns": data}
+        if not isinstance(data, Mapping):
+            raise _FieldError(
+                None, data, "a script file holds a mapping (turns, rules, ...) or a list of turns"
+            )
+        return Script.parse(data, source=source)
+
+
+def _parse_json(text: str) -> Any:
     try:
-        data = json.loads(text) if json_only else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError, RecursionError) as exc:
-        kind = "JSON" if json_only else "YAML"
-        why = "nested too deeply" if isinstance(exc, RecursionError) else exc
-        raise InvalidScript(
-            [ScriptProblem("", _clip(text), f"not valid {kind}: {why}")], source=source
-        ) from None
-    if not json_only and _expands_beyond(data, _MAX_VALUES):
-        raise InvalidScript(
-            [
-                ScriptProblem(
-                    "",
-                    _clip(text),
-                    f"the YAML expands to more than {_MAX_VALUES:,} values: aliases (*name) "
-                    "nested too deeply or referring to a value that contains them",
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        line = _line(text, exc.lineno - 1)
+        raise _FieldError(None, line, f"not valid JSON: {where}: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:  # too many digits; nested too deeply
+        why = "nested too deeply" if isinstance(exc, RecursionError) else _describe_exception(exc)
+        raise _FieldError(None, None, f"not valid JSON: {why}") from None
+
+
+def _parse_yaml(text: str) -> Any:
+    loader = _Loader(text)
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = exc.problem or exc.context or "unreadable"
+        context = exc.context if exc.problem else None
+        if context and exc.context_mark is not None and exc.context_mark is not mark:
+            cm = exc.context_mark
+            context = f" ({context} at line {cm.line + 1}, column {cm.column + 1})"
+        else:
+            context = ""
+        line = _line(text, mark.line) if mark else ""
+        if not line.strip() and exc.context_mark is not None:
+            line = _line(text, exc.context_mark.line)
+        raise _FieldError(None, line, f"not valid YAML: {where}{problem}{context}") from None
+    except yaml.YAMLError as exc:
+        raise _FieldError(None, None, f"not valid YAML: {_describe_exception(exc)}") from None
+    except RecursionError:
+        raise _FieldError(None, None, "not valid YAML: nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def _line(text: str, index: int) -> str:
+    lines = text.splitlines()
+    return _clip(lines[index], 60) if 0 <= index < len(lines) else ""
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses deep nesting while composing (with the line
+    and column), and reports a value it cannot construct (``!!bool maybe``, an
+    integer with too many digits) as a marked error instead of a bare exception."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._max_depth = 0  # the limit, read when nesting passes its floor
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > _floor("FAKELLM_MAX_DEPTH") and not self._max_depth:
+                self._max_depth = limit("FAKELLM_MAX_DEPTH")
+            if self._max_depth and self._depth > self._max_depth:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"nested more than {self._max_depth} levels deep (FAKELLM_MAX_DEPTH)",
+                    self.peek_event().start_mark,  # type: ignore[no-untyped-call]
                 )
-            ],
-            source=source,
-        )
-    if isinstance(data, list):
-        data = {"turns": data}
-    if not isinstance(data, Mapping):
-        raise InvalidScript(
-            [
-                ScriptProblem(
-                    "", data, "a script file holds a mapping (turns, rules, ...) or a list of turns"
-                )
-            ],
-            source=source,
-        )
-    return Script.parse(data, source=source)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
-
-# YAML aliases share one object between places, so a short text can stand for a
-# huge (or, with a self-reference, endless) value that validation would walk.
-_MAX_VALUES = 1_000_000
-
-
-def _expands_beyond(data: Any, limit: int) -> bool:
-    """Whether ``data``, with shared parts counted each time, holds more than ``limit`` values."""
-    count = 0
-    stack = [data]
-    while stack:
-        value = stack.pop()
-        count += 1
-        if count > limit:
-            return True
-        if isinstance(value, dict):
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
-    return False
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (yaml.YAMLError, RecursionError):
+            raise
+        except Exception as exc:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"cannot read the value {show(node.value)} tagged {node.tag!r}: "
+                f"{_describe_exception(exc)}",
+                node.start_mark,
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -1193,7 +1627,9 @@ class ScriptPlayer:
                     self._rule_uses[i] += 1
                     try:
                         answer = rule.answer(call)
-                    except InvalidScript:
+                    except errors.FakeLLMError:
+                        # The harness's own errors (an invalid turn, a helper's
+                        # deliberate UnexpectedCall or limit) already say what to fix.
                         raise
                     except Exception as exc:
                         raise _rule_failed(rule, i, "responder", call, exc) from exc

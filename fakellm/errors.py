@@ -12,6 +12,8 @@ Two families live here:
 from __future__ import annotations
 
 import functools
+import itertools
+import reprlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -197,6 +199,49 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *__all__, *_PROVIDER_NAMES})
 
 
+class _ShortRepr(reprlib.Repr):
+    """reprlib's depth and width caps, keeping a mapping's and a set's own order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel, self.maxstring, self.maxother = 6, 80, 80
+        self.maxdict = self.maxlist = self.maxtuple = self.maxset = self.maxfrozenset = 20
+
+    def repr_dict(self, x: Any, level: int) -> str:
+        if not x:
+            return "{}"
+        if level <= 0:
+            return "{...}"
+        items = [
+            f"{self.repr1(k, level - 1)}: {self.repr1(x[k], level - 1)}"
+            for k in itertools.islice(x, self.maxdict)
+        ]
+        return "{" + ", ".join(items + (["..."] if len(x) > self.maxdict else [])) + "}"
+
+    def repr_set(self, x: Any, level: int) -> str:
+        return self._items(x, level, "{", "}") if x else "set()"
+
+    def repr_frozenset(self, x: Any, level: int) -> str:
+        return self._items(x, level, "frozenset({", "})") if x else "frozenset()"
+
+    def _items(self, x: Any, level: int, left: str, right: str) -> str:
+        if level <= 0:
+            return f"{left}...{right}"
+        items = [self.repr1(v, level - 1) for v in itertools.islice(x, self.maxset)]
+        return left + ", ".join(items + (["..."] if len(x) > self.maxset else [])) + right
+
+
+_REPR = _ShortRepr()
+
+
 def _short_repr(value: Any, limit: int = 80) -> str:
-    text = repr(value)
+    # Length and depth capped and never raising: a structure nested too deeply for
+    # repr, an int too long to print or a broken __repr__ still give a short message.
+    try:
+        if isinstance(value, dict | list | tuple | set | frozenset):
+            text = _REPR.repr(value)
+        else:
+            text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__} object>"
     return text if len(text) <= limit else text[: limit - 3] + "..."

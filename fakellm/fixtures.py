@@ -33,10 +33,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import ipaddress
 import itertools
 import math
-import socket
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -51,7 +49,8 @@ pytest.register_assert_rewrite("fakellm.assertions")
 # The imports below come after the rewrite hook so that assertions is rewritten.
 from fakellm._clock import DEFAULT_BUDGET, hold_mirror, parse_start  # noqa: E402
 from fakellm._loop import VIRTUAL_TIME_LOOP, VirtualTimeLoop, virtual_loop_factory  # noqa: E402
-from fakellm.errors import InvalidScript, NetworkBlocked  # noqa: E402
+from fakellm._network import NetworkGuard  # noqa: E402
+from fakellm.errors import InvalidScript  # noqa: E402
 
 if TYPE_CHECKING:
     from fakellm._intercept import Interception
@@ -375,158 +374,10 @@ def _marker_script(item: pytest.Item, value: object, where: str) -> Script:
         return as_script(value)
     except InvalidScript as exc:
         problem = str(exc)
+    except OSError as exc:  # a name the file system refuses, e.g. too long
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        problem = f"script={shown}: not a usable file path ({exc.strerror})"
     _misuse(f"{where}: {problem}")
-
-
-# --------------------------------------------------------------------- network guard
-
-
-def _is_local(host: object) -> bool:
-    """True for addresses on this machine: loopback, "any", localhost names."""
-    if host is None:
-        return True
-    if isinstance(host, bytes):
-        host = host.decode("ascii", "replace")
-    if not isinstance(host, str):
-        return False
-    name = host.strip("[]").lower()
-    if name in ("", "localhost", "localhost.", "ip6-localhost", "ip6-loopback"):
-        return True
-    if name.endswith((".localhost", ".localhost.")):
-        return True
-    try:
-        ip = ipaddress.ip_address(name.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback or ip.is_unspecified
-
-
-def _describe(host: object, port: object) -> str:
-    shown = host.decode("ascii", "replace") if isinstance(host, bytes) else str(host)
-    if port is None:
-        return shown
-    if ":" in shown:
-        shown = f"[{shown}]"
-    return f"{shown}:{port}"
-
-
-_PATCHED = ("connect", "connect_ex", "sendto")
-_LOOKUPS = ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr")
-
-
-@dataclass
-class NetworkGuard:
-    """Blocks connections to addresses off this machine while installed.
-
-    It wraps ``socket.socket.connect``, ``connect_ex`` and ``sendto`` and the
-    name lookups ``socket.getaddrinfo``, ``gethostbyname(_ex)`` and
-    ``gethostbyaddr`` (a lookup is traffic too). Each blocked attempt raises
-    :class:`~fakellm.errors.NetworkBlocked` and is kept in :attr:`blocked`, so a
-    test fails at teardown even if the app swallowed the error. Loopback
-    addresses, ``localhost`` and Unix sockets pass through to whatever was in
-    place when the guard was installed, so guards nest, and a test of the guard
-    can put a recording stand-in below it: then nothing can leave the machine
-    even if the guard were broken.
-
-    Attributes:
-        blocked: one line per blocked attempt, e.g. ``"connect to 192.0.2.1:443"``.
-    """
-
-    blocked: list[str] = field(default_factory=list)
-    _below: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    def check(self, what: str, host: object, port: object) -> None:
-        """Raise NetworkBlocked (and remember it) unless ``host`` is on this machine."""
-        if _is_local(host):
-            return
-        where = _describe(host, port)
-        self.blocked.append(f"{what} {where}")
-        msg = (
-            f"fakellm blocked a network access ({what} {where}): tests that use fakellm "
-            "stay offline; loopback is allowed. To let this test out, mark it "
-            "@pytest.mark.fakellm(block_network=False)."
-        )
-        raise NetworkBlocked(msg)
-
-    def acknowledge(self) -> list[str]:
-        """Take the blocked attempts recorded so far, so they no longer fail the test.
-
-        For a test that provokes a block on purpose: assert on what this
-        returns; attempts made after the call are recorded (and fail) as usual.
-        """
-        taken, self.blocked = self.blocked, []
-        return taken
-
-    def install(self) -> None:
-        """Wrap the socket entry points (undo with :meth:`uninstall`, innermost first)."""
-        if self._below:
-            msg = "this NetworkGuard is installed already"
-            raise RuntimeError(msg)
-        below = {name: socket.socket.__dict__.get(name, _MISSING) for name in _PATCHED}
-        below.update({name: getattr(socket, name) for name in _LOOKUPS})
-        self._below = below
-        real = {name: getattr(socket.socket, name) for name in _PATCHED}
-        real_getaddrinfo = socket.getaddrinfo
-        real_lookups = {name: getattr(socket, name) for name in _LOOKUPS[1:]}
-
-        def check_address(what: str, sock: socket.socket, address: Any) -> None:
-            if sock.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
-                self.check(what, address[0], address[1] if len(address) > 1 else "?")
-
-        # Plain functions, not bound methods, so that socket instances bind to them.
-        def connect(sock: socket.socket, address: Any) -> Any:
-            check_address("connect to", sock, address)
-            return real["connect"](sock, address)
-
-        def connect_ex(sock: socket.socket, address: Any) -> Any:
-            check_address("connect to", sock, address)
-            return real["connect_ex"](sock, address)
-
-        def sendto(sock: socket.socket, *args: Any) -> Any:
-            check_address("send to", sock, args[-1] if len(args) > 1 else None)
-            return real["sendto"](sock, *args)
-
-        def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
-            self.check("lookup of", host, port)
-            return real_getaddrinfo(host, port, *args, **kwargs)
-
-        def lookup(name: str) -> Callable[[Any], Any]:
-            def guarded(host: Any) -> Any:
-                self.check("lookup of", host, None)
-                return real_lookups[name](host)
-
-            return guarded
-
-        socket.socket.connect = connect  # type: ignore[method-assign, assignment]
-        socket.socket.connect_ex = connect_ex  # type: ignore[method-assign, assignment]
-        socket.socket.sendto = sendto  # type: ignore[method-assign, assignment]
-        socket.getaddrinfo = getaddrinfo
-        for name in _LOOKUPS[1:]:
-            setattr(socket, name, lookup(name))
-
-    def uninstall(self) -> None:
-        """Put back what was in place before :meth:`install`."""
-        for name in _PATCHED:
-            if self._below[name] is _MISSING:
-                # Inherited from _socket.socket: dropping the shadow restores it.
-                delattr(socket.socket, name)
-            else:
-                setattr(socket.socket, name, self._below[name])
-        for name in _LOOKUPS:
-            setattr(socket, name, self._below[name])
-        self._below = {}
-
-    def __enter__(self) -> NetworkGuard:
-        self.install()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.uninstall()
-
-
-_MISSING = object()
 
 
 # --------------------------------------------------------------------- per-test state
@@ -563,7 +414,7 @@ class _TestState:
         for seam in self.interceptions:
             out.extend(seam.findings())
         if self.guard is not None and self.guard.blocked:
-            lines = "\n".join(f"  - {b}" for b in self.guard.blocked)
+            lines = "\n".join(self.guard.report())
             out.append(
                 "NetworkBlocked (the app may have swallowed it): the test tried to reach "
                 f"the network:\n{lines}\nfakellm keeps tests offline; loopback is allowed. "

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,3 +33,23 @@ def no_thread_left() -> Iterator[None]:
     yield
     left = [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
     assert left == []
+
+
+class Hung(BaseException):
+    """Raised by :func:`watchdog`: a BaseException, so no ``except Exception`` swallows it."""
+
+
+@contextmanager
+def watchdog(seconds: int) -> Iterator[None]:
+    """Turn a hang into a failure (a generous bound, not a timing assertion)."""
+
+    def hung(signum: int, frame: Any) -> None:
+        raise Hung(f"still running after {seconds} s: a hang")
+
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)

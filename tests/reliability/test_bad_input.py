@@ -4,11 +4,13 @@ raises a TypeError that names the parameter and what it accepts."""
 
 from __future__ import annotations
 
+import functools
 import itertools
+import json
 import re
-import signal
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import subprocess
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -31,8 +33,10 @@ from fakellm import (
     virtual_time,
 )
 from fakellm import assertions as A
+from fakellm._cli import main as cli_main
 from fakellm._script import parse_script_text
 from fakellm.errors import InvalidScript
+from tests.reliability.conftest import subprocess_env, watchdog
 
 FIELDS = sorted(
     {*Script.model_fields, *Turn.model_fields, *ToolCall.model_fields, *Usage.model_fields}
@@ -110,22 +114,6 @@ def check(data: Any, run: Callable[[], Any]) -> None:
         assert problem.path == "" or resolves(problem.path, data), (problem, data)
 
 
-@contextmanager
-def watchdog(seconds: int) -> Iterator[None]:
-    """Turn a hang into a failure (a generous bound, not a timing assertion)."""
-
-    def hung(signum: int, frame: Any) -> None:
-        raise AssertionError(f"still running after {seconds} s: a hang")
-
-    old = signal.signal(signal.SIGALRM, hung)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
-
-
 FUZZ = settings(
     max_examples=200, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
 )
@@ -137,55 +125,54 @@ def test_arbitrary_script_data_raises_only_invalid_script_with_a_path(data):
     check(data, lambda: load_script(data))
 
 
-yaml_fragments = st.sampled_from(
-    [
-        "turns:",
-        "rules:",
-        "- ",
-        "text: ",
-        "tool_calls:",
-        "name: f",
-        "args: ",
-        "delay: ",
-        "error: ",
-        "RateLimitError",
-        "at_chunk: ",
-        "chunks: ",
-        "usage: ",
-        "repeat: ",
-        "when_exhausted: ",
-        "\n",
-        "\n  ",
-        "\n    ",
-        "[",
-        "]",
-        "{",
-        "}",
-        ", ",
-        ": ",
-        "&a ",
-        "*a",
-        "!!str ",
-        "!!python/name:os.system",
-        "---\n",
-        "...",
-        "'",
-        '"',
-        "#",
-        "1",
-        "-1",
-        "0.5",
-        ".nan",
-        ".inf",
-        "~",
-        "true",
-        "2024-01-01",
-        "? ",
-        "|\n  x",
-        "\t",
-        "%YAML",
-    ]
-)
+YAML_FRAGMENTS = [
+    "turns:",
+    "rules:",
+    "- ",
+    "text: ",
+    "tool_calls:",
+    "name: f",
+    "args: ",
+    "delay: ",
+    "error: ",
+    "RateLimitError",
+    "at_chunk: ",
+    "chunks: ",
+    "usage: ",
+    "repeat: ",
+    "when_exhausted: ",
+    "\n",
+    "\n  ",
+    "\n    ",
+    "[",
+    "]",
+    "{",
+    "}",
+    ", ",
+    ": ",
+    "&a ",
+    "*a",
+    "!!str ",
+    "!!python/name:os.system",
+    "---\n",
+    "...",
+    "'",
+    '"',
+    "#",
+    "1",
+    "-1",
+    "0.5",
+    ".nan",
+    ".inf",
+    "~",
+    "true",
+    "2024-01-01",
+    "? ",
+    "|\n  x",
+    "\t",
+    "%YAML",
+]
+yaml_fragments = st.sampled_from(YAML_FRAGMENTS)
 yaml_texts = st.lists(yaml_fragments | st.text(max_size=4), max_size=30).map("".join) | (
     script_like.map(lambda d: yaml.safe_dump(d, allow_unicode=True))
 )
@@ -237,8 +224,10 @@ def test_hostile_yaml_is_refused_quickly(text):
         watchdog(20),
         pytest.raises(
             InvalidScript,
-            match=r"<script>: (not valid YAML: nested too deeply"
-            r"|the YAML expands to more than 1,000,000 values)",
+            match=r"(<script>: not valid YAML: line 1, column 51: nested more than 50 levels deep"
+            r"|turns\[0\]\[0\].*: nested more than 50 levels deep \(FAKELLM_MAX_DEPTH\)"
+            r"|turns\[0\].tool_calls\[0\].args.*: the script's data is larger than "
+            r"FAKELLM_MAX_SCRIPT_BYTES=10,000,000 bytes)",
         ),
     ):
         parse_script_text(text)
@@ -495,3 +484,461 @@ def test_a_wrong_model_setting_names_the_field_and_what_is_accepted(cls, kwargs,
         ValueError, match=rf"(?s)validation error for {cls.__name__}\n{field}\n  {accepted}"
     ):
         cls(**kwargs)
+
+
+# -- each input the hardening round found escaping or misread -----------------------------------
+
+DEEP = functools.reduce(lambda inner, _: {"a": inner}, range(1000), {})
+TURN = "a turn is a Turn, its text (a string) or a mapping of Turn fields"
+NOT_AN_EXCEPTION = (
+    "is not an Exception subclass: raised from a model call it would stop the test run "
+    "instead of failing the call; script an Exception such as APIConnectionError or TimeoutError"
+)
+HUGE = "10000000000000000000000000000000000000000000000000000000000000000000000000000..."
+
+ESCAPES: list[tuple[str, Callable[[], Any], str]] = [
+    (
+        "turn-without-dash",
+        lambda: parse_script_text("turns:\n  text: hi\n  chunks: chars\n"),
+        "turns: turns must be a list of turns, got a mapping: a turn under `turns:` needs a "
+        "leading `-` (`- text: ...`) (got {'text': 'hi', 'chunks': 'chars'})",
+    ),
+    (
+        "script-fields-as-turns",
+        lambda: Script({"turns": ["hi"]}),
+        "turns: turns must be a list of turns, got a mapping of script fields: pass it to "
+        "load_script(mapping) or Script.parse(mapping), or Script(**mapping) "
+        "(got {'turns': ['hi']})",
+    ),
+    (
+        "set-of-turns",
+        lambda: FakeChatModel(script={"a"}),
+        "script: a script is a list of turns, not a set: a set has no order; use a list "
+        "(got {'a'})",
+    ),
+    (
+        "set-under-turns",
+        lambda: Script(turns=frozenset({"a"})),
+        "turns: turns must be a list, got a set: a set has no order; use a list "
+        "(got frozenset({'a'}))",
+    ),
+    (
+        "set-of-tools",
+        lambda: Rule(tools={"search"}, respond="x"),
+        "tools: tools must be a list, got a set: a set has no order; use a list (got {'search'})",
+    ),
+    (
+        "mapping-of-rules",
+        lambda: parse_script_text("rules:\n  match: x\n  respond: y\n"),
+        "rules: rules must be a list, got a mapping: each item needs a leading `-` in YAML "
+        "(got {'match': 'x', 'respond': 'y'})",
+    ),
+    (
+        "details-null",
+        lambda: parse_script_text("- text: hi\n  usage: {input_token_details: null}\n"),
+        "turns[0].usage.input_token_details: input_token_details must be a mapping of token "
+        "counts, with keys from: audio, cache_creation, cache_read (got None)",
+    ),
+    (
+        "details-list",
+        lambda: parse_script_text("- text: hi\n  usage: {output_token_details: [1]}\n"),
+        "turns[0].usage.output_token_details: output_token_details must be a mapping of token "
+        "counts, with keys from: audio, reasoning (got [1])",
+    ),
+    (
+        "details-string",
+        lambda: Turn("hi", usage={"input_token_details": "x"}),
+        "usage.input_token_details: input_token_details must be a mapping of token counts, "
+        "with keys from: audio, cache_creation, cache_read (got 'x')",
+    ),
+    (
+        "400-digit-delay",
+        lambda: parse_script_text("- text: hi\n  delay: 1" + "0" * 400 + "\n"),
+        "turns[0].delay: delay must be a number of seconds >= 0, a list of them (one per "
+        f"chunk after the first), or {{'repeat': [...]}} (got {HUGE})",
+    ),
+    (
+        "400-digit-repeat",
+        lambda: Turn("a b", delay={"repeat": [10**400]}),
+        "delay.repeat[0]: each repeated delay must be a finite number of seconds >= 0 "
+        f"(got {HUGE})",
+    ),
+    (
+        "400-digit-first-token-delay",
+        lambda: Turn("hi", first_token_delay=10**400),
+        "first_token_delay: first_token_delay must be a finite number of seconds >= 0 "
+        f"(got {HUGE})",
+    ),
+    (
+        "binary-regex",
+        lambda: parse_script_text("- text: hi\n  chunks: {regex: !!binary aGk=}\n"),
+        "turns[0].chunks.regex: a chunks regex must be a string (got b'hi')",
+    ),
+    (
+        "bytes-pattern",
+        lambda: Turn("hi", chunks=re.compile(b"h")),
+        "chunks: a chunks regex must be a str pattern, not bytes (got re.compile(b'h'))",
+    ),
+    (
+        "bytes-rule-match",
+        lambda: Rule(match=re.compile(b"h"), respond="x"),
+        "match: match must be a str pattern, not bytes (got re.compile(b'h'))",
+    ),
+    (
+        "bool-maybe",
+        lambda: parse_script_text("- !!bool maybe\n"),
+        "<script>: not valid YAML: line 1, column 3: cannot read the value 'maybe' tagged "
+        "'tag:yaml.org,2002:bool': KeyError: 'maybe' (got '- !!bool maybe')",
+    ),
+    (
+        "timestamp-tomorrow",
+        lambda: parse_script_text("- text: hi\n  finish_reason: !!timestamp tomorrow\n"),
+        "<script>: not valid YAML: line 2, column 18: cannot read the value 'tomorrow' tagged "
+        "'tag:yaml.org,2002:timestamp': AttributeError: 'NoneType' object has no attribute "
+        "'groupdict' (got '  finish_reason: !!timestamp tomorrow')",
+    ),
+    (
+        "nested-1000-deep",
+        lambda: FakeChatModel(script=[Turn("x", response_metadata=DEEP)]),
+        "response_metadata" + ".a" * 49 + ": nested more than 50 levels deep "
+        "(FAKELLM_MAX_DEPTH); a script needs far fewer "
+        "(got {'a': {'a': {'a': {'a': {'a': {'a': {...}}}}}}})",
+    ),
+    (
+        "at-chunk-4400-digits",
+        lambda: parse_script_text(
+            "- text: hi\n  error: ValueError\n  at_chunk: " + "9" * 4400 + "\n"
+        ),
+        "<script>: not valid YAML: line 3, column 13: cannot read the value "
+        f"'{'9' * 56}... tagged 'tag:yaml.org,2002:int': ValueError: Exceeds the limit (4300 "
+        "digits) for integer string conversion: value has 4400 digits; use "
+        "sys.set_int_max_str_digits() to increase the limit "
+        f"(got '  at_chunk: {'9' * 45}...')",
+    ),
+    (
+        "at-chunk-5001-digits-in-python",
+        lambda: Turn("hi", error=ValueError, at_chunk=10**5000),
+        "at_chunk: the error position is past the last chunk; this turn has 1 chunk, "
+        "accepted: 0 (before the first chunk), a chunk count up to the number of chunks, or "
+        "'end' (got <int object>)",
+    ),
+    (
+        "turn-5001-digit-int",
+        lambda: Script([None, 10**5000]),
+        f"2 problems\n  - turns[0]: {TURN}; an empty `-` item has no turn: write `- ''` for an "
+        f"empty reply (got None)\n  - turns[1]: {TURN}; got the int ...: in YAML, quote it "
+        "(`- '...'`) to make it the reply text (got <int object>)",
+    ),
+    (
+        "error-SystemExit",
+        lambda: parse_script_text("- error: SystemExit\n"),
+        f"turns[0].error: SystemExit {NOT_AN_EXCEPTION} (got 'SystemExit')",
+    ),
+    (
+        "error-KeyboardInterrupt",
+        lambda: Turn(error=KeyboardInterrupt()),
+        f"error: KeyboardInterrupt {NOT_AN_EXCEPTION} (got KeyboardInterrupt())",
+    ),
+    (
+        "error-arguments",
+        lambda: parse_script_text("- error: {type: ServerError, status: 503}\n"),
+        "turns[0].error: cannot build ServerError from these arguments: "
+        "ServerError.__init__() got an unexpected keyword argument 'status'; accepted keys: "
+        "type, message, status_code, retry_after (got {'type': 'ServerError', 'status': 503})",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"), [(c, m) for _, c, m in ESCAPES], ids=[i for i, _, _ in ESCAPES]
+)
+def test_bad_input_is_one_invalid_script_with_its_path(call, message):
+    with pytest.raises(InvalidScript) as info:
+        call()
+    assert str(info.value) == f"invalid script: {message}"
+    assert info.value.__cause__ is None
+    assert info.value.__suppress_context__ or info.value.__context__ is None
+
+
+def test_yaml_syntax_errors_name_the_file_line_and_column(tmp_path):
+    path = tmp_path / "shop.yaml"
+    path.write_text("turns:\n  - text: [hi\n  - b\n", encoding="utf-8")
+    with pytest.raises(InvalidScript) as info:
+        load_script(path)
+    assert str(info.value) == (
+        f"invalid script in {path}: <script>: not valid YAML: line 4, column 1: expected ',' "
+        "or ']', but got '<stream end>' (while parsing a flow sequence at line 2, column 11) "
+        "(got '  - text: [hi')"
+    )
+
+
+def test_bare_scalars_under_turns_say_to_quote_them():
+    with pytest.raises(InvalidScript) as info:
+        parse_script_text("turns:\n- 4\n- yes\n- 2024-01-01\n-\n", source="shop.yaml")
+    assert str(info.value) == (
+        "invalid script in shop.yaml: 4 problems\n"
+        f"  - turns[0]: {TURN}; got the int 4: in YAML, quote it (`- '4'`) to make it the "
+        "reply text (got 4)\n"
+        f"  - turns[1]: {TURN}; got the boolean True (in YAML, yes, no, on, off, true and "
+        "false are booleans): quote it to make it the reply text (got True)\n"
+        f"  - turns[2]: {TURN}; got the date 2024-01-01: in YAML, quote it (`- '2024-01-01'`) "
+        "to make it the reply text (got datetime.date(2024, 1, 1))\n"
+        f"  - turns[3]: {TURN}; an empty `-` item has no turn: write `- ''` for an empty "
+        "reply (got None)"
+    )
+
+
+def test_a_rule_reply_that_is_a_bare_scalar_says_to_quote_it():
+    with pytest.raises(InvalidScript) as info:
+        parse_script_text("rules: [{respond: 5}]")
+    assert str(info.value) == (
+        "invalid script: rules[0].respond: respond is a Turn, its text (a string) or a mapping "
+        "of Turn fields; got the int 5: in YAML, quote it (`respond: '5'`) to make it the "
+        "reply text (got 5)"
+    )
+
+
+YAML_ESCAPES = {
+    "bool-maybe.yaml": "- !!bool maybe\n",
+    "timestamp.yaml": "- text: hi\n  finish_reason: !!timestamp tomorrow\n",
+    "details.yaml": "- text: hi\n  usage: {input_token_details: null}\n",
+    "delay.yaml": "- text: hi\n  delay: 1" + "0" * 400 + "\n",
+    "regex.yaml": "- text: hi\n  chunks: {regex: !!binary aGk=}\n",
+    "digits.yaml": "- text: hi\n  error: ValueError\n  at_chunk: " + "9" * 4400 + "\n",
+    "deep.yaml": "- text: hi\n  response_metadata: " + "[" * 1000 + "]" * 1000 + "\n",
+    "exit.yaml": "- error: SystemExit\n",
+    "no-dash.yaml": "turns:\n  text: hi\n",
+    "scalars.yaml": "turns:\n- 4\n- yes\n",
+    "laughs.yaml": "a: &a ["
+    + ", ".join(["x" * 1000] * 100)
+    + "]\n"
+    + "".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in itertools.pairwise("abcd"))
+    + "turns: [*d]\n",
+}
+
+
+def test_validate_reports_every_bad_file_without_a_traceback(tmp_path, capsys):
+    paths = []
+    for name, text in YAML_ESCAPES.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        paths.append(str(tmp_path / name))
+    assert cli_main(["validate", "--color", "never", *paths]) == 1
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "Traceback" not in out
+    headers = [line for line in out.splitlines() if not line.startswith(" ")]
+    assert headers == [
+        f"{p}: invalid, {2 if p.endswith('scalars.yaml') else 1} "
+        f"problem{'s' if p.endswith('scalars.yaml') else ''}"
+        for p in paths
+    ]
+
+
+def test_the_marker_reports_bad_scripts_as_one_line_setup_errors(pytester):
+    for name, text in YAML_ESCAPES.items():
+        pytester.path.joinpath(name).write_text(text, encoding="utf-8")
+    tests = "\n".join(
+        f"@pytest.mark.fakellm({name!r})\ndef test_{i}(fake_llm):\n    pass\n"
+        for i, name in enumerate(YAML_ESCAPES)
+    )
+    inline = (
+        "@pytest.mark.fakellm([{'text': 'x', 'response_metadata': DEEP}])\n"
+        "def test_deep(fake_llm):\n    pass\n\n"
+        "@pytest.mark.fakellm([Turn('x', chunks='words')] and {'a', 'b'})\n"
+        "def test_set(fake_llm):\n    pass\n\n"
+        "@pytest.mark.fakellm('turns:' * 1000)\n"
+        "def test_name_too_long(fake_llm):\n    pass\n"
+    )
+    pytester.makepyfile(
+        "import functools\nimport pytest\nfrom fakellm import Turn\n"
+        "DEEP = functools.reduce(lambda inner, _: {'a': inner}, range(1000), {})\n\n"
+        + tests
+        + "\n"
+        + inline
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=len(YAML_ESCAPES) + 3)
+    text = result.stdout.str()
+    assert text.count("@pytest.mark.fakellm on ") == len(YAML_ESCAPES) + 3
+    result.stdout.fnmatch_lines(
+        [
+            "@pytest.mark.fakellm on test_the_marker_reports_bad_scripts_as_one_line_setup_errors"
+            ".py::test_name_too_long: script='" + "turns:" * 9 + "tu...: not a usable file path "
+            "(File name too long)"
+        ]
+    )
+    # Every failure is the marker's one-line message: no traceback into fakellm or PyYAML.
+    assert "fakellm/_script.py" not in text
+    assert "yaml/" not in text
+    assert "Traceback" not in text
+
+
+# -- budgets --------------------------------------------------------------------------------------
+
+LAUGHS_IN_CHUNKS = (
+    "a: &a ["
+    + ", ".join(["w"] * 2000)
+    + "]\n"
+    + "".join(
+        f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in itertools.pairwise("abcdefgh")
+    )
+    + "turns: [{chunks: *h}]\n"
+)
+LAUGHS_IN_ARGS = (
+    "a: &a {"
+    + ", ".join(f"k{i}: vvvvvvvv" for i in range(500))
+    + "}\n"
+    + "".join(
+        f"{c}: &{c} {{{', '.join(f'{c}{i}: *{p}' for i in range(10))}}}\n"
+        for p, c in itertools.pairwise("abcd")
+    )
+    + "turns: [{tool_calls: [{name: f, args: *d}]}]\n"
+)
+# Ten turns share one 1 KB argument through a YAML alias: about 10 KB once expanded.
+SHARED_ARGS = (
+    "turns:\n- tool_calls: [{name: f, args: &a {k: "
+    + "v" * 1000
+    + "}}]\n"
+    + "- tool_calls: [{name: f, args: *a}]\n" * 9
+)
+TOO_LARGE = (
+    "the script's data is larger than FAKELLM_MAX_SCRIPT_BYTES=10,000,000 bytes, counting "
+    "each YAML alias (or shared object) every time it is used; raise FAKELLM_MAX_SCRIPT_BYTES "
+    "to load it"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            LAUGHS_IN_CHUNKS,
+            f"turns[0].chunks[9][9][9][9][4][4][4][494]: {TOO_LARGE} (got 'w')",
+            id="20-billion-chunks",
+        ),
+        pytest.param(
+            LAUGHS_IN_ARGS,
+            f"turns[0].tool_calls[0].args.d2.c8.b1.k440: {TOO_LARGE} (got 'vvvvvvvv')",
+            id="aliased-tool-arguments",
+        ),
+    ],
+)
+def test_alias_expansion_is_counted_in_bytes_while_loading(text, message):
+    assert len(text.encode()) < 30_000
+    with watchdog(60), pytest.raises(InvalidScript) as info:
+        parse_script_text(text)
+    assert str(info.value) == f"invalid script: {message}"
+
+
+def test_alias_expansion_is_refused_before_memory_grows():
+    # In a fresh process, so the peak resident size is this load's alone.
+    code = (
+        "import json, resource, sys\n"
+        "from fakellm._script import parse_script_text\n"
+        "from fakellm.errors import InvalidScript\n"
+        "growth = []\n"
+        "for text in json.load(sys.stdin):\n"
+        "    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "    try:\n"
+        "        parse_script_text(text)\n"
+        "    except InvalidScript:\n"
+        "        pass\n"
+        "    growth.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
+        "print(json.dumps(growth))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps([LAUGHS_IN_CHUNKS, LAUGHS_IN_ARGS]),
+        capture_output=True,
+        text=True,
+        check=True,
+        env=subprocess_env(),
+        timeout=120,
+    )
+    growth_kib = json.loads(done.stdout)
+    # Before the byte budget these took 1.75 GB and 867 MB; refused, they stay small.
+    assert all(kib < 50_000 for kib in growth_kib), growth_kib
+
+
+def test_a_turn_with_too_many_chunks_is_refused_before_they_are_built():
+    with pytest.raises(InvalidScript) as info:
+        Turn("ab" * 60_000, chunks="chars")
+    assert str(info.value) == (
+        "invalid script: chunks: this turn streams more than FAKELLM_MAX_CHUNKS=100,000 chunks; "
+        "cut it into bigger chunks, or raise FAKELLM_MAX_CHUNKS (got 'chars')"
+    )
+
+
+def test_the_chunk_and_text_budgets_count_the_whole_script():
+    big = Turn("a " * 60_000)
+    with pytest.raises(InvalidScript) as info:
+        Script([big, big])
+    assert str(info.value) == (
+        "invalid script: turns: the script's turns stream 120,000 chunks in all, more than "
+        "FAKELLM_MAX_CHUNKS=100,000; raise FAKELLM_MAX_CHUNKS to allow it (got 120000)"
+    )
+    five_mb = Turn("x" * 5_000_000)
+    with pytest.raises(InvalidScript) as info:
+        Script(rules=[Rule(match="a", respond=five_mb)] * 2, turns=[five_mb])
+    assert str(info.value) == (
+        "invalid script: turns: the script's turns hold 15,000,000 bytes of text in all, more "
+        "than FAKELLM_MAX_TEXT_BYTES=10,000,000; raise FAKELLM_MAX_TEXT_BYTES to allow it "
+        "(got 15000000)"
+    )
+
+
+def test_the_limits_are_raised_and_lowered_by_environment_variables(monkeypatch, tmp_path):
+    monkeypatch.setenv("FAKELLM_MAX_CHUNKS", "200_000")
+    assert len(Turn("ab" * 60_000, chunks="chars").pieces) == 120_000
+    monkeypatch.setenv("FAKELLM_MAX_SCRIPT_BYTES", "5000")
+    with pytest.raises(InvalidScript, match="larger than FAKELLM_MAX_SCRIPT_BYTES=5,000 bytes"):
+        parse_script_text(SHARED_ARGS)
+    monkeypatch.setenv("FAKELLM_MAX_SCRIPT_BYTES", "20000")
+    assert len(parse_script_text(SHARED_ARGS).turns) == 10
+    monkeypatch.setenv("FAKELLM_MAX_TEXT_BYTES", "4096")
+    with pytest.raises(InvalidScript) as info:
+        Turn(reasoning="é" * 2049)
+    assert str(info.value) == (
+        "invalid script: reasoning: this turn holds 4,098 bytes of text, more than "
+        "FAKELLM_MAX_TEXT_BYTES=4,096; raise FAKELLM_MAX_TEXT_BYTES to allow it "
+        f"(got '{'é' * 76}...)"
+    )
+    monkeypatch.setenv("FAKELLM_MAX_DEPTH", "8")
+    nested = functools.reduce(lambda inner, _: {"a": inner}, range(5), {})
+    with pytest.raises(InvalidScript) as info:
+        load_script({"turns": [{"text": "x", "response_metadata": nested}]})
+    assert str(info.value) == (
+        "invalid script: turns[0].response_metadata.a.a.a.a.a: nested more than 8 levels deep "
+        "(FAKELLM_MAX_DEPTH); a script needs far fewer (got {})"
+    )
+    with pytest.raises(InvalidScript) as info:
+        parse_script_text("turns: [[[[[[[[x]]]]]]]]")
+    assert str(info.value) == (
+        "invalid script: <script>: not valid YAML: line 1, column 15: nested more than 8 "
+        "levels deep (FAKELLM_MAX_DEPTH) (got 'turns: [[[[[[[[x]]]]]]]]')"
+    )
+    monkeypatch.setenv("FAKELLM_MAX_DEPTH", "7")
+    with pytest.raises(InvalidScript) as info:
+        Turn("x", response_metadata={"a": [[[[[[[[]]]]]]]]})
+    assert str(info.value) == (
+        "invalid script: <script>: the environment variable FAKELLM_MAX_DEPTH='7' must be a "
+        "whole number >= 8 (got '7')"
+    )
+    monkeypatch.setenv("FAKELLM_MAX_CHUNKS", "lots")
+    with pytest.raises(InvalidScript) as info:
+        Turn("x" * 300, chunks="chars")
+    assert str(info.value) == (
+        "invalid script: <script>: the environment variable FAKELLM_MAX_CHUNKS='lots' must be "
+        "a whole number >= 256 (got 'lots')"
+    )
+
+
+def test_validate_applies_the_limits_from_the_environment(tmp_path, capsys, monkeypatch):
+    path = tmp_path / "shared.yaml"
+    path.write_text(SHARED_ARGS, encoding="utf-8")
+    monkeypatch.setenv("FAKELLM_MAX_SCRIPT_BYTES", "5000")
+    assert cli_main(["validate", "--color", "never", str(path)]) == 1
+    assert capsys.readouterr().out.splitlines()[0] == f"{path}: invalid, 1 problem"
+    monkeypatch.setenv("FAKELLM_MAX_SCRIPT_BYTES", "20000")
+    assert cli_main(["validate", "--color", "never", str(path)]) == 0
+    assert capsys.readouterr().out == f"{path}: ok (10 turns, 0 rules)\n"

@@ -70,6 +70,16 @@ def test_base_llm_generate_helpers_take_every_prompts_run_manager() -> None:
     assert "run_managers[0]" in source
 
 
+def test_base_chat_model_generates_through_the_cache_entry_points() -> None:
+    expected = ["self", "messages", "stop", "run_manager", "kwargs"]
+    assert _params(BaseChatModel._generate_with_cache) == expected
+    assert _params(BaseChatModel._agenerate_with_cache) == expected
+    # The reason for the hook: the streaming paths call _stream without the manager.
+    assert "self._stream(messages, stop=stop, **kwargs)" in inspect.getsource(
+        BaseChatModel._generate_with_cache
+    )
+
+
 def test_base_chat_model_combines_llm_outputs_through_the_hook() -> None:
     assert _params(BaseChatModel._combine_llm_outputs) == ["self", "_llm_outputs"]
     assert "self._combine_llm_outputs(" in inspect.getsource(BaseChatModel.generate)

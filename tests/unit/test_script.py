@@ -240,7 +240,7 @@ def test_turn_explicit_chunks_must_join_to_the_text() -> None:
         (
             {"regex": 5},
             "chunks.regex",
-            "not a valid regular expression: first argument must be string or compiled pattern",
+            "a chunks regex must be a string",
             "5",
         ),
     ],
@@ -597,7 +597,7 @@ def test_make_error_without_error() -> None:
         ("ContentFilterError", errors.ContentFilterError),
         ("TimeoutError", TimeoutError),
         ("ValueError", ValueError),
-        ("KeyboardInterrupt", KeyboardInterrupt),
+        ("KeyError", KeyError),
     ],
 )
 def test_error_by_name(name, cls) -> None:
@@ -689,14 +689,38 @@ def test_provider_error_spec_round_trips_through_a_turn(err) -> None:
             {"type": "RateLimitError", "retry_after": -1},
             "error",
             "cannot build RateLimitError from these arguments: retry_after=-1: "
-            "expected a finite number of seconds >= 0 or None",
+            "expected a finite number of seconds >= 0 or None; accepted keys: type, message, "
+            "status_code, retry_after",
             "{'type': 'RateLimitError', 'retry_after': -1}",
+        ),
+        (
+            {"type": "ServerError", "status": 503},
+            "error",
+            "cannot build ServerError from these arguments: ServerError.__init__() got an "
+            "unexpected keyword argument 'status'; accepted keys: type, message, status_code, "
+            "retry_after",
+            "{'type': 'ServerError', 'status': 503}",
         ),
         (
             {"type": "ValueError", "code": 1},
             "error",
-            "cannot build ValueError from these arguments: ValueError() takes no keyword arguments",
+            "cannot build ValueError from these arguments: ValueError() takes no keyword "
+            "arguments; accepted keys: type, message, args (a list of positional arguments)",
             "{'type': 'ValueError', 'code': 1}",
+        ),
+        (
+            {"type": "ValueError", "args": 5},
+            "error.args",
+            "args must be a list of the error's arguments",
+            "5",
+        ),
+        (
+            {"type": "UnicodeDecodeError", "args": ["x"]},
+            "error",
+            "cannot build UnicodeDecodeError from these arguments: function takes exactly 5 "
+            "arguments (1 given); accepted keys: type, message, args (a list of positional "
+            "arguments)",
+            "{'type': 'UnicodeDecodeError', 'args': ['x']}",
         ),
         (
             42,
@@ -717,6 +741,35 @@ def test_provider_error_spec_round_trips_through_a_turn(err) -> None:
 def test_bad_error(error, path, message, got) -> None:
     err = invalid(Turn, "a", error=error)
     assert str(err) == f"invalid script: {path}: {message} (got {got})"
+
+
+STOPS_THE_RUN = (
+    "is not an Exception subclass: raised from a model call it would stop the test run "
+    "instead of failing the call; script an Exception such as APIConnectionError or TimeoutError"
+)
+ENDS_AN_ITERATOR = (
+    "ends an iterator instead of failing the call (inside a stream Python turns it into "
+    "RuntimeError); script another Exception"
+)
+
+
+@pytest.mark.parametrize(
+    ("error", "message", "got"),
+    [
+        ("SystemExit", f"SystemExit {STOPS_THE_RUN}", "'SystemExit'"),
+        ("KeyboardInterrupt", f"KeyboardInterrupt {STOPS_THE_RUN}", "'KeyboardInterrupt'"),
+        ("GeneratorExit", f"GeneratorExit {STOPS_THE_RUN}", "'GeneratorExit'"),
+        ({"type": "SystemExit", "args": [3]}, f"SystemExit {STOPS_THE_RUN}", "'SystemExit'"),
+        (KeyboardInterrupt, f"KeyboardInterrupt {STOPS_THE_RUN}", "<class 'KeyboardInterrupt'>"),
+        (SystemExit(2), f"SystemExit {STOPS_THE_RUN}", "SystemExit(2)"),
+        (BaseException, f"BaseException {STOPS_THE_RUN}", "<class 'BaseException'>"),
+        ("StopIteration", f"StopIteration {ENDS_AN_ITERATOR}", "'StopIteration'"),
+        (StopAsyncIteration(), f"StopAsyncIteration {ENDS_AN_ITERATOR}", "StopAsyncIteration()"),
+    ],
+)
+def test_only_exceptions_that_fail_a_call_can_be_scripted(error, message, got) -> None:
+    err = invalid(Turn, "a", error=error)
+    assert str(err) == f"invalid script: error: {message} (got {got})"
 
 
 # =====================================================================================
@@ -1106,7 +1159,8 @@ def test_script_bad_fields() -> None:
     assert str(err) == "invalid script: turns: turns must be a list of turns (got 5)"
     err = invalid(Script, ["a", 5])
     assert str(err) == (
-        "invalid script: turns[1]: Input should be a valid dictionary or instance of Turn (got 5)"
+        "invalid script: turns[1]: a turn is a Turn, its text (a string) or a mapping of Turn "
+        "fields; got the int 5: in YAML, quote it (`- '5'`) to make it the reply text (got 5)"
     )
     err = invalid(Script, ["a"], when_exhausted="loop")
     assert str(err) == (
@@ -1327,7 +1381,6 @@ def test_as_script_accepts_scripts_lists_and_mappings() -> None:
     assert as_script(script) is script
     assert as_script(["a", {"text": "b"}]).turns == (Turn("a"), Turn("b"))
     assert as_script(("a",)).turns == (Turn("a"),)
-    assert as_script(t for t in ["x", "y"]).turns == (Turn("x"), Turn("y"))
     mapping = as_script({"turns": ["a"], "when_exhausted": "cycle"})
     assert mapping == Script(["a"], when_exhausted="cycle")
 
@@ -1500,15 +1553,9 @@ def test_load_script_invalid_yaml(tmp_path) -> None:
     err = invalid(load_script, path)
     assert err.source == str(path)
     assert str(err) == (
-        f"invalid script in {path}: <script>: not valid YAML: while parsing a flow "
-        "sequence\n"
-        '  in "<unicode string>", line 1, column 4:\n'
-        "    a: [1, 2\n"
-        "       ^\n"
-        "expected ',' or ']', but got '<stream end>'\n"
-        '  in "<unicode string>", line 1, column 9:\n'
-        "    a: [1, 2\n"
-        "            ^ (got 'a: [1, 2')"
+        f"invalid script in {path}: <script>: not valid YAML: line 1, column 9: expected ',' "
+        "or ']', but got '<stream end>' (while parsing a flow sequence at line 1, column 4) "
+        "(got 'a: [1, 2')"
     )
 
 
@@ -1517,8 +1564,8 @@ def test_load_script_invalid_json(tmp_path) -> None:
     path.write_text("turns: [hi]", encoding="utf-8")  # YAML, but not JSON
     err = invalid(load_script, path)
     assert str(err) == (
-        f"invalid script in {path}: <script>: not valid JSON: Expecting value: line 1 "
-        "column 1 (char 0) (got 'turns: [hi]')"
+        f"invalid script in {path}: <script>: not valid JSON: line 1, column 1: Expecting "
+        "value (got 'turns: [hi]')"
     )
 
 
@@ -1526,9 +1573,8 @@ def test_parse_script_text_clips_the_shown_text() -> None:
     text = "{" + "x" * 60
     err = invalid(parse_script_text, text, source="inline", json_only=True)
     assert str(err) == (
-        "invalid script in inline: <script>: not valid JSON: Expecting property name "
-        "enclosed in double quotes: line 1 column 2 (char 1) "
-        f"(got {'{' + 'x' * 36 + '...'!r})"
+        "invalid script in inline: <script>: not valid JSON: line 1, column 2: Expecting "
+        f"property name enclosed in double quotes (got {'{' + 'x' * 56 + '...'!r})"
     )
 
 
