@@ -423,9 +423,17 @@ class _TestState:
         return out
 
     def timelines(self) -> str:
-        parts = [r.events.timeline() if len(r) else "(no events recorded)" for r in self.recorders]
+        # Bounded like an assertion message's timeline: a test with hundreds of
+        # runs gets its first and last rows, not megabytes of report.
+        parts = [
+            r.events.timeline(max_events=_REPORT_EVENTS) if len(r) else "(no events recorded)"
+            for r in self.recorders
+        ]
         return "\n\n".join(parts)
 
+
+#: Rows of a failing test's timeline section at most (first and last halves).
+_REPORT_EVENTS = 200
 
 _state_key = pytest.StashKey[_TestState]()
 

@@ -143,7 +143,7 @@ def test_an_unexpected_call_the_app_swallowed_fails_at_teardown(suite: pytest.Py
 def test_teardown_checks_never_hide_the_tests_own_failure(suite: pytest.Pytester) -> None:
     suite.makepyfile(
         """
-        def test_app(fake_llm, llm_recorder):
+        def test_app(fake_llm, llm_recorder, virtual_clock):
             model = fake_llm(["Roses.", "Lilies."])
             reply = model.invoke("Which flower?", config={"callbacks": [llm_recorder]})
             assert reply.content == "Tulips."
@@ -161,7 +161,7 @@ def test_teardown_checks_never_hide_the_tests_own_failure(suite: pytest.Pytester
             "*- fakellm timeline -*",
             "     #      time  r1 FakeChatModel",
             "     0    +0.000  start",
-            "     1    +0.00?  end",
+            "     1    +0.000  end",
             "FAILED *::test_app - A*",
         ]
     )
@@ -192,6 +192,28 @@ def test_a_failing_assertion_prints_the_timeline(suite: pytest.Pytester) -> None
             "     3    +0.500  end",
         ]
     )
+
+
+def test_a_long_timeline_is_cut_in_the_report(suite: pytest.Pytester) -> None:
+    suite.makepyfile(
+        """
+        def test_many_calls(fake_llm, llm_recorder, virtual_clock):
+            model = fake_llm(["ok"] * 150)
+            for _ in range(150):
+                model.invoke("?", config={"callbacks": [llm_recorder]})
+            assert False
+        """
+    )
+    result = suite.runpytest(*FAST)
+    result.assert_outcomes(failed=1)
+    lines = result.stdout.lines
+    start = next(i for i, line in enumerate(lines) if "- fakellm timeline -" in line)
+    section = lines[start + 1 :]
+    section = section[: next(i for i, line in enumerate(section) if line.startswith("="))]
+    # 300 events: a header, the first and last 100 rows and one line saying what is left out.
+    assert section[0] == "     #      time  event"
+    assert section[101] == "   … 100 events not shown (log.timeline() shows them all) …"
+    assert len(section) == 1 + 200 + 1
 
 
 def test_the_timeline_can_be_turned_off(suite: pytest.Pytester) -> None:
