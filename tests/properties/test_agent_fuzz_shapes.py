@@ -68,7 +68,7 @@ def test_refusals_one_refuses_every_step_even_when_a_tool_is_forced(decisions):
 
 
 @FAST
-@given(fuzz.decisions(text=0, ignore_tool_choice=1))
+@given(fuzz.decisions(text=0, parallel=0, ignore_tool_choice=1))
 def test_ignore_tool_choice_answers_text_only_where_a_tool_is_forced(decisions):
     forced, free = ask(decisions, [SEARCH], calls=1, tool_choice="any") + ask(decisions, [SEARCH])
     assert forced.tool_calls == []
