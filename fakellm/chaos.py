@@ -257,16 +257,7 @@ def _faulty(turn: Turn, cut: int | None, slower: int | None, malformed: bool = F
         return turn
     changes: dict[str, Any] = {}
     if malformed and turn.tool_calls:
-        # A stray closing brace: langchain-core's lenient parser repairs text
-        # cut short, but not text past the end of the object.
-        changes["tool_calls"] = [
-            tc
-            if tc.raw_args is not None
-            else ToolCall(
-                tc.name, raw_args=tc.args_json + "}", id=tc.id, allow_unbound=tc.allow_unbound
-            )
-            for tc in turn.tool_calls
-        ]
+        changes["tool_calls"] = [_malformed_call(tc) for tc in turn.tool_calls]
     if slower is not None:
         changes["first_token_delay"] = round(turn.first_token_delay + slower / _MS, 6)
     if cut is not None:
@@ -279,6 +270,15 @@ def _faulty(turn: Turn, cut: int | None, slower: int | None, malformed: bool = F
     if isinstance(turn.chunks, tuple):
         data["chunks"] = turn.chunks
     return Turn(**{**data, **changes})
+
+
+def _malformed_call(tc: ToolCall) -> ToolCall:
+    """``tc`` with argument text that is not valid JSON: its arguments and a stray
+    closing brace (langchain-core's lenient parser repairs text cut short, but not
+    text past the end of the object). A call already malformed is kept."""
+    if tc.raw_args is not None:
+        return tc
+    return ToolCall(tc.name, raw_args=tc.args_json + "}", id=tc.id, allow_unbound=tc.allow_unbound)
 
 
 def _now() -> float:

@@ -47,6 +47,7 @@ from fakellm._events import Event, EventLog
 from fakellm._model import FakeChatModel
 from fakellm._recorder import Recorder
 from fakellm._script import Call, Rule, Script, ToolCall, Turn
+from fakellm.chaos import _malformed_call
 
 if TYPE_CHECKING:
     from hypothesis.vendor.pretty import RepresentationPrinter
@@ -385,10 +386,7 @@ def _step(
             continue
         tool = draw(pick)
         if draw(_chance(c.malformed)):
-            call = _call(draw, tool, valid=True)
-            # A stray closing brace: langchain-core's lenient parser repairs
-            # text cut short, but not text past the end of the object.
-            calls.append(ToolCall(call.name, raw_args=call.args_json + "}"))
+            calls.append(_malformed_call(_call(draw, tool, valid=True)))
             continue
         calls.append(_call(draw, tool, valid=not draw(_chance(c.invalid_arguments))))
     return Turn(tool_calls=calls, first_token_delay=_delay(draw, c))
