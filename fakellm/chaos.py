@@ -1,10 +1,12 @@
-"""Seeded chaos on virtual time: quota rate limits, failing requests, cut streams, slow tokens.
+"""Seeded chaos on virtual time: rate limits, failing requests, cut streams, slow tokens,
+malformed tool-call arguments.
 
 Real providers fail in ways a single scripted error does not show: a quota of N
 requests per minute answered with HTTP 429 and ``retry-after`` until the window
 rolls, a fraction of requests failing, streams cut mid-way, first tokens that
-take seconds. :class:`Chaos` is that failure model as plain, immutable data,
-applied to a :class:`~fakellm.Script` with :meth:`Chaos.apply`::
+take seconds, tool-call arguments that are not valid JSON. :class:`Chaos` is
+that failure model as plain, immutable data, applied to a
+:class:`~fakellm.Script` with :meth:`Chaos.apply`::
 
     chaos = Chaos(quota=Quota(requests=2, window=10.0), failures=(3,))
     model = FakeChatModel(script=chaos.apply(script))
@@ -31,7 +33,7 @@ import time
 from typing import Any
 
 from fakellm import _clock, errors
-from fakellm._script import Call, Rule, Script, Turn
+from fakellm._script import Call, Rule, Script, ToolCall, Turn
 from fakellm._source import error_source
 
 __all__ = ["Chaos", "Quota"]
@@ -94,6 +96,9 @@ class Chaos:
             (:class:`~fakellm.errors.APIConnectionError`).
         slow: ``(turn, ms)`` pairs: queued turn number ``turn`` waits ``ms``
             more milliseconds before its first token.
+        malformed: queued turn numbers whose tool calls arrive with arguments
+            that are not valid JSON (a stray closing brace after the object):
+            the message carries them in ``invalid_tool_calls``.
     """
 
     quota: Quota | None = None
@@ -101,6 +106,7 @@ class Chaos:
     failure: type[Exception] = errors.ServerError
     truncate: tuple[tuple[int, int], ...] = ()
     slow: tuple[tuple[int, int], ...] = ()
+    malformed: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         _check(
@@ -114,6 +120,13 @@ class Chaos:
             "failures",
             self.failures,
             "a tuple of request numbers >= 0",
+        )
+        _check(
+            isinstance(self.malformed, tuple)
+            and all(_is_int(n) and n >= 0 for n in self.malformed),
+            "malformed",
+            self.malformed,
+            "a tuple of turn numbers >= 0",
         )
         _check(
             isinstance(self.failure, type) and issubclass(self.failure, Exception),
@@ -148,12 +161,16 @@ class Chaos:
         return Script(turns=turns, rules=rules, when_exhausted=script.when_exhausted)
 
     def faulty_turns(self, script: Script) -> Script:
-        """``script`` with only the turn-level faults (``truncate``, ``slow``) applied."""
-        if not (self.truncate or self.slow):
+        """``script`` with only the turn-level faults (``truncate``, ``slow``,
+        ``malformed``) applied."""
+        if not (self.truncate or self.slow or self.malformed):
             return script
         cut = dict(self.truncate)
         slower = dict(self.slow)
-        turns = tuple(_faulty(t, cut.get(k), slower.get(k)) for k, t in enumerate(script.turns))
+        turns = tuple(
+            _faulty(t, cut.get(k), slower.get(k), k in self.malformed)
+            for k, t in enumerate(script.turns)
+        )
         return Script(turns=turns, rules=script.rules, when_exhausted=script.when_exhausted)
 
     def rule(self) -> Rule:
@@ -176,19 +193,23 @@ class Chaos:
         slow_rate: float = 0.0,
         max_slow_ms: int = 5000,
         failure: type[Exception] = errors.ServerError,
+        malformed_rate: float = 0.0,
     ) -> Chaos:
         """The same plan for the same arguments on every run and machine.
 
         Each of the first ``requests`` requests fails with probability
         ``failure_rate``; each of the first ``turns`` queued turns is cut with
         probability ``truncate_rate`` (after a uniform number of chunks from 0
-        to 3) and slowed with probability ``slow_rate`` (by up to
-        ``max_slow_ms``).
+        to 3), slowed with probability ``slow_rate`` (by up to
+        ``max_slow_ms``) and has its tool calls' arguments malformed with
+        probability ``malformed_rate``. A rate of 0 draws nothing, so adding
+        one leaves the plans of the others as they were.
         """
         for name, rate in (
             ("failure_rate", failure_rate),
             ("truncate_rate", truncate_rate),
             ("slow_rate", slow_rate),
+            ("malformed_rate", malformed_rate),
         ):
             _check(
                 isinstance(rate, int | float) and 0 <= rate <= 1,
@@ -206,7 +227,17 @@ class Chaos:
         slow = tuple(
             (k, rng.randint(1, max_slow_ms)) for k in range(turns) if rng.random() < slow_rate
         )
-        return cls(quota=quota, failures=failures, failure=failure, truncate=truncate, slow=slow)
+        malformed = tuple(
+            k for k in range(turns) if malformed_rate and rng.random() < malformed_rate
+        )
+        return cls(
+            quota=quota,
+            failures=failures,
+            failure=failure,
+            truncate=truncate,
+            slow=slow,
+            malformed=malformed,
+        )
 
     def __repr__(self) -> str:
         parts = []
@@ -221,10 +252,12 @@ class Chaos:
         p.text(repr(self))
 
 
-def _faulty(turn: Turn, cut: int | None, slower: int | None) -> Turn:
-    if cut is None and slower is None:
+def _faulty(turn: Turn, cut: int | None, slower: int | None, malformed: bool = False) -> Turn:
+    if cut is None and slower is None and not (malformed and turn.tool_calls):
         return turn
     changes: dict[str, Any] = {}
+    if malformed and turn.tool_calls:
+        changes["tool_calls"] = [_malformed_call(tc) for tc in turn.tool_calls]
     if slower is not None:
         changes["first_token_delay"] = round(turn.first_token_delay + slower / _MS, 6)
     if cut is not None:
@@ -237,6 +270,15 @@ def _faulty(turn: Turn, cut: int | None, slower: int | None) -> Turn:
     if isinstance(turn.chunks, tuple):
         data["chunks"] = turn.chunks
     return Turn(**{**data, **changes})
+
+
+def _malformed_call(tc: ToolCall) -> ToolCall:
+    """``tc`` with argument text that is not valid JSON: its arguments and a stray
+    closing brace (langchain-core's lenient parser repairs text cut short, but not
+    text past the end of the object). A call already malformed is kept."""
+    if tc.raw_args is not None:
+        return tc
+    return ToolCall(tc.name, raw_args=tc.args_json + "}", id=tc.id, allow_unbound=tc.allow_unbound)
 
 
 def _now() -> float:

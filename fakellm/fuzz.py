@@ -29,6 +29,7 @@ import dataclasses
 import functools
 import inspect
 import json
+import string
 from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Literal
@@ -46,6 +47,7 @@ from fakellm._events import Event, EventLog
 from fakellm._model import FakeChatModel
 from fakellm._recorder import Recorder
 from fakellm._script import Call, Rule, Script, ToolCall, Turn
+from fakellm.chaos import _malformed_call
 
 if TYPE_CHECKING:
     from hypothesis.vendor.pretty import RepresentationPrinter
@@ -115,6 +117,10 @@ class _Config:
     max_parallel: int
     repeat: float
     invalid_arguments: float
+    malformed: float
+    hallucinated: float
+    refusals: float
+    ignore_tool_choice: float
     errors: float
     error_types: tuple[type[BaseException], ...]
     max_ms: int
@@ -141,17 +147,22 @@ def decisions(
     malformed: float = 0.0,
     hallucinated: float = 0.0,
     refusals: float = 0.0,
+    ignore_tool_choice: float = 0.0,
     model_settings: Mapping[str, Any] | None = None,
 ) -> SearchStrategy[Decisions]:
     """A :class:`Decisions`: a fresh model whose answers Hypothesis draws call by call.
 
     At call ``k < max_steps`` the model, in this order, fails with a provider
-    error (probability ``errors``), answers text (probability ``text``, and
-    always when no tool is bound or ``tool_choice="none"``) or calls tools:
-    one, or (probability ``parallel``) 2..``max_parallel`` in one message,
-    each a bound tool with arguments that fit its JSON schema (a fraction
-    ``invalid_arguments`` of them valid JSON that breaks the schema), or
-    (probability ``repeat``) one of its earlier calls again, verbatim. From
+    error (probability ``errors``), refuses (``refusals``), answers text
+    despite a forced ``tool_choice`` (``ignore_tool_choice``), answers text
+    (probability ``text``, and always when no tool is bound or
+    ``tool_choice="none"``) or calls tools: one, or (probability
+    ``parallel``) 2..``max_parallel`` in one message, each a bound tool with
+    arguments that fit its JSON schema (a fraction ``invalid_arguments`` of
+    them valid JSON that breaks the schema, a fraction ``malformed`` text
+    that is not JSON at all) or (``hallucinated``, unless ``tool_choice``
+    names a tool) a tool that is not bound, or (probability ``repeat``) one
+    of its earlier calls again, verbatim. From
     call ``max_steps`` on it answers text, so agents end. ``tool_choice`` is
     honoured as providers honour it: a named tool is the one called, "any" /
     "required" force a tool call (past ``max_steps``: ``final_tool``, by
@@ -160,9 +171,10 @@ def decisions(
     :class:`~fakellm.errors.BadRequestError`.
 
     Probabilities are approximate (Hypothesis also tries the extremes) and
-    every choice shrinks towards the simplest: no error, a text answer, one
-    call, the first bound tool, the simplest valid arguments, no delay. So a
-    failure shrinks to the fewest steps and tool calls that still break.
+    every choice shrinks towards the simplest: no error, no refusal, a text
+    answer, one call, the first bound tool, no malformed or hallucinated
+    call, the simplest valid arguments, no delay. So a failure shrinks to the
+    fewest steps and tool calls that still break.
 
     Args:
         max_steps: model calls with drawn decisions; later calls answer text.
@@ -183,11 +195,16 @@ def decisions(
             forces a tool call (default: the last bound tool).
         call_limit: past this many calls the model raises
             :class:`TooManyModelCalls` (default ``max_steps + 20``).
-        malformed: arguments that are not valid JSON (``invalid_tool_calls``):
-            not available yet, must be 0.
-        hallucinated: calls of tools that are not bound: not available yet,
-            must be 0.
-        refusals: refusal answers: not available yet, must be 0.
+        malformed: probability that a call's arguments are not valid JSON (its
+            valid arguments with a stray closing brace): the message carries it
+            in ``invalid_tool_calls``, not ``tool_calls``.
+        hallucinated: probability that a call names a tool that is not bound
+            (a drawn name, empty arguments); LangGraph's tool node answers it
+            with an error message.
+        refusals: probability that a step is a refusal (a ``refusal`` content
+            block with a drawn text, as providers send it).
+        ignore_tool_choice: probability that a step whose ``tool_choice``
+            forces a tool call answers text instead, as models sometimes do.
         model_settings: more :class:`~fakellm.FakeChatModel` settings
             (``model``, ``max_tokens``, ...).
     """
@@ -208,6 +225,7 @@ def decisions(
             malformed=malformed,
             hallucinated=hallucinated,
             refusals=refusals,
+            ignore_tool_choice=ignore_tool_choice,
             model_settings=model_settings,
         )
     )
@@ -220,22 +238,21 @@ def _decisions(draw: st.DrawFn, options: dict[str, Any]) -> Decisions:
     return Decisions(draw, _validate(options))
 
 
-_NOT_YET = (
-    "{name}={value!r}: {what} cannot be scripted by this version of FakeChatModel; "
-    "leave {name}=0 (the default)"
+_CHANCES = (
+    "text",
+    "parallel",
+    "repeat",
+    "invalid_arguments",
+    "malformed",
+    "hallucinated",
+    "refusals",
+    "ignore_tool_choice",
+    "errors",
 )
 
 
 def _validate(o: dict[str, Any]) -> _Config:
-    for name, what in (
-        ("malformed", "tool-call arguments that are not valid JSON (invalid_tool_calls)"),
-        ("hallucinated", "calls of tools that are not bound"),
-        ("refusals", "refusal answers"),
-    ):
-        _probability(name, o[name])
-        if o[name]:
-            raise NotImplementedError(_NOT_YET.format(name=name, value=o[name], what=what))
-    for name in ("text", "parallel", "repeat", "invalid_arguments", "errors"):
+    for name in _CHANCES:
         _probability(name, o[name])
     _count("max_steps", o["max_steps"], 0)
     _count("max_parallel", o["max_parallel"], 1)
@@ -273,6 +290,10 @@ def _validate(o: dict[str, Any]) -> _Config:
         max_parallel=o["max_parallel"],
         repeat=o["repeat"],
         invalid_arguments=o["invalid_arguments"],
+        malformed=o["malformed"],
+        hallucinated=o["hallucinated"],
+        refusals=o["refusals"],
+        ignore_tool_choice=o["ignore_tool_choice"],
         errors=o["errors"],
         error_types=tuple(types),
         max_ms=o["max_ms"],
@@ -337,7 +358,16 @@ def _step(
     if draw(_chance(c.errors)):
         kind = draw(st.sampled_from(c.error_types))
         return Turn(error=kind, first_token_delay=_delay(draw, c))
+    # Drawn only when asked for (a zero chance draws nothing), so the default
+    # layout of choices, and the examples it shrinks to, stay as they were.
+    if draw(_chance(c.refusals)):
+        return Turn(refusal=draw(c.texts), first_token_delay=_delay(draw, c))
     forced = mode in ("any", "named")
+    if forced and tools:
+        ignores: bool = draw(_chance(c.ignore_tool_choice))
+        if ignores:
+            text = draw(c.texts)
+            return Turn(text, ignore_tool_choice=True, first_token_delay=_delay(draw, c))
     if not tools or mode == "none" or (not forced and not draw(_chance(1 - c.text))):
         return Turn(draw(c.texts), first_token_delay=_delay(draw, c))
     if draw(_chance(c.repeat)) and earlier:
@@ -348,10 +378,22 @@ def _step(
     if named is None and c.max_parallel > 1 and draw(_chance(c.parallel)):
         count = draw(st.integers(2, c.max_parallel))
     pick = st.sampled_from([tools[named]] if named is not None else list(tools.values()))
-    calls = [
-        _call(draw, draw(pick), valid=not draw(_chance(c.invalid_arguments))) for _ in range(count)
-    ]
+    calls = []
+    for _ in range(count):
+        if named is None and draw(_chance(c.hallucinated)):
+            unbound = _names.filter(lambda n: n not in tools)
+            calls.append(ToolCall(draw(unbound), allow_unbound=True))
+            continue
+        tool = draw(pick)
+        if draw(_chance(c.malformed)):
+            calls.append(_malformed_call(_call(draw, tool, valid=True)))
+            continue
+        calls.append(_call(draw, tool, valid=not draw(_chance(c.invalid_arguments))))
     return Turn(tool_calls=calls, first_token_delay=_delay(draw, c))
+
+
+# Hallucinated tool names: short lowercase words, shrinking to "a".
+_names = st.text(alphabet=string.ascii_lowercase, min_size=1, max_size=12)
 
 
 def _delay(draw: st.DrawFn, c: _Config) -> float:
@@ -436,7 +478,7 @@ class Decisions:
             tc
             for _, turn in self._answered
             for tc in turn.tool_calls
-            if (named is None or tc.name == named) and tc.name in tools
+            if (named is None or tc.name == named) and tc.name in tools and tc.raw_args is None
         )
         # One draw per step: the shrinker can then drop a whole step at once.
         turn: Turn = self._draw(_step(c, tools, mode, named, step, earlier))
@@ -987,7 +1029,7 @@ def _build_run(
     owner: dict[str, tuple[int, int]] = {}
     for index, (call, turn) in enumerate(answered):
         i, end = ends.get(call.run_id, (len(events), None))
-        ids = _tool_call_ids(end, len(turn.tool_calls))
+        ids = _tool_call_ids(end, turn.tool_calls)
         step_ids.append(ids)
         step_ends.append(i)
         owner.update({tc_id: (index, k) for k, tc_id in enumerate(ids) if tc_id})
@@ -1040,18 +1082,25 @@ def _build_run(
     )
 
 
-def _tool_call_ids(end: Event | None, count: int) -> list[str | None]:
-    """The ids the agent saw on a model call's tool calls (from its llm_end)."""
-    ids: list[str | None] = [None] * count
+def _tool_call_ids(end: Event | None, calls: Sequence[ToolCall]) -> list[str | None]:
+    """The ids the agent saw on a model call's tool calls (from its llm_end).
+
+    Malformed calls come back in ``invalid_tool_calls``, the rest in
+    ``tool_calls``, each list in the order the model made them."""
+    ids: list[str | None] = [None] * len(calls)
     if end is None or end.kind != "llm_end":
         return ids
     try:
         message = end.outputs.generations[0][0].message
     except (AttributeError, IndexError, TypeError):
         return ids
-    for k, tc in enumerate(getattr(message, "tool_calls", None) or ()):
-        if k < count:
-            ids[k] = tc.get("id")
+    valid = list(getattr(message, "tool_calls", None) or ())
+    invalid = list(getattr(message, "invalid_tool_calls", None) or ())
+    for k, tc in enumerate(calls):
+        if invalid and tc.raw_args is not None and invalid[0].get("args") == tc.raw_args:
+            ids[k] = invalid.pop(0).get("id")
+        elif valid:
+            ids[k] = valid.pop(0).get("id")
     return ids
 
 
@@ -1090,14 +1139,19 @@ def _describe_step(step: Step) -> list[str]:
     if turn.error is not None:
         err = turn.error if isinstance(turn.error, BaseException) else turn.error()
         return [head + f"the model call failed: {_error_text(err)}"]
+    if turn.refusal is not None:
+        return [head + f"refusal {_clip(turn.refusal)!r}"]
     if not turn.tool_calls:
-        return [head + f"text {_clip(turn.text or '')!r}"]
-    calls = " + ".join(f"{tc.name}({tc.args_json})" for tc in turn.tool_calls)
+        text = head + f"text {_clip(turn.text or '')!r}"
+        return [text + (" (ignoring the forced tool_choice)" if turn.ignore_tool_choice else "")]
+    calls = " + ".join(_call_text(tc) for tc in turn.tool_calls)
     lines = [head + ("parallel tool calls " if len(turn.tool_calls) > 1 else "tool call ") + calls]
-    for use in step.tools:
+    for tc, use in zip(turn.tool_calls, step.tools, strict=True):
         run = use.run
         if run is None and use.reply is not None:
             lines.append(f"      {use.name} not run; the agent answered {_output_text(use.reply)}")
+        elif run is None and tc.raw_args is not None:
+            lines.append(f"      {use.name}: not run (the message's invalid_tool_calls)")
         elif run is None:
             lines.append(f"      {use.name}: not run")
         elif run.status == "ok":
@@ -1109,14 +1163,30 @@ def _describe_step(step: Step) -> list[str]:
     return lines
 
 
+def _call_text(tc: ToolCall) -> str:
+    if tc.raw_args is not None:
+        return f"{tc.name}({tc.raw_args}) [malformed: not JSON]"
+    return f"{tc.name}({tc.args_json})" + (" [not bound]" if tc.allow_unbound else "")
+
+
+def _call_source(tc: ToolCall) -> str:
+    if tc.raw_args is not None:
+        return f"ToolCall({tc.name!r}, raw_args={tc.raw_args!r})"
+    return f"ToolCall({tc.name!r}, {tc.args!r}{', allow_unbound=True' if tc.allow_unbound else ''})"
+
+
 def _turn_source(turn: Turn) -> str:
     """A drawn (or replayed) turn as Python source."""
     args = []
-    if turn.text is not None:
+    if turn.refusal is not None:
+        args.append(f"refusal={turn.refusal!r}")
+    elif turn.text is not None:
         args.append(repr(turn.text))
     if turn.tool_calls:
-        calls = ", ".join(f"ToolCall({tc.name!r}, {tc.args!r})" for tc in turn.tool_calls)
+        calls = ", ".join(_call_source(tc) for tc in turn.tool_calls)
         args.append(f"tool_calls=[{calls}]")
+    if turn.ignore_tool_choice:
+        args.append("ignore_tool_choice=True")
     err = turn.error
     if isinstance(err, type):
         args.append(f"error=errors.{err.__name__}")

@@ -1199,12 +1199,14 @@ def chaos(
     slow_rate: float = 0.0,
     max_turns: int = 3,
     max_slow_ms: int = 5000,
+    malformed_rate: float = 0.0,
 ) -> SearchStrategy[Chaos]:
     """Provider faults (:class:`~fakellm.chaos.Chaos`) for a model or a scenario:
     ``quota`` as given (or drawn); failing request numbers among the first
     ``max_requests``, each about ``failure_rate`` of the time; and among the
     first ``max_turns`` turns, streams cut (``truncate_rate``, after 0 to 3
-    chunks) and first tokens slowed by up to ``max_slow_ms`` (``slow_rate``).
+    chunks), first tokens slowed by up to ``max_slow_ms`` (``slow_rate``) and
+    tool calls whose arguments are not valid JSON (``malformed_rate``).
     Hypothesis decides, so it also tries the unlikely plans.
 
     Shrinks towards fewer faults (each one drops out on its own), cuts after
@@ -1219,6 +1221,7 @@ def chaos(
         slow_rate=(slow_rate, 0.0),
         max_turns=(max_turns, 3),
         max_slow_ms=(max_slow_ms, 5000),
+        malformed_rate=(malformed_rate, 0.0),
     )
 
     def build() -> SearchStrategy[Chaos]:
@@ -1237,6 +1240,7 @@ def chaos(
         fails = _hits("failure_rate", failure_rate, max_requests, st.just(0))
         cuts = _hits("truncate_rate", truncate_rate, max_turns, st.integers(0, 3))
         slows = _hits("slow_rate", slow_rate, max_turns, st.integers(1, max_slow_ms))
+        broken = _hits("malformed_rate", malformed_rate, max_turns, st.just(0))
 
         @st.composite
         def draw_chaos(draw: st.DrawFn) -> Chaos:
@@ -1246,6 +1250,7 @@ def chaos(
                 failure=failure,
                 truncate=draw(cuts),
                 slow=draw(slows),
+                malformed=tuple(k for k, _ in draw(broken)),
             )
 
         return draw_chaos()

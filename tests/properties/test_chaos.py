@@ -12,7 +12,16 @@ import sys
 import pytest
 from hypothesis import Phase, find, given, settings
 
-from fakellm import FakeChatModel, Script, Turn, errors, run_scenario, strategies, virtual_time
+from fakellm import (
+    FakeChatModel,
+    Script,
+    ToolCall,
+    Turn,
+    errors,
+    run_scenario,
+    strategies,
+    virtual_time,
+)
 from fakellm.chaos import Chaos, Quota
 from fakellm.strategies import Scenario
 
@@ -88,6 +97,42 @@ def test_cut_streams_and_slow_first_tokens_rewrite_the_queued_turns():
     assert vt.elapsed == pytest.approx(0.1 + 0.1 + 3.0)
 
 
+PRICE = {
+    "type": "function",
+    "function": {
+        "name": "get_price",
+        "description": "The price of a flower.",
+        "parameters": {"type": "object", "properties": {"flower": {"type": "string"}}},
+    },
+}
+
+
+def test_malformed_arguments_arrive_as_invalid_tool_calls():
+    script = Script([Turn(tool_calls=[ToolCall("get_price", {"flower": "rose"})]), Turn("plain")])
+    chaos = Chaos(malformed=(0, 1))
+    assert repr(chaos) == "Chaos(malformed=(0, 1))"
+    # A turn without tool calls has no arguments to break.
+    assert chaos.apply(script).turns == (
+        Turn(tool_calls=[ToolCall("get_price", raw_args='{"flower": "rose"}}')]),
+        Turn("plain"),
+    )
+    model = FakeChatModel(script=chaos.apply(script)).bind_tools([PRICE])
+    broken = model.invoke("hi")
+    assert broken.tool_calls == []
+    assert broken.invalid_tool_calls == [
+        {
+            "type": "invalid_tool_call",
+            "id": "call_0_0",
+            "name": "get_price",
+            "args": '{"flower": "rose"}}',
+            "error": None,
+        }
+    ]
+    assert model.invoke("hi").content == "plain"
+    with pytest.raises(ValueError, match=r"^malformed=\[0\]: expected a tuple of turn numbers"):
+        Chaos(malformed=[0])  # type: ignore[arg-type]
+
+
 def test_chaos_prints_as_code_and_rejects_bad_values():
     chaos = Chaos(quota=Quota(2, 10.0), failures=(3,), failure=errors.APITimeoutError)
     assert repr(chaos) == (
@@ -128,6 +173,19 @@ def test_seeded_chaos_is_the_same_plan_in_every_process():
     assert out.strip() == SEEDED
 
 
+def test_a_malformed_rate_adds_its_turns_and_leaves_the_other_faults_as_seeded():
+    chaos = Chaos.seeded(
+        7,
+        requests=20,
+        failure_rate=0.25,
+        turns=4,
+        truncate_rate=0.3,
+        slow_rate=0.3,
+        malformed_rate=0.5,
+    )
+    assert repr(chaos) == SEEDED[:-1] + ", malformed=(1, 3))"
+
+
 def test_the_chaos_strategy_shrinks_to_the_fewest_failures():
     def minimal(condition):
         quick = settings(database=None, derandomize=True, phases=[Phase.generate, Phase.shrink])
@@ -135,6 +193,13 @@ def test_the_chaos_strategy_shrinks_to_the_fewest_failures():
 
     assert minimal(lambda c: len(c.failures) >= 2) == Chaos(failures=(3, 4))
     assert minimal(lambda c: 1 in c.failures) == Chaos(failures=(1,))
+
+
+def test_the_chaos_strategy_shrinks_to_the_fewest_malformed_turns():
+    quick = settings(database=None, derandomize=True, phases=[Phase.generate, Phase.shrink])
+    drawn = strategies.chaos(malformed_rate=0.3, max_turns=4)
+    assert find(drawn, lambda c: len(c.malformed) >= 2, settings=quick) == Chaos(malformed=(2, 3))
+    assert find(drawn, lambda c: 1 in c.malformed, settings=quick) == Chaos(malformed=(1,))
 
 
 chaotic = strategies.scenarios(
