@@ -16,7 +16,9 @@ import copy
 from typing import Any
 
 import pytest
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.runnables import Runnable
 
 from fakellm import FakeChatModel, Script, ToolCall, Turn
@@ -94,16 +96,27 @@ def test_a_call_cannot_change_another_calls_messages(path: str, turn: str) -> No
     assert _state(_play(model, path)) == expected  # and so is every later call's
 
 
-def _validated(message: BaseMessage) -> BaseMessage:
-    """The same message built through pydantic validation from the fields it has set."""
-    fields = {k: copy.deepcopy(getattr(message, k)) for k in message.model_fields_set}
-    return type(message)(**fields)
+def _validated(obj: Any) -> Any:
+    """The same message (or generation) built through pydantic validation from its set fields."""
+    fields = {k: copy.deepcopy(getattr(obj, k)) for k in obj.model_fields_set}
+    return type(obj)(**fields)
+
+
+class _Generations(BaseCallbackHandler):
+    """Keeps the generation chunks core hands to callbacks (their ``text`` is read there)."""
+
+    def __init__(self) -> None:
+        self.chunks: list[Any] = []
+
+    def on_llm_new_token(self, token: str, *, chunk: Any = None, **kwargs: Any) -> None:
+        self.chunks.append(chunk)
 
 
 @pytest.mark.parametrize("path", ["stream", "astream"])
 @pytest.mark.parametrize("turn", list(TURNS))
 def test_every_chunk_equals_a_validated_build_field_for_field(path: str, turn: str) -> None:
-    model = _model(turn)
+    generations = _Generations()
+    model = _model(turn).with_config(callbacks=[generations])
     for _ in range(2):  # the first play of a turn and a replay of it
         chunks = _play(model, path)
         assert chunks
@@ -113,3 +126,9 @@ def test_every_chunk_equals_a_validated_build_field_for_field(path: str, turn: s
             assert chunk.__dict__ == built.__dict__
             assert chunk.model_fields_set == built.model_fields_set
             assert chunk.__pydantic_extra__ == built.__pydantic_extra__
+    assert len(generations.chunks) == 2 * len(chunks)
+    for generation in generations.chunks:
+        assert type(generation) is ChatGenerationChunk
+        built_generation = _validated(generation)
+        assert generation.__dict__ == built_generation.__dict__
+        assert generation.model_fields_set == built_generation.model_fields_set
