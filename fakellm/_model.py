@@ -38,6 +38,7 @@ from langchain_core.callbacks import (
 )
 from langchain_core.exceptions import ModelRefusalError
 from langchain_core.language_models import BaseChatModel, BaseLLM, LanguageModelInput
+from langchain_core.load.serializable import SerializedNotImplemented
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
@@ -329,6 +330,21 @@ class _Scripted:
 
     def _label(self) -> str:
         return f"{type(self).__name__}(model_name={self.model_name!r})"
+
+    def to_json_not_implemented(self) -> SerializedNotImplemented:
+        """LangChain's serialized form of this model, its label standing in for its repr.
+
+        Core serializes a model on its first call (the ``serialized`` callbacks
+        receive); the repr of a whole script costs more than the call itself and
+        tells a callback nothing the label does not.
+        """
+        cls = type(self)
+        return {
+            "lc": 1,
+            "type": "not_implemented",
+            "id": [*cls.__module__.split("."), cls.__name__],
+            "repr": self._label(),
+        }
 
     def _error(self, plan: _Plan) -> BaseException:
         """The turn's error, as this model's provider (when it names an SDK) raises it."""

@@ -785,3 +785,26 @@ def test_a_scripted_cancellation_ends_the_run_once() -> None:
 
     run_scenario(ask())
     assert recorder.events.kinds() == ["chat_model_start", "llm_error"]
+
+
+def test_callbacks_receive_the_models_label_as_its_serialized_repr() -> None:
+    class Serialized(BaseCallbackHandler):
+        def __init__(self) -> None:
+            self.seen: list[Any] = []
+
+        def on_chat_model_start(self, serialized: Any, messages: Any, **kw: Any) -> None:
+            self.seen.append(serialized)
+
+    handler = Serialized()
+    model = FakeChatModel(script=[Turn("word " * 500)] * 3, model_name="gpt-fake")
+    model.invoke("x", config={"callbacks": [handler]})
+    list(model.stream("x", config={"callbacks": [handler]}))
+    assert handler.seen == 2 * [
+        {
+            "lc": 1,
+            "type": "not_implemented",
+            "id": ["fakellm", "_model", "FakeChatModel"],
+            "repr": "FakeChatModel(model_name='gpt-fake')",
+            "name": "FakeChatModel",
+        }
+    ]
