@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import sys
+import typing
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import freezegun.api as _freezegun_api
+import pydantic
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -224,3 +227,42 @@ __all__ += [
     "llm_run_managers",
     "shallow_copy",
 ]
+
+
+# --- follow-17: a fresh chat model's construction ----------------------------------------
+# Every BaseChatModel construction runs core's `_check_profile_keys` validator, which
+# resolves ModelProfile's type hints (typing.get_type_hints, about two thirds of a
+# FakeChatModel's construction) to warn about unknown profile keys. The mixin below
+# replaces that validator (pydantic keys model validators by name) with one that
+# resolves the declared keys once and calls core's own `_warn_unknown_profile_keys`
+# (same warning, same message) only when a profile has a key outside them.
+
+
+@functools.cache
+def _declared_profile_keys() -> frozenset[str] | None:
+    from langchain_core.language_models import ModelProfile
+
+    try:
+        return frozenset(typing.get_type_hints(ModelProfile))
+    except (TypeError, NameError):
+        return None  # core's own function then logs and skips its check
+
+
+class ProfileKeysCheckedOnce:
+    """Mixin for a ``BaseChatModel``: core's unknown-profile-key check, hints resolved once."""
+
+    @pydantic.model_validator(mode="after")
+    def _check_profile_keys(self) -> Any:
+        profile = getattr(self, "profile", None)
+        if profile and isinstance(profile, dict):
+            keys = _declared_profile_keys()
+            if keys is None or not keys.issuperset(profile):
+                from langchain_core.language_models.model_profile import (
+                    _warn_unknown_profile_keys,
+                )
+
+                _warn_unknown_profile_keys(profile)  # type: ignore[arg-type]
+        return self
+
+
+__all__ += ["ProfileKeysCheckedOnce"]

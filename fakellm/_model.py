@@ -774,7 +774,13 @@ def _split_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k not in _CALL_FIELDS}
 
 
-class FakeChatModel(_Scripted, _compat.CombinedLLMOutputs, _compat.DefaultProfile, BaseChatModel):
+class FakeChatModel(
+    _Scripted,
+    _compat.CombinedLLMOutputs,
+    _compat.DefaultProfile,
+    _compat.ProfileKeysCheckedOnce,
+    BaseChatModel,
+):
     """A chat model that plays a :class:`~fakellm.Script`, offline and exactly.
 
     ``FakeChatModel(script=["hello", Turn("world", delay=0.1)])`` answers two
