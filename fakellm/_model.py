@@ -1343,10 +1343,14 @@ def _block_index(turn: Turn, piece: Piece) -> int:
 
 
 @functools.cache
-def _prototype() -> ChatGenerationChunk:
-    """One validated text chunk: every copied chunk starts from its fields and fields-set."""
+def _prototype() -> tuple[ChatGenerationChunk, tuple[str, ...]]:
+    """One validated text chunk, and the names of its message's container fields.
+
+    Every copied chunk starts from its fields and fields-set.
+    """
     message = AIMessageChunk(content="", tool_call_chunks=[], id="prototype", name=None)
-    return ChatGenerationChunk(message=message)
+    containers = tuple(k for k, v in message.__dict__.items() if type(v) in (list, dict))
+    return ChatGenerationChunk(message=message), containers
 
 
 def _copied_chunk(
@@ -1361,12 +1365,11 @@ def _copied_chunk(
     reach another call's. tests/integration/test_chunk_isolation.py compares each
     streamed chunk with a validated build field for field.
     """
-    proto = _prototype()
+    proto, containers = _prototype()
     message = _compat.shallow_copy(proto.message)
     fields = message.__dict__
-    for key, value in fields.items():
-        if type(value) is list or type(value) is dict:
-            fields[key] = value.copy()
+    for key in containers:
+        fields[key] = fields[key].copy()
     fields["content"] = content
     fields["id"] = message_id
     fields["name"] = name
