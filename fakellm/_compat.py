@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import sys
+import typing
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -211,14 +213,20 @@ def _shared_configurable_fields() -> type:
     return SharedConfigurableFields
 
 
+# Classes that need langchain-core or pydantic to be defined, built on first use
+# (so not in __all__, which a star import would resolve eagerly).
+_LAZY_CLASSES: dict[str, Callable[[], type]] = {
+    "SharedConfigurableFields": _shared_configurable_fields,
+}
+
+
 def __getattr__(name: str) -> Any:
-    # SharedConfigurableFields, built on first use (so not in __all__, which a
-    # star import would resolve eagerly).
-    if name == "SharedConfigurableFields":
-        cls = _shared_configurable_fields()
-        globals()[name] = cls
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    build = _LAZY_CLASSES.get(name)
+    if build is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    cls = build()
+    globals()[name] = cls
+    return cls
 
 
 class GenerateWithCacheHook:
@@ -302,3 +310,54 @@ def init_chat_model_classes() -> list[tuple[str, str, str]]:
 
 
 __all__ += ["chat_model_ls_params", "init_chat_model_classes"]
+
+
+# --- follow-17: a fresh chat model's construction ----------------------------------------
+# Every BaseChatModel construction runs core's `_check_profile_keys` validator, which
+# resolves ModelProfile's type hints (typing.get_type_hints, about two thirds of a
+# FakeChatModel's construction) to warn about unknown profile keys. The mixin below
+# replaces that validator (pydantic keys model validators by name) with one that
+# resolves the declared keys once and calls core's own `_warn_unknown_profile_keys`
+# (same warning, same message) only when a profile has a key outside them.
+
+
+@functools.cache
+def _declared_profile_keys() -> frozenset[str] | None:
+    from langchain_core.language_models import ModelProfile
+
+    try:
+        return frozenset(typing.get_type_hints(ModelProfile))
+    except (TypeError, NameError):
+        return None  # core's own function then logs and skips its check
+
+
+def _profile_keys_checked_once() -> type:
+    # Built on first use, like SharedConfigurableFields: the decorator needs pydantic,
+    # which loading the pytest plugin (it imports this module) must not import.
+    import pydantic
+
+    class ProfileKeysCheckedOnce:
+        """Mixin for a ``BaseChatModel``: core's unknown-profile-key check, hints resolved once."""
+
+        @pydantic.model_validator(mode="after")
+        def _check_profile_keys(self) -> Any:
+            profile = getattr(self, "profile", None)
+            if profile and isinstance(profile, dict):
+                keys = _declared_profile_keys()
+                if keys is None or not keys.issuperset(profile):
+                    from langchain_core.language_models.model_profile import (
+                        _warn_unknown_profile_keys,
+                    )
+
+                    _warn_unknown_profile_keys(profile)  # type: ignore[arg-type]
+            return self
+
+    return ProfileKeysCheckedOnce
+
+
+_LAZY_CLASSES["ProfileKeysCheckedOnce"] = _profile_keys_checked_once
+
+if TYPE_CHECKING:
+
+    class ProfileKeysCheckedOnce:
+        """What type checkers see of the class built on first use above."""

@@ -40,6 +40,7 @@ from langchain_core.callbacks import (
 )
 from langchain_core.exceptions import ModelRefusalError
 from langchain_core.language_models import BaseChatModel, BaseLLM, LanguageModelInput
+from langchain_core.load.serializable import SerializedNotImplemented
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
@@ -332,6 +333,21 @@ class _Scripted:
 
     def _label(self) -> str:
         return f"{type(self).__name__}(model_name={self.model_name!r})"
+
+    def to_json_not_implemented(self) -> SerializedNotImplemented:
+        """LangChain's serialized form of this model, its label standing in for its repr.
+
+        Core serializes a model on its first call (the ``serialized`` callbacks
+        receive); the repr of a whole script costs more than the call itself and
+        tells a callback nothing the label does not.
+        """
+        cls = type(self)
+        return {
+            "lc": 1,
+            "type": "not_implemented",
+            "id": [*cls.__module__.split("."), cls.__name__],
+            "repr": self._label(),
+        }
 
     def _error(self, plan: _Plan) -> BaseException:
         """The turn's error, as this model's provider (when it names an SDK) raises it."""
@@ -766,6 +782,7 @@ class FakeChatModel(
     _compat.GenerateWithCacheHook,
     _compat.CombinedLLMOutputs,
     _compat.DefaultProfile,
+    _compat.ProfileKeysCheckedOnce,
     BaseChatModel,
 ):
     """A chat model that plays a :class:`~fakellm.Script`, offline and exactly.
@@ -850,14 +867,9 @@ class FakeChatModel(
     _player: ScriptPlayer = PrivateAttr()
     _calls: list[Call] = PrivateAttr()
     _lock: threading.Lock = PrivateAttr()
-    _scripted_turns: frozenset[int] = PrivateAttr()
-    _template_cache: dict[int, tuple[Turn, list[ChatGenerationChunk | None]]] = PrivateAttr()
 
     def model_post_init(self, context: Any, /) -> None:
         self._setup()
-        fixed = [*self.script.turns, *(r.respond for r in self.script.rules if r.respond)]
-        self._scripted_turns = frozenset(id(t) for t in fixed)
-        self._template_cache = {}
 
     @property
     def _llm_type(self) -> str:
@@ -1201,22 +1213,15 @@ class FakeChatModel(
         }
 
     def _piece_chunk(self, plan: _Plan, p: Piece) -> ChatGenerationChunk:
+        """A scripted-block or tool-call chunk, validated (see ``_chunks``)."""
         turn = plan.turn
-        blocks = turn.reasoning is not None or turn.content is not None
-        kind = p.kind
         content: str | list[str | dict[str, Any]]
         tool_call_chunks: list[Any] = []
-        if kind == "text":
-            content = (
-                [{"type": "text", "text": p.text, "index": _text_index(turn)}] if blocks else p.text
-            )
-        elif kind == "reasoning":
-            content = [{"type": "reasoning", "reasoning": p.text, "index": 0}]
-        elif kind == "block":
+        if p.kind == "block":
             content = [{**(p.block or {}), "index": _block_index(turn, p)}]
         else:
             tc = turn.tool_calls[p.index]
-            content = [] if blocks else ""
+            content = [] if turn.reasoning is not None or turn.content is not None else ""
             tool_call_chunks = [
                 {
                     "type": "tool_call_chunk",
@@ -1231,49 +1236,36 @@ class FakeChatModel(
         )
         return ChatGenerationChunk(message=msg)
 
-    def _templates(self, plan: _Plan) -> list[ChatGenerationChunk | None] | None:
-        """Prebuilt chunks of a scripted turn, built once; None where a call differs.
+    def _chunks(self, plan: _Plan, *, stream_usage: bool) -> list[ChatGenerationChunk]:
+        """Fresh chunks for one call (core mutates them), the last carrying the totals.
 
-        Tool-call chunks carry per-call ids, so they are never templated. Turns
-        a responder returns are new objects every call: they get no templates
-        (None), since building and then copying them would be work done twice.
+        Text and reasoning chunks are copies of a validated prototype; tool-call
+        and scripted-block chunks are validated one by one (their fields are
+        derived by langchain-core's validators: parsed arguments, block shapes).
         """
         turn = plan.turn
-        key = id(turn)
-        if key not in self._scripted_turns:
-            return None
-        cached = self._template_cache.get(key)
-        if cached is not None and cached[0] is turn:
-            return cached[1]
-        built = [None if p.kind == "tool" else self._piece_chunk(plan, p) for p in turn.pieces]
-        self._template_cache[key] = (turn, built)
-        return built
-
-    def _chunks(self, plan: _Plan, *, stream_usage: bool) -> list[ChatGenerationChunk]:
-        """Fresh chunks for one call (core mutates them), the last carrying the totals."""
-        full = plan.turn.pieces
-        templates = self._templates(plan)
+        blocks = turn.reasoning is not None or turn.content is not None
+        message_id = plan.message_id
+        name = turn.name
         out: list[ChatGenerationChunk] = []
-        for k, p in enumerate(plan.pieces):
-            # A piece cut by a stop sequence is a new Piece: no template for it.
-            template = templates[k] if templates is not None and p is full[k] else None
-            if template is None:
-                out.append(self._piece_chunk(plan, p))
+        for p in plan.pieces:
+            kind = p.kind
+            if kind == "text":
+                if blocks:
+                    content: Any = [{"type": "text", "text": p.text, "index": _text_index(turn)}]
+                else:
+                    content = p.text
+                out.append(_copied_chunk(content, p.text, message_id, name))
+            elif kind == "reasoning":
+                content = [{"type": "reasoning", "reasoning": p.text, "index": 0}]
+                out.append(_copied_chunk(content, "", message_id, name))
             else:
-                fresh = _compat.shallow_copy(template)
-                message = _compat.shallow_copy(template.message)
-                message.__dict__["id"] = plan.message_id  # templates hold the first call's id
-                fresh.__dict__["message"] = message
-                out.append(fresh)
+                out.append(self._piece_chunk(plan, p))
         if not out:
-            blocks = plan.turn.reasoning is not None or plan.turn.content is not None
-            empty = AIMessageChunk(
-                content=[] if blocks else "", id=plan.message_id, name=plan.turn.name
-            )
-            out.append(ChatGenerationChunk(message=empty))
-        if plan.turn.additional_kwargs:
+            out.append(_copied_chunk([] if blocks else "", "", message_id, name))
+        if turn.additional_kwargs:
             # Core merges additional_kwargs across chunks: they go on the first only.
-            out[0].message.additional_kwargs = dict(plan.turn.additional_kwargs)
+            out[0].message.additional_kwargs = dict(turn.additional_kwargs)
         last = out[-1].message
         last.chunk_position = "last"  # type: ignore[attr-defined]
         last.response_metadata = self._final_metadata(plan)
@@ -1384,6 +1376,43 @@ def _text_index(turn: Turn) -> int:
 
 def _block_index(turn: Turn, piece: Piece) -> int:
     return piece.index + (1 if turn.reasoning else 0)
+
+
+@functools.cache
+def _prototype() -> tuple[ChatGenerationChunk, tuple[str, ...]]:
+    """One validated text chunk, and the names of its message's container fields.
+
+    Every copied chunk starts from its fields and fields-set.
+    """
+    message = AIMessageChunk(content="", tool_call_chunks=[], id="prototype", name=None)
+    containers = tuple(k for k, v in message.__dict__.items() if type(v) in (list, dict))
+    return ChatGenerationChunk(message=message), containers
+
+
+def _copied_chunk(
+    content: Any, text: str, message_id: str, name: str | None
+) -> ChatGenerationChunk:
+    """A chunk equal to ``AIMessageChunk(content=..., tool_call_chunks=[], id=..., name=...)``.
+
+    Validation of such a chunk only fills ``tool_calls``/``invalid_tool_calls`` with
+    empty lists and the generation's text with the message's text, so a copy of the
+    prototype with these fields set is the same object for a fraction of the cost.
+    Every container is the copy's own: an app mutating one call's chunk cannot
+    reach another call's. tests/integration/test_chunk_isolation.py compares each
+    streamed chunk with a validated build field for field.
+    """
+    proto, containers = _prototype()
+    message = _compat.shallow_copy(proto.message)
+    fields = message.__dict__
+    for key in containers:
+        fields[key] = fields[key].copy()
+    fields["content"] = content
+    fields["id"] = message_id
+    fields["name"] = name
+    chunk = _compat.shallow_copy(proto)
+    chunk.__dict__["message"] = message
+    chunk.__dict__["text"] = text
+    return chunk
 
 
 class FakeLLM(_Scripted, _compat.PerPromptRunManagers, BaseLLM):

@@ -746,11 +746,10 @@ def test_replaying_a_turn_leaves_earlier_results_and_the_template_untouched() ->
     assert [c.content for c in first] == ["Roses, ", "lilies ", "and ", "sunflowers."]
 
 
-def test_responder_turns_stream_without_templates() -> None:
+def test_responder_turns_stream_the_same_every_call() -> None:
     model = FakeChatModel(script=Script(rules=[Rule(responder=lambda call: "a b c")]))
     assert [c.content for c in model.stream("x")] == ["a ", "b ", "c"]
     assert [c.content for c in model.stream("x")] == ["a ", "b ", "c"]
-    assert model._template_cache == {}
 
 
 def test_breaking_out_of_astream_in_a_scenario_is_cleanup_not_a_leak() -> None:
@@ -777,3 +776,26 @@ def test_a_cancellation_cannot_be_scripted() -> None:
     # own cancellation can (tests/reliability/test_cancel.py cancels real calls).
     with pytest.raises(errors.InvalidScript, match="CancelledError is not an Exception subclass"):
         FakeChatModel(script=[Turn("a", error=asyncio.CancelledError)])
+
+
+def test_callbacks_receive_the_models_label_as_its_serialized_repr() -> None:
+    class Serialized(BaseCallbackHandler):
+        def __init__(self) -> None:
+            self.seen: list[Any] = []
+
+        def on_chat_model_start(self, serialized: Any, messages: Any, **kw: Any) -> None:
+            self.seen.append(serialized)
+
+    handler = Serialized()
+    model = FakeChatModel(script=[Turn("word " * 500)] * 3, model_name="gpt-fake")
+    model.invoke("x", config={"callbacks": [handler]})
+    list(model.stream("x", config={"callbacks": [handler]}))
+    assert handler.seen == 2 * [
+        {
+            "lc": 1,
+            "type": "not_implemented",
+            "id": ["fakellm", "_model", "FakeChatModel"],
+            "repr": "FakeChatModel(model_name='gpt-fake')",
+            "name": "FakeChatModel",
+        }
+    ]

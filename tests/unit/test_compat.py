@@ -177,3 +177,36 @@ def test_init_chat_model_classes_lists_openai_and_anthropic() -> None:
     table = compat.init_chat_model_classes()
     assert ("openai", "langchain_openai", "ChatOpenAI") in table
     assert ("anthropic", "langchain_anthropic", "ChatAnthropic") in table
+
+
+# -- follow-17: a fresh chat model's construction ------------------------------------------
+
+
+def test_profile_keys_checked_once_replaces_cores_check_and_warns_as_it_does() -> None:
+    import warnings
+    from collections.abc import Callable
+
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+    from langchain_core.language_models.model_profile import _warn_unknown_profile_keys
+
+    from fakellm import FakeChatModel
+
+    assert callable(_warn_unknown_profile_keys)
+    assert "_check_profile_keys" in BaseChatModel.__pydantic_decorators__.model_validators
+    ours = FakeChatModel.__pydantic_decorators__.model_validators["_check_profile_keys"]
+    assert ours.func.__qualname__.endswith("ProfileKeysCheckedOnce._check_profile_keys")
+
+    def warned(build: Callable[[], object]) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            build()
+        return [str(w.message) for w in caught]
+
+    profile = {"max_input_tokens": 3, "bogus": 1, "also_bogus": 2}
+    expected = warned(lambda: FakeListChatModel(responses=["a"], profile=profile))
+    assert len(expected) == 1
+    assert "['also_bogus', 'bogus']" in expected[0]
+    assert warned(lambda: FakeChatModel(script=["a"], profile=profile)) == expected
+    assert warned(lambda: FakeChatModel(script=["a"], profile={"max_input_tokens": 3})) == []
+    assert warned(lambda: FakeChatModel(script=["a"])) == []
