@@ -1,5 +1,5 @@
 """Loading the plugin costs a suite that never uses fakellm almost nothing: no
-LangChain, no pydantic models, no cassette machinery until a test asks for them."""
+LangChain, no pydantic, no cassette machinery until a test asks for them."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import sys
 from fakellm import _cassette, fixtures
 
 
-def test_loading_the_plugin_imports_no_langchain() -> None:
+def test_loading_the_plugin_imports_no_langchain_and_no_pydantic() -> None:
     code = (
         "import json, sys, pytest, fakellm.fixtures; "
         "print(json.dumps(sorted(m for m in sys.modules "
-        "if m.split('.')[0] in ('langchain_core', 'langchain', 'langgraph', 'fakellm'))))"
+        "if m.split('.')[0] in "
+        "('langchain_core', 'langchain', 'langgraph', 'pydantic', 'fakellm'))))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
