@@ -32,7 +32,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import BaseModel, PrivateAttr
 
-from fakellm import _compat
+from fakellm import _compat, errors
 from fakellm._cassette import (
     Cassette,
     Scrub,
@@ -311,6 +311,8 @@ class Interception:
                     return _Finish(model, kwargs).result(result)
                 except UnexpectedCall as exc:
                     raise seam._unexpected(exc, request) from None
+                except errors.ProviderError as exc:
+                    raise _as_provider_raises(model, exc) from None
                 finally:
                     _chosen.reset(token)
 
@@ -340,6 +342,8 @@ class Interception:
                     return _Finish(model, kwargs).result(result)
                 except UnexpectedCall as exc:
                     raise seam._unexpected(exc, request) from None
+                except errors.ProviderError as exc:
+                    raise _as_provider_raises(model, exc) from None
                 finally:
                     _chosen.reset(token)
 
@@ -367,14 +371,19 @@ class Interception:
                     first = next(inner, None)
                 except UnexpectedCall as exc:
                     raise seam._unexpected(exc, request) from None
+                except errors.ProviderError as exc:
+                    raise _as_provider_raises(model, exc) from None
                 finally:
                     _chosen.reset(token)
                 if first is None:
                     return
                 finish = _Finish(model, kwargs)
-                yield finish.chunk(first)
-                for chunk in inner:
-                    yield finish.chunk(chunk)
+                try:
+                    yield finish.chunk(first)
+                    for chunk in inner:
+                        yield finish.chunk(chunk)
+                except errors.ProviderError as exc:
+                    raise _as_provider_raises(model, exc) from None
 
             return _stream
 
@@ -404,6 +413,8 @@ class Interception:
                 first = await anext(inner, None)
             except UnexpectedCall as exc:
                 raise seam._unexpected(exc, request) from None
+            except errors.ProviderError as exc:
+                raise _as_provider_raises(model, exc) from None
             finally:
                 _chosen.reset(token)
             if first is None:
@@ -413,6 +424,8 @@ class Interception:
                 yield finish.chunk(first)
                 async for chunk in inner:
                     yield finish.chunk(chunk)
+            except errors.ProviderError as exc:
+                raise _as_provider_raises(model, exc) from None
             finally:
                 await inner.aclose()  # type: ignore[attr-defined]
 
@@ -503,6 +516,13 @@ class Interception:
             raise
         finally:
             self._keep(StreamRecording.to_turn, recording, request)
+
+
+def _as_provider_raises(model: BaseChatModel, error: BaseException) -> BaseException:
+    """A scripted provider error as the intercepted integration would raise it: also an
+    instance of its SDK's exception (``openai.RateLimitError``, ...), when installed."""
+    provider = str(_compat.chat_model_ls_params(model, None, {}).get("ls_provider") or "")
+    return errors.flavoured(error, provider)
 
 
 class _Finish:

@@ -217,3 +217,45 @@ def test_the_integrations_own_structured_output_runs_on_scripted_answers() -> No
     assert anthropic == Flower(name="iris", price=1.5)
     assert seam.calls[0].kwargs["response_format"] is Flower  # as ChatOpenAI bound it
     assert seam.calls[3].tool_choice == {"type": "tool", "name": "Flower"}  # Anthropic's form
+
+
+def _call(model: BaseChatModel, path: str) -> None:
+    if path == "invoke":
+        model.invoke("x")
+    elif path == "stream":
+        list(model.stream("x"))
+    elif path == "ainvoke":
+        run_scenario(model.ainvoke("x"))
+    else:
+
+        async def drain() -> None:
+            async for _ in model.astream("x"):
+                pass
+
+        run_scenario(drain())
+
+
+@pytest.mark.parametrize("path", ["invoke", "stream", "ainvoke", "astream"])
+def test_scripted_errors_are_the_intercepted_providers_sdk_errors(path: str) -> None:
+    import anthropic
+    import openai
+    from langchain_core.exceptions import ModelAPIError, ModelRateLimitError
+
+    claude = ChatAnthropic(model="claude-sonnet-4-6", api_key="sk-ant-dummy", max_retries=0)
+    script = [
+        Turn(error=errors.RateLimitError(retry_after=2)),  # before the first chunk
+        Turn("one two three", error=errors.ServerError(529), at_chunk=1),  # mid-stream
+    ]
+    with intercept(ChatOpenAI, ChatAnthropic, script=script):
+        with pytest.raises(openai.RateLimitError) as rate:
+            _call(ChatOpenAI(model="gpt-4o-mini", api_key="sk-dummy", max_retries=0), path)
+        with pytest.raises(anthropic.OverloadedError) as overloaded:
+            _call(claude, path)
+    # Still the scripted error, in langchain-core's hierarchy, with what apps read.
+    assert isinstance(rate.value, errors.RateLimitError)
+    assert isinstance(rate.value, ModelRateLimitError)
+    assert rate.value.retry_after == 2
+    assert rate.value.response.headers["retry-after"] == "2"
+    assert isinstance(overloaded.value, errors.ServerError)
+    assert isinstance(overloaded.value, ModelAPIError)
+    assert overloaded.value.status_code == 529
