@@ -17,6 +17,7 @@ lets the real provider answer and writes what it returned): see
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import importlib
 import os
@@ -307,12 +308,9 @@ class Interception:
                     )
                 token = _chosen.set(route)
                 try:
-                    result = seam.model._generate(messages, stop, run_manager, **fake_kwargs)
+                    with seam._answering(model, request):
+                        result = seam.model._generate(messages, stop, run_manager, **fake_kwargs)
                     return _Finish(model, kwargs).result(result)
-                except UnexpectedCall as exc:
-                    raise seam._unexpected(exc, request) from None
-                except errors.ProviderError as exc:
-                    raise _as_provider_raises(model, exc) from None
                 finally:
                     _chosen.reset(token)
 
@@ -338,12 +336,11 @@ class Interception:
                     return result  # type: ignore[no-any-return]
                 token = _chosen.set(route)
                 try:
-                    result = await seam.model._agenerate(messages, stop, run_manager, **fake_kwargs)
+                    with seam._answering(model, request):
+                        result = await seam.model._agenerate(
+                            messages, stop, run_manager, **fake_kwargs
+                        )
                     return _Finish(model, kwargs).result(result)
-                except UnexpectedCall as exc:
-                    raise seam._unexpected(exc, request) from None
-                except errors.ProviderError as exc:
-                    raise _as_provider_raises(model, exc) from None
                 finally:
                     _chosen.reset(token)
 
@@ -368,22 +365,17 @@ class Interception:
                 token = _chosen.set(route)
                 inner = seam.model._stream(messages, stop, run_manager, **fake_kwargs)
                 try:
-                    first = next(inner, None)
-                except UnexpectedCall as exc:
-                    raise seam._unexpected(exc, request) from None
-                except errors.ProviderError as exc:
-                    raise _as_provider_raises(model, exc) from None
+                    with seam._answering(model, request):
+                        first = next(inner, None)
                 finally:
                     _chosen.reset(token)
                 if first is None:
                     return
                 finish = _Finish(model, kwargs)
-                try:
+                with seam._answering(model, request):
                     yield finish.chunk(first)
                     for chunk in inner:
                         yield finish.chunk(chunk)
-                except errors.ProviderError as exc:
-                    raise _as_provider_raises(model, exc) from None
 
             return _stream
 
@@ -410,26 +402,34 @@ class Interception:
             token = _chosen.set(route)
             inner = seam.model._astream(messages, stop, run_manager, **fake_kwargs)
             try:
-                first = await anext(inner, None)
-            except UnexpectedCall as exc:
-                raise seam._unexpected(exc, request) from None
-            except errors.ProviderError as exc:
-                raise _as_provider_raises(model, exc) from None
+                with seam._answering(model, request):
+                    first = await anext(inner, None)
             finally:
                 _chosen.reset(token)
             if first is None:
                 return
             finish = _Finish(model, kwargs)
             try:
-                yield finish.chunk(first)
-                async for chunk in inner:
-                    yield finish.chunk(chunk)
-            except errors.ProviderError as exc:
-                raise _as_provider_raises(model, exc) from None
+                with seam._answering(model, request):
+                    yield finish.chunk(first)
+                    async for chunk in inner:
+                        yield finish.chunk(chunk)
             finally:
                 await inner.aclose()  # type: ignore[attr-defined]
 
         return _astream
+
+    @contextlib.contextmanager
+    def _answering(self, model: BaseChatModel, request: dict[str, Any]) -> Iterator[None]:
+        """What the private player raises, as the intercepted integration would: a call
+        past the recordings names the closest one, and a scripted provider error is
+        also the integration's SDK error."""
+        try:
+            yield
+        except UnexpectedCall as exc:
+            raise self._unexpected(exc, request) from None
+        except errors.ProviderError as exc:
+            raise _as_provider_raises(model, exc) from None
 
     def _route(
         self,
