@@ -18,6 +18,7 @@ from fakellm import errors
 
 if TYPE_CHECKING:
     from fakellm._cassette import dump_script
+    from fakellm._clock import stop_virtual_time
     from fakellm._events import Event, EventLog
     from fakellm._intercept import Interception, intercept
     from fakellm._model import FakeChatModel, FakeLLM
@@ -49,6 +50,7 @@ __all__ = [
     "intercept",
     "load_script",
     "run_scenario",
+    "stop_virtual_time",
     "virtual_time",
 ]
 
@@ -62,6 +64,7 @@ _HOMES = {
     "FakeLLM": "fakellm._model",
     "Recorder": "fakellm._recorder",
     "run_scenario": "fakellm._scenario",
+    "stop_virtual_time": "fakellm._clock",
     "virtual_time": "fakellm._scenario",
     **dict.fromkeys(
         ("Call", "Rule", "Script", "ToolCall", "Turn", "Usage", "load_script"), "fakellm._script"

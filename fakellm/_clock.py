@@ -19,10 +19,10 @@ clock of the *calling thread's* scope:
 Code in :data:`REAL_TIME_MODULES` (the standard library's thread, queue,
 selector and event-loop machinery, pytest, Hypothesis) keeps reading real time
 when it calls a clock itself, so their real timeouts and measurements still
-work. freezegun is started once for the first scope and stopped after the
-last one; a held mirror (the pytest plugin holds it for a virtual-time test)
-makes every scope inside cost a dictionary update instead of freezegun's scan
-of every loaded module.
+work. freezegun's scan of every loaded module happens once, at the first
+scope; between scopes its freeze is parked (see :class:`_Mirror`): outside a
+scope every reader answers exactly like the real function, and the next scope
+costs a few assignments. :func:`stop_virtual_time` undoes it all.
 
 Prior art: trio's ``MockClock(autojump_threshold=0)``, the ``looptime`` pytest
 plugin, ``aiotools.VirtualClock``.
@@ -31,10 +31,12 @@ plugin, ``aiotools.VirtualClock``.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import contextvars
 import inspect
 import math
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -62,6 +64,7 @@ __all__ = [
     "parse_start",
     "seconds_to_ticks",
     "sleep",
+    "stop_virtual_time",
 ]
 
 #: The instant every virtual clock starts at unless told otherwise: a naive
@@ -314,17 +317,18 @@ class VirtualClock:
 
 
 class _VirtualNow:
-    """freezegun's time factory: the calling thread's virtual instant, else real UTC."""
+    """freezegun's time factory: the calling thread's virtual instant.
+
+    Readers with no scope get real time before they reach it (see
+    :meth:`_Mirror.real_here`); the fallback covers a scope that another
+    thread closed in between.
+    """
 
     def __call__(self) -> datetime:
         clock = _MIRROR.current(frozen_only=True)
         if clock is not None:
             return clock.now()
-        # No scope in this thread: freezegun's naive frozen time means UTC.
-        return self._real.now(UTC).replace(tzinfo=None)
-
-    def __init__(self, real_datetime: type[datetime]) -> None:
-        self._real = real_datetime
+        return _compat.FREEZEGUN_REAL_DATETIME.now(UTC).replace(tzinfo=None)
 
 
 def _virtual_time_sleep(seconds: float) -> None:
@@ -352,20 +356,31 @@ def _virtual_new_event_loop() -> Any:
 
 
 class _Mirror:
-    """freezegun, started once and shared by every virtual-time scope in the process.
+    """freezegun, shared by every virtual-time scope in the process, scanned once.
 
     Never ``tick``, ``auto_tick_seconds`` or ``real_asyncio``: the virtual
     clocks are the only clocks, freezegun just reads them through
     :class:`_VirtualNow`. Scopes register per thread; readers find theirs.
+
+    The first scope starts freezegun's full freeze (its scan patches every
+    loaded module's ``from time import time``-style bindings). After the last
+    scope the freeze is *parked*, not stopped: it leaves freezegun's stacks and
+    the ``time``/``datetime``/``uuid`` attributes and pickling hooks are
+    restored, while the scanned bindings stay and answer exactly like the real
+    functions. The next scope un-parks it with a few assignments; only modules
+    imported in between make it scan again. :func:`stop_virtual_time` (the
+    plugin at session end, ``atexit`` otherwise) undoes the scan too.
     """
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._holds = 0
+        self._up = False
         self._api: Any = None
-        self._slot = -1
-        self._saved_limit: Any = None
+        self._scanned: tuple[int, int] = (-1, -1)
+        self._factory = _VirtualNow()
         self._saved: dict[str, Any] = {}
+        self._atexit = False
         # thread id -> its scopes, innermost last: (clock, sync, frozen)
         self._by_thread: dict[int, list[tuple[VirtualClock, bool, bool]]] = {}
         # Scopes in the order entered: frozen ones (the default for threads with
@@ -378,7 +393,12 @@ class _Mirror:
 
     @property
     def started(self) -> bool:
-        """True while freezegun is started by fakellm."""
+        """True while fakellm's freeze is in freezegun's stacks (not parked)."""
+        return self._up
+
+    @property
+    def lingering(self) -> bool:
+        """True while freezegun's scan of loaded modules is in place (parked or not)."""
         return self._api is not None
 
     def current(self, *, frozen_only: bool = False) -> VirtualClock | None:
@@ -399,6 +419,23 @@ class _Mirror:
                 return clock
         return None
 
+    def real_here(self, frame: Any) -> bool:
+        """freezegun's question for fakellm's freeze: real time for this reader?
+
+        Real when the calling thread has no frozen scope, or when the reader's
+        caller (``frame``; None for datetime methods) is a real-time module.
+        """
+        if frame is not None and str(frame.f_globals.get("__name__", "")).startswith(
+            REAL_TIME_MODULES
+        ):
+            return True
+        return self.current(frozen_only=True) is None
+
+    def innermost(self, clock: VirtualClock, *, sync: bool, freeze: bool) -> bool:
+        """True if ``clock`` is already the calling thread's innermost scope, alike."""
+        stack = self._by_thread.get(threading.get_ident())
+        return bool(stack) and stack[-1] == (clock, sync, freeze)  # type: ignore[index]
+
     def sync_scope_clock(self) -> VirtualClock | None:
         stack = self._by_thread.get(threading.get_ident())
         if stack and stack[-1][1]:
@@ -415,7 +452,7 @@ class _Mirror:
         with self._lock:
             self._holds -= 1
             if self._holds == 0:
-                self._stop()
+                self._park()
 
     def enter(self, clock: VirtualClock, *, sync: bool, freeze: bool) -> None:
         """Make ``clock`` the calling thread's clock (and, frozen, the default for others)."""
@@ -426,7 +463,6 @@ class _Mirror:
                 self._entered = [*self._entered, clock]
             self._live = [*self._live, clock]
             self._by_thread.setdefault(threading.get_ident(), []).append((clock, sync, freeze))
-            self._set_ignore()
 
     def exit(self, clock: VirtualClock) -> None:
         with self._lock:
@@ -445,36 +481,60 @@ class _Mirror:
                 self._entered = _without(self._entered, clock)
                 if clock not in self._entered:
                     self._threads_before.pop(id(clock), None)
-                self._set_ignore()
                 self.release()
 
-    def _set_ignore(self) -> None:
-        # With no scope anywhere every reader gets real time at the first frame.
-        if self._api is not None:
-            ignore = REAL_TIME_MODULES if self._entered else ("",)
-            _compat.freezegun_set_ignore(self._slot, ignore)
-
     def _start(self) -> None:
-        real = _compat.FREEZEGUN_REAL_DATETIME  # before start() patches module attributes
-        api = freezegun.freeze_time(DEFAULT_START, ignore=list(REAL_TIME_MODULES))
-        api.start()
-        self._slot = _compat.freezegun_replace_factory(_VirtualNow(real))
-        self._api = api
-        self._saved_limit = _compat.freezegun_inspection_limit(1)
-        self._saved = {"sleep": time.sleep}
+        _compat.freezegun_route_real_time(self._factory, self.real_here)
+        if _compat.freezegun_active():
+            # Someone else's freeze is running (and has patched the modules):
+            # answer on top of it until the last scope ends.
+            _compat.freezegun_push(self._factory, REAL_TIME_MODULES)
+        elif self._api is not None and self._scanned == _modules_signature():
+            _compat.freezegun_patch_modules(fake=True)
+            _compat.freezegun_push(self._factory, REAL_TIME_MODULES)
+        else:
+            self._unscan()  # modules were imported since the last scan
+            api = freezegun.freeze_time(DEFAULT_START, ignore=list(REAL_TIME_MODULES))
+            api.start()
+            _compat.freezegun_replace_factory(self._factory)
+            self._api, self._scanned = api, _modules_signature()
+            if not self._atexit:
+                self._atexit = True
+                atexit.register(stop_virtual_time)
+        self._saved = {"sleep": time.sleep, "new_event_loop": asyncio.events.new_event_loop}
         time.sleep = _virtual_time_sleep  # type: ignore[assignment]
-        self._saved["new_event_loop"] = asyncio.events.new_event_loop
         asyncio.events.new_event_loop = _virtual_new_event_loop
-        self._set_ignore()
+        self._up = True
 
-    def _stop(self) -> None:
-        api, self._api = self._api, None
-        if api is None:
+    def _park(self) -> None:
+        if not self._up:
             return
+        self._up = False
         time.sleep = self._saved["sleep"]
         asyncio.events.new_event_loop = self._saved["new_event_loop"]
-        _compat.freezegun_inspection_limit(self._saved_limit)
-        api.stop()
+        if _compat.freezegun_remove(self._factory):
+            _compat.freezegun_patch_modules(fake=False)
+
+    def _unscan(self) -> None:
+        api, self._api = self._api, None
+        if api is not None:
+            # freezegun's stop() expects its freeze innermost and the modules patched.
+            _compat.freezegun_patch_modules(fake=True)
+            _compat.freezegun_push(self._factory, REAL_TIME_MODULES)
+            api.stop()
+
+    def stop(self) -> bool:
+        with self._lock:
+            if self._holds or _compat.freezegun_active():
+                return False
+            self._unscan()
+            return True
+
+
+def _modules_signature() -> tuple[int, int]:
+    """Changes when a module is imported (it goes last in ``sys.modules``)."""
+    modules = sys.modules
+    return len(modules), id(modules[next(reversed(modules))]) if modules else 0
 
 
 def _without(clocks: list[VirtualClock], clock: VirtualClock) -> list[VirtualClock]:
@@ -488,6 +548,24 @@ def _without(clocks: list[VirtualClock], clock: VirtualClock) -> list[VirtualClo
 
 
 _MIRROR: Final = _Mirror()
+
+
+def stop_virtual_time() -> bool:
+    """Undo everything fakellm did to freezegun and the clock functions, now.
+
+    After its first virtual-time scope fakellm leaves freezegun's patching of
+    loaded modules in place (every reader outside a scope answers exactly like
+    the real function), so later scopes cost a few assignments instead of a
+    scan of every module. The pytest plugin calls this at the end of the
+    session and ``atexit`` otherwise; call it yourself if something needs the
+    modules exactly as imported before then. The next scope scans again.
+
+    Returns:
+        True if nothing of fakellm's freeze is left; False if a scope is still
+        active, or another freeze (someone's ``freeze_time``) is running, and
+        it was left alone.
+    """
+    return _MIRROR.stop()
 
 
 def hold_mirror() -> contextlib.AbstractContextManager[None]:
@@ -516,6 +594,11 @@ def clock_scope(clock: VirtualClock, *, sync: bool, freeze: bool = True) -> Iter
         freeze: mirror into freezegun; without it only :func:`sleep` and the
             loop see the clock.
     """
+    if _MIRROR.innermost(clock, sync=sync, freeze=freeze) and _context_clock.get() is clock:
+        # Already this thread's scope (a loop's run inside run_scenario's own
+        # scope, asyncio.Runner's three runs): nothing to change.
+        yield
+        return
     token = _context_clock.set(clock)
     _MIRROR.enter(clock, sync=sync, freeze=freeze)
     try:

@@ -61,42 +61,204 @@ __all__ += ["RunOnceHook", "ready_handles"]
 
 
 # ------------------------------------------------------------------ virtual time (#13)
-# freezegun keeps its active freezes in module-level stacks. fakellm starts one
-# freeze and then answers every reader from the calling thread's virtual
-# clock: it swaps its own factory in, switches its own ignore list between
-# "everything real" (no scope active) and the real-time modules, and makes
-# freezegun look only at the direct caller (so code run by a worker thread is
-# not mistaken for the threading module's own clock calls).
+# freezegun keeps its active freezes in module-level stacks and decides "real
+# time or frozen?" in one module-level function. fakellm starts freezegun's
+# full freeze (the scan that patches every loaded module) once, then between
+# its scopes *parks* it: its entries leave the stacks and the ``time``,
+# ``datetime`` and ``uuid`` attributes and pickling hooks go back to the real
+# ones, so the process looks unfrozen; the fakes bound in scanned modules stay
+# and answer exactly like the real functions. Entering the next scope puts the
+# entries and attributes back (a few assignments, no scan).
 
+import copyreg as _copyreg  # noqa: E402
+import datetime as _datetime  # noqa: E402
+import time as _time  # noqa: E402
+import uuid as _uuid  # noqa: E402
+
+_fg = _freezegun_api
 
 #: The datetime class freezegun saved before patching ``datetime.datetime``.
-FREEZEGUN_REAL_DATETIME = _freezegun_api.real_datetime
+FREEZEGUN_REAL_DATETIME = _fg.real_datetime
 
 
 def freezegun_replace_factory(factory: object) -> int:
     """Put ``factory`` in place of the innermost freeze's time factory; return its slot."""
-    _freezegun_api.freeze_factories[-1] = factory  # type: ignore[call-overload]
-    return len(_freezegun_api.freeze_factories) - 1
+    _fg.freeze_factories[-1] = factory  # type: ignore[call-overload]
+    return len(_fg.freeze_factories) - 1
 
 
-def freezegun_set_ignore(slot: int, ignore: tuple[str, ...]) -> None:
-    """Replace the ignore list of the freeze at ``slot`` (module-name prefixes)."""
-    if 0 <= slot < len(_freezegun_api.ignore_lists):
-        _freezegun_api.ignore_lists[slot] = ignore
+def freezegun_active() -> bool:
+    """True while any freeze (fakellm's or anyone's) is in freezegun's stacks."""
+    return bool(_fg.freeze_factories)
 
 
-def freezegun_inspection_limit(limit: int) -> int:
-    """Set how many caller frames freezegun checks against the ignore list; return the old value."""
-    old: int = _freezegun_api.call_stack_inspection_limit
-    _freezegun_api.call_stack_inspection_limit = limit
-    return old
+def freezegun_push(factory: object, ignore: tuple[str, ...]) -> None:
+    """Put a freeze answering from ``factory`` on top of freezegun's stacks (no scan)."""
+    _fg.freeze_factories.append(factory)  # type: ignore[arg-type]
+    _fg.tz_offsets.append(_datetime.timedelta(0))
+    _fg.ignore_lists.append(ignore)
+    _fg.tick_flags.append(False)
+
+
+def freezegun_remove(factory: object) -> bool:
+    """Take the freeze answering from ``factory`` out of the stacks; True if none is left."""
+    stack = _fg.freeze_factories
+    for i in range(len(stack) - 1, -1, -1):
+        if stack[i] is factory:
+            for lst in (stack, _fg.tz_offsets, _fg.ignore_lists, _fg.tick_flags):
+                del lst[i]
+            break
+    return not stack
+
+
+def _module_patches() -> list[tuple[object, str, object, object]]:
+    # (owner, attribute, fake, real): what freezegun's start() sets outside the
+    # modules it scans, and its stop() puts back.
+    out: list[tuple[object, str, object, object]] = [
+        (_datetime, "datetime", _fg.FakeDatetime, _fg.real_datetime),
+        (_datetime, "date", _fg.FakeDate, _fg.real_date),
+        (_time, "time", _fg.fake_time, _fg.real_time),
+        (_time, "monotonic", _fg.fake_monotonic, _fg.real_monotonic),
+        (_time, "perf_counter", _fg.fake_perf_counter, _fg.real_perf_counter),
+        (_time, "localtime", _fg.fake_localtime, _fg.real_localtime),
+        (_time, "gmtime", _fg.fake_gmtime, _fg.real_gmtime),
+        (_time, "strftime", _fg.fake_strftime, _fg.real_strftime),
+        (_time, "time_ns", _fg.fake_time_ns, _fg.real_time_ns),
+        (_time, "monotonic_ns", _fg.fake_monotonic_ns, _fg.real_monotonic_ns),
+        (_time, "perf_counter_ns", _fg.fake_perf_counter_ns, _fg.real_perf_counter_ns),
+        (_uuid, "_UuidCreate", None, _fg.real_uuid_create),
+        (_uuid, "_last_timestamp", None, None),
+    ]
+    if _fg.uuid_generate_time_attr:
+        out.append((_uuid, _fg.uuid_generate_time_attr, None, _fg.real_uuid_generate_time))
+    return out
+
+
+_MODULE_PATCHES = _module_patches()
+
+
+def freezegun_patch_modules(fake: bool) -> None:
+    """Set (or put back) the module attributes and pickling hooks a freeze changes.
+
+    Only the ``time``, ``datetime`` and ``uuid`` modules and ``copyreg``:
+    the bindings freezegun's scan made in other modules are left alone.
+    """
+    for owner, name, fake_value, real_value in _MODULE_PATCHES:
+        setattr(owner, name, fake_value if fake else real_value)
+    table = _copyreg.dispatch_table
+    if fake:
+        table[_fg.real_datetime] = _fg.pickle_fake_datetime
+        table[_fg.real_date] = _fg.pickle_fake_date
+        table.pop(_fg.FakeDatetime, None)
+        table.pop(_fg.FakeDate, None)
+    else:
+        table.pop(_fg.real_datetime, None)
+        table.pop(_fg.real_date, None)
+        # Instances of freezegun's classes made outside a freeze (through a
+        # binding its scan left in a module) pickle as plain datetimes.
+        table[_fg.FakeDatetime] = _pickle_as_real_datetime
+        table[_fg.FakeDate] = _pickle_as_real_date
+
+
+def _pickle_as_real_datetime(value: Any) -> tuple[Any, ...]:
+    return (_fg.real_datetime, _fg.real_datetime.__reduce_ex__(value, 4)[1])
+
+
+def _pickle_as_real_date(value: Any) -> tuple[Any, ...]:
+    return (_fg.real_date, _fg.real_date.__reduce_ex__(value, 4)[1])
+
+
+_ours: list[Any] = [None, None]  # fakellm's time factory, its "real here?" rule
+
+
+def _should_use_real_time() -> bool:
+    # Replaces freezegun.api._should_use_real_time, which every faked time
+    # function calls first. sys._getframe(2) is the faked function's caller,
+    # the frame freezegun itself starts its look-up from.
+    if not _fg.ignore_lists:
+        return True  # no freeze at all: real, as freezegun answers after stop()
+    if _fg.freeze_factories[-1] is _ours[0]:
+        real_here: Callable[[Any], bool] = _ours[1]
+        return real_here(sys._getframe(2))
+    # Someone else's freeze is innermost: freezegun's own rule, unchanged.
+    limit = _fg.call_stack_inspection_limit
+    ignore = _fg.ignore_lists[-1]
+    if not limit or not ignore:
+        return False
+    frame: Any = sys._getframe(2)
+    for _ in range(limit):
+        module_name = frame.f_globals.get("__name__")
+        if module_name and module_name.startswith(ignore):
+            return True
+        frame = frame.f_back
+        if frame is None:
+            break
+    return False
+
+
+def _datetime_real_here() -> bool:
+    stack = _fg.freeze_factories
+    return not stack or (stack[-1] is _ours[0] and bool(_ours[1](None)))
+
+
+def _install_datetime_passthrough() -> None:
+    fake_dt, fake_d = _fg.FakeDatetime, _fg.FakeDate
+    real_dt, real_d = _fg.real_datetime, _fg.real_date
+    now, utcnow = fake_dt.now.__func__, fake_dt.utcnow.__func__  # type: ignore[attr-defined]
+    fromtimestamp = fake_dt.fromtimestamp.__func__  # type: ignore[attr-defined]
+    timestamp, today = fake_dt.timestamp, fake_d.today.__func__  # type: ignore[attr-defined]
+
+    def fake_now(cls: Any, tz: Any = None) -> Any:
+        return real_dt.now(tz) if _datetime_real_here() else now(cls, tz)
+
+    def fake_utcnow(cls: Any) -> Any:
+        return real_dt.utcnow() if _datetime_real_here() else utcnow(cls)
+
+    def fake_fromtimestamp(cls: Any, t: float, tz: Any = None) -> Any:
+        if _datetime_real_here():
+            return real_dt.fromtimestamp(t, tz)
+        return fromtimestamp(cls, t, tz)
+
+    def fake_timestamp(self: Any) -> float:
+        return real_dt.timestamp(self) if _datetime_real_here() else float(timestamp(self))
+
+    def fake_today(cls: Any) -> Any:
+        return real_d.today() if _datetime_real_here() else today(cls)
+
+    fake_dt.now = classmethod(fake_now)  # type: ignore[assignment,method-assign]
+    fake_dt.utcnow = classmethod(fake_utcnow)  # type: ignore[assignment,method-assign]
+    fake_dt.fromtimestamp = classmethod(fake_fromtimestamp)  # type: ignore[assignment,method-assign]
+    fake_dt.timestamp = fake_timestamp  # type: ignore[method-assign]
+    fake_d.today = classmethod(fake_today)  # type: ignore[assignment,method-assign]
+
+
+def freezegun_route_real_time(factory: object, real_here: Callable[[Any], bool]) -> None:
+    """Let fakellm decide, per call, whether its freeze answers or real time does.
+
+    While the innermost freeze answers from ``factory``, every faked reader
+    asks ``real_here(frame)`` (``frame``: the reader's caller, or None for the
+    ``datetime``/``date`` class methods) and, if True, answers exactly as the
+    real function does: ``time.*``, ``datetime.now``/``today``/``utcnow``/
+    ``fromtimestamp``, ``datetime.timestamp()``, ``date.today``. With no freeze
+    at all, the same readers are real too (freezegun's own rule for time
+    functions; its datetime methods would otherwise fail on an empty stack).
+    Someone else's freeze on top keeps freezegun's own rule. Installed once.
+    """
+    first = _ours[0] is None
+    _ours[0], _ours[1] = factory, real_here
+    if first:
+        _fg._should_use_real_time = _should_use_real_time
+        _install_datetime_passthrough()
 
 
 __all__ += [
     "FREEZEGUN_REAL_DATETIME",
-    "freezegun_inspection_limit",
+    "freezegun_active",
+    "freezegun_patch_modules",
+    "freezegun_push",
+    "freezegun_remove",
     "freezegun_replace_factory",
-    "freezegun_set_ignore",
+    "freezegun_route_real_time",
 ]
 
 

@@ -47,7 +47,12 @@ import pytest
 pytest.register_assert_rewrite("fakellm.assertions")
 
 # The imports below come after the rewrite hook so that assertions is rewritten.
-from fakellm._clock import DEFAULT_BUDGET, hold_mirror, parse_start  # noqa: E402
+from fakellm._clock import (  # noqa: E402
+    DEFAULT_BUDGET,
+    hold_mirror,
+    parse_start,
+    stop_virtual_time,
+)
 from fakellm._loop import VIRTUAL_TIME_LOOP, VirtualTimeLoop, virtual_loop_factory  # noqa: E402
 from fakellm._network import NetworkGuard  # noqa: E402
 from fakellm.errors import InvalidScript  # noqa: E402
@@ -160,6 +165,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if mode not in _NETWORK_MODES:
         msg = f"fakellm_block_network = {mode!r}: expected one of {', '.join(_NETWORK_MODES)}"
         raise pytest.UsageError(msg)
+
+
+@pytest.hookimpl(specname="pytest_unconfigure")
+def pytest_unconfigure_fakellm_clock(config: pytest.Config) -> None:
+    """Undo the freezegun patching that virtual time leaves in place between
+    tests (see :func:`fakellm.stop_virtual_time`); a no-op while a scope is active."""
+    stop_virtual_time()
 
 
 _budget_key = pytest.StashKey["float | None"]()

@@ -30,22 +30,122 @@ def test_freezegun_real_datetime_is_the_unpatched_class() -> None:
     assert compat.FREEZEGUN_REAL_DATETIME is dt.datetime  # no freeze is active here
 
 
-def test_freezegun_factory_ignore_and_limit_are_where_fakellm_puts_them() -> None:
+def test_freezegun_stacks_are_where_fakellm_pushes_and_removes() -> None:
     import datetime as dt
-    import time
 
     import freezegun
+    import freezegun.api as fg
 
-    with freezegun.freeze_time("2024-01-01") as factory:
+    assert not compat.freezegun_active()
+    with freezegun.freeze_time("2024-01-01"):
         slot = compat.freezegun_replace_factory(lambda: dt.datetime(2030, 1, 2) - dt.timedelta(0))
         assert slot == 0
         assert dt.datetime.now() == dt.datetime(2030, 1, 2)
-        compat.freezegun_set_ignore(slot, ("",))  # every caller reads real time
-        assert time.time() < dt.datetime(2030, 1, 2, tzinfo=dt.UTC).timestamp()
-        old = compat.freezegun_inspection_limit(1)
-        assert old == 5
-        assert compat.freezegun_inspection_limit(old) == 1
-        del factory
+        mine = object()
+        compat.freezegun_push(mine, ("x",))
+        assert fg.freeze_factories[-1] is mine
+        assert (fg.tz_offsets[-1], fg.ignore_lists[-1], fg.tick_flags[-1]) == (
+            dt.timedelta(0),
+            ("x",),
+            False,
+        )
+        assert compat.freezegun_remove(mine) is False  # the outer freeze is left
+        assert [len(fg.freeze_factories), len(fg.ignore_lists)] == [1, 1]
+    assert not compat.freezegun_active()
+
+
+def _clock_and_pickling_state() -> dict[tuple[str, str], object]:
+    import copyreg
+    import datetime as dt
+    import time
+    import uuid
+
+    state: dict[tuple[str, str], object] = {}
+    for module in (dt, time, uuid):
+        for name, value in vars(module).items():
+            state[(module.__name__, name)] = value
+    for cls, reducer in copyreg.dispatch_table.items():
+        state[("copyreg", repr(cls))] = reducer
+    return state
+
+
+def test_freezegun_patch_modules_sets_exactly_what_a_freeze_sets() -> None:
+    import freezegun
+
+    real = _clock_and_pickling_state()
+    with freezegun.freeze_time("2024-01-01", ignore=[""]):  # ignore: no module scan
+        frozen = _clock_and_pickling_state()
+    assert _clock_and_pickling_state() == real
+    compat.freezegun_patch_modules(fake=True)
+    try:
+        ours = _clock_and_pickling_state()
+    finally:
+        compat.freezegun_patch_modules(fake=False)
+    parked = _clock_and_pickling_state()
+    changed = {key for key in {*real, *frozen} if real.get(key) is not frozen.get(key)}
+    assert changed, "a freeze changes time.time, datetime.datetime, ..."
+    assert {key: ours.get(key) for key in changed} == {key: frozen.get(key) for key in changed}
+    # Parked: the real attributes back; freezegun's own classes pickle as the real ones.
+    assert {key: parked.get(key) for key in changed} == {key: real.get(key) for key in changed}
+
+
+def test_freezegun_route_real_time_decides_for_every_faked_reader() -> None:
+    import datetime as dt
+    import pickle
+    import time
+
+    import freezegun
+    import freezegun.api as fg
+
+    from fakellm import _clock
+
+    real_here = [True]
+    frames: list[object] = []
+
+    def decide(frame: object) -> bool:
+        frames.append(frame)
+        return real_here[0]
+
+    factory = lambda: dt.datetime(2030, 1, 2)  # noqa: E731
+    compat.freezegun_route_real_time(factory, decide)
+    try:
+        assert fg._should_use_real_time is compat._should_use_real_time
+        compat.freezegun_push(factory, ())
+        compat.freezegun_patch_modules(fake=True)
+        try:
+            assert time.time() < 1893542400.0  # real
+            caller = frames[-1].f_code.co_name  # type: ignore[attr-defined]
+            assert caller == "test_freezegun_route_real_time_decides_for_every_faked_reader"
+            assert dt.datetime.now().year < 2030
+            assert type(dt.datetime.now()) is fg.real_datetime
+            assert dt.date.today().year < 2030
+            real_here[0] = False
+            assert time.time() == 1893542400.0
+            assert time.monotonic() == 1893542400.0
+            assert dt.datetime.now() == dt.datetime(2030, 1, 2)
+            assert dt.datetime.utcnow() == dt.datetime(2030, 1, 2)
+            assert dt.date.today() == dt.date(2030, 1, 2)
+            # Someone else's freeze on top: freezegun's own rule (here: ignore this module).
+            with freezegun.freeze_time("2001-01-01", ignore=[__name__]):
+                assert time.time() < 1893542400.0
+                assert time.time() > 978307200.0
+                assert dt.datetime.now() == dt.datetime(2001, 1, 1)
+            with freezegun.freeze_time("2001-01-01"):
+                assert time.time() == 978307200.0
+        finally:
+            compat.freezegun_remove(factory)
+            compat.freezegun_patch_modules(fake=False)
+        # No freeze at all: freezegun's classes (bound by an earlier scan) answer for real.
+        assert fg.FakeDatetime.now().year < 2030
+        assert fg.FakeDate.today().year < 2030
+        stamp = fg.FakeDatetime(2020, 1, 1).timestamp()
+        assert stamp == fg.real_datetime(2020, 1, 1).timestamp()
+        assert fg.FakeDatetime.fromtimestamp(stamp) == fg.real_datetime(2020, 1, 1)
+        copy = pickle.loads(pickle.dumps(fg.FakeDatetime(2020, 1, 1, fold=1)))
+        assert (type(copy), copy, copy.fold) == (fg.real_datetime, dt.datetime(2020, 1, 1), 1)
+    finally:
+        mirror = _clock._MIRROR
+        compat.freezegun_route_real_time(mirror._factory, mirror.real_here)
 
 
 def test_current_frames_has_this_thread() -> None:

@@ -12,7 +12,7 @@ PROMISED = {
     "FakeChatModel", "FakeLLM",
     "Script", "Turn", "ToolCall", "load_script", "Rule", "Call", "Usage",
     "Recorder", "EventLog", "Event",
-    "virtual_time", "run_scenario",
+    "virtual_time", "run_scenario", "stop_virtual_time",
     "errors",
     "intercept", "Interception", "dump_script",
 }  # fmt: skip
@@ -47,7 +47,14 @@ def test_package_ships_py_typed() -> None:
 
 
 def test_public_functions_are_annotated() -> None:
-    for name in ("load_script", "virtual_time", "run_scenario", "intercept", "dump_script"):
+    for name in (
+        "load_script",
+        "virtual_time",
+        "run_scenario",
+        "stop_virtual_time",
+        "intercept",
+        "dump_script",
+    ):
         sig = inspect.signature(getattr(fakellm, name))
         assert sig.return_annotation is not inspect.Signature.empty, name
         for param in sig.parameters.values():
