@@ -103,7 +103,7 @@ class _VirtualTimerHandle(asyncio.TimerHandle):
         args: tuple[Any, ...],
         loop: VirtualTimeLoop,
         context: contextvars.Context,
-        owner: str,
+        owner: object,
     ) -> None:
         super().__init__(ticks / US, callback, args, loop, context)
         self._vt_ticks = ticks
@@ -219,7 +219,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._vt_jobs = 0
         self._vt_job_order: deque[tuple[asyncio.Future[Any], asyncio.Future[Any]]] = deque()
         self._vt_processes: list[asyncio.SubprocessTransport] = []
-        self._vt_fired: collections.Counter[str] = collections.Counter()
+        self._vt_fired: collections.Counter[object] = collections.Counter()
         self._vt_threads_before: frozenset[int] = frozenset()
         selector = _VirtualSelector()
         super().__init__(selector)
@@ -251,7 +251,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             for handle in self._vt_buckets[ticks].handles:
                 if handle._vt_callback is not None:
                     due = "math.inf" if ticks == _NEVER else f"{ticks / US:g} s"
-                    out.append(f"a timer due at {due}, scheduled by {handle._vt_owner}")
+                    owner = _owner_name(handle._vt_owner)
+                    out.append(f"a timer due at {due}, scheduled by {owner}")
         return out
 
     def time(self) -> float:
@@ -266,7 +267,10 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         context: contextvars.Context | None = None,
     ) -> asyncio.TimerHandle:
         """Schedule ``callback`` at virtual ``when``, rounded to 1 µs, FIFO on ties."""
-        ticks = seconds_to_ticks(when, name="when", allow_inf=True)
+        if type(when) is float and -_NEVER < when < _NEVER:
+            ticks: int | float = round(when * US)  # the common case, checked below
+        else:
+            ticks = seconds_to_ticks(when, name="when", allow_inf=True)
         if context is None:
             context = contextvars.copy_context()
         bucket = self._vt_buckets.get(ticks)
@@ -544,7 +548,10 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def _budget_message(self, deadline: int) -> str:
         head = self._vt_clock.over_budget_message(deadline, "the next timer is due")
-        firing = ", ".join(f"{who} ({n} times)" for who, n in self._vt_fired.most_common(3))
+        by_name: collections.Counter[str] = collections.Counter()
+        for owner, n in self._vt_fired.items():
+            by_name[_owner_name(owner)] += n
+        firing = ", ".join(f"{who} ({n} times)" for who, n in by_name.most_common(3))
         kept = f"\nTimers that fired most: {firing}." if firing else ""
         return (
             f"{head}\n{self._waiting()}{kept}\nA periodic task beside a wait that never "
@@ -570,15 +577,20 @@ def _cancel_inner(inner: asyncio.Future[Any], outer: asyncio.Future[Any]) -> Non
         inner.cancel()
 
 
-def _owner(callback: Callable[..., object]) -> str:
-    """Who scheduled a timer: the current task's name, else the callback's name."""
+def _owner(callback: Callable[..., object]) -> object:
+    """Who scheduled a timer: the current task, else the callback (named when reported)."""
     try:
         task = asyncio.current_task()
     except RuntimeError:
         task = None
-    if task is not None:
-        return f"task {task.get_name()!r}"
-    return getattr(callback, "__qualname__", type(callback).__name__)
+    return callback if task is None else task
+
+
+def _owner_name(owner: object) -> str:
+    """How a message names a timer's owner: ``task 'name'``, else the callback's name."""
+    if isinstance(owner, asyncio.Task):
+        return f"task {owner.get_name()!r}"
+    return str(getattr(owner, "__qualname__", type(owner).__name__))
 
 
 _IDLE_WAITS: Final = frozenset({"wait", "get", "select", "_worker", "acquire", "join"})

@@ -883,8 +883,8 @@ class Scenario:
             recorder: where the models record.
             return_exceptions: keep a call's exception in ``results`` instead of
                 raising the first one (in call order) once every call finished.
-            freeze: couple freezegun to the virtual clock (costs ~8 ms an
-                example, since freezegun scans every loaded module).
+            freeze: couple freezegun to the virtual clock (microseconds an
+                example: freezegun scans the loaded modules once per process).
             **model_kwargs: more ``FakeChatModel`` settings for every model.
         """
         rec = recorder if recorder is not None else Recorder()
