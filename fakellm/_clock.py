@@ -39,6 +39,7 @@ import math
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -61,6 +62,8 @@ __all__ = [
     "current_clock",
     "current_sync_clock",
     "hold_mirror",
+    "parse_budget",
+    "parse_flag",
     "parse_start",
     "seconds_to_ticks",
     "sleep",
@@ -198,10 +201,18 @@ def parse_budget(budget: float | None) -> float | None:
     """Check a virtual-time budget: positive seconds, or None for no budget."""
     if budget is None:
         return None
-    if isinstance(budget, bool) or not isinstance(budget, int | float) or not budget > 0:
-        msg = f"budget={budget!r}: expected a positive number of virtual seconds, or None"
+    if isinstance(budget, bool) or not isinstance(budget, int | float) or not 0 < budget < math.inf:
+        msg = f"budget={budget!r}: expected a positive, finite number of virtual seconds, or None"
         raise ValueError(msg) if isinstance(budget, int | float) else TypeError(msg)
     return float(budget)
+
+
+def parse_flag(name: str, value: object) -> bool:
+    """Check a True/False option."""
+    if not isinstance(value, bool):
+        msg = f"{name}={value!r}: expected True or False"
+        raise TypeError(msg)
+    return value
 
 
 _MAX_TICKS_FROM = datetime.max
@@ -221,15 +232,23 @@ class VirtualClock:
         budget: virtual seconds the clock may move before it refuses with
             :class:`~fakellm.errors.TimeBudgetExceeded` (None: only the last
             instant a datetime can hold, 9999-12-31, limits it).
+        real_perf_counter: ``time.perf_counter`` (and ``perf_counter_ns``)
+            read real time for readers on this clock, for code that must
+            measure wall time; everything else stays virtual.
     """
 
-    __slots__ = ("_budget", "_limit", "_lock", "_start", "_ticks")
+    __slots__ = ("_budget", "_limit", "_lock", "_real_perf_counter", "_start", "_ticks")
 
     def __init__(
-        self, start: datetime | str | None = None, *, budget: float | None = DEFAULT_BUDGET
+        self,
+        start: datetime | str | None = None,
+        *,
+        budget: float | None = DEFAULT_BUDGET,
+        real_perf_counter: bool = False,
     ) -> None:
         self._start = parse_start(start)
         self._budget = parse_budget(budget)
+        self._real_perf_counter = parse_flag("real_perf_counter", real_perf_counter)
         self._ticks = 0
         self._lock = threading.Lock()
         representable = (_MAX_TICKS_FROM - self._start) // timedelta(microseconds=1)
@@ -241,6 +260,11 @@ class VirtualClock:
     def start(self) -> datetime:
         """The instant elapsed time 0 stands for (naive, UTC)."""
         return self._start
+
+    @property
+    def real_perf_counter(self) -> bool:
+        """Whether ``time.perf_counter`` reads real time on this clock."""
+        return self._real_perf_counter
 
     @property
     def budget(self) -> float | None:
@@ -419,17 +443,21 @@ class _Mirror:
                 return clock
         return None
 
-    def real_here(self, frame: Any) -> bool:
+    def real_here(self, frame: Any, reader: str) -> bool:
         """freezegun's question for fakellm's freeze: real time for this reader?
 
-        Real when the calling thread has no frozen scope, or when the reader's
-        caller (``frame``; None for datetime methods) is a real-time module.
+        Real when the calling thread has no frozen scope, when the reader's
+        caller (``frame``; None for datetime methods) is a real-time module,
+        or for ``perf_counter`` on a clock with ``real_perf_counter``.
         """
         if frame is not None and str(frame.f_globals.get("__name__", "")).startswith(
             REAL_TIME_MODULES
         ):
             return True
-        return self.current(frozen_only=True) is None
+        clock = self.current(frozen_only=True)
+        if clock is None:
+            return True
+        return clock.real_perf_counter and reader.startswith("perf_counter")
 
     def innermost(self, clock: VirtualClock, *, sync: bool, freeze: bool) -> bool:
         """True if ``clock`` is already the calling thread's innermost scope, alike."""
@@ -489,7 +517,11 @@ class _Mirror:
             # Someone else's freeze is running (and has patched the modules):
             # answer on top of it until the last scope ends.
             _compat.freezegun_push(self._factory, REAL_TIME_MODULES)
-        elif self._api is not None and self._scanned == _modules_signature():
+        elif (
+            self._api is not None
+            and self._scanned == _modules_signature()
+            and _CANARY.clock is not _compat.FREEZEGUN_REAL_TIME
+        ):
             _compat.freezegun_patch_modules(fake=True)
             _compat.freezegun_push(self._factory, REAL_TIME_MODULES)
         else:
@@ -529,6 +561,15 @@ class _Mirror:
                 return False
             self._unscan()
             return True
+
+
+# A module freezegun's scan patches like any other. If another freeze starts
+# while fakellm's is parked, its stop() puts back what *its* scan found (its
+# cache remembers the real functions), undoing fakellm's bindings too; this
+# module's attribute turning real again says the next scope must scan anew.
+_CANARY: Final = types.ModuleType("fakellm_clock_canary")
+_CANARY.clock = _compat.FREEZEGUN_REAL_TIME  # type: ignore[attr-defined]
+sys.modules[_CANARY.__name__] = _CANARY
 
 
 def _modules_signature() -> tuple[int, int]:

@@ -79,6 +79,8 @@ _fg = _freezegun_api
 
 #: The datetime class freezegun saved before patching ``datetime.datetime``.
 FREEZEGUN_REAL_DATETIME = _fg.real_datetime
+#: The ``time.time`` freezegun saved before patching it.
+FREEZEGUN_REAL_TIME = _fg.real_time
 
 
 def freezegun_replace_factory(factory: object) -> int:
@@ -178,8 +180,8 @@ def _should_use_real_time() -> bool:
     if not _fg.ignore_lists:
         return True  # no freeze at all: real, as freezegun answers after stop()
     if _fg.freeze_factories[-1] is _ours[0]:
-        real_here: Callable[[Any], bool] = _ours[1]
-        return real_here(sys._getframe(2))
+        real_here: Callable[[Any, str], bool] = _ours[1]
+        return real_here(sys._getframe(2), sys._getframe(1).f_code.co_name[5:])  # "fake_..."
     # Someone else's freeze is innermost: freezegun's own rule, unchanged.
     limit = _fg.call_stack_inspection_limit
     ignore = _fg.ignore_lists[-1]
@@ -198,7 +200,7 @@ def _should_use_real_time() -> bool:
 
 def _datetime_real_here() -> bool:
     stack = _fg.freeze_factories
-    return not stack or (stack[-1] is _ours[0] and bool(_ours[1](None)))
+    return not stack or (stack[-1] is _ours[0] and bool(_ours[1](None, "datetime")))
 
 
 def _install_datetime_passthrough() -> None:
@@ -232,12 +234,13 @@ def _install_datetime_passthrough() -> None:
     fake_d.today = classmethod(fake_today)  # type: ignore[assignment,method-assign]
 
 
-def freezegun_route_real_time(factory: object, real_here: Callable[[Any], bool]) -> None:
+def freezegun_route_real_time(factory: object, real_here: Callable[[Any, str], bool]) -> None:
     """Let fakellm decide, per call, whether its freeze answers or real time does.
 
     While the innermost freeze answers from ``factory``, every faked reader
-    asks ``real_here(frame)`` (``frame``: the reader's caller, or None for the
-    ``datetime``/``date`` class methods) and, if True, answers exactly as the
+    asks ``real_here(frame, reader)`` (``frame``: the reader's caller, or None
+    for the ``datetime``/``date`` class methods; ``reader``: ``"time"``,
+    ``"perf_counter_ns"``, ..., or ``"datetime"``) and, if True, answers exactly as the
     real function does: ``time.*``, ``datetime.now``/``today``/``utcnow``/
     ``fromtimestamp``, ``datetime.timestamp()``, ``date.today``. With no freeze
     at all, the same readers are real too (freezegun's own rule for time
@@ -253,6 +256,7 @@ def freezegun_route_real_time(factory: object, real_here: Callable[[Any], bool])
 
 __all__ += [
     "FREEZEGUN_REAL_DATETIME",
+    "FREEZEGUN_REAL_TIME",
     "freezegun_active",
     "freezegun_patch_modules",
     "freezegun_push",

@@ -49,6 +49,7 @@ from fakellm._clock import (
     clock_scope,
     hold_mirror,
     parse_budget,
+    parse_flag,
     parse_start,
     seconds_to_ticks,
 )
@@ -180,6 +181,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             jumping past a timer.
         stall_timeout: real seconds of no progress on real work before
             :class:`~fakellm.errors.Stalled` (None: wait forever).
+        real_perf_counter: ``time.perf_counter`` reads real time on this
+            loop's clock (see :class:`~fakellm._clock.VirtualClock`).
     """
 
     def __new__(
@@ -191,10 +194,11 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         budget: float | None = DEFAULT_BUDGET,
         io_grace: float = DEFAULT_IO_GRACE,
         stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
+        real_perf_counter: bool = False,
     ) -> VirtualTimeLoop:
         # Arguments are checked before the object exists: a loop object that
         # failed half-way through __init__ would break in BaseEventLoop.__del__.
-        _loop_clock(start, clock, budget)
+        _loop_clock(start, clock, budget, real_perf_counter)
         _check_options(freeze, io_grace, stall_timeout)
         return super().__new__(cls)
 
@@ -207,8 +211,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         budget: float | None = DEFAULT_BUDGET,
         io_grace: float = DEFAULT_IO_GRACE,
         stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
+        real_perf_counter: bool = False,
     ) -> None:
-        self._vt_clock = _loop_clock(start, clock, budget)
+        self._vt_clock = _loop_clock(start, clock, budget, real_perf_counter)
         self._vt_freeze = freeze
         self._vt_hold: contextlib.ExitStack | None = None
         self._vt_io_grace = float(io_grace)
@@ -659,14 +664,18 @@ def _check_options(freeze: object, io_grace: object, stall_timeout: object) -> N
 
 
 def _loop_clock(
-    start: datetime | str | None, clock: VirtualClock | None, budget: float | None
+    start: datetime | str | None,
+    clock: VirtualClock | None,
+    budget: float | None,
+    real_perf_counter: bool,
 ) -> VirtualClock:
     if clock is None:
-        return VirtualClock(start, budget=budget)
-    if start is not None or budget != DEFAULT_BUDGET:
+        return VirtualClock(start, budget=budget, real_perf_counter=real_perf_counter)
+    if start is not None or budget != DEFAULT_BUDGET or real_perf_counter is not False:
         msg = (
-            f"start={start!r}, budget={budget!r} and clock={clock!r}: give one or the "
-            "other (a shared clock already has its start and budget)"
+            f"start={start!r}, budget={budget!r}, real_perf_counter={real_perf_counter!r} "
+            f"and clock={clock!r}: give one or the other (a shared clock already has its "
+            "start, budget and real_perf_counter)"
         )
         raise TypeError(msg)
     if not isinstance(clock, VirtualClock):
@@ -705,6 +714,7 @@ def virtual_loop_factory(
     start: datetime | str | None = None,
     freeze: bool = True,
     budget: float | None = DEFAULT_BUDGET,
+    real_perf_counter: bool = False,
 ) -> Callable[[], VirtualTimeLoop]:
     """A loop factory for ``asyncio.Runner``, anyio or pytest-asyncio.
 
@@ -715,13 +725,17 @@ def virtual_loop_factory(
         start: the instant elapsed time 0 stands for.
         freeze: mirror the loop's clock into freezegun and ``time.sleep``.
         budget: virtual seconds each loop may run (None: no budget).
+        real_perf_counter: ``time.perf_counter`` reads real time.
     """
     start_at = parse_start(start)
     budget = parse_budget(budget)
+    parse_flag("real_perf_counter", real_perf_counter)
     _check_options(freeze, DEFAULT_IO_GRACE, DEFAULT_STALL_TIMEOUT)
 
     def factory() -> VirtualTimeLoop:
-        return VirtualTimeLoop(start=start_at, freeze=freeze, budget=budget)
+        return VirtualTimeLoop(
+            start=start_at, freeze=freeze, budget=budget, real_perf_counter=real_perf_counter
+        )
 
     factory.__qualname__ = factory.__name__ = "virtual_time_loop"
     return factory

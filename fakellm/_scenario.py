@@ -25,6 +25,7 @@ from fakellm._clock import (
     VirtualClock,
     clock_scope,
     parse_budget,
+    parse_flag,
     parse_start,
 )
 from fakellm._loop import VirtualTimeLoop, describe_task
@@ -71,11 +72,14 @@ class VirtualTime:
     the block (``asyncio.run``) gets a virtual-time loop on the same clock.
     """
 
-    def __init__(self, start: datetime, *, freeze: bool, budget: float | None) -> None:
+    def __init__(
+        self, start: datetime, *, freeze: bool, budget: float | None, real_perf_counter: bool
+    ) -> None:
         self._start = start
         self._freeze = freeze
         self._budget = budget
-        self._clock = VirtualClock(start, budget=budget)
+        self._real_perf_counter = real_perf_counter
+        self._clock = self._new_clock()
         self._scope: contextlib.ExitStack | None = None
 
     @property
@@ -104,7 +108,7 @@ class VirtualTime:
                 "concurrent use needs its own virtual_time() object"
             )
             raise RuntimeError(msg)
-        self._clock = VirtualClock(self._start, budget=self._budget)
+        self._clock = self._new_clock()
         scope = contextlib.ExitStack()
         scope.enter_context(clock_scope(self._clock, sync=True, freeze=self._freeze))
         self._scope = scope
@@ -157,9 +161,14 @@ class VirtualTime:
 
         return run_sync
 
+    def _new_clock(self) -> VirtualClock:
+        return VirtualClock(
+            self._start, budget=self._budget, real_perf_counter=self._real_perf_counter
+        )
+
     def _run_on_loop(self, coro: Coroutine[Any, Any, R]) -> R:
-        loop = VirtualTimeLoop(start=self._start, freeze=self._freeze, budget=self._budget)
-        self._clock = loop.clock
+        self._clock = self._new_clock()
+        loop = VirtualTimeLoop(clock=self._clock, freeze=self._freeze)
         result: R = _run_on(loop, coro, freeze=self._freeze)
         return result
 
@@ -169,6 +178,7 @@ def virtual_time(
     *,
     freeze: bool = True,
     budget: float | None = DEFAULT_BUDGET,
+    real_perf_counter: bool = False,
 ) -> VirtualTime:
     """Run code on virtual time: ``with virtual_time() as vt:`` or ``@virtual_time()``.
 
@@ -180,16 +190,22 @@ def virtual_time(
             ``time.sleep`` in every thread follow it.
         budget: virtual seconds the scope may use (default one day; None:
             none); past it :class:`~fakellm.errors.TimeBudgetExceeded`.
+        real_perf_counter: ``time.perf_counter`` (and ``perf_counter_ns``)
+            read real time in the scope, for code that must measure wall
+            time; every other reader stays virtual.
 
     Returns:
         A :class:`VirtualTime`; see there for what it does to sync code,
         threads and ``async def`` functions.
     """
     start_at = parse_start(start)
-    if not isinstance(freeze, bool):
-        msg = f"freeze={freeze!r}: expected True or False"
-        raise TypeError(msg)
-    return VirtualTime(start_at, freeze=freeze, budget=parse_budget(budget))
+    parse_flag("freeze", freeze)
+    return VirtualTime(
+        start_at,
+        freeze=freeze,
+        budget=parse_budget(budget),
+        real_perf_counter=parse_flag("real_perf_counter", real_perf_counter),
+    )
 
 
 # -------------------------------------------------------------------- run_scenario
@@ -253,6 +269,7 @@ def run_scenario(
     return_exceptions: bool = False,
     freeze: bool = True,
     budget: float | None = DEFAULT_BUDGET,
+    real_perf_counter: bool = False,
 ) -> ScenarioResult:
     """Run coroutines concurrently on a fresh virtual-time loop; return their results.
 
@@ -273,6 +290,8 @@ def run_scenario(
         freeze: mirror the virtual clock into freezegun and ``time.sleep``.
         budget: virtual seconds the scenario may run (default one day; None:
             none).
+        real_perf_counter: ``time.perf_counter`` reads real time in the
+            scenario (every other reader stays virtual).
 
     Returns:
         A :class:`ScenarioResult` with the results in order and the elapsed
@@ -299,13 +318,9 @@ def run_scenario(
                 )
                 raise TypeError(msg)
         task_names = _validate_names(names, len(runnables))
-        for flag, value in (
-            ("return_exceptions", return_exceptions),
-            ("freeze", freeze),
-        ):
-            if not isinstance(value, bool):
-                msg = f"{flag}={value!r}: expected True or False"
-                raise TypeError(msg)
+        parse_flag("return_exceptions", return_exceptions)
+        parse_flag("freeze", freeze)
+        parse_flag("real_perf_counter", real_perf_counter)
         if _running_loop_or_none() is not None:
             msg = (
                 "run_scenario() starts its own event loop and cannot run inside "
@@ -316,7 +331,9 @@ def run_scenario(
         _close_coroutines(runnables)
         raise
 
-    loop = VirtualTimeLoop(start=start_at, freeze=freeze, budget=budget)
+    loop = VirtualTimeLoop(
+        start=start_at, freeze=freeze, budget=budget, real_perf_counter=real_perf_counter
+    )
     outcomes, elapsed = run_tasks(loop, runnables, task_names, freeze=freeze)
 
     if not return_exceptions:

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import pytest
 
@@ -50,6 +50,7 @@ pytest.register_assert_rewrite("fakellm.assertions")
 from fakellm._clock import (  # noqa: E402
     DEFAULT_BUDGET,
     hold_mirror,
+    parse_budget,
     parse_start,
     stop_virtual_time,
 )
@@ -84,7 +85,8 @@ _FIXTURES = frozenset({"fake_llm", "llm_recorder", "virtual_clock", "network_gua
 _NETWORK_MODES = ("fixtures", "all", "off")
 _MARKER_DOC = (
     "fakellm(script=None, *, strict=True, allow_unused=False, virtual_time=False, "
-    "block_network=True, start=None, intercept=None, cassette=None, record=None, "
+    "block_network=True, start=None, budget=<ini>, real_perf_counter=False, "
+    "intercept=None, cassette=None, record=None, "
     "match='order'): script the test's fake_llm() models (inline, "
     "or a YAML/JSON path relative to the test file) and set fakellm's checks for it"
 )
@@ -194,8 +196,15 @@ def _ini_budget(config: pytest.Config) -> float | None:
     return value
 
 
-def _budget(item: pytest.Item) -> float | None:
+def _budget(item: pytest.Item, settings: _Settings) -> float | None:
+    """The test's virtual-time budget: its marker's ``budget=``, else the ini option."""
+    if settings.budget is not _FROM_INI:
+        return settings.budget
     return item.config.stash.get(_budget_key, DEFAULT_BUDGET)
+
+
+#: ``_Settings.budget`` when the marker gives none (the ini option applies).
+_FROM_INI: Any = object()
 
 
 def _flag(config: pytest.Config, name: str) -> bool:
@@ -222,6 +231,8 @@ class _Settings:
     virtual_time: bool = False
     block_network: bool = True
     start: datetime | str | None = None
+    budget: float | None = _FROM_INI
+    real_perf_counter: bool = False
     # ---- intercept and cassettes ----
     intercept: Any = None
     cassette: Any = None
@@ -233,6 +244,7 @@ _MARKER_ARGS: tuple[str, ...] = (
     "script", "strict", "allow_unused", "virtual_time", "block_network", "start",
 )  # fmt: skip
 _MARKER_ARGS += ("intercept", "cassette", "record", "match")
+_MARKER_ARGS += ("budget", "real_perf_counter")
 _settings_key = pytest.StashKey[_Settings]()
 
 
@@ -270,7 +282,7 @@ def _read_marker(item: pytest.Item, marker: pytest.Mark, base: _Settings) -> _Se
             f"{', '.join(repr(u) for u in unknown)}; accepted: {', '.join(_MARKER_ARGS)}"
         )
         _misuse(msg)
-    for name in ("strict", "allow_unused", "virtual_time", "block_network"):
+    for name in ("strict", "allow_unused", "virtual_time", "block_network", "real_perf_counter"):
         if name in kwargs and not isinstance(kwargs[name], bool):
             msg = f"{where}: {name}={kwargs[name]!r}: expected True or False"
             _misuse(msg)
@@ -291,6 +303,15 @@ def _read_marker(item: pytest.Item, marker: pytest.Mark, base: _Settings) -> _Se
         else:
             problem = ""
         if problem:
+            _misuse(f"{where}: {problem}")
+    if "budget" in kwargs:
+        try:
+            kwargs["budget"] = parse_budget(kwargs["budget"])
+        except (TypeError, ValueError) as exc:
+            problem = str(exc)
+        else:
+            problem = ""
+        if problem:  # raised outside the except: no chained traceback in the report
             _misuse(f"{where}: {problem}")
     return replace(base, **kwargs)
 
@@ -466,15 +487,9 @@ def _fakellm(request: pytest.FixtureRequest) -> Iterator[_TestState]:
             # One freezegun start per test: every scope inside it is cheap.
             undo.enter_context(hold_mirror())
         if state.settings.virtual_time and not _is_async(item):
-            from fakellm._scenario import virtual_time
-
-            undo.enter_context(virtual_time(start=state.settings.start, budget=_budget(item)))
-        elif state.settings.start is not None and not _wants_virtual_time(item, state):
-            _misuse(
-                f"@pytest.mark.fakellm on {item.nodeid}: start= sets the instant virtual "
-                "time starts at, but this test has no virtual time: add virtual_time=True, "
-                "the virtual_clock fixture, or loop_factories=['virtual_time']"
-            )
+            undo.enter_context(_virtual_time_of(item, state.settings))
+        elif not _wants_virtual_time(item, state):
+            _refuse_virtual_time_args(item, state.settings)
         undo.callback(_stop_interceptions, state)
         _marker_interception(item, state)
         yield state
@@ -484,6 +499,33 @@ def _fakellm(request: pytest.FixtureRequest) -> Iterator[_TestState]:
         found = state.findings()
         if found:
             pytest.fail("fakellm teardown checks failed:\n\n" + "\n\n".join(found), pytrace=False)
+
+
+def _virtual_time_of(item: pytest.Item, settings: _Settings) -> VirtualTime:
+    from fakellm._scenario import virtual_time
+
+    return virtual_time(
+        start=settings.start,
+        budget=_budget(item, settings),
+        real_perf_counter=settings.real_perf_counter,
+    )
+
+
+_VIRTUAL_TIME_ONLY: Final = (
+    ("start", None, "sets the instant virtual time starts at"),
+    ("budget", _FROM_INI, "sets the test's virtual-time budget"),
+    ("real_perf_counter", False, "makes time.perf_counter read real time under virtual time"),
+)
+
+
+def _refuse_virtual_time_args(item: pytest.Item, settings: _Settings) -> None:
+    for name, unset, does in _VIRTUAL_TIME_ONLY:
+        if getattr(settings, name) is not unset:
+            _misuse(
+                f"@pytest.mark.fakellm on {item.nodeid}: {name}= {does}, but this test has "
+                "no virtual time: add virtual_time=True, the virtual_clock fixture, or "
+                "loop_factories=['virtual_time']"
+            )
 
 
 def _import_models() -> None:
@@ -531,18 +573,22 @@ _factories: dict[object, Callable[[], VirtualTimeLoop]] = {}
 
 
 def _virtual_factory(
-    start: datetime | str | None, budget: float | None = DEFAULT_BUDGET
+    start: datetime | str | None,
+    budget: float | None = DEFAULT_BUDGET,
+    real_perf_counter: bool = False,
 ) -> Callable[[], VirtualTimeLoop]:
-    """One factory object per start instant and budget.
+    """One factory object per start instant, budget and perf_counter choice.
 
     pytest-asyncio caches a scoped loop by its factory parameter, so a new
     factory per test would give every test a fresh loop whatever its
     ``loop_scope``; the same object lets ``loop_scope="module"`` share one.
     """
-    key = (parse_start(start), budget)
+    key = (parse_start(start), budget, real_perf_counter)
     factory = _factories.get(key)
     if factory is None:
-        make = virtual_loop_factory(start=key[0], budget=budget)
+        make = virtual_loop_factory(
+            start=key[0], budget=budget, real_perf_counter=real_perf_counter
+        )
 
         def factory() -> VirtualTimeLoop:
             loop = make()
@@ -614,7 +660,11 @@ def _default_loop() -> asyncio.AbstractEventLoop:
 
 
 def asyncio_loop_factories(
-    item: Any, *, start: datetime | str | None = None, budget: float | None = DEFAULT_BUDGET
+    item: Any,
+    *,
+    start: datetime | str | None = None,
+    budget: float | None = DEFAULT_BUDGET,
+    real_perf_counter: bool = False,
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
     """The answer for pytest-asyncio's ``pytest_asyncio_loop_factories`` hook.
 
@@ -631,12 +681,13 @@ def asyncio_loop_factories(
         item: the test item (only its ``asyncio`` marker is read).
         start: the instant the virtual-time loop starts at (default 2024-01-01).
         budget: virtual seconds the loop may run (default one day; None: none).
+        real_perf_counter: ``time.perf_counter`` reads real time on the loop.
     """
     factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": _default_loop}
     marker = item.get_closest_marker("asyncio")
     wanted = marker.kwargs.get("loop_factories") if marker is not None else None
     if wanted and not isinstance(wanted, str) and VIRTUAL_TIME_LOOP in wanted:
-        factories[VIRTUAL_TIME_LOOP] = _virtual_factory(start, budget)
+        factories[VIRTUAL_TIME_LOOP] = _virtual_factory(start, budget, real_perf_counter)
     return factories
 
 
@@ -656,9 +707,14 @@ def pytest_asyncio_loop_factories(
         # A bad marker: the _fakellm fixture reports it at this test's setup,
         # instead of a collection error taking the whole module down.
         settings = _Settings()
+    budget = _budget(item, settings)
     if settings.virtual_time:
-        return {VIRTUAL_TIME_LOOP: _virtual_factory(settings.start, _budget(item))}
-    factories = asyncio_loop_factories(item, start=settings.start, budget=_budget(item))
+        return {
+            VIRTUAL_TIME_LOOP: _virtual_factory(settings.start, budget, settings.real_perf_counter)
+        }
+    factories = asyncio_loop_factories(
+        item, start=settings.start, budget=budget, real_perf_counter=settings.real_perf_counter
+    )
     if VIRTUAL_TIME_LOOP in factories:
         return factories
     if len(item.ihook.pytest_asyncio_loop_factories.get_hookimpls()) > 1:
@@ -817,9 +873,7 @@ def virtual_clock(request: pytest.FixtureRequest, _fakellm: _TestState) -> Itera
             "time; use one"
         )
         _misuse(msg)
-    from fakellm._scenario import virtual_time
-
-    with virtual_time(start=_fakellm.settings.start, budget=_budget(request.node)) as scope:
+    with _virtual_time_of(request.node, _fakellm.settings) as scope:
         yield scope
 
 

@@ -258,7 +258,7 @@ def test_a_bad_marker_argument_names_the_accepted_ones(suite: pytest.Pytester) -
             "*ERROR at setup of test_typo*",
             "@pytest.mark.fakellm on *::test_typo: unknown argument 'strcit'; accepted: script, "
             "strict, allow_unused, virtual_time, block_network, start, intercept, cassette, "
-            "record, match",
+            "record, match, budget, real_perf_counter",
             "*ERROR at setup of test_bad_value*",
             "*::test_bad_value: strict='yes': expected True or False",
             "*ERROR at setup of test_missing_file*",

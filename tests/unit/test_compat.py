@@ -101,9 +101,11 @@ def test_freezegun_route_real_time_decides_for_every_faked_reader() -> None:
 
     real_here = [True]
     frames: list[object] = []
+    readers: list[str] = []
 
-    def decide(frame: object) -> bool:
+    def decide(frame: object, reader: str) -> bool:
         frames.append(frame)
+        readers.append(reader)
         return real_here[0]
 
     factory = lambda: dt.datetime(2030, 1, 2)  # noqa: E731
@@ -116,6 +118,10 @@ def test_freezegun_route_real_time_decides_for_every_faked_reader() -> None:
             assert time.time() < 1893542400.0  # real
             caller = frames[-1].f_code.co_name  # type: ignore[attr-defined]
             assert caller == "test_freezegun_route_real_time_decides_for_every_faked_reader"
+            time.perf_counter_ns()
+            assert readers[-1] == "perf_counter_ns"
+            assert dt.datetime.now().year < 2030
+            assert (frames[-1], readers[-1]) == (None, "datetime")
             assert dt.datetime.now().year < 2030
             assert type(dt.datetime.now()) is fg.real_datetime
             assert dt.date.today().year < 2030

@@ -228,6 +228,10 @@ def test_your_own_freeze_time_between_scopes_works_as_without_fakellm(
     with freezegun.freeze_time("2001-02-03", real_asyncio=True):
         asyncio.run(asyncio.sleep(0.001))
     _bracketed(helper)
+    # freezegun's stop() put back what its own scan found, ours included ...
+    assert helper.datetime is fg.real_datetime
+    assert _clock._CANARY.clock is fg.real_time
+    # ... so the next scope scans again.
     result = run_scenario(lambda: helper.readings()["now"], start=START)
     assert result.results == (START,)
     _bracketed(helper)
