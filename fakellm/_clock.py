@@ -513,6 +513,7 @@ class _Mirror:
 
     def _start(self) -> None:
         _compat.freezegun_route_real_time(self._factory, self.real_here)
+        sys.modules.setdefault(_CANARY.__name__, _CANARY)  # pytester may have dropped it
         if _compat.freezegun_active():
             # Someone else's freeze is running (and has patched the modules):
             # answer on top of it until the last scope ends.

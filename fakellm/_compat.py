@@ -177,9 +177,11 @@ def _should_use_real_time() -> bool:
     # Replaces freezegun.api._should_use_real_time, which every faked time
     # function calls first. sys._getframe(2) is the faked function's caller,
     # the frame freezegun itself starts its look-up from.
-    if not _fg.ignore_lists:
-        return True  # no freeze at all: real, as freezegun answers after stop()
-    if _fg.freeze_factories[-1] is _ours[0]:
+    try:
+        innermost = _fg.freeze_factories[-1]
+    except IndexError:  # no freeze at all (or the last one just ended in another thread)
+        return True  # real, as freezegun answers after stop()
+    if innermost is _ours[0]:
         real_here: Callable[[Any, str], bool] = _ours[1]
         return real_here(sys._getframe(2), sys._getframe(1).f_code.co_name[5:])  # "fake_..."
     # Someone else's freeze is innermost: freezegun's own rule, unchanged.
@@ -199,8 +201,11 @@ def _should_use_real_time() -> bool:
 
 
 def _datetime_real_here() -> bool:
-    stack = _fg.freeze_factories
-    return not stack or (stack[-1] is _ours[0] and bool(_ours[1](None, "datetime")))
+    try:
+        innermost = _fg.freeze_factories[-1]
+    except IndexError:
+        return True
+    return innermost is _ours[0] and bool(_ours[1](None, "datetime"))
 
 
 def _install_datetime_passthrough() -> None:
