@@ -90,23 +90,21 @@ async def _noop() -> None:
     return None
 
 
+def _real_readings() -> dict[str, Any]:
+    return {
+        "now": fg.real_datetime.now(),
+        "utcnow": fg.real_datetime.now(dt.UTC).replace(tzinfo=None),
+        "time": fg.real_time(),
+        "monotonic": fg.real_monotonic(),
+        "perf_counter": fg.real_perf_counter(),
+    }
+
+
 def _bracketed(module: ModuleType) -> dict[str, Any]:
     """The helper's readings, each checked against the real functions around it."""
-    before = {
-        "now": fg.real_datetime.now(),
-        "utcnow": fg.real_datetime.now(dt.UTC).replace(tzinfo=None),
-        "time": fg.real_time(),
-        "monotonic": fg.real_monotonic(),
-        "perf_counter": fg.real_perf_counter(),
-    }
+    before = _real_readings()
     got = module.readings()
-    after = {
-        "now": fg.real_datetime.now(),
-        "utcnow": fg.real_datetime.now(dt.UTC).replace(tzinfo=None),
-        "time": fg.real_time(),
-        "monotonic": fg.real_monotonic(),
-        "perf_counter": fg.real_perf_counter(),
-    }
+    after = _real_readings()
     for key, low in before.items():
         assert low <= got[key] <= after[key], (key, low, got[key], after[key])
     assert got["today"] in (before["now"].date(), after["now"].date())
