@@ -388,10 +388,10 @@ class Interception:
         ) -> AsyncIterator[ChatGenerationChunk]:
             route, request, fake_kwargs = seam._route(model, messages, stop, kwargs, stream=True)
             if route == "record":
-                recording = StreamRecording(time.perf_counter())
+                recording = StreamRecording(time.perf_counter(), seam._scrub)
                 try:
                     async for chunk in real(model, messages, stop, run_manager, **kwargs):
-                        recording.steps.append((time.perf_counter(), chunk))
+                        recording.add(time.perf_counter(), chunk)
                         yield chunk
                 except Exception as exc:
                     recording.error, recording.error_time = exc, time.perf_counter()
@@ -506,10 +506,10 @@ class Interception:
     def _record_stream(
         self, inner: Iterator[ChatGenerationChunk], request: dict[str, Any]
     ) -> Iterator[ChatGenerationChunk]:
-        recording = StreamRecording(time.perf_counter())
+        recording = StreamRecording(time.perf_counter(), self._scrub)
         try:
             for chunk in inner:
-                recording.steps.append((time.perf_counter(), chunk))
+                recording.add(time.perf_counter(), chunk)
                 yield chunk
         except Exception as exc:
             recording.error, recording.error_time = exc, time.perf_counter()

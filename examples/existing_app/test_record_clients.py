@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import pytest
@@ -104,8 +105,12 @@ def test_real_clients_are_recorded_and_replayed_without_their_server(
     assert network_guard.blocked == []
     text = cassette.read_text(encoding="utf-8")
     assert "sk-" not in text  # neither key
-    streamed_turn = load_script(cassette).turns[0]
-    assert streamed_turn.chunks == ("Let me ", "check.")
+    streamed = load_script(cassette).turns[0].stream
+    assert streamed is not None
+    assert [c.text for c in streamed if c.text] == ["Let me ", "check."]
+    assert [t["args"] for c in streamed for t in c.tool_call_chunks] == [
+        "", '{"flower":', ' "rose"}'
+    ]  # the fragments as the provider cut them
 
 
 async def _both_ways_async(model: BaseChatModel) -> list[tuple[object, ...]]:
@@ -133,10 +138,8 @@ def test_the_async_paths_record_and_replay_too(
 
     assert replayed.results == (live,)
     turns = load_script(cassette).turns
-    assert turns[0].chunks == ("Let me ", "check.")
-    assert replayed.elapsed == pytest.approx(
-        sum(t.first_token_delay + sum(t.delays(len(t.pieces))[1:]) for t in turns)
-    )
+    assert [c.text for c in turns[0].stream or () if c.text] == ["Let me ", "check."]
+    assert replayed.elapsed == pytest.approx(sum(sum(t.delays(99)) for t in turns))
 
 
 @pytest.mark.parametrize(
@@ -177,7 +180,7 @@ def test_anthropic_errors_are_recorded_by_type_and_attributes(
     assert str(replayed.value) == str(live.value)
 
 
-def test_an_anthropic_agent_run_replays_although_its_answers_were_content_blocks(
+def test_an_anthropic_agent_run_replays_its_content_blocks(
     anthropic_server: AnthropicServer, fake_llm: FakeLLMFactory, tmp_path: Path
 ) -> None:
     from langchain.agents import create_agent
@@ -197,7 +200,13 @@ def test_an_anthropic_agent_run_replays_although_its_answers_were_content_blocks
     with virtual_time(), intercept(ChatAnthropic, cassette=cassette):
         replayed = agent.invoke(question)
 
-    assert [m.text for m in replayed["messages"]] == [m.text for m in live["messages"]]
+    def seen(messages: list[Any]) -> list[Any]:
+        return [m.model_dump(exclude={"id"}) for m in messages]
+
+    assert seen(replayed["messages"]) == seen(live["messages"])
     assert replayed["messages"][-1].text == "Roses cost 4.5."
-    assert isinstance(live["messages"][1].content, list)  # blocks, live
-    assert isinstance(replayed["messages"][1].content, str)  # text, replayed
+    assert replayed["messages"][1].content == [  # content blocks, as live
+        {"text": "Let me check.", "type": "text"},
+        {"id": "toolu_1", "input": {"flower": "rose"}, "name": "get_price",
+         "toolset_name": None, "type": "tool_use"},
+    ]  # fmt: skip
