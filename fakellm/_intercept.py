@@ -59,6 +59,11 @@ _chosen: contextvars.ContextVar[int | None] = contextvars.ContextVar(
     "fakellm_cassette_choice", default=None
 )
 
+# Set while the real provider answers a recorded call: the hooks it calls itself
+# (ChatOpenAI's _generate streams through its own _stream when streaming=True) are
+# its own business, not more calls to answer or record.
+_in_real: contextvars.ContextVar[bool] = contextvars.ContextVar("fakellm_in_real", default=False)
+
 Target = type[BaseChatModel] | str
 
 
@@ -301,6 +306,8 @@ class Interception:
                 run_manager: Any = None,
                 **kwargs: Any,
             ) -> ChatResult:
+                if _in_real.get():
+                    return real(model, messages, stop, run_manager, **kwargs)  # type: ignore[no-any-return]
                 route, request, fake_kwargs = seam._route(model, messages, stop, kwargs)
                 if route == "record":
                     return seam._record_result(
@@ -324,14 +331,19 @@ class Interception:
                 run_manager: Any = None,
                 **kwargs: Any,
             ) -> ChatResult:
+                if _in_real.get():
+                    return await real(model, messages, stop, run_manager, **kwargs)  # type: ignore[no-any-return]
                 route, request, fake_kwargs = seam._route(model, messages, stop, kwargs)
                 if route == "record":
                     started = time.perf_counter()
+                    inside = _in_real.set(True)
                     try:
                         result = await real(model, messages, stop, run_manager, **kwargs)
                     except Exception as exc:
                         seam._keep(turn_from_error, exc, time.perf_counter() - started, request)
                         raise
+                    finally:
+                        _in_real.reset(inside)
                     seam._keep(turn_from_result, result, time.perf_counter() - started, request)
                     return result  # type: ignore[no-any-return]
                 token = _chosen.set(route)
@@ -354,6 +366,9 @@ class Interception:
                 run_manager: Any = None,
                 **kwargs: Any,
             ) -> Iterator[ChatGenerationChunk]:
+                if _in_real.get():
+                    yield from real(model, messages, stop, run_manager, **kwargs)
+                    return
                 route, request, fake_kwargs = seam._route(
                     model, messages, stop, kwargs, stream=True
                 )
@@ -386,6 +401,10 @@ class Interception:
             run_manager: Any = None,
             **kwargs: Any,
         ) -> AsyncIterator[ChatGenerationChunk]:
+            if _in_real.get():
+                async for chunk in real(model, messages, stop, run_manager, **kwargs):
+                    yield chunk
+                return
             route, request, fake_kwargs = seam._route(model, messages, stop, kwargs, stream=True)
             if route == "record":
                 recording = StreamRecording(time.perf_counter(), seam._scrub)
@@ -495,11 +514,14 @@ class Interception:
         request: dict[str, Any],
     ) -> ChatResult:
         started = time.perf_counter()
+        inside = _in_real.set(True)
         try:
             result = real(model, messages, stop, run_manager, **kwargs)
         except Exception as exc:
             self._keep(turn_from_error, exc, time.perf_counter() - started, request)
             raise
+        finally:
+            _in_real.reset(inside)
         self._keep(turn_from_result, result, time.perf_counter() - started, request)
         return result
 

@@ -109,7 +109,9 @@ def test_real_clients_are_recorded_and_replayed_without_their_server(
     assert streamed is not None
     assert [c.text for c in streamed if c.text] == ["Let me ", "check."]
     assert [t["args"] for c in streamed for t in c.tool_call_chunks] == [
-        "", '{"flower":', ' "rose"}'
+        "",
+        '{"flower":',
+        ' "rose"}',
     ]  # the fragments as the provider cut them
 
 
