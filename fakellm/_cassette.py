@@ -200,8 +200,9 @@ def _chunk_data(chunk: Chunk) -> dict[str, Any]:
     data = _FlowMap({name: _plain(value) for name, value in _non_default(chunk)})
     if "tool_call_chunks" in data:
         data["tool_call_chunks"] = [_FlowMap(t) for t in data["tool_call_chunks"]]
-    if data.get("usage_metadata"):
-        data["usage_metadata"] = _FlowMap(data["usage_metadata"])
+    for name in ("usage_metadata", "response_metadata", "additional_kwargs"):
+        if data.get(name):
+            data[name] = _FlowMap(data[name])
     if "id" in chunk.model_fields_set:
         data["id"] = chunk.id  # null too: the chunk came without an id
     return data

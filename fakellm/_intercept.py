@@ -42,7 +42,7 @@ from fakellm._cassette import (
     turn_from_error,
     turn_from_result,
 )
-from fakellm._model import FakeChatModel
+from fakellm._model import FakeChatModel, _aclose, _pending_run, _run_info, config_run
 from fakellm._script import Call, Rule, Script, Turn, as_script
 from fakellm.errors import UnexpectedCall, UnusedTurns
 
@@ -113,8 +113,14 @@ def _resolve(target: Target) -> list[type[BaseChatModel]]:
     return [target]
 
 
+# Where a streaming class's run is known before core calls `_stream` without it.
+_RUN_HOOKS = ("stream", "astream", *_compat.CACHED_GENERATE_HOOKS)
+
+
 def _hooks_of(cls: type[BaseChatModel]) -> list[str]:
-    """The hooks to patch: both generate paths, and streaming where the class streams.
+    """The hooks to patch: both generate paths, and streaming where the class streams
+    (with the entry points that know the run, so a streamed call records its run id,
+    tags and metadata as an invoked one does).
 
     Giving a class a ``_stream`` it never had would change LangChain's choice
     to stream, so a class without one keeps that.
@@ -122,7 +128,7 @@ def _hooks_of(cls: type[BaseChatModel]) -> list[str]:
     streams = cls._stream is not BaseChatModel._stream or (
         cls._astream is not BaseChatModel._astream
     )
-    return list(_HOOKS) if streams else ["_generate", "_agenerate"]
+    return [*_HOOKS, *_RUN_HOOKS] if streams else ["_generate", "_agenerate"]
 
 
 def _label(classes: Sequence[type[BaseChatModel]]) -> str:
@@ -296,6 +302,8 @@ class Interception:
     # -- answering ---------------------------------------------------------------------
 
     def _wrapper(self, hook: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        if hook in _RUN_HOOKS:
+            return _run_keeper(hook, real)
         seam = self
         if hook == "_generate":
 
@@ -538,6 +546,81 @@ class Interception:
             raise
         finally:
             self._keep(StreamRecording.to_turn, recording, request)
+
+
+def _run_keeper(hook: str, real: Callable[..., Any]) -> Callable[..., Any]:
+    """``hook`` (a public stream method or core's cached-generate entry point) that
+    parks its run's id, tags and metadata where the fake's ``_stream`` reads them."""
+    if hook == "stream":
+
+        def stream(
+            model: BaseChatModel, input: Any, config: Any = None, **kwargs: Any
+        ) -> Iterator[Any]:
+            config, info = config_run(model, config)
+            inner = real(model, input, config, **kwargs)
+            token = _pending_run.set(info)
+            try:
+                first = next(inner, _MISSING)
+            finally:
+                _pending_run.reset(token)
+            if first is _MISSING:
+                return
+            try:
+                yield first
+                yield from inner
+            finally:
+                inner.close()
+
+        return stream
+    if hook == "astream":
+
+        async def astream(
+            model: BaseChatModel, input: Any, config: Any = None, **kwargs: Any
+        ) -> AsyncIterator[Any]:
+            config, info = config_run(model, config)
+            inner = real(model, input, config, **kwargs)
+            try:
+                token = _pending_run.set(info)
+                try:
+                    first = await anext(inner, _MISSING)
+                finally:
+                    _pending_run.reset(token)
+                if first is _MISSING:
+                    return
+                yield first
+                async for chunk in inner:
+                    yield chunk
+            finally:
+                await _aclose(inner)
+
+        return astream
+    if hook == _compat.CACHED_GENERATE_HOOKS[0]:
+
+        def generate_with_cache(
+            model: BaseChatModel,
+            messages: Any,
+            stop: Any = None,
+            run_manager: Any = None,
+            **kw: Any,
+        ) -> Any:
+            token = _pending_run.set(_run_info(run_manager))
+            try:
+                return real(model, messages, stop, run_manager, **kw)
+            finally:
+                _pending_run.reset(token)
+
+        return generate_with_cache
+
+    async def agenerate_with_cache(
+        model: BaseChatModel, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> Any:
+        token = _pending_run.set(_run_info(run_manager))
+        try:
+            return await real(model, messages, stop, run_manager, **kw)
+        finally:
+            _pending_run.reset(token)
+
+    return agenerate_with_cache
 
 
 def _as_provider_raises(model: BaseChatModel, error: BaseException) -> BaseException:

@@ -151,6 +151,31 @@ def _run_info(manager: Any) -> _RunInfo | None:
     return _RunInfo(getattr(manager, "run_id", None), tuple(manager.tags or ()), meta)
 
 
+def config_run(
+    model: BaseChatModel, config: RunnableConfig | None
+) -> tuple[RunnableConfig, _RunInfo]:
+    """Give a model's run an id up front and work out its tags and metadata as core will
+    (for ``_stream``, which core calls without the run; see ``_pending_run``)."""
+    config = ensure_config(config)
+    if config.get("run_id") is None:
+        config["run_id"] = uuid.uuid4()
+    manager = CallbackManager.configure(
+        config.get("callbacks"),
+        None,
+        False,
+        config.get("tags"),
+        model.tags,
+        config.get("metadata"),
+        model.metadata,
+    )
+    info = _RunInfo(
+        config["run_id"],
+        tuple(manager.tags),
+        {k: v for k, v in manager.metadata.items() if not k.startswith("ls_")},
+    )
+    return config, info
+
+
 @dataclass(slots=True)
 class _Plan:
     """What one call will emit: pieces, waits, and where (if anywhere) it fails."""
@@ -1026,25 +1051,7 @@ class FakeChatModel(
             _pending_run.reset(token)
 
     def _config_run(self, config: RunnableConfig | None) -> tuple[RunnableConfig, _RunInfo]:
-        """Give the run an id up front and work out its tags and metadata as core will."""
-        config = ensure_config(config)
-        if config.get("run_id") is None:
-            config["run_id"] = uuid.uuid4()
-        manager = CallbackManager.configure(
-            config.get("callbacks"),
-            None,
-            False,
-            config.get("tags"),
-            self.tags,
-            config.get("metadata"),
-            self.metadata,
-        )
-        info = _RunInfo(
-            config["run_id"],
-            tuple(manager.tags),
-            {k: v for k, v in manager.metadata.items() if not k.startswith("ls_")},
-        )
-        return config, info
+        return config_run(self, config)
 
     def stream(
         self,
@@ -1374,7 +1381,7 @@ def _stream_chunks(plan: _Plan) -> list[ChatGenerationChunk]:
                 tool_call_chunk(**{k: t.get(k) for k in ("name", "args", "id", "index")})
                 for t in c.tool_call_chunks
             ],
-            usage_metadata=copy.deepcopy(c.usage_metadata),
+            usage_metadata=copy.deepcopy(c.usage_metadata),  # type: ignore[arg-type]
             id=c.id if "id" in c.model_fields_set else plan.message_id,
             name=turn.name,
             chunk_position=c.chunk_position,

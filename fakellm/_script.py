@@ -1126,12 +1126,12 @@ class Turn(_Spec):
         parts = []
         if self.stream is not None:
             text = "".join(c.text for c in self.stream)
-            names = [t["name"] for c in self.stream for t in c.tool_call_chunks if t.get("name")]
+            called = [t["name"] for c in self.stream for t in c.tool_call_chunks if t.get("name")]
             parts.append(f"stream of {len(self.stream)} chunks")
             if text:
                 parts.append(repr(_clip(text)))
-            if names:
-                parts.append(f"tool_calls=[{', '.join(names)}]")
+            if called:
+                parts.append(f"tool_calls=[{', '.join(called)}]")
         if self.reasoning:
             parts.append(f"reasoning={_clip(self.reasoning)!r}")
         if self.text:
