@@ -54,8 +54,7 @@ from fakellm import (
     strategies,
 )
 from fakellm._cli import main as cli_main
-from fakellm._script import Chunk
-from fakellm._script import parse_script_text
+from fakellm._script import Chunk, parse_script_text
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGES = sorted(p.name for p in DOCS.glob("*.md"))
