@@ -28,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import BaseChatModel, BaseLLM
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import BaseModel, PrivateAttr
@@ -101,6 +101,14 @@ def _resolve(target: Target) -> list[type[BaseChatModel]]:
             msg = f"intercept({target!r}): {module!r} has no attribute {name!r}; {how}"
             raise ImportError(msg)
         target = cls
+    if isinstance(target, type) and issubclass(target, BaseLLM):
+        msg = (
+            f"intercept({target.__module__}.{target.__qualname__}): a completion model "
+            "(BaseLLM) cannot be intercepted, only chat models (BaseChatModel subclasses "
+            "such as ChatOpenAI); pass the app a fakellm.FakeLLM instead, or intercept the "
+            "chat model class it could use"
+        )
+        raise TypeError(msg)
     if not (isinstance(target, type) and issubclass(target, BaseChatModel)):
         msg = (
             f"intercept({target!r}): expected a BaseChatModel subclass (such as ChatOpenAI), "

@@ -145,6 +145,14 @@ def test_nothing_intercepted_is_an_error_at_exit() -> None:
             TypeError,
             "intercept(FakeChatModel): fakellm's own models need no interception",
         ),
+        (
+            "langchain_openai.OpenAI",
+            TypeError,
+            "intercept(langchain_openai.llms.base.OpenAI): a completion model (BaseLLM) cannot "
+            "be intercepted, only chat models (BaseChatModel subclasses such as ChatOpenAI); "
+            "pass the app a fakellm.FakeLLM instead, or intercept the chat model class it "
+            "could use",
+        ),
     ],
 )
 def test_bad_targets_are_clear_errors(target: Any, error: type[Exception], message: str) -> None:
