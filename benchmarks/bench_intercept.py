@@ -16,6 +16,7 @@ the same text as a written turn, both through FakeChatModel. Timing rules:
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -40,7 +41,7 @@ def _recorded(n: int) -> Turn:
 
 def _script(make: Callable[[int], Turn], sizes: tuple[int, ...]) -> Script:
     """One rule per size: the prompt ``q<n>`` gets the turn of ``n`` chunks, every time."""
-    return Script(rules=[Rule(match=f"^q{n}$", respond=make(n)) for n in sizes])
+    return Script(rules=[Rule(match=re.compile(f"^q{n}$"), respond=make(n)) for n in sizes])
 
 
 def _section(model: Any, path: str, calls: int, n: int, loop: Any) -> Section:
