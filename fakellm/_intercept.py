@@ -661,7 +661,12 @@ class _Finish:
         meta = message.response_metadata
         if meta.get("model_provider") == "fakellm":
             meta["model_provider"] = self.provider
-        if self.schema is not None and text:
+        if self.schema is None:
+            return
+        recorded = message.additional_kwargs.get("parsed")
+        if isinstance(recorded, dict):  # a recording keeps the object as its fields
+            message.additional_kwargs["parsed"] = self.schema.model_validate(recorded)
+        elif text:
             message.additional_kwargs["parsed"] = self.schema.model_validate_json(text)
 
     def chunk(self, chunk: ChatGenerationChunk) -> ChatGenerationChunk:

@@ -9,8 +9,12 @@ same text, tool calls and usage.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import anthropic
 import pytest
@@ -18,6 +22,7 @@ from langchain_anthropic import ChatAnthropic
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.tools import tool
+from pydantic import BaseModel
 
 from existing_app.provider_server import AnthropicServer, OpenAIServer, Reply
 from fakellm import intercept, load_script, run_scenario, virtual_time
@@ -212,3 +217,79 @@ def test_an_anthropic_agent_run_replays_its_content_blocks(
         {"id": "toolu_1", "input": {"flower": "rose"}, "name": "get_price",
          "toolset_name": None, "type": "tool_use"},
     ]  # fmt: skip
+
+
+RUN = UUID(int=14)  # one run id live and replayed: LangChain derives id-less chunks' ids from it
+
+
+def _timed(chunks: Iterator[AIMessageChunk]) -> tuple[list[dict[str, Any]], list[float]]:
+    seen, times = [], []
+    started = time.monotonic()
+    for chunk in chunks:
+        seen.append(chunk.model_dump())
+        times.append(time.monotonic() - started)
+    return seen, times
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_real_clients_stream_replays_chunk_for_chunk_at_the_recorded_times(
+    provider: str, request: pytest.FixtureRequest, fake_llm: FakeLLMFactory, tmp_path: Path
+) -> None:
+    server, cls, model = _client(provider, request)
+    server.queue.clear()
+    thinking = ["Roses are ", "in stock."] if provider == "anthropic" else []
+    server.add(Reply(thinking=thinking, chunks=["Let me ", "check."], tool_calls=[ROSE]))
+    bound = model.bind_tools([get_price])
+    cassette = tmp_path / f"{provider}-exact.yaml"
+
+    with intercept(cls, cassette=cassette, record="once"):
+        live, _ = _timed(bound.stream("What does a rose cost?", config={"run_id": RUN}))
+    server.server.stop()
+    with virtual_time(), intercept(cls, cassette=cassette):
+        replayed, times = _timed(bound.stream("What does a rose cost?", config={"run_id": RUN}))
+
+    assert replayed == live  # every field of every chunk, ids included
+    [turn] = load_script(cassette).turns
+    assert turn.stream is not None
+    arrivals = list(itertools.accumulate(c.delay for c in turn.stream))
+    assert times[: len(arrivals)] == pytest.approx(arrivals, abs=1e-6)
+    fragments = [t["args"] for c in turn.stream for t in c.tool_call_chunks]
+    assert fragments == ["", '{"flower":', ' "rose"}']  # as the provider cut them
+    if provider == "anthropic":
+        assert live[1]["content"] == [
+            {"type": "thinking", "thinking": "Roses are ", "index": 0}
+        ]  # a thinking block, replayed as one
+        assert {"type": "thinking", "thinking": "", "signature": "sig-local", "index": 0} in [
+            b for c in live for b in c["content"] if isinstance(b, dict)
+        ]
+    else:
+        assert live[-2]["usage_metadata"]["input_token_details"] == {}  # the usage-only chunk
+
+
+class Flower(BaseModel):
+    name: str
+
+
+# The openai SDK's own parse() warns about its ParsedChatCompletionMessage typing, live.
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings:UserWarning")
+def test_openai_structured_output_streams_replay_with_the_parsed_object(
+    openai_server: OpenAIServer, fake_llm: FakeLLMFactory, tmp_path: Path
+) -> None:
+    from langchain_openai import ChatOpenAI
+
+    openai_server.add(Reply(chunks=['{"name": ', '"rose"}']))
+    llm = ChatOpenAI(
+        model="gpt-4o-mini", base_url=openai_server.base_url, api_key="sk-dummy", max_retries=0
+    )
+    structured = llm.bind(response_format=Flower)
+    cassette = tmp_path / "structured.yaml"
+    with intercept(ChatOpenAI, cassette=cassette, record="once"):
+        live = list(structured.stream("A flower?", config={"run_id": RUN}))
+    openai_server.server.stop()
+    with intercept(ChatOpenAI, cassette=cassette):
+        replayed = list(structured.stream("A flower?", config={"run_id": RUN}))
+
+    assert replayed == live
+    parsed = [c.additional_kwargs["parsed"] for c in replayed if "parsed" in c.additional_kwargs]
+    assert parsed == [Flower(name="rose")]
+    assert isinstance(parsed[0], Flower)  # the object, as the SDK gives it
