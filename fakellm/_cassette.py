@@ -1,8 +1,9 @@
 """Cassettes: recorded model runs kept as fakellm scripts, and ``dump_script``.
 
 A cassette is a YAML file that :func:`~fakellm.load_script` loads: each turn is
-one recorded answer (its chunks, the delay measured before each, usage, finish
-reason, response metadata, or the error raised), and carries under ``request``
+one recorded answer, its ``stream`` of chunks exactly as the integration produced
+them (content, tool-call fragments, metadata, usage, ids) with the delay measured
+before each, or the error raised; and carries under ``request``
 what it answered: the messages, the bound tools' names, the tool choice, the
 settings that change the answer, and a fingerprint of all of it (tool schemas
 included). Nothing that can hold a secret is written: no headers, no keys, and
