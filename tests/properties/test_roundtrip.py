@@ -295,3 +295,51 @@ def test_any_recorded_stream_replays_chunk_for_chunk(
     assert replayed_times == live_times
     assert [c.delay for c in streamed.stream or ()] == [d for d, _ in reply]
     assert [c.delay for c in invoked.stream or ()] == [round(sum(d for d, _ in reply), 6)]
+
+
+_ANY_TEXT = st.text(st.characters(codec="utf-8"), max_size=6)
+
+
+@st.composite
+def _stream_turns(draw: st.DrawFn) -> Turn:
+    """Turns whose ``stream`` holds any chunk shape a recording can: text or content
+    blocks of any characters, argument fragments, metadata, usage with (empty) details,
+    an id given, null, or left to the turn."""
+    chunks = []
+    for _ in range(draw(st.integers(1, 4))):
+        chunk: dict[str, Any] = {"delay": draw(st.integers(0, 10**6)) / 10**6}
+        if draw(st.booleans()):
+            chunk["content"] = draw(
+                _ANY_TEXT
+                | st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": _ANY_TEXT}))
+            )
+        if draw(st.booleans()):
+            chunk["tool_call_chunks"] = [
+                {"index": draw(st.integers(0, 3)), "args": draw(_ANY_TEXT),
+                 "name": draw(st.none() | st.just("get_price"))}
+            ]  # fmt: skip
+        if draw(st.booleans()):
+            chunk["response_metadata"] = {"note": draw(_ANY_TEXT), "n": draw(st.none())}
+        if draw(st.booleans()):
+            chunk["usage_metadata"] = {
+                "input_tokens": 1, "output_tokens": 2, "total_tokens": 3,
+                **draw(st.sampled_from([{}, {"input_token_details": {}},
+                                        {"output_token_details": {"reasoning": 1}}])),
+            }  # fmt: skip
+        how = draw(st.sampled_from(["turn", "null", "own"]))
+        if how != "turn":
+            chunk["id"] = None if how == "null" else draw(_ANY_TEXT)
+        chunks.append(chunk)
+    return Turn(stream=chunks, id=draw(st.none() | _ANY_TEXT))
+
+
+@FAST
+@given(_stream_turns())
+def test_any_stream_turn_round_trips_exactly(turn: Turn) -> None:
+    again = parse_script_text(dump_script(Script([turn]))).turns[0]
+    assert again == turn
+    assert again.stream is not None
+    assert turn.stream is not None
+    assert ["id" in c.model_fields_set for c in again.stream] == [
+        "id" in c.model_fields_set for c in turn.stream
+    ]
