@@ -1,8 +1,9 @@
 """Cassettes: recorded model runs kept as fakellm scripts, and ``dump_script``.
 
 A cassette is a YAML file that :func:`~fakellm.load_script` loads: each turn is
-one recorded answer (its chunks, the delay measured before each, usage, finish
-reason, response metadata, or the error raised), and carries under ``request``
+one recorded answer, its ``stream`` of chunks exactly as the integration produced
+them (content, tool-call fragments, metadata, usage, ids) with the delay measured
+before each, or the error raised; and carries under ``request``
 what it answered: the messages, the bound tools' names, the tool choice, the
 settings that change the answer, and a fingerprint of all of it (tool schemas
 included). Nothing that can hold a secret is written: no headers, no keys, and
@@ -23,7 +24,6 @@ from __future__ import annotations
 import builtins
 import difflib
 import hashlib
-import itertools
 import json
 import os
 import re
@@ -33,12 +33,11 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 import yaml
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.messages.ai import UsageMetadata, add_usage
+from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
 from fakellm import errors
-from fakellm._script import Repeat, Rule, Script, ToolCall, Turn, Usage, load_script
+from fakellm._script import Chunk, Repeat, Rule, Script, Turn, load_script
 
 __all__ = [
     "MATCH_MODES",
@@ -74,11 +73,8 @@ _DELIVERY_KWARGS = frozenset(
 )
 # Never written, whatever the integration puts there.
 _SECRET = re.compile(r"key|token|secret|auth|header|password|cookie", re.IGNORECASE)
-# usage_metadata keys a Usage accepts (langchain-core's UsageMetadata keys).
-_USAGE_DETAILS = {
-    "input_token_details": frozenset({"audio", "cache_creation", "cache_read"}),
-    "output_token_details": frozenset({"audio", "reasoning"}),
-}
+# Never written from an answer's metadata (its token counts are no secret).
+_REPLY_SECRET = re.compile(r"api_?key|secret|password|auth|header|cookie", re.IGNORECASE)
 
 
 # ----------------------------------------------------------------- dump_script
@@ -126,9 +122,18 @@ class _Flow(list[Any]):
     """A list written on one line when short."""
 
 
+class _FlowMap(dict[str, Any]):
+    """A mapping written on one line when short (a recorded chunk)."""
+
+
 def _represent_flow(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
     short = sum(len(str(v)) + 4 for v in data) < 90
     return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=short)
+
+
+def _represent_flow_map(dumper: yaml.SafeDumper, data: dict[str, Any]) -> yaml.Node:
+    short = len(str(data)) < 90 and "\n" not in str(data)
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data, flow_style=short)
 
 
 _FOLDED = re.compile(
@@ -142,6 +147,7 @@ def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
 
 
 _Dumper.add_representer(_Flow, _represent_flow)
+_Dumper.add_representer(_FlowMap, _represent_flow_map)
 _Dumper.add_representer(str, _represent_str)
 
 
@@ -182,10 +188,24 @@ def _turn_data(turn: Turn, where: str) -> Any:
             data[name] = dict(_non_default(value))
         elif name == "tool_calls":
             data[name] = [_plain(dict(_non_default(tc))) for tc in value]
+        elif name == "stream":
+            data[name] = [_chunk_data(c) for c in value]
         else:
             data[name] = _plain(value)
     if set(data) == {"text"}:
         return data["text"]  # a plain string is a turn with default settings
+    return data
+
+
+def _chunk_data(chunk: Chunk) -> dict[str, Any]:
+    data = _FlowMap({name: _plain(value) for name, value in _non_default(chunk)})
+    if "tool_call_chunks" in data:
+        data["tool_call_chunks"] = [_FlowMap(t) for t in data["tool_call_chunks"]]
+    for name in ("usage_metadata", "response_metadata", "additional_kwargs"):
+        if data.get(name):
+            data[name] = _FlowMap(data[name])
+    if "id" in chunk.model_fields_set:
+        data["id"] = chunk.id  # null too: the chunk came without an id
     return data
 
 
@@ -378,27 +398,73 @@ def request_diff(recorded: Mapping[str, Any], live: Mapping[str, Any]) -> str:
 # ----------------------------------------------------------------- recording
 
 
-def _usage(usage: UsageMetadata | None) -> Usage | None:
-    if not usage:
-        return None
-    data: dict[str, Any] = {
-        "input_tokens": usage.get("input_tokens", 0),
-        "output_tokens": usage.get("output_tokens", 0),
-    }
-    if usage.get("total_tokens") == data["input_tokens"] + data["output_tokens"]:
-        data["total_tokens"] = usage["total_tokens"]
-    for key, allowed in _USAGE_DETAILS.items():
-        given: Mapping[str, Any] = usage.get(key) or {}  # type: ignore[assignment]
-        details = {k: v for k, v in given.items() if k in allowed and v}
-        if details:
-            data[key] = details
-    return Usage(**data)
+def _reply_metadata(merged: Mapping[str, Any]) -> dict[str, Any]:
+    """Response metadata as the app sees it, minus anything that can hold a secret."""
+    return {k: _jsonable(v) for k, v in merged.items() if not _REPLY_SECRET.search(k)}
 
 
-def _metadata(merged: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
-    meta = {k: _jsonable(v) for k, v in merged.items() if not _SECRET.search(k) and v is not None}
-    finish = meta.pop("finish_reason", None)
-    return (finish if isinstance(finish, str) else None), meta
+def _scrubbed_content(content: Any, scrub: Scrub | None) -> Any:
+    """Content with its text scrubbed: a string, or the text parts of content blocks."""
+    if scrub is None or isinstance(content, str):
+        return _scrubbed(content, scrub)
+    out = []
+    for block in content:
+        if isinstance(block, Mapping):
+            block = {k: _scrubbed(v, scrub) if k in _BLOCK_TEXT else v for k, v in block.items()}
+        out.append(_scrubbed(block, scrub))
+    return out
+
+
+# Where content blocks keep what the model said (text, thinking, tool input).
+_BLOCK_TEXT = frozenset({"text", "thinking", "reasoning", "partial_json", "input", "args"})
+
+
+def _chunk_spec(
+    message: BaseMessage,
+    generation_info: Mapping[str, Any] | None,
+    delay: float,
+    *,
+    tool_call_chunks: list[dict[str, Any]],
+    scrub: Scrub | None,
+) -> dict[str, Any]:
+    """One Chunk's data: the message as LangChain hands it to the app."""
+    data: dict[str, Any] = {"delay": _round(delay)}
+    content = _jsonable(message.content)
+    if content != "":
+        data["content"] = _scrubbed_content(content, scrub)
+    if tool_call_chunks:
+        data["tool_call_chunks"] = [
+            {**t, "args": _scrubbed(t["args"], scrub)} if t.get("args") else t
+            for t in tool_call_chunks
+        ]
+    if message.additional_kwargs:
+        data["additional_kwargs"] = _scrubbed(_jsonable(message.additional_kwargs), scrub)
+    # What core merges into the message before the app sees it.
+    metadata = _reply_metadata({**(generation_info or {}), **message.response_metadata})
+    if metadata:
+        data["response_metadata"] = metadata
+    usage = getattr(message, "usage_metadata", None)
+    if usage is not None:
+        data["usage_metadata"] = _jsonable(usage)
+    position = getattr(message, "chunk_position", None)
+    if position is not None:
+        data["chunk_position"] = position
+    data["id"] = message.id
+    return data
+
+
+def _stream_turn(request: dict[str, Any], chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    """A ``stream`` turn's data: the first id the integration gave is the turn's; a
+    chunk says its own only where it differs (``id: null`` where it gave none, as
+    langchain-openai and langchain-anthropic do: LangChain then uses the run's id)."""
+    turn_id = next((c["id"] for c in chunks if c["id"] is not None), None)
+    for c in chunks:
+        if turn_id is not None and c["id"] == turn_id:
+            del c["id"]
+    data: dict[str, Any] = {"request": request, "stream": chunks}
+    if turn_id is not None:
+        data["id"] = turn_id
+    return data
 
 
 def error_from_exception(exc: BaseException, scrub: Scrub | None) -> dict[str, Any]:
@@ -447,156 +513,71 @@ def _round(seconds: float) -> float:
 
 @dataclass
 class StreamRecording:
-    """Chunks of one real stream as they arrived, with their arrival times."""
+    """The chunks of one real stream as they arrived, copied on arrival (LangChain
+    changes a chunk's id and metadata after the integration yields it)."""
 
     started: float
-    steps: list[tuple[float, ChatGenerationChunk]] = field(default_factory=list)
+    scrub: Scrub | None = None
+    chunks: list[dict[str, Any]] = field(default_factory=list)
     error: BaseException | None = None
     error_time: float | None = None
+    _last: float | None = None
+
+    def add(self, at: float, chunk: ChatGenerationChunk) -> None:
+        """Keep ``chunk``, which arrived at ``at``, exactly as the integration made it."""
+        message = chunk.message
+        tool_call_chunks = [
+            {k: tcc.get(k) for k in ("index", "name", "id", "args") if tcc.get(k) is not None}
+            for tcc in getattr(message, "tool_call_chunks", None) or ()
+        ]
+        spec = _chunk_spec(
+            message,
+            chunk.generation_info,
+            at - (self.started if self._last is None else self._last),
+            tool_call_chunks=tool_call_chunks,
+            scrub=self.scrub,
+        )
+        self.chunks.append(spec)
+        self._last = at
 
     def to_turn(self, request: dict[str, Any], scrub: Scrub | None) -> Turn:
-        """The recorded stream as a turn: text chunks exactly, delays as measured.
-
-        Each text or reasoning chunk keeps its arrival time; tool-call arguments
-        are replayed in fakellm's fragments, spread over the times the real
-        fragments arrived; chunks that carried no content (a role, the finish
-        reason, usage) add their time to the next content chunk.
-        """
-        text: list[tuple[float, str]] = []
-        reasoning: list[tuple[float, str]] = []
-        tools: dict[int, dict[str, Any]] = {}
-        usage: UsageMetadata | None = None
-        merged: dict[str, Any] = {}
-        for at, chunk in self.steps:
-            message = chunk.message
-            content = message.content
-            if isinstance(content, str):
-                if content:
-                    text.append((at, content))
-            else:
-                for block in content:
-                    if not isinstance(block, Mapping):
-                        text.append((at, str(block)))
-                    elif block.get("type") == "text" and block.get("text"):
-                        text.append((at, str(block["text"])))
-                    elif block.get("type") in ("reasoning", "thinking"):
-                        piece = block.get("reasoning") or block.get("thinking") or ""
-                        if piece:
-                            reasoning.append((at, str(piece)))
-            for tcc in getattr(message, "tool_call_chunks", None) or ():
-                slot = tools.setdefault(
-                    tcc.get("index") or 0, {"name": None, "id": None, "args": "", "times": []}
-                )
-                slot["name"] = slot["name"] or tcc.get("name")
-                slot["id"] = slot["id"] or tcc.get("id")
-                slot["args"] += tcc.get("args") or ""
-                slot["times"].append(at)
-            step_usage = getattr(message, "usage_metadata", None)
-            if step_usage:
-                usage = add_usage(usage, step_usage)
-            merged.update(message.response_metadata or {})
-        calls: list[tuple[ToolCall, list[float]]] = []
-        for _, slot in sorted(tools.items()):
-            try:
-                args = json.loads(slot["args"] or "{}")
-            except ValueError:
-                continue  # cut off by an error mid-arguments: never completed
-            if not slot["name"] or not isinstance(args, dict):
-                continue  # not a call a script can hold
-            tool_call = ToolCall(slot["name"], _scrubbed(args, scrub), id=slot["id"])
-            calls.append((tool_call, slot["times"]))
-        # Scrubbed before the pieces are counted: a chunk scrubbed away is no chunk.
-        text = [(at, p) for at, p in ((at, _scrubbed(p, scrub)) for at, p in text) if p]
-        data: dict[str, Any] = {"request": request}
-        if reasoning:
-            data["reasoning"] = _scrubbed("".join(p for _, p in reasoning), scrub)
-        if text:
-            chunks = [p for _, p in text]
-            data["text"] = "".join(chunks)
-            data["chunks"] = chunks
-        if calls:
-            data["tool_calls"] = [c for c, _ in calls]
-        recorded_usage = _usage(usage)
-        if recorded_usage is not None:
-            data["usage"] = recorded_usage
-        finish, meta = _metadata(merged)
-        if finish is not None:
-            data["finish_reason"] = finish
-        if meta:
-            data["response_metadata"] = meta
-        # The times each piece the fake will stream arrived, in its order.
-        shape = Turn(**data)
-        times: list[float] = []
-        if reasoning:
-            n = sum(1 for p in shape.pieces if p.kind == "reasoning")
-            times += _spread([at for at, _ in reasoning], n)
-        times += [at for at, _ in text]
-        for i, (_, arrived) in enumerate(calls):
-            pieces = [p for p in shape.pieces if p.kind == "tool" and p.index == i]
-            times += _spread(arrived, len(pieces))
+        """The recorded stream as a ``stream`` turn: every chunk as it came, with the
+        delay measured before it; an error raised mid-stream after its last chunk."""
+        if not self.chunks:
+            if self.error is not None:
+                at = self.error_time if self.error_time is not None else self.started
+                return turn_from_error(self.error, at - self.started, request, scrub)
+            return Turn(request=request)  # a stream that ended without a chunk
+        data = _stream_turn(request, self.chunks)
         if self.error is not None:
             data["error"] = error_from_exception(self.error, scrub)
-            data["at_chunk"] = "end" if times else 0
-            if not times:
-                times = [self.error_time if self.error_time is not None else self.started]
-        elif not times and self.steps:
-            times = [self.steps[-1][0]]
-        if times:
-            gaps = [times[0] - self.started] + [b - a for a, b in itertools.pairwise(times)]
-            data["first_token_delay"] = _round(gaps[0])
-            if len(gaps) > 1:
-                data["delay"] = [_round(g) for g in gaps[1:]]
+            data["at_chunk"] = "end"
         return Turn(**data)
-
-
-def _spread(arrived: list[float], n: int) -> list[float]:
-    """``n`` arrival times taken from ``arrived`` in order, ending at its last."""
-    if n <= 0 or not arrived:
-        return []
-    if n == 1:
-        return [arrived[-1]]
-    last = len(arrived) - 1
-    return [arrived[round(k * last / (n - 1))] for k in range(n)]
 
 
 def turn_from_result(
     result: ChatResult, elapsed: float, request: dict[str, Any], scrub: Scrub | None
 ) -> Turn:
-    """A non-streamed answer as a turn: its text as one chunk, after ``elapsed`` seconds."""
-    message = result.generations[0].message
-    data: dict[str, Any] = {"request": request, "first_token_delay": _round(elapsed)}
-    text = str(message.text)
-    if text:
-        data["text"] = _scrubbed(text, scrub)
-        data["chunks"] = [data["text"]]
-    if isinstance(message.content, list):
-        thinking = "".join(
-            str(b.get("reasoning") or b.get("thinking") or "")
-            for b in message.content
-            if isinstance(b, Mapping) and b.get("type") in ("reasoning", "thinking")
+    """A non-streamed answer as a ``stream`` turn of one chunk after ``elapsed`` seconds:
+    its content, tool calls, usage and metadata exactly as the app received them."""
+    generation = result.generations[0]
+    message = generation.message
+    tool_call_chunks: list[dict[str, Any]] = []
+    for call in getattr(message, "tool_calls", None) or ():
+        args = json.dumps(_jsonable(call["args"]), ensure_ascii=False)
+        tool_call_chunks.append({"name": call["name"], "args": args, "id": call.get("id")})
+    for bad in getattr(message, "invalid_tool_calls", None) or ():
+        tool_call_chunks.append(
+            {"name": bad.get("name"), "args": bad.get("args"), "id": bad.get("id")}
         )
-        if thinking:
-            data["reasoning"] = _scrubbed(thinking, scrub)
-    if isinstance(message, AIMessage) and message.tool_calls:
-        data["tool_calls"] = [
-            ToolCall(tc["name"], _scrubbed(_jsonable(tc["args"]), scrub), id=tc.get("id"))
-            for tc in message.tool_calls
-        ]
-    usage = _usage(getattr(message, "usage_metadata", None))
-    if usage is not None:
-        data["usage"] = usage
-    # What core merges into the message's response_metadata after _generate returns.
-    merged = {
-        **{k: v for k, v in (result.llm_output or {}).items() if k != "token_usage"},
-        **(result.generations[0].generation_info or {}),
-        **(message.response_metadata or {}),
-    }
-    finish, meta = _metadata(merged)
-    if finish is not None:
-        data["finish_reason"] = finish
-    if meta:
-        data["response_metadata"] = meta
-    return Turn(**data)
+    tool_call_chunks = [
+        {"index": i, **{k: v for k, v in t.items() if v is not None}}
+        for i, t in enumerate(tool_call_chunks)
+    ]
+    # Core merges llm_output into the message's metadata when one generation answers.
+    info = {**(result.llm_output or {}), **(generation.generation_info or {})}
+    chunk = _chunk_spec(message, info, elapsed, tool_call_chunks=tool_call_chunks, scrub=scrub)
+    return Turn(**_stream_turn(request, [chunk]))
 
 
 def turn_from_error(

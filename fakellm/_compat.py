@@ -480,7 +480,11 @@ def init_chat_model_classes() -> list[tuple[str, str, str]]:
     return [(key, module, name) for key, (module, name, _) in base._BUILTIN_PROVIDERS.items()]
 
 
-__all__ += ["chat_model_ls_params", "init_chat_model_classes"]
+#: Core's per-call entry points that get the run manager (which `_stream` does not),
+#: in a model's sync and async forms: (messages, stop, run_manager, **kwargs).
+CACHED_GENERATE_HOOKS: tuple[str, str] = ("_generate_with_cache", "_agenerate_with_cache")
+
+__all__ += ["CACHED_GENERATE_HOOKS", "chat_model_ls_params", "init_chat_model_classes"]
 
 
 # --- follow-17: a fresh chat model's construction ----------------------------------------

@@ -28,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import BaseChatModel, BaseLLM
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import BaseModel, PrivateAttr
@@ -42,7 +42,7 @@ from fakellm._cassette import (
     turn_from_error,
     turn_from_result,
 )
-from fakellm._model import FakeChatModel
+from fakellm._model import FakeChatModel, _aclose, _pending_run, _run_info, config_run
 from fakellm._script import Call, Rule, Script, Turn, as_script
 from fakellm.errors import UnexpectedCall, UnusedTurns
 
@@ -58,6 +58,11 @@ _MISSING = object()
 _chosen: contextvars.ContextVar[int | None] = contextvars.ContextVar(
     "fakellm_cassette_choice", default=None
 )
+
+# Set while the real provider answers a recorded call: the hooks it calls itself
+# (ChatOpenAI's _generate streams through its own _stream when streaming=True) are
+# its own business, not more calls to answer or record.
+_in_real: contextvars.ContextVar[bool] = contextvars.ContextVar("fakellm_in_real", default=False)
 
 Target = type[BaseChatModel] | str
 
@@ -96,6 +101,14 @@ def _resolve(target: Target) -> list[type[BaseChatModel]]:
             msg = f"intercept({target!r}): {module!r} has no attribute {name!r}; {how}"
             raise ImportError(msg)
         target = cls
+    if isinstance(target, type) and issubclass(target, BaseLLM):
+        msg = (
+            f"intercept({target.__module__}.{target.__qualname__}): a completion model "
+            "(BaseLLM) cannot be intercepted, only chat models (BaseChatModel subclasses "
+            "such as ChatOpenAI); pass the app a fakellm.FakeLLM instead, or intercept the "
+            "chat model class it could use"
+        )
+        raise TypeError(msg)
     if not (isinstance(target, type) and issubclass(target, BaseChatModel)):
         msg = (
             f"intercept({target!r}): expected a BaseChatModel subclass (such as ChatOpenAI), "
@@ -108,8 +121,14 @@ def _resolve(target: Target) -> list[type[BaseChatModel]]:
     return [target]
 
 
+# Where a streaming class's run is known before core calls `_stream` without it.
+_RUN_HOOKS = ("stream", "astream", *_compat.CACHED_GENERATE_HOOKS)
+
+
 def _hooks_of(cls: type[BaseChatModel]) -> list[str]:
-    """The hooks to patch: both generate paths, and streaming where the class streams.
+    """The hooks to patch: both generate paths, and streaming where the class streams
+    (with the entry points that know the run, so a streamed call records its run id,
+    tags and metadata as an invoked one does).
 
     Giving a class a ``_stream`` it never had would change LangChain's choice
     to stream, so a class without one keeps that.
@@ -117,7 +136,7 @@ def _hooks_of(cls: type[BaseChatModel]) -> list[str]:
     streams = cls._stream is not BaseChatModel._stream or (
         cls._astream is not BaseChatModel._astream
     )
-    return list(_HOOKS) if streams else ["_generate", "_agenerate"]
+    return [*_HOOKS, *_RUN_HOOKS] if streams else ["_generate", "_agenerate"]
 
 
 def _label(classes: Sequence[type[BaseChatModel]]) -> str:
@@ -291,6 +310,8 @@ class Interception:
     # -- answering ---------------------------------------------------------------------
 
     def _wrapper(self, hook: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        if hook in _RUN_HOOKS:
+            return _run_keeper(hook, real)
         seam = self
         if hook == "_generate":
 
@@ -301,6 +322,8 @@ class Interception:
                 run_manager: Any = None,
                 **kwargs: Any,
             ) -> ChatResult:
+                if _in_real.get():
+                    return real(model, messages, stop, run_manager, **kwargs)  # type: ignore[no-any-return]
                 route, request, fake_kwargs = seam._route(model, messages, stop, kwargs)
                 if route == "record":
                     return seam._record_result(
@@ -324,14 +347,19 @@ class Interception:
                 run_manager: Any = None,
                 **kwargs: Any,
             ) -> ChatResult:
+                if _in_real.get():
+                    return await real(model, messages, stop, run_manager, **kwargs)  # type: ignore[no-any-return]
                 route, request, fake_kwargs = seam._route(model, messages, stop, kwargs)
                 if route == "record":
                     started = time.perf_counter()
+                    inside = _in_real.set(True)
                     try:
                         result = await real(model, messages, stop, run_manager, **kwargs)
                     except Exception as exc:
                         seam._keep(turn_from_error, exc, time.perf_counter() - started, request)
                         raise
+                    finally:
+                        _in_real.reset(inside)
                     seam._keep(turn_from_result, result, time.perf_counter() - started, request)
                     return result  # type: ignore[no-any-return]
                 token = _chosen.set(route)
@@ -354,6 +382,9 @@ class Interception:
                 run_manager: Any = None,
                 **kwargs: Any,
             ) -> Iterator[ChatGenerationChunk]:
+                if _in_real.get():
+                    yield from real(model, messages, stop, run_manager, **kwargs)
+                    return
                 route, request, fake_kwargs = seam._route(
                     model, messages, stop, kwargs, stream=True
                 )
@@ -386,12 +417,16 @@ class Interception:
             run_manager: Any = None,
             **kwargs: Any,
         ) -> AsyncIterator[ChatGenerationChunk]:
+            if _in_real.get():
+                async for chunk in real(model, messages, stop, run_manager, **kwargs):
+                    yield chunk
+                return
             route, request, fake_kwargs = seam._route(model, messages, stop, kwargs, stream=True)
             if route == "record":
-                recording = StreamRecording(time.perf_counter())
+                recording = StreamRecording(time.perf_counter(), seam._scrub)
                 try:
                     async for chunk in real(model, messages, stop, run_manager, **kwargs):
-                        recording.steps.append((time.perf_counter(), chunk))
+                        recording.add(time.perf_counter(), chunk)
                         yield chunk
                 except Exception as exc:
                     recording.error, recording.error_time = exc, time.perf_counter()
@@ -495,27 +530,105 @@ class Interception:
         request: dict[str, Any],
     ) -> ChatResult:
         started = time.perf_counter()
+        inside = _in_real.set(True)
         try:
             result = real(model, messages, stop, run_manager, **kwargs)
         except Exception as exc:
             self._keep(turn_from_error, exc, time.perf_counter() - started, request)
             raise
+        finally:
+            _in_real.reset(inside)
         self._keep(turn_from_result, result, time.perf_counter() - started, request)
         return result
 
     def _record_stream(
         self, inner: Iterator[ChatGenerationChunk], request: dict[str, Any]
     ) -> Iterator[ChatGenerationChunk]:
-        recording = StreamRecording(time.perf_counter())
+        recording = StreamRecording(time.perf_counter(), self._scrub)
         try:
             for chunk in inner:
-                recording.steps.append((time.perf_counter(), chunk))
+                recording.add(time.perf_counter(), chunk)
                 yield chunk
         except Exception as exc:
             recording.error, recording.error_time = exc, time.perf_counter()
             raise
         finally:
             self._keep(StreamRecording.to_turn, recording, request)
+
+
+def _run_keeper(hook: str, real: Callable[..., Any]) -> Callable[..., Any]:
+    """``hook`` (a public stream method or core's cached-generate entry point) that
+    parks its run's id, tags and metadata where the fake's ``_stream`` reads them."""
+    if hook == "stream":
+
+        def stream(
+            model: BaseChatModel, input: Any, config: Any = None, **kwargs: Any
+        ) -> Iterator[Any]:
+            config, info = config_run(model, config)
+            inner = real(model, input, config, **kwargs)
+            token = _pending_run.set(info)
+            try:
+                first = next(inner, _MISSING)
+            finally:
+                _pending_run.reset(token)
+            if first is _MISSING:
+                return
+            try:
+                yield first
+                yield from inner
+            finally:
+                inner.close()
+
+        return stream
+    if hook == "astream":
+
+        async def astream(
+            model: BaseChatModel, input: Any, config: Any = None, **kwargs: Any
+        ) -> AsyncIterator[Any]:
+            config, info = config_run(model, config)
+            inner = real(model, input, config, **kwargs)
+            try:
+                token = _pending_run.set(info)
+                try:
+                    first = await anext(inner, _MISSING)
+                finally:
+                    _pending_run.reset(token)
+                if first is _MISSING:
+                    return
+                yield first
+                async for chunk in inner:
+                    yield chunk
+            finally:
+                await _aclose(inner)
+
+        return astream
+    if hook == _compat.CACHED_GENERATE_HOOKS[0]:
+
+        def generate_with_cache(
+            model: BaseChatModel,
+            messages: Any,
+            stop: Any = None,
+            run_manager: Any = None,
+            **kw: Any,
+        ) -> Any:
+            token = _pending_run.set(_run_info(run_manager))
+            try:
+                return real(model, messages, stop, run_manager, **kw)
+            finally:
+                _pending_run.reset(token)
+
+        return generate_with_cache
+
+    async def agenerate_with_cache(
+        model: BaseChatModel, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> Any:
+        token = _pending_run.set(_run_info(run_manager))
+        try:
+            return await real(model, messages, stop, run_manager, **kw)
+        finally:
+            _pending_run.reset(token)
+
+    return agenerate_with_cache
 
 
 def _as_provider_raises(model: BaseChatModel, error: BaseException) -> BaseException:
@@ -548,7 +661,12 @@ class _Finish:
         meta = message.response_metadata
         if meta.get("model_provider") == "fakellm":
             meta["model_provider"] = self.provider
-        if self.schema is not None and text:
+        if self.schema is None:
+            return
+        recorded = message.additional_kwargs.get("parsed")
+        if isinstance(recorded, dict):  # a recording keeps the object as its fields
+            message.additional_kwargs["parsed"] = self.schema.model_validate(recorded)
+        elif text:
             message.additional_kwargs["parsed"] = self.schema.model_validate_json(text)
 
     def chunk(self, chunk: ChatGenerationChunk) -> ChatGenerationChunk:

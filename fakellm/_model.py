@@ -40,9 +40,11 @@ from langchain_core.callbacks import (
 )
 from langchain_core.exceptions import ModelRefusalError
 from langchain_core.language_models import BaseChatModel, BaseLLM, LanguageModelInput
+from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.load.serializable import SerializedNotImplemented
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.ai import UsageMetadata, add_usage
+from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
 from langchain_core.outputs import (
     ChatGeneration,
@@ -147,6 +149,31 @@ def _run_info(manager: Any) -> _RunInfo | None:
         return None
     meta = {k: v for k, v in (manager.metadata or {}).items() if not k.startswith("ls_")}
     return _RunInfo(getattr(manager, "run_id", None), tuple(manager.tags or ()), meta)
+
+
+def config_run(
+    model: BaseChatModel, config: RunnableConfig | None
+) -> tuple[RunnableConfig, _RunInfo]:
+    """Give a model's run an id up front and work out its tags and metadata as core will
+    (for ``_stream``, which core calls without the run; see ``_pending_run``)."""
+    config = ensure_config(config)
+    if config.get("run_id") is None:
+        config["run_id"] = uuid.uuid4()
+    manager = CallbackManager.configure(
+        config.get("callbacks"),
+        None,
+        False,
+        config.get("tags"),
+        model.tags,
+        config.get("metadata"),
+        model.metadata,
+    )
+    info = _RunInfo(
+        config["run_id"],
+        tuple(manager.tags),
+        {k: v for k, v in manager.metadata.items() if not k.startswith("ls_")},
+    )
+    return config, info
 
 
 @dataclass(slots=True)
@@ -448,6 +475,10 @@ class _Scripted:
         model_name: str,
         input_tokens: int,
     ) -> _Plan:
+        if turn.stream is not None:
+            return _stream_plan(
+                turn, model_name, turn.id or f"fakellm-{self.model_name}-{call.index}"
+            )
         if turn.structured is not None:
             turn = _structured_turn(self, call, turn)
         if not turn.ignore_tool_choice and turn.error_position != 0:
@@ -1020,25 +1051,7 @@ class FakeChatModel(
             _pending_run.reset(token)
 
     def _config_run(self, config: RunnableConfig | None) -> tuple[RunnableConfig, _RunInfo]:
-        """Give the run an id up front and work out its tags and metadata as core will."""
-        config = ensure_config(config)
-        if config.get("run_id") is None:
-            config["run_id"] = uuid.uuid4()
-        manager = CallbackManager.configure(
-            config.get("callbacks"),
-            None,
-            False,
-            config.get("tags"),
-            self.tags,
-            config.get("metadata"),
-            self.metadata,
-        )
-        info = _RunInfo(
-            config["run_id"],
-            tuple(manager.tags),
-            {k: v for k, v in manager.metadata.items() if not k.startswith("ls_")},
-        )
-        return config, info
+        return config_run(self, config)
 
     def stream(
         self,
@@ -1244,6 +1257,8 @@ class FakeChatModel(
         derived by langchain-core's validators: parsed arguments, block shapes).
         """
         turn = plan.turn
+        if turn.stream is not None:
+            return _stream_chunks(plan)
         blocks = turn.reasoning is not None or turn.content is not None
         message_id = plan.message_id
         name = turn.name
@@ -1275,6 +1290,8 @@ class FakeChatModel(
 
     def _result(self, plan: _Plan) -> ChatResult:
         turn = plan.turn
+        if turn.stream is not None:
+            return _stream_result(plan)
         pieces = plan.pieces
         blocks = turn.reasoning is not None or turn.content is not None
         content: str | list[str | dict[str, Any]]
@@ -1317,6 +1334,69 @@ class FakeChatModel(
 
 
 _open_streams: set[Any] = set()
+
+
+# -- a Turn's `stream`: chunks played exactly as written (recorded) ----------------------------
+
+
+def _stream_plan(turn: Turn, model_name: str, message_id: str) -> _Plan:
+    """A recorded stream is the provider's answer as given: no tool, tool-choice, stop
+    or max_tokens check applies (the provider applied them when it answered)."""
+    assert turn.stream is not None
+    usage: Any = None
+    for chunk in turn.stream:
+        if chunk.usage_metadata is not None:
+            usage = add_usage(usage, chunk.usage_metadata)  # type: ignore[arg-type]
+    finish = next(
+        (c.response_metadata["finish_reason"] for c in reversed(turn.stream)
+         if isinstance(c.response_metadata.get("finish_reason"), str)),
+        "stop",
+    )  # fmt: skip
+    pieces = turn.pieces
+    return _Plan(
+        turn=turn,
+        pieces=pieces,
+        delays=turn.delays(len(pieces)),
+        error_at=turn.error_position,
+        finish_reason=finish,
+        usage=usage,
+        model_name=model_name,
+        tool_ids=[],
+        message_id=message_id,
+    )
+
+
+def _stream_chunks(plan: _Plan) -> list[ChatGenerationChunk]:
+    """Fresh chunks (core mutates them) built from the turn's ``stream`` as written."""
+    turn = plan.turn
+    assert turn.stream is not None
+    out = []
+    for c in turn.stream:
+        content = c.content if isinstance(c.content, str) else copy.deepcopy(list(c.content))
+        message = AIMessageChunk(
+            content=content,
+            additional_kwargs=copy.deepcopy(c.additional_kwargs),
+            response_metadata=copy.deepcopy(c.response_metadata),
+            tool_call_chunks=[
+                tool_call_chunk(**{k: t.get(k) for k in ("name", "args", "id", "index")})
+                for t in c.tool_call_chunks
+            ],
+            usage_metadata=copy.deepcopy(c.usage_metadata),  # type: ignore[arg-type]
+            id=c.id if "id" in c.model_fields_set else plan.message_id,
+            name=turn.name,
+            chunk_position=c.chunk_position,
+        )
+        out.append(ChatGenerationChunk(message=message))
+    return out
+
+
+def _stream_result(plan: _Plan) -> ChatResult:
+    """The non-streamed answer: the stream's chunks merged, as core merges a stream.
+
+    No ``llm_output``: core would merge it into the message's response_metadata,
+    which the chunks already hold as recorded.
+    """
+    return generate_from_stream(iter(_stream_chunks(plan)))
 
 
 async def _aclose(stream: Any) -> None:

@@ -42,6 +42,7 @@ from fakellm.errors import InvalidScript, ScriptProblem
 
 __all__ = [
     "Call",
+    "Chunk",
     "Piece",
     "Repeat",
     "Rule",
@@ -442,6 +443,7 @@ def _turn_budget(turn: Turn) -> None:
         "text": _utf8_len(turn.text or ""),
         "reasoning": _utf8_len(turn.reasoning or ""),
         "tool_calls": sum(_utf8_len(c.args_json) for c in turn.tool_calls),
+        "stream": sum(c.size for c in turn.stream or ()),
     }
     text_bytes = sum(parts.values())
     if (max_text := _over("FAKELLM_MAX_TEXT_BYTES", text_bytes)) is not None:
@@ -467,6 +469,8 @@ def _turn_budget(turn: Turn) -> None:
 
 def _turn_chunks(turn: Turn, cap: int) -> int:
     """How many chunks ``turn`` streams, counting text chunks no further than ``cap``."""
+    if turn.stream is not None:
+        return len(turn.stream)
     how = "words" if isinstance(turn.chunks, tuple) else turn.chunks
     chunks = _chunk_count(turn.reasoning, how, cap)
     if turn.content is not None:
@@ -615,16 +619,151 @@ class Piece:
     """One stream chunk of a turn, before it becomes a LangChain chunk.
 
     ``kind`` is ``"reasoning"``, ``"text"``, ``"block"`` (content block number
-    ``index``) or ``"tool"`` (a fragment of the arguments of tool call number
+    ``index``), ``"tool"`` (a fragment of the arguments of tool call number
     ``index``; the model puts that call's name and id on the fragment with
-    ``first=True``).
+    ``first=True``) or ``"chunk"`` (chunk number ``index`` of the turn's
+    ``stream``, played as written).
     """
 
-    kind: Literal["reasoning", "text", "block", "tool"]
+    kind: Literal["reasoning", "text", "block", "tool", "chunk"]
     text: str = ""
     block: Mapping[str, Any] | None = None
     index: int = 0
     first: bool = False
+
+
+_USAGE_COUNTS = ("input_tokens", "output_tokens", "total_tokens")
+_TOOL_CHUNK_KEYS = ("name", "args", "id", "index")
+
+
+class Chunk(_Spec):
+    """One stream chunk exactly as a provider integration produced it (a Turn's ``stream``).
+
+    Its fields are the ``AIMessageChunk``'s own, played as written: ``content``
+    (text, or a list of content blocks such as Anthropic's), ``tool_call_chunks``
+    (argument fragments with their ``index``, ``name`` and ``id`` as streamed),
+    ``additional_kwargs``, ``response_metadata``, ``usage_metadata`` (empty
+    detail maps kept) and ``chunk_position``; ``delay`` is the wait before it. A
+    chunk without ``id`` carries the turn's ``id``; ``id: null`` sends it without
+    one (LangChain then gives it the run's id, as it does for a provider's).
+    """
+
+    delay: float = Field(default=0.0, description="Seconds before this chunk.")
+    content: str | tuple[str | dict[str, Any], ...] = Field(
+        default="", description="The chunk's content: text or a list of content blocks."
+    )
+    tool_call_chunks: tuple[dict[str, Any], ...] = Field(
+        default=(), description="Tool-call argument fragments: {index, name, id, args}."
+    )
+    additional_kwargs: dict[str, Any] = Field(default_factory=dict)
+    response_metadata: dict[str, Any] = Field(default_factory=dict)
+    usage_metadata: dict[str, Any] | None = Field(
+        default=None, description="Token usage on this chunk, as LangChain's UsageMetadata."
+    )
+    id: str | None = Field(default=None, description="The message id; the turn's if omitted.")
+    chunk_position: Literal["last"] | None = Field(default=None)
+
+    @field_validator("delay", mode="before")
+    @classmethod
+    def _delay(cls, value: Any) -> float:
+        return _seconds("delay", value)
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _content(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value
+        if not isinstance(value, list | tuple):
+            raise _FieldError(None, value, "content must be text or a list of content blocks")
+        for i, block in enumerate(value):
+            if not isinstance(block, str | Mapping):
+                raise _FieldError(i, block, "a content block is a mapping (or a string)")
+        return tuple(_json_able("content", v if isinstance(v, str) else dict(v)) for v in value)
+
+    @field_validator("tool_call_chunks", mode="before")
+    @classmethod
+    def _tool_call_chunks(cls, value: Any) -> Any:
+        if not isinstance(value, list | tuple):
+            return value  # the sequence check names it
+        out = []
+        for i, part in enumerate(value):
+            if not isinstance(part, Mapping):
+                raise _FieldError(
+                    i, part, "a tool-call chunk is a mapping: {index, name, id, args}"
+                )
+            # As LangChain types them: "type" is implied, a missing key is None.
+            part = {
+                k: v
+                for k, v in part.items()
+                if v is not None and (k != "type" or v != "tool_call_chunk")
+            }
+            for key, item in part.items():
+                if key not in _TOOL_CHUNK_KEYS:
+                    accepted = ", ".join(_TOOL_CHUNK_KEYS)
+                    raise _FieldError(i, part, f"unknown key {show(key)}; accepted: {accepted}")
+                wanted: Any = int if key == "index" else str
+                if item is not None and (isinstance(item, bool) or not isinstance(item, wanted)):
+                    what = "an integer" if key == "index" else "a string"
+                    raise _FieldError(i, part, f"{key} must be {what} or null, got {show(item)}")
+            out.append(part)
+        return tuple(out)
+
+    @field_validator("additional_kwargs", "response_metadata")
+    @classmethod
+    def _json_maps(cls, value: dict[str, Any], info: Any) -> dict[str, Any]:
+        return _json_able(info.field_name, value)
+
+    @field_validator("usage_metadata", mode="before")
+    @classmethod
+    def _usage(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise _FieldError(None, value, "usage_metadata must be a mapping of token counts")
+        for key, count in value.items():
+            if key in _USAGE_COUNTS:
+                counts = {key: count}
+            elif key in ("input_token_details", "output_token_details"):
+                if not isinstance(count, Mapping):
+                    raise _FieldError(key, count, f"{key} must be a mapping of token counts")
+                counts = dict(count)
+            else:
+                accepted = ", ".join(
+                    (*_USAGE_COUNTS, "input_token_details", "output_token_details")
+                )
+                raise _FieldError(key, count, f"unknown key {show(key)}; accepted: {accepted}")
+            for name, n in counts.items():
+                if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                    raise _FieldError(name, n, "a token count must be an integer >= 0")
+        return dict(value)
+
+    def __eq__(self, other: object) -> bool:
+        # Whether the chunk names its id (null included) changes what it plays.
+        return (
+            super().__eq__(other)
+            and isinstance(other, Chunk)
+            and ("id" in self.model_fields_set) == ("id" in other.model_fields_set)
+        )
+
+    __hash__ = _Spec.__hash__
+
+    @property
+    def text(self) -> str:
+        """The chunk's text: its string content, or its text blocks joined."""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(
+            b if isinstance(b, str) else str(b.get("text") or "")
+            for b in self.content
+            if isinstance(b, str) or b.get("type") == "text"
+        )
+
+    @property
+    def size(self) -> int:
+        """The bytes of text this chunk holds (for the script's budgets)."""
+        args = sum(_utf8_len(str(t.get("args") or "")) for t in self.tool_call_chunks)
+        blocks = 0 if isinstance(self.content, str) else len(json.dumps(self.content))
+        return _utf8_len(self.text) + args + blocks
 
 
 _ERROR_POSITIONS = "0 (before the first chunk), a chunk count up to the number of chunks, or 'end'"
@@ -704,6 +843,14 @@ class Turn(_Spec):
     name: str | None = Field(default=None, description="The message's name.")
     additional_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="The message's additional_kwargs (first chunk)."
+    )
+    stream: tuple[Chunk, ...] | None = Field(
+        default=None,
+        description=(
+            "The chunks exactly as a provider streamed them (what a cassette records), "
+            "each with its delay; played as written, instead of text, tool_calls, usage "
+            "and the other answer fields."
+        ),
     )
     # Written by fakellm's recorder (see _cassette.py); the model never reads it.
     request: dict[str, Any] | None = Field(
@@ -822,6 +969,8 @@ class Turn(_Spec):
 
     @model_validator(mode="after")
     def _consistent(self) -> Turn:
+        if self.stream is not None:
+            return self._stream_alone()
         if self.text is not None and self.content is not None:
             raise _FieldError("content", self.content, "give either text or content, not both")
         if self.structured is not None:
@@ -887,9 +1036,44 @@ class Turn(_Spec):
             raise _FieldError("at_chunk", self.at_chunk, "at_chunk needs an error to place")
         return self
 
+    _STREAM_WITH: ClassVar[frozenset[str]] = frozenset(
+        {"stream", "id", "name", "error", "at_chunk", "request"}
+    )
+
+    def _stream_alone(self) -> Turn:
+        """A ``stream`` turn says everything about its answer in its chunks."""
+        assert self.stream is not None
+        if not self.stream:
+            raise _FieldError("stream", self.stream, "a stream needs at least one chunk")
+        for name in sorted(self.model_fields_set - self._STREAM_WITH):
+            raise _FieldError(
+                name,
+                getattr(self, name),
+                f"give either stream or {name}, not both: a stream's chunks carry the "
+                "whole answer (content, tool_call_chunks, usage_metadata, "
+                "response_metadata, each chunk's delay); the turn adds only id, name, "
+                "error and at_chunk",
+            )
+        _turn_budget(self)
+        if self.at_chunk != "end":
+            if self.error is None and "at_chunk" in self.model_fields_set:
+                raise _FieldError("at_chunk", self.at_chunk, "at_chunk needs an error to place")
+            if not 0 <= self.at_chunk <= len(self.stream):
+                raise _FieldError(
+                    "at_chunk",
+                    self.at_chunk,
+                    f"the error position is past the last chunk; this stream has "
+                    f"{len(self.stream)} chunks, accepted: {_ERROR_POSITIONS}",
+                )
+        elif self.error is None:
+            raise _FieldError("at_chunk", self.at_chunk, "at_chunk needs an error to place")
+        return self
+
     @cached_property
     def pieces(self) -> tuple[Piece, ...]:
         """The chunks this turn streams, in order."""
+        if self.stream is not None:
+            return tuple(Piece("chunk", c.text, index=i) for i, c in enumerate(self.stream))
         out: list[Piece] = []
         if self.reasoning:
             # An explicit chunk list describes the text; reasoning is then cut by words.
@@ -915,6 +1099,8 @@ class Turn(_Spec):
         """The wait before each of the first ``n`` chunks (index 0: first token)."""
         if n <= 0:
             return []
+        if self.stream is not None:
+            return [c.delay for c in self.stream[:n]]
         d = self.delay
         if isinstance(d, float):
             rest = [d] * (n - 1)
@@ -938,6 +1124,14 @@ class Turn(_Spec):
     def describe(self) -> str:
         """A one-line summary, used in failure messages."""
         parts = []
+        if self.stream is not None:
+            text = "".join(c.text for c in self.stream)
+            called = [t["name"] for c in self.stream for t in c.tool_call_chunks if t.get("name")]
+            parts.append(f"stream of {len(self.stream)} chunks")
+            if text:
+                parts.append(repr(_clip(text)))
+            if called:
+                parts.append(f"tool_calls=[{', '.join(called)}]")
         if self.reasoning:
             parts.append(f"reasoning={_clip(self.reasoning)!r}")
         if self.text:
@@ -1366,6 +1560,7 @@ class Script(_Spec):
         for turn in turns:
             text += _utf8_len(turn.text or "") + _utf8_len(turn.reasoning or "")
             text += sum(_utf8_len(c.args_json) for c in turn.tool_calls)
+            text += sum(c.size for c in turn.stream or ())
             chunks += len(turn.pieces)
         for name, amount, what in (
             ("FAKELLM_MAX_TEXT_BYTES", text, "hold {:,} bytes of text"),

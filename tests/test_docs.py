@@ -54,7 +54,7 @@ from fakellm import (
     strategies,
 )
 from fakellm._cli import main as cli_main
-from fakellm._script import parse_script_text
+from fakellm._script import Chunk, parse_script_text
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGES = sorted(p.name for p in DOCS.glob("*.md"))
@@ -296,6 +296,7 @@ def _table_fields(page: str, heading: str) -> set[str]:
     [
         ("### Script fields", Script),
         ("### Turn fields", Turn),
+        ("### Chunk fields", Chunk),
         ("### ToolCall fields", ToolCall),
         ("### Usage fields", Usage),
         ("### Rule fields", Rule),

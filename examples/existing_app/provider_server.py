@@ -23,9 +23,11 @@ MODEL = "gpt-4o-mini-2024-07-18"
 
 @dataclass
 class Reply:
-    """One answer: text chunks and/or tool calls ``(id, name, [argument fragments])``."""
+    """One answer: text chunks and/or tool calls ``(id, name, [argument fragments])``;
+    for Anthropic also extended-thinking chunks, streamed first."""
 
     chunks: list[str] = field(default_factory=list)
+    thinking: list[str] = field(default_factory=list)
     tool_calls: list[tuple[str, str, list[str]]] = field(default_factory=list)
     usage: tuple[int, int] = (12, 5)
     pause: float = 0.004  # seconds before each streamed chunk, so latencies are measurable
@@ -164,6 +166,10 @@ class AnthropicServer(_QueuedServer):
 
     def _completion(self, reply: Reply) -> dict[str, Any]:
         content: list[dict[str, Any]] = []
+        if reply.thinking:
+            content.append(
+                {"type": "thinking", "thinking": "".join(reply.thinking), "signature": "sig-local"}
+            )
         if reply.chunks:
             content.append({"type": "text", "text": "".join(reply.chunks)})
         for call_id, name, fragments in reply.tool_calls:
@@ -198,15 +204,27 @@ class AnthropicServer(_QueuedServer):
         start["usage"] = {"input_tokens": reply.usage[0], "output_tokens": 1}
         yield event("message_start", message=start)
         index = 0
+        if reply.thinking:
+            block = {"type": "thinking", "thinking": "", "signature": ""}
+            yield event("content_block_start", index=index, content_block=block)
+            for text in reply.thinking:
+                time.sleep(reply.pause)
+                delta = {"type": "thinking_delta", "thinking": text}
+                yield event("content_block_delta", index=index, delta=delta)
+            delta = {"type": "signature_delta", "signature": "sig-local"}
+            yield event("content_block_delta", index=index, delta=delta)
+            yield event("content_block_stop", index=index)
+            index += 1
         if reply.chunks:
-            yield event("content_block_start", index=0, content_block={"type": "text", "text": ""})
+            block = {"type": "text", "text": ""}
+            yield event("content_block_start", index=index, content_block=block)
             for text in reply.chunks:
                 time.sleep(reply.pause)
                 yield event(
-                    "content_block_delta", index=0, delta={"type": "text_delta", "text": text}
+                    "content_block_delta", index=index, delta={"type": "text_delta", "text": text}
                 )
-            yield event("content_block_stop", index=0)
-            index = 1
+            yield event("content_block_stop", index=index)
+            index += 1
         for k, (call_id, name, fragments) in enumerate(reply.tool_calls, start=index):
             time.sleep(reply.pause)
             block = {"type": "tool_use", "id": call_id, "name": name, "input": {}}

@@ -9,7 +9,12 @@ same text, tool calls and usage.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
 import anthropic
 import pytest
@@ -17,6 +22,7 @@ from langchain_anthropic import ChatAnthropic
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.tools import tool
+from pydantic import BaseModel
 
 from existing_app.provider_server import AnthropicServer, OpenAIServer, Reply
 from fakellm import intercept, load_script, run_scenario, virtual_time
@@ -104,8 +110,14 @@ def test_real_clients_are_recorded_and_replayed_without_their_server(
     assert network_guard.blocked == []
     text = cassette.read_text(encoding="utf-8")
     assert "sk-" not in text  # neither key
-    streamed_turn = load_script(cassette).turns[0]
-    assert streamed_turn.chunks == ("Let me ", "check.")
+    streamed = load_script(cassette).turns[0].stream
+    assert streamed is not None
+    assert [c.text for c in streamed if c.text] == ["Let me ", "check."]
+    assert [t["args"] for c in streamed for t in c.tool_call_chunks] == [
+        "",
+        '{"flower":',
+        ' "rose"}',
+    ]  # the fragments as the provider cut them
 
 
 async def _both_ways_async(model: BaseChatModel) -> list[tuple[object, ...]]:
@@ -133,10 +145,8 @@ def test_the_async_paths_record_and_replay_too(
 
     assert replayed.results == (live,)
     turns = load_script(cassette).turns
-    assert turns[0].chunks == ("Let me ", "check.")
-    assert replayed.elapsed == pytest.approx(
-        sum(t.first_token_delay + sum(t.delays(len(t.pieces))[1:]) for t in turns)
-    )
+    assert [c.text for c in turns[0].stream or () if c.text] == ["Let me ", "check."]
+    assert replayed.elapsed == pytest.approx(sum(sum(t.delays(99)) for t in turns))
 
 
 @pytest.mark.parametrize(
@@ -177,7 +187,7 @@ def test_anthropic_errors_are_recorded_by_type_and_attributes(
     assert str(replayed.value) == str(live.value)
 
 
-def test_an_anthropic_agent_run_replays_although_its_answers_were_content_blocks(
+def test_an_anthropic_agent_run_replays_its_content_blocks(
     anthropic_server: AnthropicServer, fake_llm: FakeLLMFactory, tmp_path: Path
 ) -> None:
     from langchain.agents import create_agent
@@ -197,7 +207,89 @@ def test_an_anthropic_agent_run_replays_although_its_answers_were_content_blocks
     with virtual_time(), intercept(ChatAnthropic, cassette=cassette):
         replayed = agent.invoke(question)
 
-    assert [m.text for m in replayed["messages"]] == [m.text for m in live["messages"]]
+    def seen(messages: list[Any]) -> list[Any]:
+        return [m.model_dump(exclude={"id"}) for m in messages]
+
+    assert seen(replayed["messages"]) == seen(live["messages"])
     assert replayed["messages"][-1].text == "Roses cost 4.5."
-    assert isinstance(live["messages"][1].content, list)  # blocks, live
-    assert isinstance(replayed["messages"][1].content, str)  # text, replayed
+    assert replayed["messages"][1].content == [  # content blocks, as live
+        {"text": "Let me check.", "type": "text"},
+        {"id": "toolu_1", "input": {"flower": "rose"}, "name": "get_price",
+         "toolset_name": None, "type": "tool_use"},
+    ]  # fmt: skip
+
+
+RUN = UUID(int=14)  # one run id live and replayed: LangChain derives id-less chunks' ids from it
+
+
+def _timed(chunks: Iterator[AIMessageChunk]) -> tuple[list[dict[str, Any]], list[float]]:
+    seen, times = [], []
+    started = time.monotonic()
+    for chunk in chunks:
+        seen.append(chunk.model_dump())
+        times.append(time.monotonic() - started)
+    return seen, times
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_real_clients_stream_replays_chunk_for_chunk_at_the_recorded_times(
+    provider: str, request: pytest.FixtureRequest, fake_llm: FakeLLMFactory, tmp_path: Path
+) -> None:
+    server, cls, model = _client(provider, request)
+    server.queue.clear()
+    thinking = ["Roses are ", "in stock."] if provider == "anthropic" else []
+    server.add(Reply(thinking=thinking, chunks=["Let me ", "check."], tool_calls=[ROSE]))
+    bound = model.bind_tools([get_price])
+    cassette = tmp_path / f"{provider}-exact.yaml"
+
+    with intercept(cls, cassette=cassette, record="once"):
+        live, _ = _timed(bound.stream("What does a rose cost?", config={"run_id": RUN}))
+    server.server.stop()
+    with virtual_time(), intercept(cls, cassette=cassette):
+        replayed, times = _timed(bound.stream("What does a rose cost?", config={"run_id": RUN}))
+
+    assert replayed == live  # every field of every chunk, ids included
+    [turn] = load_script(cassette).turns
+    assert turn.stream is not None
+    arrivals = list(itertools.accumulate(c.delay for c in turn.stream))
+    assert times[: len(arrivals)] == pytest.approx(arrivals, abs=1e-6)
+    fragments = [t["args"] for c in turn.stream for t in c.tool_call_chunks]
+    assert fragments == ["", '{"flower":', ' "rose"}']  # as the provider cut them
+    if provider == "anthropic":
+        assert live[1]["content"] == [
+            {"type": "thinking", "thinking": "Roses are ", "index": 0}
+        ]  # a thinking block, replayed as one
+        assert {"type": "thinking", "thinking": "", "signature": "sig-local", "index": 0} in [
+            b for c in live for b in c["content"] if isinstance(b, dict)
+        ]
+    else:
+        assert live[-2]["usage_metadata"]["input_token_details"] == {}  # the usage-only chunk
+
+
+class Flower(BaseModel):
+    name: str
+
+
+# The openai SDK's own parse() warns about its ParsedChatCompletionMessage typing, live.
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings:UserWarning")
+def test_openai_structured_output_streams_replay_with_the_parsed_object(
+    openai_server: OpenAIServer, fake_llm: FakeLLMFactory, tmp_path: Path
+) -> None:
+    from langchain_openai import ChatOpenAI
+
+    openai_server.add(Reply(chunks=['{"name": ', '"rose"}']))
+    llm = ChatOpenAI(
+        model="gpt-4o-mini", base_url=openai_server.base_url, api_key="sk-dummy", max_retries=0
+    )
+    structured = llm.bind(response_format=Flower)
+    cassette = tmp_path / "structured.yaml"
+    with intercept(ChatOpenAI, cassette=cassette, record="once"):
+        live = list(structured.stream("A flower?", config={"run_id": RUN}))
+    openai_server.server.stop()
+    with intercept(ChatOpenAI, cassette=cassette):
+        replayed = list(structured.stream("A flower?", config={"run_id": RUN}))
+
+    assert replayed == live
+    parsed = [c.additional_kwargs["parsed"] for c in replayed if "parsed" in c.additional_kwargs]
+    assert parsed == [Flower(name="rose")]
+    assert isinstance(parsed[0], Flower)  # the object, as the SDK gives it

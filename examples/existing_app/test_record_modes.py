@@ -30,8 +30,8 @@ def _record(cassette: Path, llm: ChatOpenAI, server: OpenAIServer, *prompts: str
             llm.invoke(prompt)
 
 
-def _texts(cassette: Path) -> list[str | None]:
-    return [t.text for t in load_script(cassette).turns]
+def _texts(cassette: Path) -> list[str]:
+    return ["".join(c.text for c in t.stream or ()) for t in load_script(cassette).turns]
 
 
 def test_once_records_a_missing_cassette_then_only_replays(
@@ -112,7 +112,7 @@ def test_scrub_rewrites_what_is_written_and_what_is_matched(
         assert llm.invoke("Mail alice@example.com").text == "Mailed <email>."
 
 
-def test_a_chunk_scrubbed_away_is_no_chunk(
+def test_a_chunk_scrubbed_empty_keeps_its_place_and_its_delay(
     llm: ChatOpenAI, openai_server: OpenAIServer, tmp_path: Path
 ) -> None:
     cassette = tmp_path / "scrubbed.yaml"
@@ -120,11 +120,15 @@ def test_a_chunk_scrubbed_away_is_no_chunk(
     with intercept(
         ChatOpenAI, cassette=cassette, record="once", scrub=lambda t: t.replace("sk-live-123", "")
     ):
-        list(llm.stream("Which token?"))
+        live = list(llm.stream("Which token?"))
 
+    assert "sk-live" not in cassette.read_text(encoding="utf-8")
     [turn] = load_script(cassette).turns
-    assert turn.chunks == ("Token ", " used.")
-    assert len(turn.delay) == 1
+    assert turn.stream is not None
+    # role, three text chunks, finish: as many chunks as the provider sent
+    assert [c.content for c in turn.stream] == ["", "Token ", "", " used.", ""]
+    assert len(turn.stream) == len(live) - 1  # LangChain adds the closing chunk itself
+    assert turn.stream[2].delay > 0  # the scrubbed chunk's wait is kept
 
 
 def test_the_fixture_method_records_through_the_same_seam(
@@ -135,4 +139,6 @@ def test_the_fixture_method_records_through_the_same_seam(
     assert llm.invoke("hello").text == "Lilies."
     assert seam.cassette is not None
     assert seam.cassette.path == tmp_path / "fixture.yaml"
-    assert [t.text for t in seam.cassette.new] == ["Lilies."]  # written at teardown
+    [turn] = seam.cassette.new  # written at teardown
+    assert turn.stream is not None
+    assert [c.content for c in turn.stream] == ["Lilies."]

@@ -39,17 +39,9 @@ AGENT_RUN = [
 ]
 
 
-def _usage(usage: dict | None) -> dict | None:  # type: ignore[type-arg]
-    # langchain-openai writes empty token-detail mappings; a replay leaves them out
-    # (FakeChatModel reports details only when there are some).
-    return None if usage is None else {k: v for k, v in usage.items() if v != {}}
-
-
 def _shape(messages: list) -> list:  # type: ignore[type-arg]
-    return [
-        (m.type, m.text, getattr(m, "tool_calls", None), _usage(getattr(m, "usage_metadata", None)))
-        for m in messages
-    ]
+    # Everything the app can read but the ids LangChain gives each run.
+    return [m.model_dump(exclude={"id"}) for m in messages]
 
 
 def test_a_recorded_agent_run_replays_identically_with_the_server_stopped(
@@ -76,12 +68,13 @@ def test_a_recorded_agent_run_replays_identically_with_the_server_stopped(
     assert replayed["messages"][-1].text == "A rose costs 4.5 euros."
     assert replayed["messages"][1].tool_calls[0]["id"] == "call_rose"
     assert list(replay_usage.usage_metadata) == list(live_usage.usage_metadata) == [MODEL]
-    assert _usage(replay_usage.usage_metadata[MODEL]) == _usage(live_usage.usage_metadata[MODEL])
-    assert _usage(replay_usage.usage_metadata[MODEL]) == {
+    assert replay_usage.usage_metadata[MODEL] == live_usage.usage_metadata[MODEL]
+    assert replay_usage.usage_metadata[MODEL] == {
         "input_tokens": 61 + 95, "output_tokens": 17 + 8, "total_tokens": 78 + 103,
+        "input_token_details": {}, "output_token_details": {},
     }  # fmt: skip
     recorded = load_script(cassette).turns
-    assert clock.elapsed == pytest.approx(sum(t.first_token_delay for t in recorded), abs=1e-6)
+    assert clock.elapsed == pytest.approx(sum(sum(t.delays(9)) for t in recorded), abs=1e-6)
 
 
 def test_a_recorded_stream_replays_chunk_for_chunk_with_its_delays(
@@ -97,13 +90,20 @@ def test_a_recorded_stream_replays_chunk_for_chunk_with_its_delays(
     with virtual_time() as clock, intercept(ChatOpenAI, cassette=cassette):
         replayed = [c for c in app.llm.stream("Something for spring?", stream_usage=True)]
 
-    texts = [c.text for c in replayed if c.text]
-    assert texts == [c.text for c in live if c.text] == ["Pink ", "tulips", " or ", "peonies."]
-    assert turn.chunks == ("Pink ", "tulips", " or ", "peonies.")
-    assert len(turn.delay) == 3
-    assert clock.elapsed == pytest.approx(turn.first_token_delay + sum(turn.delay), abs=1e-6)
+    assert [c.model_dump(exclude={"id"}) for c in replayed] == [
+        c.model_dump(exclude={"id"}) for c in live
+    ]
+    assert turn.stream is not None
+    # role, four text chunks, finish reason, usage: each with its own measured delay
+    assert [c.content for c in turn.stream] == ["", "Pink ", "tulips", " or ", "peonies.", "", ""]
+    assert turn.stream[-1].usage_metadata is not None
+    assert turn.stream[-1].delay > 0
+    assert clock.elapsed == pytest.approx(sum(c.delay for c in turn.stream), abs=1e-6)
     full = sum(replayed[1:], replayed[0])
-    assert full.usage_metadata == {"input_tokens": 9, "output_tokens": 4, "total_tokens": 13}
+    assert full.usage_metadata == {
+        "input_tokens": 9, "output_tokens": 4, "total_tokens": 13,
+        "input_token_details": {}, "output_token_details": {},
+    }  # fmt: skip
     assert full.response_metadata["finish_reason"] == "stop"
     assert full.response_metadata["model_name"] == MODEL
 

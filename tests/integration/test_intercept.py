@@ -145,6 +145,14 @@ def test_nothing_intercepted_is_an_error_at_exit() -> None:
             TypeError,
             "intercept(FakeChatModel): fakellm's own models need no interception",
         ),
+        (
+            "langchain_openai.OpenAI",
+            TypeError,
+            "intercept(langchain_openai.llms.base.OpenAI): a completion model (BaseLLM) cannot "
+            "be intercepted, only chat models (BaseChatModel subclasses such as ChatOpenAI); "
+            "pass the app a fakellm.FakeLLM instead, or intercept the chat model class it "
+            "could use",
+        ),
     ],
 )
 def test_bad_targets_are_clear_errors(target: Any, error: type[Exception], message: str) -> None:
@@ -187,7 +195,8 @@ def test_an_answer_no_script_can_hold_reaches_the_app_and_fails_at_the_end(tmp_p
         assert _Odd().invoke("x").text == "odd"  # the provider's answer, untouched
     assert str(at_exit.value) == (
         "Unrecorded: an answer could not be written as a script turn (InvalidScript: invalid "
-        "script: input_tokens: Input should be greater than or equal to 0 (got -1))"
+        "script: stream[0].usage_metadata.input_tokens: a token count must be an integer >= 0 "
+        "(got -1))"
     )
     assert not (tmp_path / "odd.yaml").exists()
 

@@ -214,7 +214,7 @@ def test_record_all_writes_the_cassette_and_the_default_replays_it(
     recorded.assert_outcomes(passed=1)
     cassette = pytester.path / "cassettes" / "stand_in.yaml"
     text = cassette.read_text(encoding="utf-8")
-    assert "text: live answer 1\n" in text
+    assert "    content: live answer 1\n" in text
     assert "    - human: hello\n" in text
 
     cassette.write_text(text.replace("live answer 1", "edited by hand"), encoding="utf-8")
@@ -241,4 +241,4 @@ def test_once_records_then_replays_and_new_episodes_appends(pytester: pytest.Pyt
     _run(pytester, episodes).assert_outcomes(passed=1)
     text = cassette.read_text(encoding="utf-8")
     assert text.count("- request:") == 2
-    assert text.index("text: replayed") < text.index("text: live answer 1")
+    assert text.index("content: replayed") < text.index("content: live answer 1")

@@ -6,9 +6,11 @@ import itertools
 import json
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 from hypothesis import given
@@ -175,34 +177,50 @@ def test_a_dumped_script_plays_like_the_original(script: Script) -> None:
 
 
 class _Provider(BaseChatModel):
-    """A stand-in provider integration: streams what the test drew, as integrations do."""
+    """A stand-in provider integration: streams what the test drew, as integrations do,
+    waiting the drawn delay (on the active clock) before each chunk."""
 
-    reply: list[AIMessageChunk]
+    reply: list[tuple[float, AIMessageChunk]]
 
     @property
     def _llm_type(self) -> str:
         return "stand-in"
 
     def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any) -> Any:
-        chunks = list(self._stream(messages))
-        return ChatResult(
-            generations=[
-                ChatGeneration(message=message_chunk_to_message(sum(chunks[1:], chunks[0]).message))
-            ]
-        )
+        chunks = [c.message for c in self._stream(messages)]
+        whole = message_chunk_to_message(sum(chunks[1:], chunks[0]))
+        return ChatResult(generations=[ChatGeneration(message=whole)])
 
     def _stream(
         self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any
     ) -> Iterator[ChatGenerationChunk]:
-        for chunk in self.reply:
+        for delay, chunk in self.reply:
+            time.sleep(delay)
             yield ChatGenerationChunk(message=chunk.model_copy(deep=True))
 
 
+_WORDS = st.text(st.characters(codec="utf-8"), min_size=1, max_size=6)
+
+
 @st.composite
-def _replies(draw: st.DrawFn) -> list[AIMessageChunk]:
-    texts = draw(st.lists(st.text(st.characters(), min_size=1, max_size=8), max_size=5))
-    out = [AIMessageChunk(content="")]  # the role chunk integrations send first
-    out += [AIMessageChunk(content=t) for t in texts]
+def _replies(draw: st.DrawFn) -> list[tuple[float, AIMessageChunk]]:
+    """A provider stream in the shapes integrations send: a role chunk, reasoning,
+    text (a string, or content blocks as Anthropic's), tool-call argument fragments cut
+    anywhere, a finish chunk, a usage-only last chunk (empty token details included),
+    ids on every chunk, on the first only or on none; a delay before each."""
+    blocks = draw(st.booleans())
+    ids = draw(st.sampled_from(["all", "first", "none"]))
+    empty: Any = [] if blocks else ""
+    out = [AIMessageChunk(content=empty, response_metadata={"model_provider": "stand-in"})]
+    for piece in draw(st.lists(_WORDS, max_size=3)):
+        if blocks:
+            block = {"type": "thinking", "thinking": piece, "index": 0}
+            out.append(AIMessageChunk(content=[block]))
+        else:
+            out.append(AIMessageChunk(content="", additional_kwargs={"reasoning_content": piece}))
+    for piece in draw(st.lists(_WORDS, max_size=4)):
+        content: Any = [{"type": "text", "text": piece, "index": 1}] if blocks else piece
+        out.append(AIMessageChunk(content=content))
     for index in range(draw(st.integers(0, 2))):
         args = json.dumps(draw(st.dictionaries(st.sampled_from("abc"), st.integers(), max_size=2)))
         cuts = sorted(draw(st.sets(st.integers(1, max(len(args) - 1, 1)), max_size=3)))
@@ -211,47 +229,117 @@ def _replies(draw: st.DrawFn) -> list[AIMessageChunk]:
             first = k == 0
             out.append(
                 AIMessageChunk(
-                    content="",
+                    content=empty,
                     tool_call_chunks=[
                         {"name": "get_price" if first else None, "args": piece,
-                         "id": f"call_{index}" if first else None, "index": index}
+                         "id": f"call_{index}" if first else None, "index": index + 2}
                     ],
                 )
             )  # fmt: skip
-    i, o = draw(st.integers(0, 500)), draw(st.integers(0, 500))
     out.append(
         AIMessageChunk(
-            content="",
-            usage_metadata={"input_tokens": i, "output_tokens": o, "total_tokens": i + o},
-            response_metadata={"finish_reason": "stop", "model_name": "stand-in-1"},
+            content=empty, response_metadata={"finish_reason": "stop", "model_name": "stand-in-1"}
         )
     )
-    return out
+    if draw(st.booleans()):
+        i, o = draw(st.integers(0, 500)), draw(st.integers(0, 500))
+        usage: Any = {"input_tokens": i, "output_tokens": o, "total_tokens": i + o}
+        usage |= draw(
+            st.sampled_from(
+                [{}, {"input_token_details": {}, "output_token_details": {}},
+                 {"input_token_details": {"cache_read": min(i, 3)}}]
+            )
+        )  # fmt: skip
+        out.append(AIMessageChunk(content=empty, usage_metadata=usage, chunk_position="last"))
+    for k, chunk in enumerate(out):
+        if ids == "all" or (ids == "first" and k == 0):
+            chunk.id = "msg_stand_in"
+    delays = draw(st.lists(st.integers(0, 900), min_size=len(out), max_size=len(out)))
+    return [(d / 1000, chunk) for d, chunk in zip(delays, out, strict=True)]
+
+
+_TOOL = {"type": "function", "function": {"name": "get_price", "parameters": {}}}
+_RUN = UUID(int=7)  # one run id for both runs: LangChain derives id-less chunks' ids from it
+
+
+def _timed_stream(model: Any) -> tuple[list[AIMessageChunk], list[float]]:
+    chunks, times = [], []
+    started = time.monotonic()
+    for chunk in model.stream("go", config={"run_id": _RUN}):
+        chunks.append(chunk)
+        times.append(round(time.monotonic() - started, 6))
+    return chunks, times
 
 
 @FAST
 @given(_replies())
-def test_any_recorded_stream_replays_chunk_for_chunk(reply: list[AIMessageChunk]) -> None:
-    tool = {"type": "function", "function": {"name": "get_price", "parameters": {}}}
-    model = _Provider(reply=reply).bind(tools=[tool])
+def test_any_recorded_stream_replays_chunk_for_chunk(
+    reply: list[tuple[float, AIMessageChunk]],
+) -> None:
+    model = _Provider(reply=reply).bind(tools=[_TOOL])
     with tempfile.TemporaryDirectory() as folder:
         cassette = Path(folder) / "run.yaml"
-        with intercept(_Provider, cassette=cassette, record="once"):
-            live = list(model.stream("go"))
-        with virtual_time() as clock, intercept(_Provider, cassette=cassette):
-            replayed = list(model.stream("go"))
-        [turn] = load_script(cassette).turns
+        with virtual_time(), intercept(_Provider, cassette=cassette, record="once"):
+            live, live_times = _timed_stream(model)
+            live_whole = model.invoke("once more", config={"run_id": _RUN})
+        with virtual_time(), intercept(_Provider, cassette=cassette):
+            replayed, replayed_times = _timed_stream(model)
+            replayed_whole = model.invoke("once more", config={"run_id": _RUN})
+        streamed, invoked = load_script(cassette).turns
 
-    def texts(chunks: list[AIMessageChunk]) -> list[str]:
-        return [c.text for c in chunks if c.text]
+    # Every field an app can read, chunk for chunk: content, tool_call_chunks,
+    # additional_kwargs, response_metadata, usage_metadata, id, chunk_position.
+    assert [c.model_dump() for c in replayed] == [c.model_dump() for c in live]
+    assert replayed_whole.model_dump() == live_whole.model_dump()
+    # Each chunk at the time it came, on the virtual clock: content-less ones too.
+    assert replayed_times == live_times
+    assert [c.delay for c in streamed.stream or ()] == [d for d, _ in reply]
+    assert [c.delay for c in invoked.stream or ()] == [round(sum(d for d, _ in reply), 6)]
 
-    assert texts(replayed) == texts(live)
-    whole_live, whole_replayed = sum(live[1:], live[0]), sum(replayed[1:], replayed[0])
-    assert [(c["name"], c["args"], c["id"]) for c in whole_replayed.tool_calls] == [
-        (c["name"], c["args"], c["id"]) for c in whole_live.tool_calls
+
+_ANY_TEXT = st.text(st.characters(codec="utf-8"), max_size=6)
+
+
+@st.composite
+def _stream_turns(draw: st.DrawFn) -> Turn:
+    """Turns whose ``stream`` holds any chunk shape a recording can: text or content
+    blocks of any characters, argument fragments, metadata, usage with (empty) details,
+    an id given, null, or left to the turn."""
+    chunks = []
+    for _ in range(draw(st.integers(1, 4))):
+        chunk: dict[str, Any] = {"delay": draw(st.integers(0, 10**6)) / 10**6}
+        if draw(st.booleans()):
+            chunk["content"] = draw(
+                _ANY_TEXT
+                | st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": _ANY_TEXT}))
+            )
+        if draw(st.booleans()):
+            chunk["tool_call_chunks"] = [
+                {"index": draw(st.integers(0, 3)), "args": draw(_ANY_TEXT),
+                 "name": draw(st.none() | st.just("get_price"))}
+            ]  # fmt: skip
+        if draw(st.booleans()):
+            chunk["response_metadata"] = {"note": draw(_ANY_TEXT), "n": draw(st.none())}
+        if draw(st.booleans()):
+            chunk["usage_metadata"] = {
+                "input_tokens": 1, "output_tokens": 2, "total_tokens": 3,
+                **draw(st.sampled_from([{}, {"input_token_details": {}},
+                                        {"output_token_details": {"reasoning": 1}}])),
+            }  # fmt: skip
+        how = draw(st.sampled_from(["turn", "null", "own"]))
+        if how != "turn":
+            chunk["id"] = None if how == "null" else draw(_ANY_TEXT)
+        chunks.append(chunk)
+    return Turn(stream=chunks, id=draw(st.none() | _ANY_TEXT))
+
+
+@FAST
+@given(_stream_turns())
+def test_any_stream_turn_round_trips_exactly(turn: Turn) -> None:
+    again = parse_script_text(dump_script(Script([turn]))).turns[0]
+    assert again == turn
+    assert again.stream is not None
+    assert turn.stream is not None
+    assert ["id" in c.model_fields_set for c in again.stream] == [
+        "id" in c.model_fields_set for c in turn.stream
     ]
-    assert whole_replayed.usage_metadata == whole_live.usage_metadata
-    assert whole_replayed.response_metadata["model_name"] == "stand-in-1"
-    assert clock.elapsed == pytest.approx(
-        turn.first_token_delay + sum(turn.delays(len(turn.pieces))[1:])
-    )

@@ -279,6 +279,16 @@ def test_chat_model_ls_params_reads_provider_and_model() -> None:
     )
 
 
+def test_cached_generate_hooks_take_the_run_manager() -> None:
+    import inspect
+
+    from langchain_core.language_models import BaseChatModel
+
+    for name in compat.CACHED_GENERATE_HOOKS:
+        params = list(inspect.signature(getattr(BaseChatModel, name)).parameters)
+        assert params == ["self", "messages", "stop", "run_manager", "kwargs"], name
+
+
 def test_init_chat_model_classes_lists_openai_and_anthropic() -> None:
     table = compat.init_chat_model_classes()
     assert ("openai", "langchain_openai", "ChatOpenAI") in table

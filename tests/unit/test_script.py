@@ -39,7 +39,7 @@ DATA = Path(__file__).parent / "data"
 TURN_KEYS = (
     "text, content, reasoning, tool_calls, chunks, first_token_delay, delay, error, "
     "at_chunk, usage, finish_reason, response_metadata, refusal, structured, "
-    "ignore_tool_choice, id, name, additional_kwargs, request"
+    "ignore_tool_choice, id, name, additional_kwargs, stream, request"
 )
 POSITIONS = "0 (before the first chunk), a chunk count up to the number of chunks, or 'end'"
 KNOWN_ERRORS = (
