@@ -42,6 +42,7 @@ from datetime import datetime
 from types import FrameType
 from typing import Any, Final, TypeVar, TypeVarTuple
 
+from fakellm import _order
 from fakellm._clock import (
     DEFAULT_BUDGET,
     US,
@@ -344,9 +345,11 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         *args: *Ts,
     ) -> asyncio.Future[R]:
         """Run ``func`` in ``executor`` on this loop's clock; the loop waits for it."""
-        job: Any = functools.partial(_on_clock, self._vt_clock, self._vt_freeze, func)
+        unit = _order.fork()  # the race detector orders takes by hand-over and hand-back
+        job: Any = functools.partial(unit.run, _on_clock, self._vt_clock, self._vt_freeze, func)
         inner: asyncio.Future[R] = super().run_in_executor(executor, job, *args)
         outer: asyncio.Future[R] = self.create_future()
+        outer.add_done_callback(unit.join)
         # Counted until its result is delivered on the loop thread, so there
         # is no moment where the job is done but its result in transit.
         self._vt_jobs += 1
