@@ -6,8 +6,11 @@ every fresh process, under every hash seed, must print the same one.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import operator
+import re
+import time
 from typing import Annotated, Any, TypedDict
 
 from langchain_core.callbacks import BaseCallbackHandler
@@ -110,6 +113,71 @@ def abatch_with_a_sync_handler() -> list[str]:
     return result
 
 
+def _failing_script() -> list[Turn | str]:
+    """A sequential retry loop gives input 0 [boom, A], input 1 [x, y, B], input 2 [C]."""
+    return [
+        Turn(error=ValueError("boom")),
+        "A",
+        Turn(error=ValueError("x")),
+        Turn(error=ValueError("y")),
+        "B",
+        "C",
+    ]
+
+
+def retry_batch() -> list[str]:
+    """``with_retry().batch``: retries inside an input take that input's next turns."""
+    model = FakeChatModel(script=_failing_script())
+    retry = model.with_retry(wait_exponential_jitter=False, stop_after_attempt=3)
+    replies = retry.batch(["a", "b", "c"], config={"callbacks": [_PlainHandler()]})
+    return [r.text for r in replies] + model.races
+
+
+class _SlowFirstHandler(BaseCallbackHandler):
+    """A sync handler that takes longer for the first input: its executor hop ends last."""
+
+    def on_chat_model_start(self, serialized: Any, messages: Any, **kwargs: Any) -> None:
+        if messages[0][-1].content in ("question 0", "a"):
+            time.sleep(0.02)  # real time: this runs on a stock loop
+
+
+def stock_loop_abatches() -> dict[str, list[str]]:
+    """``abatch`` and ``with_retry().abatch`` on a stock asyncio loop with a sync handler."""
+    plain = FakeChatModel(script=[f"answer {i}" for i in range(4)])
+    failing = FakeChatModel(script=_failing_script())
+    config: Any = {"callbacks": [_SlowFirstHandler()]}
+
+    async def main() -> dict[str, list[str]]:
+        replies = await plain.abatch([f"question {i}" for i in range(4)], config=config)
+        retry = failing.with_retry(wait_exponential_jitter=False, stop_after_attempt=3)
+        retried = await retry.abatch(["a", "b", "c"], config=config)
+        return {"abatch": [r.text for r in replies], "retry": [r.text for r in retried]}
+
+    return asyncio.run(main())
+
+
+_RACE = re.compile(r"call #(\d+) \(thread '[^']+'\) got (turns\[\d+\])")
+
+
+def executor_hops() -> dict[str, Any]:
+    """Sync calls on the virtual loop's executor: one after the other, then at once."""
+    sequential = FakeChatModel(script=["one", "two"])
+    concurrent = FakeChatModel(script=["one", "two"])
+
+    async def main() -> list[str]:
+        first = await asyncio.to_thread(sequential.invoke, "a")
+        second = await asyncio.to_thread(sequential.invoke, "b")
+        await asyncio.gather(*(asyncio.to_thread(concurrent.invoke, q) for q in "ab"))
+        return [first.text, second.text]
+
+    answers: list[str] = run_scenario(main).results[0]
+    return {
+        "sequential": [answers, sequential.races],
+        # which call got which answer is the threads' choice; the report is not
+        "concurrent": [list(m.groups()) for m in map(_RACE.match, concurrent.races) if m],
+    }
+
+
 def outcome() -> dict[str, Any]:
     return {
         "batch": batch(),
@@ -117,6 +185,9 @@ def outcome() -> dict[str, Any]:
         "nodes": parallel_nodes(),
         "parallel": runnable_parallel(),
         "abatch": abatch_with_a_sync_handler(),
+        "retry_batch": retry_batch(),
+        "stock_loop": stock_loop_abatches(),
+        "hops": executor_hops(),
     }
 
 
