@@ -206,15 +206,40 @@ class Unit:
 
     forked: int = field(default_factory=_stamp)
     joined: int | None = None
+    #: Set in the worker once ``run`` has an outcome; the loop may wait on it.
+    finished: threading.Event = field(default_factory=threading.Event)
+    #: Whether the loop already waited for it (it does so once).
+    waited: bool = False
+    _outcome: tuple[bool, Any] | None = None
 
     def run(self, func: Callable[..., T], *args: Any) -> T:
-        """Run ``func`` in the current thread as this unit."""
+        """Run ``func`` in the current thread as this unit, keeping its outcome."""
         stack = _units.__dict__.setdefault("stack", [])
         stack.append(self)
         try:
-            return func(*args)
+            value = func(*args)
+        except BaseException as exc:
+            self._outcome = (False, exc)
+            raise
+        else:
+            self._outcome = (True, value)
+            return value
         finally:
             stack.pop()
+            self.finished.set()
+
+    def hand_back(self, future: asyncio.Future[Any]) -> bool:
+        """Settle ``future`` with the outcome now, if there is one; whether it did."""
+        if self._outcome is None:
+            return False
+        ok, value = self._outcome
+        if ok:
+            future.set_result(value)
+        elif isinstance(value, Exception):
+            future.set_exception(value)
+        else:
+            return False  # KeyboardInterrupt and the like: the executor's own path
+        return True
 
     def join(self, _done: object = None) -> None:
         """The result is back with the code that handed the work over (a done-callback)."""

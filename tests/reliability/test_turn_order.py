@@ -31,6 +31,17 @@ GOLDEN = {
         "abatch": ["answer 0", "answer 1", "answer 2", "answer 3"],
         "retry": ["A", "B", "C"],
     },
+    "agent": {
+        "answers": ["sub two", "sub one", "sub three"],
+        "events": [
+            "start alpha",
+            "start beta",
+            "start alpha",
+            "end sub one",
+            "end sub two",
+            "end sub three",
+        ],
+    },
     "hops": {
         "sequential": [["one", "two"], []],
         "concurrent": [["0", "turns[0]"], ["1", "turns[1]"]],

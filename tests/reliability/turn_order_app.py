@@ -18,7 +18,7 @@ from langchain_core.runnables import RunnableLambda, RunnableParallel
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
-from fakellm import FakeChatModel, Rule, Script, Turn, run_scenario
+from fakellm import FakeChatModel, Rule, Script, ToolCall, Turn, run_scenario
 
 FLOWERS = ("rose", "lily", "tulip", "daisy")
 
@@ -178,6 +178,62 @@ def executor_hops() -> dict[str, Any]:
     }
 
 
+class _ToolEvents(BaseCallbackHandler):
+    """Records when each tool call starts and ends (inline: the order is the loop's)."""
+
+    run_inline = True
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def on_tool_start(self, serialized: Any, input_str: str, **kwargs: Any) -> None:
+        self.events.append(f"start {serialized['name']}")
+
+    def on_tool_end(self, output: Any, **kwargs: Any) -> None:
+        self.events.append(f"end {output.content}")
+
+
+def agent_tool_calls() -> dict[str, list[str]]:
+    """Three tool calls of one ``create_agent`` step with a wrapping middleware.
+
+    langsmith's ``traceable`` hops each middleware hook to the executor, tracing
+    off or on; the virtual loop finishes those hops before anything else runs.
+    """
+    from langchain.agents import create_agent
+    from langchain.agents.middleware import AgentMiddleware
+    from langchain_core.tools import tool
+
+    helper = FakeChatModel(script=["sub one", "sub two", "sub three"])
+
+    @tool
+    async def alpha(q: str) -> str:
+        """Ask the helper, after one pass of the loop."""
+        await asyncio.sleep(0)
+        return (await helper.ainvoke(f"alpha {q}")).text
+
+    @tool
+    async def beta(q: str) -> str:
+        """Ask the helper."""
+        return (await helper.ainvoke(f"beta {q}")).text
+
+    class Passthrough(AgentMiddleware):  # type: ignore[type-arg]
+        async def awrap_tool_call(self, request: Any, handler: Any) -> Any:
+            return await handler(request)
+
+    calls = [
+        ToolCall(name=n, args={"q": q}) for n, q in (("alpha", "x"), ("beta", "y"), ("alpha", "z"))
+    ]
+    model = FakeChatModel(script=[Turn(tool_calls=calls), "done"])
+    agent = create_agent(model, tools=[alpha, beta], middleware=[Passthrough()])
+    events = _ToolEvents()
+
+    async def main() -> list[str]:
+        out = await agent.ainvoke({"messages": [("user", "go")]}, {"callbacks": [events]})
+        return [m.content for m in out["messages"] if m.type == "tool"]
+
+    return {"answers": run_scenario(main).results[0], "events": events.events}
+
+
 def outcome() -> dict[str, Any]:
     return {
         "batch": batch(),
@@ -188,6 +244,7 @@ def outcome() -> dict[str, Any]:
         "retry_batch": retry_batch(),
         "stock_loop": stock_loop_abatches(),
         "hops": executor_hops(),
+        "agent": agent_tool_calls(),
     }
 
 
