@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from langchain_core.runnables import RunnableLambda, RunnableParallel
+from langgraph.graph import END, START, StateGraph
 
 from fakellm import FakeChatModel, Script, Turn, run_scenario
 from tests.reliability import turn_order_app
@@ -162,6 +163,25 @@ def test_sync_calls_hopped_to_the_executor_one_after_the_other_do_not_race():
     # the loop took the first result back before it handed the second call over.
     model = hops(concurrent=False)
     assert [c.turn.text for c in model.calls if c.turn] == ["one", "two"]
+    assert model.races == []
+
+
+def test_sync_nodes_of_an_async_graph_in_successive_steps_do_not_race():
+    # LangGraph runs a sync node of an async graph on the executor: here the two
+    # calls land on worker threads one step after the other.
+    model = FakeChatModel(script=["one", "two"])
+    graph = StateGraph(turn_order_app._Fan)
+    graph.add_node("first", lambda _: {"answers": [model.invoke("a").text]})
+    graph.add_node("second", lambda _: {"answers": [model.invoke("b").text]})
+    graph.add_edge(START, "first")
+    graph.add_edge("first", "second")
+    graph.add_edge("second", END)
+    app = graph.compile()
+
+    async def main() -> list[str]:
+        return list((await app.ainvoke({"answers": []}))["answers"])
+
+    assert run_scenario(main).results[0] == ["one", "two"]
     assert model.races == []
 
 
