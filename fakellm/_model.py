@@ -34,6 +34,7 @@ from operator import itemgetter
 from typing import Any, Literal, TypeAlias, TypeVar
 
 from langchain_core.callbacks import (
+    AsyncCallbackHandler,
     AsyncCallbackManagerForLLMRun,
     CallbackManager,
     CallbackManagerForLLMRun,
@@ -75,6 +76,7 @@ from pydantic import (
 
 from fakellm import _batch, _clock, _compat, _order, _tokens, errors
 from fakellm._cancel import RunWatch, watched
+from fakellm._loop import VirtualTimeLoop
 from fakellm._script import (
     Call,
     Exhausted,
@@ -165,6 +167,23 @@ class _Plan:
         if k < len(self.delays):
             return sum(self.delays[: k + 1])
         return sum(self.delays)
+
+
+def _hopped(run_manager: object) -> bool:
+    """Whether LangChain ran a handler of this call on the executor, on a stock loop.
+
+    Core runs a sync handler without ``run_inline`` in a thread before the
+    model's code; the virtual loop hands such jobs back in order, a stock
+    loop in whatever order the threads finish.
+    """
+    if not isinstance(run_manager, AsyncCallbackManagerForLLMRun):
+        return False
+    if isinstance(asyncio.get_running_loop(), VirtualTimeLoop):
+        return False
+    return any(
+        not h.run_inline and not h.ignore_chat_model and not isinstance(h, AsyncCallbackHandler)
+        for h in run_manager.handlers
+    )
 
 
 class _Scripted:
@@ -389,6 +408,8 @@ class _Scripted:
 
     async def _abegin(self, *args: Any, streaming: bool) -> _Plan:
         await _order.await_turn(self)  # an abatch input's turn, without blocking the loop
+        if _hopped(args[2]):
+            _order.hopped()
         call, turn, finish = self._open(*args, streaming=streaming)
         return finish(await self._aresolved(call, turn))
 
@@ -1008,7 +1029,8 @@ class FakeChatModel(
 
     async def agenerate(self, *args: Any, **kwargs: Any) -> LLMResult:
         """Core's ``agenerate``; a run a cancellation leaves open is closed (see _cancel)."""
-        return await watched(self, super().agenerate, args, kwargs)
+        with _order.async_call():  # for the race detector on a stock event loop
+            return await watched(self, super().agenerate, args, kwargs)
 
     @contextlib.asynccontextmanager
     async def _around_agenerate(

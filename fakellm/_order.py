@@ -43,8 +43,10 @@ __all__ = [
     "RaceLog",
     "Taking",
     "Unit",
+    "async_call",
     "await_turn",
     "fork",
+    "hopped",
     "in_turn",
     "ordered_abatch",
     "ordered_batch",
@@ -210,6 +212,8 @@ class Unit:
     finished: threading.Event = field(default_factory=threading.Event)
     #: Whether the loop already waited for it (it does so once).
     waited: bool = False
+    #: For an async call (:func:`async_call`): it went through the executor first.
+    hopped: bool = False
     _outcome: tuple[bool, Any] | None = None
 
     def run(self, func: Callable[..., T], *args: Any) -> T:
@@ -254,6 +258,35 @@ class Unit:
 _units = threading.local()
 
 
+_call: contextvars.ContextVar[Unit | None] = contextvars.ContextVar(
+    "fakellm_async_call", default=None
+)
+
+
+@contextlib.contextmanager
+def async_call() -> Iterator[None]:
+    """Wrap one async call of a model: it is handed over as it starts, back as it ends.
+
+    On a stock event loop, the executor hop LangChain makes for a sync callback
+    handler ends when the thread ends it; of two calls in flight at once that
+    both hopped (:func:`hopped`), either may take the next turn first.
+    """
+    unit = Unit()
+    token = _call.set(unit)
+    try:
+        yield
+    finally:
+        unit.join()
+        _call.reset(token)
+
+
+def hopped() -> None:
+    """The current async call went through the executor, on a loop that does not order it."""
+    unit = _call.get()
+    if unit is not None:
+        unit.hopped = True
+
+
 def fork() -> Unit:
     """A unit handed over now; call :meth:`Unit.run` in the thread, :meth:`Unit.join` after."""
     return Unit()
@@ -273,18 +306,24 @@ def origin(ordered: bool) -> Origin:
     """The origin of a take made now, in this thread.
 
     A take is ordered by the app when it is made in the main thread, in a
-    thread running an event loop (the loop orders its tasks), or by a batch
-    input (:func:`ordered_batch`). Anywhere else (a pool worker, a thread the
-    test started) threads may have decided when it happened.
+    thread running an event loop (the loop orders its tasks; unless the call
+    :func:`hopped`), or by a batch input (:func:`ordered_batch`). Anywhere
+    else (a pool worker, a thread the test started) threads may have decided
+    when it happened.
     """
     thread = threading.current_thread()
-    if ordered or thread is threading.main_thread():
+    if ordered:
         return Origin(thread.name, by_threads=False)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+        if thread is threading.main_thread():
+            return Origin(thread.name, by_threads=False)
         stack: list[Unit] = getattr(_units, "stack", [])
         return Origin(thread.name, by_threads=True, unit=stack[-1] if stack else None)
+    call = _call.get()
+    if call is not None and call.hopped:
+        return Origin(thread.name, by_threads=True, unit=call)
     return Origin(thread.name, by_threads=False)
 
 

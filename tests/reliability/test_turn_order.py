@@ -31,6 +31,10 @@ GOLDEN = {
     "stock_loop": {
         "abatch": ["answer 0", "answer 1", "answer 2", "answer 3"],
         "retry": ["A", "B", "C"],
+        "races": [
+            "call #0 (thread 'MainThread') got turns[0]: Turn('one')",
+            "call #1 (thread 'MainThread') got turns[1]: Turn('two')",
+        ],
     },
     "agent": {
         "answers": ["sub two", "sub one", "sub three"],
@@ -315,3 +319,35 @@ def test_batch_and_abatch_honour_max_concurrency():
         return [r.text for r in await model.abatch(["q3", "q4", "q5"], config)]
 
     assert asyncio.run(main()) == ["answer 3", "answer 4", "answer 5"]
+
+
+# -- a stock event loop: concurrent calls that hop to the executor first -------------------
+
+
+def stock_loop_calls(*, concurrent: bool, handler: bool) -> list[str]:
+    model = FakeChatModel(script=["one", "two"])
+    config: Any = {"callbacks": [turn_order_app._PlainHandler()]} if handler else None
+
+    async def main() -> None:
+        if concurrent:
+            await asyncio.gather(model.ainvoke("a", config), model.ainvoke("b", config))
+        else:
+            await model.ainvoke("a", config)
+            await model.ainvoke("b", config)
+
+    asyncio.run(main())
+    return model.races
+
+
+def test_concurrent_calls_that_hop_on_a_stock_loop_are_reported():
+    # The sync handler runs on the executor before each call takes its turn;
+    # on a stock loop the thread that ends first decides who goes first.
+    assert stock_loop_calls(concurrent=True, handler=True) == [
+        "call #0 (thread 'MainThread') got turns[0]: Turn('one')",
+        "call #1 (thread 'MainThread') got turns[1]: Turn('two')",
+    ]
+
+
+def test_stock_loop_calls_that_do_not_hop_or_run_in_turn_are_not():
+    assert stock_loop_calls(concurrent=False, handler=True) == []
+    assert stock_loop_calls(concurrent=True, handler=False) == []

@@ -142,18 +142,22 @@ class _SlowFirstHandler(BaseCallbackHandler):
 
 
 def stock_loop_abatches() -> dict[str, list[str]]:
-    """``abatch`` and ``with_retry().abatch`` on a stock asyncio loop with a sync handler."""
+    """``abatch``, ``with_retry().abatch`` and ``gather`` on a stock loop with a sync handler."""
     plain = FakeChatModel(script=[f"answer {i}" for i in range(4)])
     failing = FakeChatModel(script=_failing_script())
     config: Any = {"callbacks": [_SlowFirstHandler()]}
+
+    racing = FakeChatModel(script=["one", "two"])
 
     async def main() -> dict[str, list[str]]:
         replies = await plain.abatch([f"question {i}" for i in range(4)], config=config)
         retry = failing.with_retry(wait_exponential_jitter=False, stop_after_attempt=3)
         retried = await retry.abatch(["a", "b", "c"], config=config)
+        # concurrent ainvokes that each hop first: the threads pick who goes first
+        await asyncio.gather(*(racing.ainvoke(q, config) for q in ("question 0", "b")))
         return {"abatch": [r.text for r in replies], "retry": [r.text for r in retried]}
 
-    return asyncio.run(main())
+    return {**asyncio.run(main()), "races": racing.races}
 
 
 _RACE = re.compile(r"call #(\d+) \(thread '[^']+'\) got (turns\[\d+\])")
