@@ -42,6 +42,7 @@ from datetime import datetime
 from types import FrameType
 from typing import Any, Final, TypeVar, TypeVarTuple
 
+from fakellm import _order
 from fakellm._clock import (
     DEFAULT_BUDGET,
     US,
@@ -144,6 +145,8 @@ class _VirtualSelector(selectors.DefaultSelector):
 
     def select(self, timeout: float | None = None) -> _SelectResult:
         loop = self._loop_ref()
+        if loop is not None:
+            loop._settle_jobs()
         if loop is None or (timeout is not None and timeout <= 0):
             return super().select(timeout)
         events: _SelectResult = super().select(0)
@@ -223,6 +226,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._vt_live_timers = 0
         self._vt_jobs = 0
         self._vt_job_order: deque[tuple[asyncio.Future[Any], asyncio.Future[Any]]] = deque()
+        self._vt_job_units: dict[asyncio.Future[Any], _order.Unit] = {}
         self._vt_processes: list[asyncio.SubprocessTransport] = []
         self._vt_fired: collections.Counter[object] = collections.Counter()
         self._vt_threads_before: frozenset[int] = frozenset()
@@ -353,13 +357,16 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         *args: *Ts,
     ) -> asyncio.Future[R]:
         """Run ``func`` in ``executor`` on this loop's clock; the loop waits for it."""
-        job: Any = functools.partial(_on_clock, self._vt_clock, self._vt_freeze, func)
+        unit = _order.fork()  # the race detector orders takes by hand-over and hand-back
+        job: Any = functools.partial(unit.run, _on_clock, self._vt_clock, self._vt_freeze, func)
         inner: asyncio.Future[R] = super().run_in_executor(executor, job, *args)
         outer: asyncio.Future[R] = self.create_future()
+        outer.add_done_callback(unit.join)
         # Counted until its result is delivered on the loop thread, so there
         # is no moment where the job is done but its result in transit.
         self._vt_jobs += 1
         self._vt_job_order.append((inner, outer))
+        self._vt_job_units[inner] = unit
         inner.add_done_callback(self._job_finished)
         outer.add_done_callback(functools.partial(_cancel_inner, inner))
         return outer
@@ -373,11 +380,42 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         keeps LangChain's executor hop (sync callback handlers, sync tools)
         from reordering what the loop does next.
         """
+        if not _inner.cancelled():
+            _inner.exception()  # marked retrieved: _settle_jobs may have handed it back
         order = self._vt_job_order
         while order and order[0][0].done():
             self._deliver(*order.popleft())
 
+    def _settle_jobs(self) -> None:
+        """Let the jobs handed over so far finish before anything else runs.
+
+        Work in threads takes zero virtual time: a job finishes the moment it
+        is submitted, before the tasks that were ready alongside it go on. So
+        each iteration first waits for the jobs (once, up to ``_ORDER_GRACE``
+        real seconds each: one still running then may be waiting on the loop)
+        and hands their results back in submission order. Otherwise a task
+        resumed by a quick job runs ahead of one whose job was slower, and
+        concurrent calls that each hop (langsmith's ``traceable`` around
+        ``create_agent``'s middleware hooks does, tracing on or off) would
+        interleave differently from run to run.
+        """
+        order = self._vt_job_order
+        while order:
+            inner, outer = order[0]
+            unit = self._vt_job_units[inner]
+            if outer.done():  # cancelled: counted until the job really ends
+                return
+            if not unit.waited:
+                unit.waited = True
+                unit.finished.wait(_ORDER_GRACE)
+            if not unit.hand_back(outer):
+                return
+            order.popleft()
+            del self._vt_job_units[inner]
+            self._vt_jobs -= 1
+
     def _deliver(self, inner: asyncio.Future[Any], outer: asyncio.Future[Any]) -> None:
+        self._vt_job_units.pop(inner, None)
         self._vt_jobs -= 1
         if outer.done():
             return

@@ -34,6 +34,7 @@ from operator import itemgetter
 from typing import Any, Literal, TypeAlias, TypeVar
 
 from langchain_core.callbacks import (
+    AsyncCallbackHandler,
     AsyncCallbackManagerForLLMRun,
     CallbackManager,
     CallbackManagerForLLMRun,
@@ -61,11 +62,8 @@ from langchain_core.runnables import (
     RunnableMap,
     RunnablePassthrough,
 )
-from langchain_core.runnables.config import (
-    ensure_config,
-    get_config_list,
-    get_executor_for_config,
-)
+from langchain_core.runnables.config import ensure_config
+from langchain_core.runnables.retry import ExponentialJitterParams, RunnableRetry
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
@@ -78,8 +76,9 @@ from pydantic import (
     model_validator,
 )
 
-from fakellm import _clock, _compat, _order, _tokens, errors
+from fakellm import _batch, _clock, _compat, _order, _tokens, errors
 from fakellm._cancel import RunWatch, watched
+from fakellm._loop import VirtualTimeLoop
 from fakellm._script import (
     Call,
     Exhausted,
@@ -195,6 +194,23 @@ class _Plan:
         if k < len(self.delays):
             return sum(self.delays[: k + 1])
         return sum(self.delays)
+
+
+def _hopped(run_manager: object) -> bool:
+    """Whether LangChain ran a handler of this call on the executor, on a stock loop.
+
+    Core runs a sync handler without ``run_inline`` in a thread before the
+    model's code; the virtual loop hands such jobs back in order, a stock
+    loop in whatever order the threads finish.
+    """
+    if not isinstance(run_manager, AsyncCallbackManagerForLLMRun):
+        return False
+    if isinstance(asyncio.get_running_loop(), VirtualTimeLoop):
+        return False
+    return any(
+        not h.run_inline and not h.ignore_chat_model and not isinstance(h, AsyncCallbackHandler)
+        for h in run_manager.handlers
+    )
 
 
 class _Scripted:
@@ -388,10 +404,10 @@ class _Scripted:
         Raises UnexpectedCall (after recording the call) when the script has no answer.
         """
         # A batch input waits here for the inputs before it (fakellm._order).
-        with _order.in_turn(self) as ordered, self._lock:
+        with _order.in_turn(self) as taking, self._lock:
             call = replace(draft, index=len(self._calls))
             try:
-                turn = self._player.take(call, ordered=ordered)
+                turn = self._player.take(call, ordered=taking.ordered)
             except Exhausted:
                 err = UnexpectedCall(self._unexpected_message(call))
                 self._calls.append(replace(call, unexpected=err))
@@ -402,6 +418,7 @@ class _Scripted:
             except BaseException:
                 self._calls.append(call)
                 raise
+            taking.took(turn)
             if isinstance(turn, PendingTurn):
                 self._calls.append(call)  # its turn is filled in once awaited
                 return call, turn
@@ -417,6 +434,9 @@ class _Scripted:
         return finish(self._resolved(call, turn))
 
     async def _abegin(self, *args: Any, streaming: bool) -> _Plan:
+        await _order.await_turn(self)  # an abatch input's turn, without blocking the loop
+        if _hopped(args[2]):
+            _order.hopped()
         call, turn, finish = self._open(*args, streaming=streaming)
         return finish(await self._aresolved(call, turn))
 
@@ -838,31 +858,43 @@ class FakeChatModel(
         return_exceptions: bool = False,
         **kwargs: Any,
     ) -> list[AIMessage]:
-        """``Runnable.batch``, with input *i* given the turn a sequential loop would give it.
+        """``Runnable.batch``, with input *i* given the turns a sequential loop would give it.
 
         Inputs still run concurrently on LangChain's thread pool; only the
-        moment each takes its queued turn is put in input order.
+        moments they take queued turns are put in input order.
         """
-        if len(inputs) <= 1:
-            return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
-        configs = get_config_list(config, len(inputs))
+        return _batch.batch_in_order(self, self, inputs, config, return_exceptions, kwargs)
 
-        def run(per_input: Callable[[int, Any], Any]) -> list[Any]:
-            def one(i: int, input_: LanguageModelInput, cfg: RunnableConfig) -> Any:
-                def call() -> AIMessage:
-                    return self.invoke(input_, cfg, **kwargs)
+    async def abatch(
+        self,
+        inputs: list[LanguageModelInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[AIMessage]:
+        """``Runnable.abatch``, in input order like :meth:`batch`, on any event loop."""
+        return await _batch.abatch_in_order(self, self, inputs, config, return_exceptions, kwargs)
 
-                if not return_exceptions:
-                    return per_input(i, call)
-                try:
-                    return per_input(i, call)
-                except Exception as exc:  # returned in place, as Runnable.batch does
-                    return exc
-
-            with get_executor_for_config(configs[0]) as executor:
-                return list(executor.map(one, range(len(inputs)), inputs, configs))
-
-        return _order.ordered_batch(self, inputs, run)
+    def with_retry(
+        self,
+        *,
+        retry_if_exception_type: tuple[type[BaseException], ...]
+        | Callable[[BaseException], bool] = (Exception,),
+        wait_exponential_jitter: bool = True,
+        exponential_jitter_params: ExponentialJitterParams | None = None,
+        stop_after_attempt: int = 3,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """``Runnable.with_retry``, whose ``batch``/``abatch`` retry each input in input order."""
+        plain = super().with_retry(
+            retry_if_exception_type=retry_if_exception_type,
+            wait_exponential_jitter=wait_exponential_jitter,
+            exponential_jitter_params=exponential_jitter_params,
+            stop_after_attempt=stop_after_attempt,
+        )
+        assert isinstance(plain, RunnableRetry)  # what Runnable.with_retry returns
+        fields = {name: getattr(plain, name) for name in plain.model_fields_set}
+        return _batch.OrderedRetry(**fields)
 
     script: Script = Field(
         default_factory=Script, description="What the model answers, call by call."
@@ -1028,7 +1060,8 @@ class FakeChatModel(
 
     async def agenerate(self, *args: Any, **kwargs: Any) -> LLMResult:
         """Core's ``agenerate``; a run a cancellation leaves open is closed (see _cancel)."""
-        return await watched(self, super().agenerate, args, kwargs)
+        with _order.async_call():  # for the race detector on a stock event loop
+            return await watched(self, super().agenerate, args, kwargs)
 
     @contextlib.asynccontextmanager
     async def _around_agenerate(

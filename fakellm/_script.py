@@ -1800,15 +1800,15 @@ class ScriptPlayer:
         self._lock = threading.RLock()
         self._next = 0
         self._rule_uses = [0] * len(script.rules)
-        # Queued takes whose order threads decided: (call index, turn index, thread).
-        self._raced: list[tuple[int, int, str]] = []
+        # Queued takes whose order threads may have decided.
+        self._raced = _order.RaceLog()
 
     def take(self, call: Call, *, ordered: bool = False) -> Turn | PendingTurn:
         """The turn that answers ``call`` (pending for an async responder); raises
         :class:`Exhausted` if none.
 
         ``ordered`` says the caller already put this take in a deterministic
-        order (a ``batch`` input's first take); see :mod:`fakellm._order`.
+        order (a ``batch`` input's take); see :mod:`fakellm._order`.
         """
         with self._lock:
             for i, rule in enumerate(self.script.rules):
@@ -1836,9 +1836,8 @@ class ScriptPlayer:
             if not turns or (k >= len(turns) and self.script.when_exhausted == "raise"):
                 raise Exhausted
             self._next += 1
-            where = _order.origin(ordered)
-            if where.by_threads and not self.script.allow_races:
-                self._raced.append((call.index, k, where.thread))
+            if not self.script.allow_races:
+                self._raced.record(call.index, k, _order.origin(ordered))
             if k < len(turns):
                 return turns[k]
             if self.script.when_exhausted == "cycle":
@@ -1848,17 +1847,16 @@ class ScriptPlayer:
     def races(self) -> list[str]:
         """Queued turns handed out in an order threads decided, one line each.
 
-        Empty unless at least two such takes happened: one call in a worker
-        thread, alone, has nothing to race with.
+        Only takes another such take could have swapped with: one call in a
+        worker thread, alone, or calls whose work was handed back before the
+        next was handed over (see :mod:`fakellm._order`), race with nothing.
         """
         with self._lock:
-            if len(self._raced) < 2:
-                return []
             turns = self.script.turns
             return [
                 f"call #{index} (thread {thread!r}) got turns[{k % len(turns)}]: "
                 f"{turns[k % len(turns)].describe()}"
-                for index, k, thread in self._raced
+                for index, k, thread in self._raced.raced()
             ]
 
     @property

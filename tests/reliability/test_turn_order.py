@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -9,10 +10,12 @@ import sys
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from langchain_core.runnables import RunnableLambda, RunnableParallel
+from langgraph.graph import END, START, StateGraph
 
-from fakellm import FakeChatModel, Script
+from fakellm import FakeChatModel, Script, Turn, run_scenario
 from tests.reliability import turn_order_app
 from tests.reliability.conftest import ROOT, subprocess_env
 
@@ -24,6 +27,30 @@ GOLDEN = {
     "nodes": ["summarize: a summary", "translate: une traduction"],
     "parallel": {"a": "one", "b": "two"},
     "send": ["rose is lovely", "lily is lovely", "tulip is lovely", "daisy is lovely"],
+    "retry_batch": ["A", "B", "C"],
+    "stock_loop": {
+        "abatch": ["answer 0", "answer 1", "answer 2", "answer 3"],
+        "retry": ["A", "B", "C"],
+        "races": [
+            "call #0 (thread 'MainThread') got turns[0]: Turn('one')",
+            "call #1 (thread 'MainThread') got turns[1]: Turn('two')",
+        ],
+    },
+    "agent": {
+        "answers": ["sub two", "sub one", "sub three"],
+        "events": [
+            "start alpha",
+            "start beta",
+            "start alpha",
+            "end sub one",
+            "end sub two",
+            "end sub three",
+        ],
+    },
+    "hops": {
+        "sequential": [["one", "two"], []],
+        "concurrent": [["0", "turns[0]"], ["1", "turns[1]"]],
+    },
 }
 
 
@@ -116,3 +143,211 @@ def test_strict_teardown_fails_an_unrouted_fan_out_with_the_fix(pytester):
             "order is fine, opt out with Script(..., allow_races=True).",
         ]
     )
+
+
+# -- the detector: work the virtual loop hands to a thread and takes back ------------------
+
+
+def hops(concurrent: bool) -> FakeChatModel:
+    model = FakeChatModel(script=["one", "two"])
+
+    async def main() -> None:
+        if concurrent:
+            await asyncio.gather(*(asyncio.to_thread(model.invoke, q) for q in "ab"))
+        else:
+            for q in "ab":
+                await asyncio.to_thread(model.invoke, q)
+
+    run_scenario(main)
+    return model
+
+
+def test_sync_calls_hopped_to_the_executor_one_after_the_other_do_not_race():
+    # Each call runs in a worker thread, and the two may run in different ones;
+    # the loop took the first result back before it handed the second call over.
+    model = hops(concurrent=False)
+    assert [c.turn.text for c in model.calls if c.turn] == ["one", "two"]
+    assert model.races == []
+
+
+def test_sync_nodes_of_an_async_graph_in_successive_steps_do_not_race():
+    # LangGraph runs a sync node of an async graph on the executor: here the two
+    # calls land on worker threads one step after the other.
+    model = FakeChatModel(script=["one", "two"])
+    graph = StateGraph(turn_order_app._Fan)
+    graph.add_node("first", lambda _: {"answers": [model.invoke("a").text]})
+    graph.add_node("second", lambda _: {"answers": [model.invoke("b").text]})
+    graph.add_edge(START, "first")
+    graph.add_edge("first", "second")
+    graph.add_edge("second", END)
+    app = graph.compile()
+
+    async def main() -> list[str]:
+        return list((await app.ainvoke({"answers": []}))["answers"])
+
+    assert run_scenario(main).results[0] == ["one", "two"]
+    assert model.races == []
+
+
+def test_sync_calls_hopped_to_the_executor_at_once_still_race():
+    lines = hops(concurrent=True).races
+    parsed = [re.fullmatch(RACE_LINE, line) for line in lines]
+    assert all(parsed), lines
+    assert [(m[1], m[3], m[4]) for m in parsed if m] == [("0", "0", "one"), ("1", "1", "two")]
+
+
+def test_a_thread_fakellm_did_not_hand_work_to_still_races_with_one_it_did():
+    # A thread the test starts has no known hand-over: it may run at any time.
+    model = FakeChatModel(script=["one", "two"])
+
+    async def main() -> None:
+        await asyncio.to_thread(model.invoke, "a")
+
+    run_scenario(main)
+    worker = threading.Thread(target=model.invoke, args=("b",), name="mine")
+    worker.start()
+    worker.join()
+    assert [line.split(" got ")[0].split(" (")[0] for line in model.races] == [
+        "call #0",
+        "call #1",
+    ]
+    assert model.races[1] == "call #1 (thread 'mine') got turns[1]: Turn('two')"
+
+
+def test_strict_teardown_passes_sequential_hops_and_fails_concurrent_ones(pytester):
+    pytester.makepyfile(
+        """
+        import asyncio
+
+        import pytest
+
+        @pytest.mark.fakellm(virtual_time=True)
+        @pytest.mark.asyncio
+        async def test_sequential(fake_llm):
+            model = fake_llm(["one", "two"])
+            first = await asyncio.to_thread(model.invoke, "a")
+            second = await asyncio.to_thread(model.invoke, "b")
+            assert [first.text, second.text] == ["one", "two"]
+
+        @pytest.mark.fakellm(virtual_time=True)
+        @pytest.mark.asyncio
+        async def test_concurrent(fake_llm):
+            model = fake_llm(["one", "two"])
+            await asyncio.gather(*(asyncio.to_thread(model.invoke, q) for q in "ab"))
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_concurrent*",
+            "*fakellm teardown checks failed:",
+            "",
+            "Race: FakeChatModel(model_name='fake-chat-model') handed out queued turns "
+            "in an order that thread scheduling decided:",
+            "  - call #0 (thread 'asyncio_*') got turns[[]0]: Turn('one')",
+            "  - call #1 (thread 'asyncio_*') got turns[[]1]: Turn('two')",
+        ]
+    )
+    assert "test_sequential" not in "\n".join(
+        line for line in result.outlines if "ERROR at teardown" in line
+    )
+
+
+# -- batch and abatch: every turn of input i, retries included, on any loop ----------------
+
+
+def test_with_retry_batch_retries_each_input_within_its_own_turns():
+    model = FakeChatModel(script=turn_order_app._failing_script())
+    retry = model.with_retry(wait_exponential_jitter=False, stop_after_attempt=3)
+    assert [r.text for r in retry.batch(["a", "b", "c"])] == ["A", "B", "C"]
+    # (input, turn it took, retry tags of the call) in take order: a sequential loop's
+    taken = [
+        (c.last_human_message, c.turn.describe() if c.turn else None, sorted(c.tags))
+        for c in model.calls
+    ]
+    assert taken == [
+        ("a", "Turn(error=ValueError('boom') at_chunk=0)", []),
+        ("a", "Turn('A')", ["retry:attempt:2"]),
+        ("b", "Turn(error=ValueError('x') at_chunk=0)", []),
+        ("b", "Turn(error=ValueError('y') at_chunk=0)", ["retry:attempt:2"]),
+        ("b", "Turn('B')", ["retry:attempt:3"]),
+        ("c", "Turn('C')", []),
+    ]
+    assert model.races == []
+
+
+def test_with_retry_abatch_on_a_stock_loop_matches_the_sequential_loop():
+    model = FakeChatModel(script=turn_order_app._failing_script())
+    retry = model.with_retry(wait_exponential_jitter=False, stop_after_attempt=3)
+
+    async def main() -> list[str]:
+        return [r.text for r in await retry.abatch(["a", "b", "c"])]
+
+    assert asyncio.run(main()) == ["A", "B", "C"]
+    assert [c.last_human_message for c in model.calls] == ["a", "a", "b", "b", "b", "c"]
+
+
+def test_batch_input_whose_retries_run_out_returns_its_error_in_place():
+    model = FakeChatModel(
+        script=[Turn(error=ValueError("one")), Turn(error=ValueError("two")), "A", "B"]
+    )
+    retry = model.with_retry(wait_exponential_jitter=False, stop_after_attempt=2)
+    got = retry.batch(["a", "b", "c"], return_exceptions=True)
+    assert [type(g).__name__ if isinstance(g, Exception) else g.text for g in got] == [
+        "ValueError",
+        "A",
+        "B",
+    ]
+    assert str(got[0]) == "two"
+
+
+def test_abatch_on_a_stock_loop_keeps_input_order_when_an_earlier_hop_ends_last():
+    assert turn_order_app.stock_loop_abatches()["abatch"] == [f"answer {i}" for i in range(4)]
+
+
+def test_batch_and_abatch_honour_max_concurrency():
+    model = FakeChatModel(script=[f"answer {i}" for i in range(6)])
+    config: Any = {"max_concurrency": 2}
+    assert [r.text for r in model.batch(["q0", "q1", "q2"], config)] == [
+        "answer 0",
+        "answer 1",
+        "answer 2",
+    ]
+
+    async def main() -> list[str]:
+        return [r.text for r in await model.abatch(["q3", "q4", "q5"], config)]
+
+    assert asyncio.run(main()) == ["answer 3", "answer 4", "answer 5"]
+
+
+# -- a stock event loop: concurrent calls that hop to the executor first -------------------
+
+
+def stock_loop_calls(*, concurrent: bool, handler: bool) -> list[str]:
+    model = FakeChatModel(script=["one", "two"])
+    config: Any = {"callbacks": [turn_order_app._PlainHandler()]} if handler else None
+
+    async def main() -> None:
+        if concurrent:
+            await asyncio.gather(model.ainvoke("a", config), model.ainvoke("b", config))
+        else:
+            await model.ainvoke("a", config)
+            await model.ainvoke("b", config)
+
+    asyncio.run(main())
+    return model.races
+
+
+def test_concurrent_calls_that_hop_on_a_stock_loop_are_reported():
+    # The sync handler runs on the executor before each call takes its turn;
+    # on a stock loop the thread that ends first decides who goes first.
+    assert stock_loop_calls(concurrent=True, handler=True) == [
+        "call #0 (thread 'MainThread') got turns[0]: Turn('one')",
+        "call #1 (thread 'MainThread') got turns[1]: Turn('two')",
+    ]
+
+
+def test_stock_loop_calls_that_do_not_hop_or_run_in_turn_are_not():
+    assert stock_loop_calls(concurrent=False, handler=True) == []
+    assert stock_loop_calls(concurrent=True, handler=False) == []

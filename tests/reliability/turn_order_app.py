@@ -6,8 +6,11 @@ every fresh process, under every hash seed, must print the same one.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import operator
+import re
+import time
 from typing import Annotated, Any, TypedDict
 
 from langchain_core.callbacks import BaseCallbackHandler
@@ -15,7 +18,7 @@ from langchain_core.runnables import RunnableLambda, RunnableParallel
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
-from fakellm import FakeChatModel, Rule, Script, Turn, run_scenario
+from fakellm import FakeChatModel, Rule, Script, ToolCall, Turn, run_scenario
 
 FLOWERS = ("rose", "lily", "tulip", "daisy")
 
@@ -110,6 +113,131 @@ def abatch_with_a_sync_handler() -> list[str]:
     return result
 
 
+def _failing_script() -> list[Turn | str]:
+    """A sequential retry loop gives input 0 [boom, A], input 1 [x, y, B], input 2 [C]."""
+    return [
+        Turn(error=ValueError("boom")),
+        "A",
+        Turn(error=ValueError("x")),
+        Turn(error=ValueError("y")),
+        "B",
+        "C",
+    ]
+
+
+def retry_batch() -> list[str]:
+    """``with_retry().batch``: retries inside an input take that input's next turns."""
+    model = FakeChatModel(script=_failing_script())
+    retry = model.with_retry(wait_exponential_jitter=False, stop_after_attempt=3)
+    replies = retry.batch(["a", "b", "c"], config={"callbacks": [_PlainHandler()]})
+    return [r.text for r in replies] + model.races
+
+
+class _SlowFirstHandler(BaseCallbackHandler):
+    """A sync handler that takes longer for the first input: its executor hop ends last."""
+
+    def on_chat_model_start(self, serialized: Any, messages: Any, **kwargs: Any) -> None:
+        if messages[0][-1].content in ("question 0", "a"):
+            time.sleep(0.02)  # real time: this runs on a stock loop
+
+
+def stock_loop_abatches() -> dict[str, list[str]]:
+    """``abatch``, ``with_retry().abatch`` and ``gather`` on a stock loop with a sync handler."""
+    plain = FakeChatModel(script=[f"answer {i}" for i in range(4)])
+    failing = FakeChatModel(script=_failing_script())
+    config: Any = {"callbacks": [_SlowFirstHandler()]}
+
+    racing = FakeChatModel(script=["one", "two"])
+
+    async def main() -> dict[str, list[str]]:
+        replies = await plain.abatch([f"question {i}" for i in range(4)], config=config)
+        retry = failing.with_retry(wait_exponential_jitter=False, stop_after_attempt=3)
+        retried = await retry.abatch(["a", "b", "c"], config=config)
+        # concurrent ainvokes that each hop first: the threads pick who goes first
+        await asyncio.gather(*(racing.ainvoke(q, config) for q in ("question 0", "b")))
+        return {"abatch": [r.text for r in replies], "retry": [r.text for r in retried]}
+
+    return {**asyncio.run(main()), "races": racing.races}
+
+
+_RACE = re.compile(r"call #(\d+) \(thread '[^']+'\) got (turns\[\d+\])")
+
+
+def executor_hops() -> dict[str, Any]:
+    """Sync calls on the virtual loop's executor: one after the other, then at once."""
+    sequential = FakeChatModel(script=["one", "two"])
+    concurrent = FakeChatModel(script=["one", "two"])
+
+    async def main() -> list[str]:
+        first = await asyncio.to_thread(sequential.invoke, "a")
+        second = await asyncio.to_thread(sequential.invoke, "b")
+        await asyncio.gather(*(asyncio.to_thread(concurrent.invoke, q) for q in "ab"))
+        return [first.text, second.text]
+
+    answers: list[str] = run_scenario(main).results[0]
+    return {
+        "sequential": [answers, sequential.races],
+        # which call got which answer is the threads' choice; the report is not
+        "concurrent": [list(m.groups()) for m in map(_RACE.match, concurrent.races) if m],
+    }
+
+
+class _ToolEvents(BaseCallbackHandler):
+    """Records when each tool call starts and ends (inline: the order is the loop's)."""
+
+    run_inline = True
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def on_tool_start(self, serialized: Any, input_str: str, **kwargs: Any) -> None:
+        self.events.append(f"start {serialized['name']}")
+
+    def on_tool_end(self, output: Any, **kwargs: Any) -> None:
+        self.events.append(f"end {output.content}")
+
+
+def agent_tool_calls() -> dict[str, list[str]]:
+    """Three tool calls of one ``create_agent`` step with a wrapping middleware.
+
+    langsmith's ``traceable`` hops each middleware hook to the executor, tracing
+    off or on; the virtual loop finishes those hops before anything else runs.
+    """
+    from langchain.agents import create_agent
+    from langchain.agents.middleware import AgentMiddleware
+    from langchain_core.tools import tool
+
+    helper = FakeChatModel(script=["sub one", "sub two", "sub three"])
+
+    @tool
+    async def alpha(q: str) -> str:
+        """Ask the helper, after one pass of the loop."""
+        await asyncio.sleep(0)
+        return (await helper.ainvoke(f"alpha {q}")).text
+
+    @tool
+    async def beta(q: str) -> str:
+        """Ask the helper."""
+        return (await helper.ainvoke(f"beta {q}")).text
+
+    class Passthrough(AgentMiddleware):  # type: ignore[type-arg]
+        async def awrap_tool_call(self, request: Any, handler: Any) -> Any:
+            return await handler(request)
+
+    calls = [
+        ToolCall(name=n, args={"q": q}) for n, q in (("alpha", "x"), ("beta", "y"), ("alpha", "z"))
+    ]
+    model = FakeChatModel(script=[Turn(tool_calls=calls), "done"])
+    agent = create_agent(model, tools=[alpha, beta], middleware=[Passthrough()])
+    events = _ToolEvents()
+
+    async def main() -> list[str]:
+        out = await agent.ainvoke({"messages": [("user", "go")]}, {"callbacks": [events]})
+        return [m.content for m in out["messages"] if m.type == "tool"]
+
+    return {"answers": run_scenario(main).results[0], "events": events.events}
+
+
 def outcome() -> dict[str, Any]:
     return {
         "batch": batch(),
@@ -117,6 +245,10 @@ def outcome() -> dict[str, Any]:
         "nodes": parallel_nodes(),
         "parallel": runnable_parallel(),
         "abatch": abatch_with_a_sync_handler(),
+        "retry_batch": retry_batch(),
+        "stock_loop": stock_loop_abatches(),
+        "hops": executor_hops(),
+        "agent": agent_tool_calls(),
     }
 
 

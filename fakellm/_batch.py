@@ -1,0 +1,110 @@
+"""``batch``/``abatch`` of a fake model, and of its ``with_retry()``, in input order.
+
+Input *i* takes the turns a sequential loop (``[r.invoke(x) for x in inputs]``)
+would give it, retries included, on every run and on any event loop; the
+inputs still run concurrently (LangChain's thread pool, or ``gather``). The
+order itself lives in :mod:`fakellm._order`; this module runs the inputs the
+way ``Runnable.batch``/``abatch`` do, each inside its slot.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables.config import get_config_list, get_executor_for_config
+from langchain_core.runnables.retry import RunnableRetry
+
+from fakellm import _order
+
+__all__ = ["OrderedRetry", "abatch_in_order", "batch_in_order"]
+
+
+def batch_in_order(
+    owner: object,
+    runnable: Runnable[Any, Any],
+    inputs: list[Any],
+    config: RunnableConfig | list[RunnableConfig] | None,
+    return_exceptions: bool,
+    kwargs: dict[str, Any],
+) -> list[Any]:
+    """``Runnable.batch`` of ``runnable``, its takes of ``owner``'s turns in input order."""
+    if len(inputs) <= 1:  # Runnable.batch runs a lone input in the calling thread
+        return Runnable.batch(
+            runnable, inputs, config, return_exceptions=return_exceptions, **kwargs
+        )
+    configs = get_config_list(config, len(inputs))
+
+    def run(per_input: Callable[[int, Callable[[], Any]], Any]) -> list[Any]:
+        def one(i: int, input_: Any, cfg: RunnableConfig) -> Any:
+            call = functools.partial(runnable.invoke, input_, cfg, **kwargs)
+            if not return_exceptions:
+                return per_input(i, call)
+            try:
+                return per_input(i, call)
+            except Exception as exc:  # returned in place, as Runnable.batch does
+                return exc
+
+        with get_executor_for_config(configs[0]) as executor:
+            return list(executor.map(one, range(len(inputs)), inputs, configs))
+
+    return _order.ordered_batch(owner, inputs, run)
+
+
+async def abatch_in_order(
+    owner: object,
+    runnable: Runnable[Any, Any],
+    inputs: list[Any],
+    config: RunnableConfig | list[RunnableConfig] | None,
+    return_exceptions: bool,
+    kwargs: dict[str, Any],
+) -> list[Any]:
+    """``Runnable.abatch`` of ``runnable``, its takes of ``owner``'s turns in input order."""
+    if not inputs:
+        return []
+    configs = get_config_list(config, len(inputs))
+
+    async def one(input_: Any, cfg: RunnableConfig) -> Any:
+        if not return_exceptions:
+            return await runnable.ainvoke(input_, cfg, **kwargs)
+        try:
+            return await runnable.ainvoke(input_, cfg, **kwargs)
+        except Exception as exc:  # returned in place, as Runnable.abatch does
+            return exc
+
+    calls = [functools.partial(one, x, c) for x, c in zip(inputs, configs, strict=True)]
+    return await _order.ordered_abatch(owner, calls, configs[0].get("max_concurrency"))
+
+
+class OrderedRetry(RunnableRetry[Any, Any]):
+    """``with_retry()`` of a fake model: a batch input retries within itself, in input order.
+
+    ``RunnableRetry.batch`` retries failed inputs in a later round, after every
+    input's first attempt, so the turns a retry takes depend on how many other
+    inputs failed. Here each input runs ``invoke`` (its own retry loop, same
+    policy, same ``retry:attempt:N`` runs), so input *i* takes the turns a
+    sequential loop would give it. Each input waits its own backoff instead
+    of one backoff per round.
+    """
+
+    def batch(
+        self,
+        inputs: list[Any],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[Any]:
+        return batch_in_order(self.bound, self, inputs, config, return_exceptions, kwargs)
+
+    async def abatch(
+        self,
+        inputs: list[Any],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[Any]:
+        return await abatch_in_order(self.bound, self, inputs, config, return_exceptions, kwargs)
