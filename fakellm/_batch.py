@@ -1,7 +1,7 @@
-"""``batch``/``abatch`` of a fake model, and of its ``with_retry()``, in input order.
+"""``batch``/``abatch`` of a fake model, in input order.
 
 Input *i* takes the turns a sequential loop (``[r.invoke(x) for x in inputs]``)
-would give it, retries included, on every run and on any event loop; the
+would give it, on every run and on any event loop; the
 inputs still run concurrently (LangChain's thread pool, or ``gather``). The
 order itself lives in :mod:`fakellm._order`; this module runs the inputs the
 way ``Runnable.batch``/``abatch`` do, each inside its slot.
@@ -15,11 +15,10 @@ from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import get_config_list, get_executor_for_config
-from langchain_core.runnables.retry import RunnableRetry
 
 from fakellm import _order
 
-__all__ = ["OrderedRetry", "abatch_in_order", "batch_in_order"]
+__all__ = ["abatch_in_order", "batch_in_order"]
 
 
 def batch_in_order(
@@ -76,35 +75,3 @@ async def abatch_in_order(
 
     calls = [functools.partial(one, x, c) for x, c in zip(inputs, configs, strict=True)]
     return await _order.ordered_abatch(owner, calls, configs[0].get("max_concurrency"))
-
-
-class OrderedRetry(RunnableRetry[Any, Any]):
-    """``with_retry()`` of a fake model: a batch input retries within itself, in input order.
-
-    ``RunnableRetry.batch`` retries failed inputs in a later round, after every
-    input's first attempt, so the turns a retry takes depend on how many other
-    inputs failed. Here each input runs ``invoke`` (its own retry loop, same
-    policy, same ``retry:attempt:N`` runs), so input *i* takes the turns a
-    sequential loop would give it. Each input waits its own backoff instead
-    of one backoff per round.
-    """
-
-    def batch(
-        self,
-        inputs: list[Any],
-        config: RunnableConfig | list[RunnableConfig] | None = None,
-        *,
-        return_exceptions: bool = False,
-        **kwargs: Any,
-    ) -> list[Any]:
-        return batch_in_order(self.bound, self, inputs, config, return_exceptions, kwargs)
-
-    async def abatch(
-        self,
-        inputs: list[Any],
-        config: RunnableConfig | list[RunnableConfig] | None = None,
-        *,
-        return_exceptions: bool = False,
-        **kwargs: Any,
-    ) -> list[Any]:
-        return await abatch_in_order(self.bound, self, inputs, config, return_exceptions, kwargs)

@@ -63,7 +63,6 @@ from langchain_core.runnables import (
     RunnablePassthrough,
 )
 from langchain_core.runnables.config import ensure_config
-from langchain_core.runnables.retry import ExponentialJitterParams, RunnableRetry
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
@@ -875,26 +874,6 @@ class FakeChatModel(
     ) -> list[AIMessage]:
         """``Runnable.abatch``, in input order like :meth:`batch`, on any event loop."""
         return await _batch.abatch_in_order(self, self, inputs, config, return_exceptions, kwargs)
-
-    def with_retry(
-        self,
-        *,
-        retry_if_exception_type: tuple[type[BaseException], ...]
-        | Callable[[BaseException], bool] = (Exception,),
-        wait_exponential_jitter: bool = True,
-        exponential_jitter_params: ExponentialJitterParams | None = None,
-        stop_after_attempt: int = 3,
-    ) -> Runnable[LanguageModelInput, AIMessage]:
-        """``Runnable.with_retry``, whose ``batch``/``abatch`` retry each input in input order."""
-        plain = super().with_retry(
-            retry_if_exception_type=retry_if_exception_type,
-            wait_exponential_jitter=wait_exponential_jitter,
-            exponential_jitter_params=exponential_jitter_params,
-            stop_after_attempt=stop_after_attempt,
-        )
-        assert isinstance(plain, RunnableRetry)  # what Runnable.with_retry returns
-        fields = {name: getattr(plain, name) for name in plain.model_fields_set}
-        return _batch.OrderedRetry(**fields)
 
     script: Script = Field(
         default_factory=Script, description="What the model answers, call by call."

@@ -27,10 +27,10 @@ GOLDEN = {
     "nodes": ["summarize: a summary", "translate: une traduction"],
     "parallel": {"a": "one", "b": "two"},
     "send": ["rose is lovely", "lily is lovely", "tulip is lovely", "daisy is lovely"],
-    "retry_batch": ["A", "B", "C"],
+    "retry_batch": ["C", "A", "B"],
     "stock_loop": {
         "abatch": ["answer 0", "answer 1", "answer 2", "answer 3"],
-        "retry": ["A", "B", "C"],
+        "retry": ["C", "A", "B"],
         "races": [
             "call #0 (thread 'MainThread') got turns[0]: Turn('one')",
             "call #1 (thread 'MainThread') got turns[1]: Turn('two')",
@@ -257,40 +257,40 @@ def test_strict_teardown_passes_sequential_hops_and_fails_concurrent_ones(pytest
 # -- batch and abatch: every turn of input i, retries included, on any loop ----------------
 
 
-def test_with_retry_batch_retries_each_input_within_its_own_turns():
+def test_with_retry_batch_takes_turns_round_by_round_in_input_order():
     model = FakeChatModel(script=turn_order_app._failing_script())
     retry = model.with_retry(wait_exponential_jitter=False, stop_after_attempt=3)
-    assert [r.text for r in retry.batch(["a", "b", "c"])] == ["A", "B", "C"]
-    # (input, turn it took, retry tags of the call) in take order: a sequential loop's
+    assert [r.text for r in retry.batch(["a", "b", "c"])] == ["C", "A", "B"]
+    # (input, turn it took, retry tags of the call) in take order: LangChain's rounds
     taken = [
         (c.last_human_message, c.turn.describe() if c.turn else None, sorted(c.tags))
         for c in model.calls
     ]
     assert taken == [
         ("a", "Turn(error=ValueError('boom') at_chunk=0)", []),
-        ("a", "Turn('A')", ["retry:attempt:2"]),
-        ("b", "Turn(error=ValueError('x') at_chunk=0)", []),
-        ("b", "Turn(error=ValueError('y') at_chunk=0)", ["retry:attempt:2"]),
-        ("b", "Turn('B')", ["retry:attempt:3"]),
-        ("c", "Turn('C')", []),
+        ("b", "Turn('A')", []),
+        ("c", "Turn(error=ValueError('x') at_chunk=0)", []),
+        ("a", "Turn(error=ValueError('y') at_chunk=0)", ["retry:attempt:2"]),
+        ("c", "Turn('B')", ["retry:attempt:2"]),
+        ("a", "Turn('C')", ["retry:attempt:3"]),
     ]
     assert model.races == []
 
 
-def test_with_retry_abatch_on_a_stock_loop_matches_the_sequential_loop():
+def test_with_retry_abatch_on_a_stock_loop_takes_the_same_rounds():
     model = FakeChatModel(script=turn_order_app._failing_script())
     retry = model.with_retry(wait_exponential_jitter=False, stop_after_attempt=3)
 
     async def main() -> list[str]:
         return [r.text for r in await retry.abatch(["a", "b", "c"])]
 
-    assert asyncio.run(main()) == ["A", "B", "C"]
-    assert [c.last_human_message for c in model.calls] == ["a", "a", "b", "b", "b", "c"]
+    assert asyncio.run(main()) == ["C", "A", "B"]
+    assert [c.last_human_message for c in model.calls] == ["a", "b", "c", "a", "c", "a"]
 
 
 def test_batch_input_whose_retries_run_out_returns_its_error_in_place():
     model = FakeChatModel(
-        script=[Turn(error=ValueError("one")), Turn(error=ValueError("two")), "A", "B"]
+        script=[Turn(error=ValueError("one")), "A", "B", Turn(error=ValueError("two"))]
     )
     retry = model.with_retry(wait_exponential_jitter=False, stop_after_attempt=2)
     got = retry.batch(["a", "b", "c"], return_exceptions=True)

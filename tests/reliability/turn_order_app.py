@@ -114,7 +114,7 @@ def abatch_with_a_sync_handler() -> list[str]:
 
 
 def _failing_script() -> list[Turn | str]:
-    """A sequential retry loop gives input 0 [boom, A], input 1 [x, y, B], input 2 [C]."""
+    """LangChain's retry rounds give a, b, c [boom, A, x], then a, c [y, B], then a [C]."""
     return [
         Turn(error=ValueError("boom")),
         "A",
@@ -126,7 +126,7 @@ def _failing_script() -> list[Turn | str]:
 
 
 def retry_batch() -> list[str]:
-    """``with_retry().batch``: retries inside an input take that input's next turns."""
+    """``with_retry().batch``: each retry round is an ordered batch of the failed inputs."""
     model = FakeChatModel(script=_failing_script())
     retry = model.with_retry(wait_exponential_jitter=False, stop_after_attempt=3)
     replies = retry.batch(["a", "b", "c"], config={"callbacks": [_PlainHandler()]})
