@@ -154,7 +154,10 @@ class _Plan:
     """What one call will emit: pieces, waits, and where (if anywhere) it fails."""
 
     turn: Turn
-    pieces: tuple[Piece, ...]
+    cut: tuple[Piece, ...] | None
+    """The pieces when ``stop`` or ``max_tokens`` cut the turn short; None: all of them."""
+    count: int
+    """How many pieces the call emits."""
     delays: list[float]
     error_at: int | None
     finish_reason: str
@@ -162,6 +165,11 @@ class _Plan:
     model_name: str
     tool_ids: list[str]
     message_id: str
+
+    @property
+    def pieces(self) -> tuple[Piece, ...]:
+        """The pieces the call emits (a whole turn's are built on first use, then kept)."""
+        return self.turn.pieces if self.cut is None else self.cut
 
     def wait_before(self, k: int) -> float:
         """Total delay spent before chunk ``k`` (or before failing at ``k``)."""
@@ -464,28 +472,34 @@ class _Scripted:
                         "allow_unbound=True on the ToolCall to script a hallucinated tool."
                     )
                     raise UnknownToolError(msg)
-        pieces = turn.pieces
+        # A turn played whole needs no pieces until it streams (cut is None).
+        cut: tuple[Piece, ...] | None = None
+        total = count = turn.piece_count
         finish = turn.finish_reason or ("tool_calls" if turn.tool_calls else "stop")
-        if stop:
-            pieces, stopped = _truncate_at_stop(pieces, stop)
+        # Only text pieces can hold a stop sequence (see _truncate_at_stop).
+        if stop and turn.content is None and turn.text and any(s and s in turn.text for s in stop):
+            cut, stopped = _truncate_at_stop(turn.pieces, stop)
+            count = len(cut)
             if stopped:
                 finish = "stop"
-        if max_tokens is not None and len(pieces) > max_tokens:
-            pieces = pieces[:max_tokens]
+        if max_tokens is not None and count > max_tokens:
+            cut = (turn.pieces if cut is None else cut)[:max_tokens]
+            count = max_tokens
             finish = "length"
         error_at = turn.error_position
         if error_at is not None:
-            error_at = min(error_at, len(pieces))
-        delays = turn.delays(len(turn.pieces))[: max(len(pieces), 1)]
-        if not pieces and not delays:
+            error_at = min(error_at, count)
+        delays = turn.delays(total)[: max(count, 1)]
+        if not count and not delays:
             delays = [turn.first_token_delay]
         return _Plan(
             turn=turn,
-            pieces=pieces,
+            cut=cut,
+            count=count,
             delays=delays,
             error_at=error_at,
             finish_reason=finish,
-            usage=_usage(turn, input_tokens, pieces),
+            usage=_usage(turn, input_tokens, cut, count),
             model_name=model_name,
             tool_ids=[tc.id or f"call_{call.index}_{i}" for i, tc in enumerate(turn.tool_calls)],
             message_id=turn.id or f"fakellm-{self.model_name}-{call.index}",
@@ -503,7 +517,7 @@ def _whole(
     """A non-streamed reply's one step: all of it (or the error) after its delays."""
     if plan.error_at is not None:
         return plan.wait_before(plan.error_at), error(plan)
-    return plan.wait_before(len(plan.pieces)), build(plan)
+    return plan.wait_before(plan.count), build(plan)
 
 
 def _steps(
@@ -708,10 +722,12 @@ def _truncate_at_stop(
     return tuple(out), True
 
 
-def _usage(turn: Turn, input_tokens: int, pieces: tuple[Piece, ...]) -> UsageMetadata:
+def _usage(
+    turn: Turn, input_tokens: int, cut: tuple[Piece, ...] | None, count: int
+) -> UsageMetadata:
     spec = turn.usage
     i = spec.input_tokens if spec and spec.input_tokens is not None else input_tokens
-    o = spec.output_tokens if spec and spec.output_tokens is not None else len(pieces)
+    o = spec.output_tokens if spec and spec.output_tokens is not None else count
     t = spec.total_tokens if spec and spec.total_tokens is not None else i + o
     usage = UsageMetadata(input_tokens=i, output_tokens=o, total_tokens=t)
     if spec and spec.input_token_details:
@@ -720,7 +736,10 @@ def _usage(turn: Turn, input_tokens: int, pieces: tuple[Piece, ...]) -> UsageMet
         usage["output_token_details"] = dict(spec.output_token_details)  # type: ignore[typeddict-item]
     elif turn.reasoning and not (spec and spec.output_tokens is not None):
         # Reasoning chunks count as output tokens; providers report them apart too.
-        reasoning = sum(1 for p in pieces if p.kind == "reasoning")
+        if cut is None:
+            reasoning = turn.reasoning_piece_count
+        else:
+            reasoning = sum(1 for p in cut if p.kind == "reasoning")
         usage["output_token_details"] = {"reasoning": reasoning}
     return usage
 
@@ -1275,24 +1294,17 @@ class FakeChatModel(
 
     def _result(self, plan: _Plan) -> ChatResult:
         turn = plan.turn
-        pieces = plan.pieces
-        blocks = turn.reasoning is not None or turn.content is not None
+        reasoning, blocks, text = _joined(plan)
         content: str | list[str | dict[str, Any]]
-        if blocks:
+        if turn.reasoning is not None or turn.content is not None:
             content = []
-            reasoning = "".join(p.text for p in pieces if p.kind == "reasoning")
             if reasoning:
                 content.append({"type": "reasoning", "reasoning": reasoning, "index": 0})
-            content.extend(
-                {**(p.block or {}), "index": _block_index(turn, p)}
-                for p in pieces
-                if p.kind == "block"
-            )
-            text = "".join(p.text for p in pieces if p.kind == "text")
+            content.extend(blocks)
             if text:
                 content.append({"type": "text", "text": text, "index": _text_index(turn)})
         else:
-            content = "".join(p.text for p in pieces if p.kind == "text")
+            content = text
         tool_calls, invalid_tool_calls = _tool_calls(plan)
         message = AIMessage(
             content=content,
@@ -1327,6 +1339,23 @@ async def _aclose(stream: Any) -> None:
         await stream.aclose()
 
 
+def _joined(plan: _Plan) -> tuple[str, list[dict[str, Any]], str]:
+    """The reasoning, content blocks and text a stream of ``plan``'s chunks adds up to."""
+    turn = plan.turn
+    if plan.cut is None:
+        # A whole turn's pieces join back to its own fields: no need to build them.
+        text = (turn.text or "") if turn.content is None else ""
+        shift = 1 if turn.reasoning else 0
+        whole = [{**b, "index": i + shift} for i, b in enumerate(turn.content or ())]
+        return turn.reasoning or "", whole, text
+    pieces = plan.cut
+    return (
+        "".join(p.text for p in pieces if p.kind == "reasoning"),
+        [{**(p.block or {}), "index": _block_index(turn, p)} for p in pieces if p.kind == "block"],
+        "".join(p.text for p in pieces if p.kind == "text"),
+    )
+
+
 def _tool_calls(plan: _Plan) -> tuple[list[Any], list[Any]]:
     """The tool calls (and invalid ones) a stream of ``plan``'s chunks adds up to.
 
@@ -1335,7 +1364,9 @@ def _tool_calls(plan: _Plan) -> tuple[list[Any], list[Any]]:
     chunk parser, exactly as a streamed reply is, so invoke and stream agree.
     """
     fragments: dict[int, list[str]] = {}
-    for p in plan.pieces:
+    if plan.cut is None:
+        fragments = {i: [tc.args_json] for i, tc in enumerate(plan.turn.tool_calls)}
+    for p in plan.cut or ():
         if p.kind == "tool":
             fragments.setdefault(p.index, []).append(p.text)
     calls: list[Any] = []
@@ -1520,7 +1551,7 @@ class FakeLLM(_Scripted, _compat.PerPromptRunManagers, BaseLLM):
 
     def _generation(self, plan: _Plan) -> Generation:
         return Generation(
-            text="".join(p.text for p in plan.pieces),
+            text=_joined(plan)[2],
             generation_info={"finish_reason": plan.finish_reason, **plan.turn.response_metadata},
         )
 
