@@ -35,6 +35,7 @@ from typing import Any, Literal, TypeAlias, TypeVar
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
+    BaseCallbackManager,
     CallbackManager,
     CallbackManagerForLLMRun,
 )
@@ -140,6 +141,17 @@ class _RunInfo:
 # LangChain hands `_stream` no run manager on its `stream()` and invoke-streaming
 # paths; the overrides below park the run's identity here for `_stream` to read.
 _pending_run: ContextVar[_RunInfo | None] = ContextVar("fakellm_pending_run", default=None)
+
+
+def _filled(draft: Call, **fields: Any) -> Call:
+    """``draft`` with ``fields`` set in place: only for a record no one else holds yet.
+
+    A call is built once and completed under the model's lock; a copy per field
+    (``dataclasses.replace``) costs more than the rest of recording it.
+    """
+    for name, value in fields.items():
+        object.__setattr__(draft, name, value)
+    return draft
 
 
 def _run_info(manager: Any) -> _RunInfo | None:
@@ -370,7 +382,7 @@ class _Scripted:
         """
         # A batch input waits here for the inputs before it (fakellm._order).
         with _order.in_turn(self) as ordered, self._lock:
-            call = replace(draft, index=len(self._calls))
+            call = _filled(draft, index=len(self._calls))
             try:
                 turn = self._player.take(call, ordered=ordered)
             except Exhausted:
@@ -386,7 +398,10 @@ class _Scripted:
             if isinstance(turn, PendingTurn):
                 self._calls.append(call)  # its turn is filled in once awaited
                 return call, turn
-            call = replace(call, turn=turn)
+            # A rule's predicate or responder may hold the call: it gets a copy with the turn.
+            call = (
+                replace(call, turn=turn) if self._player.script.rules else _filled(call, turn=turn)
+            )
             self._calls.append(call)
             return call, turn
 
@@ -1043,14 +1058,28 @@ class FakeChatModel(
         config = ensure_config(config)
         if config.get("run_id") is None:
             config["run_id"] = uuid.uuid4()
-        manager = CallbackManager.configure(
+        callbacks, tags, metadata = (
             config.get("callbacks"),
-            None,
-            False,
             config.get("tags"),
-            self.tags,
             config.get("metadata"),
-            self.metadata,
+        )
+        # Imported on first use, as core's configure does: langsmith is slow to import.
+        from langsmith.run_helpers import get_tracing_context
+
+        if not (
+            tags
+            or metadata
+            or self.tags
+            or self.metadata
+            or isinstance(callbacks, BaseCallbackManager)
+            or get_tracing_context()["tags"]
+        ):
+            # Nothing to merge (the common direct call): core configures the run's
+            # manager itself, and a second configuration here would find no tags
+            # and no metadata.
+            return config, _RunInfo(config["run_id"], (), {})
+        manager = CallbackManager.configure(
+            callbacks, None, False, tags, self.tags, metadata, self.metadata
         )
         info = _RunInfo(
             config["run_id"],
