@@ -380,29 +380,29 @@ class _Scripted:
 
         Raises UnexpectedCall (after recording the call) when the script has no answer.
         """
+        private = _compat.private_values(self)  # read once: see private_values
+        calls, player, lock = private["_calls"], private["_player"], private["_lock"]
         # A batch input waits here for the inputs before it (fakellm._order).
-        with _order.in_turn(self) as ordered, self._lock:
-            call = _filled(draft, index=len(self._calls))
+        with _order.in_turn(self) as ordered, lock:
+            call = _filled(draft, index=len(calls))
             try:
-                turn = self._player.take(call, ordered=ordered)
+                turn = player.take(call, ordered=ordered)
             except Exhausted:
                 err = UnexpectedCall(self._unexpected_message(call))
-                self._calls.append(replace(call, unexpected=err))
+                calls.append(replace(call, unexpected=err))
                 raise err from None
             except ResponderError as err:
-                self._calls.append(replace(call, unexpected=err))
+                calls.append(replace(call, unexpected=err))
                 raise
             except BaseException:
-                self._calls.append(call)
+                calls.append(call)
                 raise
             if isinstance(turn, PendingTurn):
-                self._calls.append(call)  # its turn is filled in once awaited
+                calls.append(call)  # its turn is filled in once awaited
                 return call, turn
             # A rule's predicate or responder may hold the call: it gets a copy with the turn.
-            call = (
-                replace(call, turn=turn) if self._player.script.rules else _filled(call, turn=turn)
-            )
-            self._calls.append(call)
+            call = replace(call, turn=turn) if player.script.rules else _filled(call, turn=turn)
+            calls.append(call)
             return call, turn
 
     # Each model's _open records the call, takes its answer and says how to plan it.
