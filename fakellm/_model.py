@@ -73,6 +73,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    SkipValidation,
     field_validator,
     model_validator,
 )
@@ -786,15 +787,22 @@ def _rebuild_model(cls: type[Any], values: dict[str, Any], fields_set: set[str])
     return cls.model_construct(fields_set, **values)
 
 
+@functools.cache
+def _accepted_settings(cls: Any) -> frozenset[str]:
+    """A model class's setting names and aliases (fixed once the class is built)."""
+    fields = cls.model_fields
+    return frozenset(fields) | {f.alias for f in fields.values() if f.alias}
+
+
 def _check_settings(cls: type[Any], data: Any) -> None:
     """Refuse an unknown setting with the list of accepted ones (and a likely fix)."""
     if not isinstance(data, Mapping):
         return
-    fields = cls.model_fields
-    accepted = set(fields) | {f.alias for f in fields.values() if f.alias}
+    accepted = _accepted_settings(cls)
     unknown = [k for k in data if k not in accepted]
     if not unknown:
         return
+    fields = cls.model_fields
     key = unknown[0]
     close = difflib.get_close_matches(str(key), sorted(accepted), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -867,7 +875,7 @@ class FakeChatModel(
 
         return _order.ordered_batch(self, inputs, run)
 
-    script: Script = Field(
+    script: SkipValidation[Script] = Field(
         default_factory=Script, description="What the model answers, call by call."
     )
     model_name: str = Field(
@@ -1488,7 +1496,7 @@ class FakeLLM(_Scripted, _compat.PerPromptRunManagers, BaseLLM):
 
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True, extra="forbid")
 
-    script: Script = Field(
+    script: SkipValidation[Script] = Field(
         default_factory=Script, description="What the model answers, call by call."
     )
     model_name: str = Field(default="fake-llm", alias="model", description="Reported model name.")
