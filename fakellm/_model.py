@@ -787,11 +787,16 @@ def _rebuild_model(cls: type[Any], values: dict[str, Any], fields_set: set[str])
     return cls.model_construct(fields_set, **values)
 
 
-@functools.cache
-def _accepted_settings(cls: Any) -> frozenset[str]:
+_accepted: dict[type[Any], frozenset[str]] = {}
+
+
+def _accepted_settings(cls: type[Any]) -> frozenset[str]:
     """A model class's setting names and aliases (fixed once the class is built)."""
-    fields = cls.model_fields
-    return frozenset(fields) | {f.alias for f in fields.values() if f.alias}
+    names = _accepted.get(cls)
+    if names is None:
+        fields = cls.model_fields
+        names = _accepted[cls] = frozenset(fields) | {f.alias for f in fields.values() if f.alias}
+    return names
 
 
 def _check_settings(cls: type[Any], data: Any) -> None:
