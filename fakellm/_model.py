@@ -155,6 +155,21 @@ def _filled(draft: Call, **fields: Any) -> Call:
     return draft
 
 
+class _PendingRun:
+    """Parks a run's identity in ``_pending_run`` for a ``with`` block (no generator)."""
+
+    __slots__ = ("_info", "_token")
+
+    def __init__(self, info: _RunInfo | None) -> None:
+        self._info = info
+
+    def __enter__(self) -> None:
+        self._token = _pending_run.set(self._info)
+
+    def __exit__(self, *exc: object) -> None:
+        _pending_run.reset(self._token)
+
+
 def _run_info(manager: Any) -> _RunInfo | None:
     if manager is None:
         return None
@@ -1034,13 +1049,8 @@ class FakeChatModel(
 
     # -- where LangChain hides the run from `_stream` ----------------------------------------
 
-    @contextlib.contextmanager
-    def _around_generate(self, run_manager: CallbackManagerForLLMRun | None) -> Iterator[None]:
-        token = _pending_run.set(_run_info(run_manager))
-        try:
-            yield
-        finally:
-            _pending_run.reset(token)
+    def _around_generate(self, run_manager: CallbackManagerForLLMRun | None) -> _PendingRun:
+        return _PendingRun(_run_info(run_manager))
 
     async def agenerate(self, *args: Any, **kwargs: Any) -> LLMResult:
         """Core's ``agenerate``; a run a cancellation leaves open is closed (see _cancel)."""
@@ -1189,7 +1199,11 @@ class FakeChatModel(
         streaming: bool,
     ) -> tuple[Call, Turn | PendingTurn, Callable[[Turn], _Plan]]:
         """Record the call and take its answer; ``finish`` plans the answer once known."""
-        info = _run_info(run_manager) or _pending_run.get() or _RunInfo(None, (), {})
+        pending = _pending_run.get()
+        if pending is not None and (run_manager is None or pending.run_id == run_manager.run_id):
+            info = pending  # _around_generate's (or stream's) reading of this same run
+        else:
+            info = _run_info(run_manager) or _RunInfo(None, (), {})
         stop = _stop_list(stop if stop is not None else self.stop)
         override = kwargs.get("model")
         draft = Call(
