@@ -68,6 +68,7 @@ from langchain_core.runnables.config import (
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
+from langchain_core.utils.uuid import uuid7
 from pydantic import (
     ConfigDict,
     Field,
@@ -1080,7 +1081,7 @@ class FakeChatModel(
         """Give the run an id up front and work out its tags and metadata as core will."""
         config = ensure_config(config)
         if config.get("run_id") is None:
-            config["run_id"] = uuid.uuid4()
+            config["run_id"] = uuid7()  # what core gives a run it names itself
         callbacks, tags, metadata = (
             config.get("callbacks"),
             config.get("tags"),

@@ -119,3 +119,16 @@ def test_a_call_a_rule_saw_is_not_changed_afterwards() -> None:
     # What the predicate was handed stays as it was: index set, no turn yet.
     assert [(c.index, c.turn) for c in seen] == [(0, None), (1, None)]
     assert [c.turn.text for c in model.calls if c.turn] == ["hello", "It costs 3."]
+
+
+@pytest.mark.parametrize("path", ["stream", "astream", "invoke"])
+def test_a_run_the_app_does_not_name_gets_an_id_like_cores_own(path: str) -> None:
+    # Core names a run it starts with a time-ordered UUIDv7; stream and astream
+    # name theirs up front (to record it) and must not differ from it.
+    model = FakeChatModel(script=["a", "b"])
+    starts = Starts()
+    _direct(model, {"callbacks": [starts]}, path)
+    _direct(model, {"callbacks": [starts]}, path)
+    first, second = (run_id for run_id, _, _ in starts.runs)
+    assert [c.run_id for c in model.calls] == [first, second]
+    assert (first.version, second.version) == (7, 7)
