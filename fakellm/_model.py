@@ -171,6 +171,15 @@ class _PendingRun:
         _pending_run.reset(self._token)
 
 
+@functools.cache
+def _tracing_context() -> Callable[[], Mapping[str, Any]]:
+    """LangSmith's ``get_tracing_context``, imported on first use as core's configure
+    does (langsmith is slow to import; an import statement per call costs 1 µs)."""
+    from langsmith.run_helpers import get_tracing_context
+
+    return get_tracing_context
+
+
 def _run_info(manager: Any) -> _RunInfo | None:
     if manager is None:
         return None
@@ -1087,16 +1096,13 @@ class FakeChatModel(
             config.get("tags"),
             config.get("metadata"),
         )
-        # Imported on first use, as core's configure does: langsmith is slow to import.
-        from langsmith.run_helpers import get_tracing_context
-
         if not (
             tags
             or metadata
             or self.tags
             or self.metadata
             or isinstance(callbacks, BaseCallbackManager)
-            or get_tracing_context()["tags"]
+            or _tracing_context()()["tags"]
         ):
             # Nothing to merge (the common direct call): core configures the run's
             # manager itself, and a second configuration here would find no tags
