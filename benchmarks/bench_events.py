@@ -15,6 +15,7 @@ the smallest log to the largest means linear. Timing rules: see ``_harness.py``.
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 from collections.abc import Callable
 from uuid import UUID
@@ -90,26 +91,37 @@ QUERIES: dict[str, Callable[[EventLog], object]] = {
 }
 
 
-def sections(sizes: tuple[int, ...], pattern: tuple[Event, ...]) -> dict[str, Section]:
-    """Timed sections ``"<query> @<n>"``; µs per event."""
+def sections(
+    sizes: tuple[int, ...], pattern: tuple[Event, ...], *, gc_off: bool = False
+) -> dict[str, Section]:
+    """Timed sections ``"<query> @<n>"``; µs per event. ``gc_off``: the collector
+    is disabled while each query runs (a diagnostic: how much of the growth is
+    collection passes over what the query itself builds)."""
     out: dict[str, Section] = {}
     for n in sizes:
         events = make_events(n, pattern)
         for name, query in QUERIES.items():
 
             def section(events: tuple[Event, ...] = events, query: Callable = query) -> int:
-                query(EventLog._trusted(events))
+                if gc_off:
+                    gc.disable()
+                try:
+                    query(EventLog._trusted(events))
+                finally:
+                    gc.enable()
                 return len(events)
 
             out[f"{name} @{n}"] = section
     return out
 
 
-def rows(sizes: tuple[int, ...] = SIZES, n_rounds: int = 3) -> tuple[list[Row], list[str]]:
+def rows(
+    sizes: tuple[int, ...] = SIZES, n_rounds: int = 3, *, gc_off: bool = False
+) -> tuple[list[Row], list[str]]:
     """Growth rows (per-event cost at the largest size over the smallest, per round)
     and the per-size detail lines."""
     pattern = recorded_call()
-    timed = sections(sizes, pattern)
+    timed = sections(sizes, pattern, gc_off=gc_off)
     settle()
     times = rounds(timed, n_rounds)
     small, large = sizes[0], sizes[-1]
@@ -139,8 +151,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument(
+        "--gc-off", action="store_true", help="disable the collector inside each query"
+    )
     args = parser.parse_args()
-    growth, detail = rows(tuple(args.sizes), args.rounds)
+    growth, detail = rows(tuple(args.sizes), args.rounds, gc_off=args.gc_off)
     print("\n".join([*render(growth), "", *detail]))
 
 

@@ -536,3 +536,19 @@ if TYPE_CHECKING:
 
     class ProfileKeysCheckedOnce:
         """What type checkers see of the class built on first use above."""
+
+
+# --- r3-17: the call path's private state ------------------------------------------------
+
+
+def private_values(model: Any) -> dict[str, Any]:
+    """The values of ``model``'s pydantic private attributes, by name.
+
+    Reading ``model._x`` goes through pydantic's ``BaseModel.__getattr__``, which
+    first asks the attribute's declaration for a descriptor (2 µs, an
+    AttributeError built and caught); the call path reads its three several
+    times per call. The dict is the model's own: writes through it are writes
+    to the attributes.
+    """
+    values: dict[str, Any] = model.__pydantic_private__
+    return values

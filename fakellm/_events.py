@@ -147,7 +147,7 @@ class Event(NamedTuple):
         return f"{self.kind}:{self.run_name}" if self.run_name else self.kind
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Run:
     """One run (chain, model, tool, retriever call) as seen in an EventLog.
 

@@ -36,6 +36,7 @@ from typing import Any, Literal, TypeAlias, TypeVar
 from langchain_core.callbacks import (
     AsyncCallbackHandler,
     AsyncCallbackManagerForLLMRun,
+    BaseCallbackManager,
     CallbackManager,
     CallbackManagerForLLMRun,
 )
@@ -66,11 +67,13 @@ from langchain_core.runnables.config import ensure_config
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
+from langchain_core.utils.uuid import uuid7
 from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
     SecretStr,
+    SkipValidation,
     field_validator,
     model_validator,
 )
@@ -142,6 +145,41 @@ class _RunInfo:
 _pending_run: ContextVar[_RunInfo | None] = ContextVar("fakellm_pending_run", default=None)
 
 
+def _filled(draft: Call, **fields: Any) -> Call:
+    """``draft`` with ``fields`` set in place: only for a record no one else holds yet.
+
+    A call is built once and completed under the model's lock; a copy per field
+    (``dataclasses.replace``) costs more than the rest of recording it.
+    """
+    for name, value in fields.items():
+        object.__setattr__(draft, name, value)
+    return draft
+
+
+class _PendingRun:
+    """Parks a run's identity in ``_pending_run`` for a ``with`` block (no generator)."""
+
+    __slots__ = ("_info", "_token")
+
+    def __init__(self, info: _RunInfo | None) -> None:
+        self._info = info
+
+    def __enter__(self) -> None:
+        self._token = _pending_run.set(self._info)
+
+    def __exit__(self, *exc: object) -> None:
+        _pending_run.reset(self._token)
+
+
+@functools.cache
+def _tracing_context() -> Callable[[], Mapping[str, Any]]:
+    """LangSmith's ``get_tracing_context``, imported on first use as core's configure
+    does (langsmith is slow to import; an import statement per call costs 1 µs)."""
+    from langsmith.run_helpers import get_tracing_context
+
+    return get_tracing_context
+
+
 def _run_info(manager: Any) -> _RunInfo | None:
     if manager is None:
         return None
@@ -156,15 +194,26 @@ def config_run(
     (for ``_stream``, which core calls without the run; see ``_pending_run``)."""
     config = ensure_config(config)
     if config.get("run_id") is None:
-        config["run_id"] = uuid.uuid4()
-    manager = CallbackManager.configure(
+        config["run_id"] = uuid7()  # what core gives a run it names itself
+    callbacks, tags, metadata = (
         config.get("callbacks"),
-        None,
-        False,
         config.get("tags"),
-        model.tags,
         config.get("metadata"),
-        model.metadata,
+    )
+    if not (
+        tags
+        or metadata
+        or model.tags
+        or model.metadata
+        or isinstance(callbacks, BaseCallbackManager)
+        or _tracing_context()()["tags"]
+    ):
+        # Nothing to merge (the common direct call): core configures the run's
+        # manager itself, and a second configuration here would find no tags
+        # and no metadata.
+        return config, _RunInfo(config["run_id"], (), {})
+    manager = CallbackManager.configure(
+        callbacks, None, False, tags, model.tags, metadata, model.metadata
     )
     info = _RunInfo(
         config["run_id"],
@@ -179,7 +228,10 @@ class _Plan:
     """What one call will emit: pieces, waits, and where (if anywhere) it fails."""
 
     turn: Turn
-    pieces: tuple[Piece, ...]
+    cut: tuple[Piece, ...] | None
+    """The pieces when ``stop`` or ``max_tokens`` cut the turn short; None: all of them."""
+    count: int
+    """How many pieces the call emits."""
     delays: list[float]
     error_at: int | None
     finish_reason: str
@@ -187,6 +239,11 @@ class _Plan:
     model_name: str
     tool_ids: list[str]
     message_id: str
+
+    @property
+    def pieces(self) -> tuple[Piece, ...]:
+        """The pieces the call emits (a whole turn's are built on first use, then kept)."""
+        return self.turn.pieces if self.cut is None else self.cut
 
     def wait_before(self, k: int) -> float:
         """Total delay spent before chunk ``k`` (or before failing at ``k``)."""
@@ -402,27 +459,30 @@ class _Scripted:
 
         Raises UnexpectedCall (after recording the call) when the script has no answer.
         """
+        private = _compat.private_values(self)  # read once: see private_values
+        calls, player, lock = private["_calls"], private["_player"], private["_lock"]
         # A batch input waits here for the inputs before it (fakellm._order).
-        with _order.in_turn(self) as taking, self._lock:
-            call = replace(draft, index=len(self._calls))
+        with _order.in_turn(self) as taking, lock:
+            call = _filled(draft, index=len(calls))
             try:
-                turn = self._player.take(call, ordered=taking.ordered)
+                turn = player.take(call, ordered=taking.ordered)
             except Exhausted:
                 err = UnexpectedCall(self._unexpected_message(call))
-                self._calls.append(replace(call, unexpected=err))
+                calls.append(replace(call, unexpected=err))
                 raise err from None
             except ResponderError as err:
-                self._calls.append(replace(call, unexpected=err))
+                calls.append(replace(call, unexpected=err))
                 raise
             except BaseException:
-                self._calls.append(call)
+                calls.append(call)
                 raise
             taking.took(turn)
             if isinstance(turn, PendingTurn):
-                self._calls.append(call)  # its turn is filled in once awaited
+                calls.append(call)  # its turn is filled in once awaited
                 return call, turn
-            call = replace(call, turn=turn)
-            self._calls.append(call)
+            # A rule's predicate or responder may hold the call: it gets a copy with the turn.
+            call = replace(call, turn=turn) if player.script.rules else _filled(call, turn=turn)
+            calls.append(call)
             return call, turn
 
     # Each model's _open records the call, takes its answer and says how to plan it.
@@ -514,28 +574,34 @@ class _Scripted:
                         "allow_unbound=True on the ToolCall to script a hallucinated tool."
                     )
                     raise UnknownToolError(msg)
-        pieces = turn.pieces
+        # A turn played whole needs no pieces until it streams (cut is None).
+        cut: tuple[Piece, ...] | None = None
+        total = count = turn.piece_count
         finish = turn.finish_reason or ("tool_calls" if turn.tool_calls else "stop")
-        if stop:
-            pieces, stopped = _truncate_at_stop(pieces, stop)
+        # Only text pieces can hold a stop sequence (see _truncate_at_stop).
+        if stop and turn.content is None and turn.text and any(s and s in turn.text for s in stop):
+            cut, stopped = _truncate_at_stop(turn.pieces, stop)
+            count = len(cut)
             if stopped:
                 finish = "stop"
-        if max_tokens is not None and len(pieces) > max_tokens:
-            pieces = pieces[:max_tokens]
+        if max_tokens is not None and count > max_tokens:
+            cut = (turn.pieces if cut is None else cut)[:max_tokens]
+            count = max_tokens
             finish = "length"
         error_at = turn.error_position
         if error_at is not None:
-            error_at = min(error_at, len(pieces))
-        delays = turn.delays(len(turn.pieces))[: max(len(pieces), 1)]
-        if not pieces and not delays:
+            error_at = min(error_at, count)
+        delays = turn.delays(total)[: max(count, 1)]
+        if not count and not delays:
             delays = [turn.first_token_delay]
         return _Plan(
             turn=turn,
-            pieces=pieces,
+            cut=cut,
+            count=count,
             delays=delays,
             error_at=error_at,
             finish_reason=finish,
-            usage=_usage(turn, input_tokens, pieces),
+            usage=_usage(turn, input_tokens, cut, count),
             model_name=model_name,
             tool_ids=[tc.id or f"call_{call.index}_{i}" for i, tc in enumerate(turn.tool_calls)],
             message_id=turn.id or f"fakellm-{self.model_name}-{call.index}",
@@ -553,7 +619,7 @@ def _whole(
     """A non-streamed reply's one step: all of it (or the error) after its delays."""
     if plan.error_at is not None:
         return plan.wait_before(plan.error_at), error(plan)
-    return plan.wait_before(len(plan.pieces)), build(plan)
+    return plan.wait_before(plan.count), build(plan)
 
 
 def _steps(
@@ -758,10 +824,12 @@ def _truncate_at_stop(
     return tuple(out), True
 
 
-def _usage(turn: Turn, input_tokens: int, pieces: tuple[Piece, ...]) -> UsageMetadata:
+def _usage(
+    turn: Turn, input_tokens: int, cut: tuple[Piece, ...] | None, count: int
+) -> UsageMetadata:
     spec = turn.usage
     i = spec.input_tokens if spec and spec.input_tokens is not None else input_tokens
-    o = spec.output_tokens if spec and spec.output_tokens is not None else len(pieces)
+    o = spec.output_tokens if spec and spec.output_tokens is not None else count
     t = spec.total_tokens if spec and spec.total_tokens is not None else i + o
     usage = UsageMetadata(input_tokens=i, output_tokens=o, total_tokens=t)
     if spec and spec.input_token_details:
@@ -770,7 +838,10 @@ def _usage(turn: Turn, input_tokens: int, pieces: tuple[Piece, ...]) -> UsageMet
         usage["output_token_details"] = dict(spec.output_token_details)  # type: ignore[typeddict-item]
     elif turn.reasoning and not (spec and spec.output_tokens is not None):
         # Reasoning chunks count as output tokens; providers report them apart too.
-        reasoning = sum(1 for p in pieces if p.kind == "reasoning")
+        if cut is None:
+            reasoning = turn.reasoning_piece_count
+        else:
+            reasoning = sum(1 for p in cut if p.kind == "reasoning")
         usage["output_token_details"] = {"reasoning": reasoning}
     return usage
 
@@ -802,15 +873,27 @@ def _rebuild_model(cls: type[Any], values: dict[str, Any], fields_set: set[str])
     return cls.model_construct(fields_set, **values)
 
 
+_accepted: dict[type[Any], frozenset[str]] = {}
+
+
+def _accepted_settings(cls: type[Any]) -> frozenset[str]:
+    """A model class's setting names and aliases (fixed once the class is built)."""
+    names = _accepted.get(cls)
+    if names is None:
+        fields = cls.model_fields
+        names = _accepted[cls] = frozenset(fields) | {f.alias for f in fields.values() if f.alias}
+    return names
+
+
 def _check_settings(cls: type[Any], data: Any) -> None:
     """Refuse an unknown setting with the list of accepted ones (and a likely fix)."""
     if not isinstance(data, Mapping):
         return
-    fields = cls.model_fields
-    accepted = set(fields) | {f.alias for f in fields.values() if f.alias}
+    accepted = _accepted_settings(cls)
     unknown = [k for k in data if k not in accepted]
     if not unknown:
         return
+    fields = cls.model_fields
     key = unknown[0]
     close = difflib.get_close_matches(str(key), sorted(accepted), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -875,7 +958,7 @@ class FakeChatModel(
         """``Runnable.abatch``, in input order like :meth:`batch`, on any event loop."""
         return await _batch.abatch_in_order(self, self, inputs, config, return_exceptions, kwargs)
 
-    script: Script = Field(
+    script: SkipValidation[Script] = Field(
         default_factory=Script, description="What the model answers, call by call."
     )
     model_name: str = Field(
@@ -1029,13 +1112,8 @@ class FakeChatModel(
 
     # -- where LangChain hides the run from `_stream` ----------------------------------------
 
-    @contextlib.contextmanager
-    def _around_generate(self, run_manager: CallbackManagerForLLMRun | None) -> Iterator[None]:
-        token = _pending_run.set(_run_info(run_manager))
-        try:
-            yield
-        finally:
-            _pending_run.reset(token)
+    def _around_generate(self, run_manager: CallbackManagerForLLMRun | None) -> _PendingRun:
+        return _PendingRun(_run_info(run_manager))
 
     async def agenerate(self, *args: Any, **kwargs: Any) -> LLMResult:
         """Core's ``agenerate``; a run a cancellation leaves open is closed (see _cancel)."""
@@ -1153,7 +1231,11 @@ class FakeChatModel(
         streaming: bool,
     ) -> tuple[Call, Turn | PendingTurn, Callable[[Turn], _Plan]]:
         """Record the call and take its answer; ``finish`` plans the answer once known."""
-        info = _run_info(run_manager) or _pending_run.get() or _RunInfo(None, (), {})
+        pending = _pending_run.get()
+        if pending is not None and (run_manager is None or pending.run_id == run_manager.run_id):
+            info = pending  # _around_generate's (or stream's) reading of this same run
+        else:
+            info = _run_info(run_manager) or _RunInfo(None, (), {})
         stop = _stop_list(stop if stop is not None else self.stop)
         override = kwargs.get("model")
         draft = Call(
@@ -1304,24 +1386,17 @@ class FakeChatModel(
         turn = plan.turn
         if turn.stream is not None:
             return _stream_result(plan)
-        pieces = plan.pieces
-        blocks = turn.reasoning is not None or turn.content is not None
+        reasoning, blocks, text = _joined(plan)
         content: str | list[str | dict[str, Any]]
-        if blocks:
+        if turn.reasoning is not None or turn.content is not None:
             content = []
-            reasoning = "".join(p.text for p in pieces if p.kind == "reasoning")
             if reasoning:
                 content.append({"type": "reasoning", "reasoning": reasoning, "index": 0})
-            content.extend(
-                {**(p.block or {}), "index": _block_index(turn, p)}
-                for p in pieces
-                if p.kind == "block"
-            )
-            text = "".join(p.text for p in pieces if p.kind == "text")
+            content.extend(blocks)
             if text:
                 content.append({"type": "text", "text": text, "index": _text_index(turn)})
         else:
-            content = "".join(p.text for p in pieces if p.kind == "text")
+            content = text
         tool_calls, invalid_tool_calls = _tool_calls(plan)
         message = AIMessage(
             content=content,
@@ -1364,11 +1439,12 @@ def _stream_plan(turn: Turn, model_name: str, message_id: str) -> _Plan:
          if isinstance(c.response_metadata.get("finish_reason"), str)),
         "stop",
     )  # fmt: skip
-    pieces = turn.pieces
+    count = turn.piece_count
     return _Plan(
         turn=turn,
-        pieces=pieces,
-        delays=turn.delays(len(pieces)),
+        cut=None,
+        count=count,
+        delays=turn.delays(count),
         error_at=turn.error_position,
         finish_reason=finish,
         usage=usage,
@@ -1419,6 +1495,23 @@ async def _aclose(stream: Any) -> None:
         await stream.aclose()
 
 
+def _joined(plan: _Plan) -> tuple[str, list[dict[str, Any]], str]:
+    """The reasoning, content blocks and text a stream of ``plan``'s chunks adds up to."""
+    turn = plan.turn
+    if plan.cut is None:
+        # A whole turn's pieces join back to its own fields: no need to build them.
+        text = (turn.text or "") if turn.content is None else ""
+        shift = 1 if turn.reasoning else 0
+        whole = [{**b, "index": i + shift} for i, b in enumerate(turn.content or ())]
+        return turn.reasoning or "", whole, text
+    pieces = plan.cut
+    return (
+        "".join(p.text for p in pieces if p.kind == "reasoning"),
+        [{**(p.block or {}), "index": _block_index(turn, p)} for p in pieces if p.kind == "block"],
+        "".join(p.text for p in pieces if p.kind == "text"),
+    )
+
+
 def _tool_calls(plan: _Plan) -> tuple[list[Any], list[Any]]:
     """The tool calls (and invalid ones) a stream of ``plan``'s chunks adds up to.
 
@@ -1427,7 +1520,9 @@ def _tool_calls(plan: _Plan) -> tuple[list[Any], list[Any]]:
     chunk parser, exactly as a streamed reply is, so invoke and stream agree.
     """
     fragments: dict[int, list[str]] = {}
-    for p in plan.pieces:
+    if plan.cut is None:
+        fragments = {i: [tc.args_json] for i, tc in enumerate(plan.turn.tool_calls)}
+    for p in plan.cut or ():
         if p.kind == "tool":
             fragments.setdefault(p.index, []).append(p.text)
     calls: list[Any] = []
@@ -1520,7 +1615,7 @@ class FakeLLM(_Scripted, _compat.PerPromptRunManagers, BaseLLM):
 
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True, extra="forbid")
 
-    script: Script = Field(
+    script: SkipValidation[Script] = Field(
         default_factory=Script, description="What the model answers, call by call."
     )
     model_name: str = Field(default="fake-llm", alias="model", description="Reported model name.")
@@ -1612,7 +1707,7 @@ class FakeLLM(_Scripted, _compat.PerPromptRunManagers, BaseLLM):
 
     def _generation(self, plan: _Plan) -> Generation:
         return Generation(
-            text="".join(p.text for p in plan.pieces),
+            text=_joined(plan)[2],
             generation_info={"finish_reason": plan.finish_reason, **plan.turn.response_metadata},
         )
 

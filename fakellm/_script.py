@@ -422,6 +422,10 @@ def _link_path(link: Any) -> str:
     return _clip(_format_loc(reversed(keys)), 120)
 
 
+# A cap no count reaches (itertools.islice takes at most sys.maxsize).
+_UNCAPPED = 2**62
+
+
 def _chunk_count(text: str | None, how: Any, cap: int) -> int:
     """How many chunks ``split_text(text, how)`` makes, counting no further than ``cap``."""
     if not text:
@@ -431,7 +435,7 @@ def _chunk_count(text: str | None, how: Any, cap: int) -> int:
     if isinstance(how, int):
         return -(-len(text) // how)
     if isinstance(how, tuple):
-        return sum(1 for c in how if c)
+        return len(how) - how.count("")
     pattern = _WORDS if how == "words" else how
     matches = (m for m in pattern.finditer(text) if m.end() > m.start())
     return max(1, sum(1 for _ in itertools.islice(matches, cap + 1)))
@@ -1014,7 +1018,7 @@ class Turn(_Spec):
                     f"explicit chunks must join to the text {self.text!r}, they join to {joined!r}",
                 )
         _turn_budget(self)
-        n = len(self.pieces)
+        n = self.piece_count
         if isinstance(self.delay, tuple) and len(self.delay) != max(n - 1, 0):
             raise _FieldError(
                 "delay",
@@ -1070,6 +1074,21 @@ class Turn(_Spec):
         return self
 
     @cached_property
+    def piece_count(self) -> int:
+        """``len(self.pieces)``, counted without building them.
+
+        Validation and a call that is not streamed need only the count; a
+        turn of thousands of chunks builds its pieces when first streamed.
+        """
+        return _turn_chunks(self, _UNCAPPED)
+
+    @cached_property
+    def reasoning_piece_count(self) -> int:
+        """How many of :attr:`pieces` are reasoning, counted without building them."""
+        how = "words" if isinstance(self.chunks, tuple) else self.chunks
+        return _chunk_count(self.reasoning, how, _UNCAPPED)
+
+    @cached_property
     def pieces(self) -> tuple[Piece, ...]:
         """The chunks this turn streams, in order."""
         if self.stream is not None:
@@ -1093,7 +1112,7 @@ class Turn(_Spec):
         """After how many chunks the error strikes, or None without an error."""
         if self.error is None:
             return None
-        return len(self.pieces) if self.at_chunk == "end" else self.at_chunk
+        return self.piece_count if self.at_chunk == "end" else self.at_chunk
 
     def delays(self, n: int) -> list[float]:
         """The wait before each of the first ``n`` chunks (index 0: first token)."""
@@ -1561,7 +1580,7 @@ class Script(_Spec):
             text += _utf8_len(turn.text or "") + _utf8_len(turn.reasoning or "")
             text += sum(_utf8_len(c.args_json) for c in turn.tool_calls)
             text += sum(c.size for c in turn.stream or ())
-            chunks += len(turn.pieces)
+            chunks += turn.piece_count
         for name, amount, what in (
             ("FAKELLM_MAX_TEXT_BYTES", text, "hold {:,} bytes of text"),
             ("FAKELLM_MAX_CHUNKS", chunks, "stream {:,} chunks"),

@@ -178,9 +178,11 @@ def render_timeline(
     if not run_ids:
         return "(no events)"
     table = {r.id: r for r in runs}
-    lines = _lane_lines(log, run_ids, table) if view != "list" else []
+    # Lanes cost events x runs: not drawn when "auto" would discard them anyway.
+    lanes = view == "lanes" or (view == "auto" and len(run_ids) <= MAX_LANES)
+    lines = _lane_lines(log, run_ids, table) if lanes else []
     if view == "list" or (
-        view == "auto" and (len(run_ids) > MAX_LANES or max(map(width, lines)) > MAX_LANES_WIDTH)
+        view == "auto" and (not lanes or max(map(width, lines)) > MAX_LANES_WIDTH)
     ):
         lines = _list_lines(log, run_ids, table)
     return "\n".join(_truncate(lines, 1, max_events))

@@ -326,3 +326,25 @@ def test_profile_keys_checked_once_replaces_cores_check_and_warns_as_it_does() -
     assert warned(lambda: FakeChatModel(script=["a"], profile=profile)) == expected
     assert warned(lambda: FakeChatModel(script=["a"], profile={"max_input_tokens": 3})) == []
     assert warned(lambda: FakeChatModel(script=["a"])) == []
+
+
+# --- r3-17: the call path's private state ------------------------------------------------
+
+
+def test_private_values_are_the_models_private_attributes() -> None:
+    import pydantic
+
+    from fakellm import FakeChatModel
+
+    class Holder(pydantic.BaseModel):
+        _x: list[int] = pydantic.PrivateAttr(default_factory=list)
+
+    held = Holder()
+    values = compat.private_values(held)
+    assert values["_x"] is held._x
+    values["_x"] = [1]
+    assert held._x == [1]
+    held._x = [2]
+    assert compat.private_values(held)["_x"] == [2]
+    model = FakeChatModel(script=["a"])
+    assert set(compat.private_values(model)) == {"_player", "_calls", "_lock"}
