@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AgentRun",
     "Decisions",
+    "Fuzzer",
     "Invariant",
     "InvariantError",
     "Resume",
@@ -714,6 +715,101 @@ def model(**settings: Any) -> FakeChatModel:
     return FakeChatModel(script=Script(rules=[rule]), **settings)
 
 
+class Fuzzer:
+    """Play an agent over many drawn decision sequences and check invariants:
+    the property test of :func:`decisions`, without writing ``@given``.
+
+    The pytest plugin's ``fakellm_fuzz`` fixture is one, configured by the
+    test's ``@pytest.mark.fakellm_fuzz(...)`` marker::
+
+        @pytest.mark.fakellm_fuzz(max_examples=200, max_steps=5, parallel=0.5)
+        def test_booking(fakellm_fuzz):
+            agent = create_agent(fakellm_fuzz.model, tools=[search, confirm, book])
+            fakellm_fuzz.check(
+                lambda: agent.invoke({"messages": [("user", "a room")]}),
+                fuzz.terminates(within=6),
+                fuzz.before("confirm", "book"),
+            )
+
+    ``options`` are :func:`decisions`' arguments, plus ``max_examples`` (default
+    100) and ``derandomize`` (default False) for Hypothesis; other Hypothesis
+    settings come from the active profile (``deadline`` is off: an agent's
+    wall time is not the property).
+    """
+
+    _SETTINGS = ("max_examples", "derandomize")
+
+    def __init__(self, *, name: str = "fuzzed_agent", **options: Any) -> None:
+        self.name = name
+        self.options = options
+        self.examples = 0
+        self._model: FakeChatModel | None = None
+
+    @property
+    def model(self) -> FakeChatModel:
+        """A shared :func:`model` for the agent: build the agent once, with it."""
+        if self._model is None:
+            self._model = model()
+        return self._model
+
+    def decisions(self, **options: Any) -> SearchStrategy[Decisions]:
+        """The :func:`decisions` strategy with this fuzzer's options (and ``options`` over them)."""
+        merged = {**self.options, **options}
+        return decisions(**{k: v for k, v in merged.items() if k not in self._SETTINGS})
+
+    def check(
+        self,
+        target: Callable[[], Any],
+        *invariants: Invariant,
+        **options: Any,
+    ) -> None:
+        """Play ``target`` (``lambda: agent.invoke(...)``, or an ``async def``
+        function awaiting ``agent.ainvoke(...)``) in every example and check
+        ``invariants``; an exception the agent raises fails the example too.
+
+        A failure shrinks, then raises with the shortest trajectory and its
+        replay script in the error's notes. ``options`` override this fuzzer's
+        for this call. :attr:`examples` counts the agent runs played
+        (shrinking's replays included).
+        """
+        if not callable(target) or inspect.iscoroutine(target):
+            raise TypeError(
+                f"target={target!r}: expected a zero-argument callable "
+                "(lambda: agent.invoke(...)) or an async def function"
+            )
+        for i in invariants:
+            if not isinstance(i, Invariant):
+                raise TypeError(f"invariants: {i!r} is not a fuzz.Invariant")
+        __tracebackhide__ = True
+        from hypothesis import Phase, given, settings
+
+        merged = {**self.options, **options}
+        hyp: dict[str, Any] = {"max_examples": merged.get("max_examples", 100), "deadline": None}
+        if "derandomize" in merged:
+            hyp["derandomize"] = merged["derandomize"]
+        # Explaining re-runs examples under a tracer: slow on an agent, and the
+        # trajectory already says what happened.
+        hyp["phases"] = [p for p in settings().phases if p is not Phase.explain]
+        self.examples = 0
+
+        def prop(decisions: Decisions) -> None:
+            __tracebackhide__ = True
+            run = decisions.play(target, raises=False)
+            self.examples += 1
+            if inspect.iscoroutine(run.result):
+                run.result.close()
+                raise TypeError(
+                    "the target returned a coroutine: pass an async def function "
+                    "(async def run(): return await agent.ainvoke(...)), not a lambda"
+                )
+            run.check(*invariants)
+            if run.exception is not None:
+                raise run.exception
+
+        prop.__name__ = prop.__qualname__ = self.name
+        given(self.decisions(**options))(settings(**hyp)(prop))()
+
+
 def resume(
     graph: Any,
     input: Any,
@@ -1054,6 +1150,7 @@ class AgentRun:
         """Check every invariant; raise one :class:`InvariantError` naming each
         that broke (with the trajectory, outside a Hypothesis test, where it is
         not printed already)."""
+        __tracebackhide__ = True
         problems = []
         for inv in invariants:
             if not isinstance(inv, Invariant):
