@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -265,32 +264,53 @@ def test_latencies_are_virtual_milliseconds_up_to_max_ms(decisions):
     assert round(vt.elapsed * 1000, 6) == round(vt.elapsed * 1000)
 
 
-def _frequency(
-    strategy: st.SearchStrategy[fuzz.Decisions], tools: list[dict[str, Any]]
-) -> Counter[str]:
-    seen: Counter[str] = Counter()
+def _shares(p: float, calls: int) -> dict[str, int]:
+    """Text and tool answers over a fixed (derandomized) run of 200 examples
+    of ``calls`` model calls each, with ``text=p``."""
+    seen = {"text": 0, "tools": 0}
 
     @settings(FAST, max_examples=200)
-    @given(strategy)
+    @given(fuzz.decisions(text=p, parallel=0.5))
     def sample(decisions):
-        (message,) = ask(decisions, tools)
-        seen["tool" if message.tool_calls else "text"] += 1
-        seen[f"calls={len(message.tool_calls)}"] += 1
+        for message in ask(decisions, [SEARCH, BOOK], calls=calls):
+            seen["tools" if message.tool_calls else "text"] += 1
 
     sample()
     return seen
 
 
-def test_text_is_roughly_the_probability_of_a_text_answer():
-    # Hypothesis is a search, not a sampler: it also tries extremes and copies
-    # choices, so shares come out near the asked probability, not at it.
-    shares = []
-    for p in (0.1, 0.5, 0.9):
-        seen = _frequency(fuzz.decisions(text=p, parallel=0.5), [SEARCH, BOOK])
-        shares.append(seen["text"] / 200)
-        assert abs(shares[-1] - p) <= 0.25, (p, seen)
-        assert seen["calls=1"] < seen["tool"]  # some parallel steps
-    assert shares == sorted(shares)
+@pytest.mark.parametrize("p", [0.0, 0.001, 0.1, 0.25, 0.5, 0.9, 0.999, 1.0])
+def test_a_fresh_draw_makes_a_choice_with_exactly_its_probability(p):
+    # Two uniform bytes per choice: of the 65536 values, round(p * 65536) say yes,
+    # and the simplest (zero bytes) says no.
+    def draw(value: int) -> Any:
+        return lambda strategy: value.to_bytes(2, "big")
+
+    yes = sum(fuzz._flip(draw(v), p) for v in range(65536))
+    assert yes == round(p * 65536)
+    assert fuzz._flip(draw(0), p) is (p == 1.0)
+
+
+# Measured: (p, calls per example) -> (text answers, tool answers). Hypothesis is
+# a search, not a sampler: it runs the simplest example and simplest
+# continuations (text) and mutates examples by copying their parts (tool-call
+# steps have more parts), so shares over a run drift from p; the docs state
+# 0.3 as the bound, which six other seeds also kept.
+RUN_SHARES = {
+    (0.1, 1): (7, 193),
+    (0.5, 1): (65, 135),
+    (0.9, 1): (163, 37),
+    (0.1, 5): (325, 675),
+    (0.5, 5): (637, 363),
+    (0.9, 5): (923, 77),
+}
+
+
+@pytest.mark.parametrize(("p", "calls"), sorted(RUN_SHARES))
+def test_over_a_run_the_share_of_text_answers_stays_within_the_stated_tolerance(p, calls):
+    seen = _shares(p, calls)
+    assert (seen["text"], seen["tools"]) == RUN_SHARES[p, calls]
+    assert abs(seen["text"] / (200 * calls) - p) <= 0.3
 
 
 # ------------------------------------------------------------ tool_choice, as providers honour it
