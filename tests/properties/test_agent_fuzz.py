@@ -291,26 +291,23 @@ def test_a_fresh_draw_makes_a_choice_with_exactly_its_probability(p):
     assert fuzz._flip(draw(0), p) is (p == 1.0)
 
 
-# Measured: (p, calls per example) -> (text answers, tool answers). Hypothesis is
-# a search, not a sampler: it runs the simplest example and simplest
-# continuations (text) and mutates examples by copying their parts (tool-call
-# steps have more parts), so shares over a run drift from p; the docs state
-# 0.3 as the bound, which six other seeds also kept.
-RUN_SHARES = {
-    (0.1, 1): (7, 193),
-    (0.5, 1): (65, 135),
-    (0.9, 1): (163, 37),
-    (0.1, 5): (325, 675),
-    (0.5, 5): (637, 363),
-    (0.9, 5): (923, 77),
-}
+# Hypothesis is a search, not a sampler: it runs the simplest example and
+# simplest continuations (text) and mutates examples by copying their parts
+# (tool-calling steps have more parts), so shares over a run drift from p; the
+# docs state 0.3 as the bound. Exact counts are not pinned: a derandomized run
+# still depends on the pool of constants Hypothesis collects from every loaded
+# project module (it differs between this file alone and the whole suite).
 
 
-@pytest.mark.parametrize(("p", "calls"), sorted(RUN_SHARES))
-def test_over_a_run_the_share_of_text_answers_stays_within_the_stated_tolerance(p, calls):
-    seen = _shares(p, calls)
-    assert (seen["text"], seen["tools"]) == RUN_SHARES[p, calls]
-    assert abs(seen["text"] / (200 * calls) - p) <= 0.3
+@pytest.mark.parametrize("calls", [1, 5])
+def test_over_a_run_the_share_of_text_answers_stays_within_the_stated_tolerance(calls):
+    shares = []
+    for p in (0.1, 0.5, 0.9):
+        seen = _shares(p, calls)
+        assert seen["text"] + seen["tools"] == 200 * calls
+        shares.append(seen["text"] / (200 * calls))
+        assert abs(shares[-1] - p) <= 0.3, (p, calls, seen)
+    assert shares == sorted(shares)
 
 
 # ------------------------------------------------------------ tool_choice, as providers honour it
