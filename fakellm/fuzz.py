@@ -176,8 +176,9 @@ def decisions(
     structured-output tool), a named tool that is not bound fails with
     :class:`~fakellm.errors.BadRequestError`.
 
-    Probabilities are approximate (Hypothesis also tries the extremes) and
-    every choice shrinks towards the simplest: no error, no refusal, a text
+    Each probability is exact for a fresh draw; over a run the shares drift
+    (within 0.3: Hypothesis also runs the simplest examples and copies parts
+    of examples), and every choice shrinks towards the simplest: no error, no refusal, a text
     answer, one call, the first bound tool, no malformed or hallucinated
     call, the simplest valid arguments, no delay. So a failure shrinks to the
     fewest steps and tool calls that still break.
@@ -205,8 +206,9 @@ def decisions(
             valid arguments with a stray closing brace): the message carries it
             in ``invalid_tool_calls``, not ``tool_calls``.
         hallucinated: probability that a call names a tool that is not bound
-            (a drawn name, empty arguments); LangGraph's tool node answers it
-            with an error message.
+            (a drawn name; arguments empty, a small free JSON object, or valid
+            for a bound tool, shrinking to empty); LangGraph's tool node
+            answers it with an error message.
         refusals: probability that a step is a refusal (a ``refusal`` content
             block with a drawn text, as providers send it).
         ignore_tool_choice: probability that a step whose ``tool_choice``
