@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from fakellm._recorder import Recorder
     from fakellm._scenario import VirtualTime
     from fakellm._script import Script
+    from fakellm.fuzz import Fuzzer
 
 # LangChain, pydantic and freezegun are imported when a test first uses
 # fakellm, not when pytest loads the plugin: a suite that never touches
@@ -951,3 +952,50 @@ def pytest_exception_interact(
         log.to_html(path, title=node.nodeid)
         written.append(str(path))
     report.sections.append(("fakellm report", "\n".join(written)))
+
+
+# --------------------------------------------------------------------- fuzzing agents
+# The fixture of issue #20, kept in one block: `fakellm_fuzz` is a
+# fakellm.fuzz.Fuzzer configured by the test's `@pytest.mark.fakellm_fuzz(...)`.
+# fakellm.fuzz (and LangChain with it) is imported when a test asks for it.
+
+_FUZZ_MARKER_DOC = (
+    "fakellm_fuzz(max_examples=100, derandomize=False, **decisions): settings of the "
+    "fakellm_fuzz fixture: Hypothesis' example count, and fakellm.fuzz.decisions() "
+    "arguments (max_steps, text, parallel, errors, ...)"
+)
+_FIXTURES = _FIXTURES | {"fakellm_fuzz"}
+
+
+@pytest.hookimpl(specname="pytest_configure")
+def pytest_configure_fakellm_fuzz(config: pytest.Config) -> None:
+    """Register ``@pytest.mark.fakellm_fuzz``."""
+    config.addinivalue_line("markers", _FUZZ_MARKER_DOC)
+
+
+@pytest.fixture
+def fakellm_fuzz(request: pytest.FixtureRequest, _fakellm: _TestState) -> Fuzzer:
+    """A :class:`fakellm.fuzz.Fuzzer` for this test, set by its ``fakellm_fuzz`` marker:
+    ``fakellm_fuzz.check(lambda: agent.invoke(...), fuzz.terminates(within=6))``."""
+    import inspect as _inspect
+
+    from fakellm import fuzz
+
+    marker = request.node.get_closest_marker("fakellm_fuzz")
+    options: dict[str, Any] = {}
+    if marker is not None:
+        where = f"@pytest.mark.fakellm_fuzz on {request.node.nodeid}"
+        if marker.args:
+            _misuse(f"{where}: takes keyword arguments only, got {marker.args!r}")
+        accepted = [
+            *fuzz.Fuzzer._SETTINGS,
+            *(p for p in _inspect.signature(fuzz.decisions).parameters),
+        ]
+        unknown = sorted(set(marker.kwargs) - set(accepted))
+        if unknown:
+            _misuse(
+                f"{where}: unknown argument{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(map(repr, unknown))}; accepted: {', '.join(accepted)}"
+            )
+        options = dict(marker.kwargs)
+    return fuzz.Fuzzer(name=request.node.name, **options)

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AgentRun",
     "Decisions",
+    "Fuzzer",
     "Invariant",
     "InvariantError",
     "Resume",
@@ -128,6 +129,11 @@ class _Config:
     final_tool: str | None
     call_limit: int
     model_settings: Mapping[str, Any]
+    # Step strategies built for this config, by what the call carries: built
+    # once and reused, since Hypothesis validates every new strategy it draws.
+    steps: dict[Any, SearchStrategy[Any]] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )
 
 
 def decisions(
@@ -170,8 +176,9 @@ def decisions(
     structured-output tool), a named tool that is not bound fails with
     :class:`~fakellm.errors.BadRequestError`.
 
-    Probabilities are approximate (Hypothesis also tries the extremes) and
-    every choice shrinks towards the simplest: no error, no refusal, a text
+    Each probability is exact for a fresh draw; over a run the shares drift
+    (within 0.3: Hypothesis also runs the simplest examples and copies parts
+    of examples), and every choice shrinks towards the simplest: no error, no refusal, a text
     answer, one call, the first bound tool, no malformed or hallucinated
     call, the simplest valid arguments, no delay. So a failure shrinks to the
     fewest steps and tool calls that still break.
@@ -199,8 +206,9 @@ def decisions(
             valid arguments with a stray closing brace): the message carries it
             in ``invalid_tool_calls``, not ``tool_calls``.
         hallucinated: probability that a call names a tool that is not bound
-            (a drawn name, empty arguments); LangGraph's tool node answers it
-            with an error message.
+            (a drawn name; arguments empty, a small free JSON object, or valid
+            for a bound tool, shrinking to empty); LangGraph's tool node
+            answers it with an error message.
         refusals: probability that a step is a refusal (a ``refusal`` content
             block with a drawn text, as providers send it).
         ignore_tool_choice: probability that a step whose ``tool_choice``
@@ -209,7 +217,7 @@ def decisions(
             (``model``, ``max_tokens``, ...).
     """
     return _decisions(
-        dict(
+        _Options(
             max_steps=max_steps,
             text=text,
             parallel=parallel,
@@ -231,11 +239,22 @@ def decisions(
     )
 
 
+class _Options(dict[str, Any]):
+    """decisions()' arguments, validated at the first draw (as Hypothesis
+    validates its own: a bad argument fails its test, not the collection of
+    the module) and kept, so every example shares one config and its cache."""
+
+    config: _Config | None = None
+
+    def validated(self) -> _Config:
+        if self.config is None:
+            self.config = _validate(self)
+        return self.config
+
+
 @st.composite
-def _decisions(draw: st.DrawFn, options: dict[str, Any]) -> Decisions:
-    # Validated at the first draw, as Hypothesis validates its own arguments:
-    # a bad argument fails its test, not the collection of the module.
-    return Decisions(draw, _validate(options))
+def _decisions(draw: st.DrawFn, options: _Options) -> Decisions:
+    return Decisions(draw, options.validated())
 
 
 _CHANCES = (
@@ -314,95 +333,138 @@ def _count(name: str, value: Any, low: int) -> None:
         raise InvalidArgument(f"{name}={value!r}: expected an integer >= {low}")
 
 
-@functools.lru_cache(maxsize=64)
-def _chance(p: float) -> SearchStrategy[bool]:
-    """True with probability about ``p``; shrinks to False."""
-    if p <= 0:
-        return st.just(False)
-    if p >= 1:
-        return st.just(True)
-    # Two bytes are drawn uniformly (and shrink to zero bytes); st.integers
-    # leans towards small values: 0.71 of integers(0, 9999) fall below 3000.
-    threshold = _SCALE - round(p * _SCALE)
-    return st.binary(min_size=2, max_size=2).map(lambda b: int.from_bytes(b, "big") >= threshold)
+# Two bytes are drawn uniformly (and shrink to zero bytes); st.integers leans
+# towards small values and bounds: 0.71 of integers(0, 9999) fall below 3000.
+_TWO_BYTES = st.binary(min_size=2, max_size=2)
 
 
-@st.composite
+def _flip(draw: st.DrawFn, p: float) -> bool:
+    """True with probability ``p``; shrinks to False. A certain outcome (0 or
+    1) draws nothing, so options left at zero keep the layout of choices (and
+    the examples failures shrink to)."""
+    if p <= 0 or p >= 1:
+        return p >= 1
+    return int.from_bytes(draw(_TWO_BYTES), "big") >= _SCALE - round(p * _SCALE)
+
+
+#: The tools a call binds, as (name, parameters schema as sorted JSON).
+_Tools = tuple[tuple[str, str], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Repeat:
+    """A drawn step that repeats the earlier call at ``index`` verbatim."""
+
+    index: int
+    delay: float
+
+
 def _step(
-    draw: st.DrawFn,
-    c: _Config,
-    tools: Mapping[str, Mapping[str, Any]],
-    mode: str,
-    named: str | None,
-    step: int,
-    earlier: tuple[ToolCall, ...],
-) -> Turn:
-    """The model's answer at ``step``. Every step draws its choices in the same
-    layout whatever came before, so deleting earlier steps keeps later ones."""
-    if named is not None and named not in tools:
-        return Turn(
-            error=_errors.BadRequestError(
-                f"tool_choice names the tool {named!r}, which is not among the "
-                f"bound tools ({', '.join(map(repr, tools)) or 'none'})"
-            ),
-            first_token_delay=_delay(draw, c),
+    c: _Config, tools: _Tools, mode: str, named: str | None, final: bool, earlier: int
+) -> SearchStrategy[Turn | _Repeat]:
+    """The strategy for one model answer given what the call carries (cached
+    on the config: the same few shapes recur at every step of every example)."""
+    key = (tools, mode, named, final, earlier)
+    found = c.steps.get(key)
+    if found is None:
+        if len(c.steps) > 4096:  # tool sets that change from call to call
+            c.steps.clear()
+        found = c.steps[key] = _draw_step(c, tools, mode, named, final, earlier)
+    return found
+
+
+def _draw_step(
+    c: _Config, tools: _Tools, mode: str, named: str | None, final: bool, earlier: int
+) -> SearchStrategy[Turn | _Repeat]:
+    names = [name for name, _ in tools]
+    schemas = dict(tools)
+    if named is not None and named not in schemas:
+        error = _errors.BadRequestError(
+            f"tool_choice names the tool {named!r}, which is not among the "
+            f"bound tools ({', '.join(map(repr, names)) or 'none'})"
         )
-    if step >= c.max_steps:
-        if mode in ("auto", "none") or not tools:
-            return Turn(draw(c.texts), first_token_delay=_delay(draw, c))
-        name = named or c.final_tool or list(tools)[-1]
-        if name not in tools:
-            name = list(tools)[-1]
-        call = _call(draw, tools[name], valid=True)
-        return Turn(tool_calls=[call], first_token_delay=_delay(draw, c))
-    if draw(_chance(c.errors)):
-        kind = draw(st.sampled_from(c.error_types))
-        return Turn(error=kind, first_token_delay=_delay(draw, c))
-    # Drawn only when asked for (a zero chance draws nothing), so the default
-    # layout of choices, and the examples it shrinks to, stay as they were.
-    if draw(_chance(c.refusals)):
-        return Turn(refusal=draw(c.texts), first_token_delay=_delay(draw, c))
+
+        @st.composite
+        def failing(draw: st.DrawFn) -> Turn:
+            return Turn(error=error, first_token_delay=_delay(draw, c))
+
+        return failing()
     forced = mode in ("any", "named")
-    if forced and tools:
-        ignores: bool = draw(_chance(c.ignore_tool_choice))
-        if ignores:
+    pick = st.sampled_from([(named, schemas[named])] if named is not None else list(tools))
+    errors = st.sampled_from(c.error_types)
+    again = st.sampled_from(range(earlier)) if earlier else st.nothing()
+    unbound = _names.filter(lambda n: n not in schemas)
+    unbound_args = _unbound_args(tuple(schemas.values()))
+
+    @st.composite
+    def step(draw: st.DrawFn) -> Turn | _Repeat:
+        # Every step draws its choices in the same layout whatever came
+        # before, so deleting earlier steps keeps later ones.
+        if final:
+            if mode in ("auto", "none") or not tools:
+                return Turn(draw(c.texts), first_token_delay=_delay(draw, c))
+            name = named or c.final_tool or names[-1]
+            if name not in schemas:
+                name = names[-1]
+            call = _call(draw, name, schemas[name], valid=True)
+            return Turn(tool_calls=[call], first_token_delay=_delay(draw, c))
+        if _flip(draw, c.errors):
+            return Turn(error=draw(errors), first_token_delay=_delay(draw, c))
+        if _flip(draw, c.refusals):
+            return Turn(refusal=draw(c.texts), first_token_delay=_delay(draw, c))
+        if forced and tools and _flip(draw, c.ignore_tool_choice):
             text = draw(c.texts)
             return Turn(text, ignore_tool_choice=True, first_token_delay=_delay(draw, c))
-    if not tools or mode == "none" or (not forced and not draw(_chance(1 - c.text))):
-        return Turn(draw(c.texts), first_token_delay=_delay(draw, c))
-    if draw(_chance(c.repeat)) and earlier:
-        again = draw(st.sampled_from(earlier))
-        calls = [ToolCall(again.name, again.args)]
+        if not tools or mode == "none" or (not forced and not _flip(draw, 1 - c.text)):
+            return Turn(draw(c.texts), first_token_delay=_delay(draw, c))
+        if _flip(draw, c.repeat) and earlier:
+            return _Repeat(draw(again), _delay(draw, c))
+        count = 1  # a provider forced to one named tool calls it once
+        if named is None and c.max_parallel > 1 and _flip(draw, c.parallel):
+            count = draw(st.integers(2, c.max_parallel))
+        calls = []
+        for _ in range(count):
+            if named is None and _flip(draw, c.hallucinated):
+                calls.append(ToolCall(draw(unbound), draw(unbound_args), allow_unbound=True))
+                continue
+            name, schema = draw(pick)
+            if _flip(draw, c.malformed):
+                calls.append(_malformed_call(_call(draw, name, schema, valid=True)))
+                continue
+            valid = not _flip(draw, c.invalid_arguments)
+            calls.append(_call(draw, name, schema, valid=valid))
         return Turn(tool_calls=calls, first_token_delay=_delay(draw, c))
-    count = 1  # a provider forced to one named tool calls it once
-    if named is None and c.max_parallel > 1 and draw(_chance(c.parallel)):
-        count = draw(st.integers(2, c.max_parallel))
-    pick = st.sampled_from([tools[named]] if named is not None else list(tools.values()))
-    calls = []
-    for _ in range(count):
-        if named is None and draw(_chance(c.hallucinated)):
-            unbound = _names.filter(lambda n: n not in tools)
-            calls.append(ToolCall(draw(unbound), allow_unbound=True))
-            continue
-        tool = draw(pick)
-        if draw(_chance(c.malformed)):
-            calls.append(_malformed_call(_call(draw, tool, valid=True)))
-            continue
-        calls.append(_call(draw, tool, valid=not draw(_chance(c.invalid_arguments))))
-    return Turn(tool_calls=calls, first_token_delay=_delay(draw, c))
+
+    return step()
 
 
 # Hallucinated tool names: short lowercase words, shrinking to "a".
 _names = st.text(alphabet=string.ascii_lowercase, min_size=1, max_size=12)
 
 
+@functools.lru_cache(maxsize=256)
+def _unbound_args(schemas: tuple[str, ...]) -> SearchStrategy[dict[str, Any]]:
+    """Arguments of a call to a tool that is not bound: empty (the simplest),
+    a small free JSON object, or arguments that fit one of the bound tools (a
+    model that mixes up names keeps the arguments it meant)."""
+    return st.one_of(
+        st.just({}),
+        _strategies.from_json_schema({"type": "object"}),
+        *(_valid_args(schema) for schema in schemas),
+    )
+
+
 def _delay(draw: st.DrawFn, c: _Config) -> float:
-    return draw(st.integers(0, c.max_ms)) / _MS if c.max_ms else 0.0
+    return draw(_millis(c.max_ms)) / _MS if c.max_ms else 0.0
 
 
-def _call(draw: st.DrawFn, tool: Mapping[str, Any], *, valid: bool) -> ToolCall:
-    key = json.dumps(_parameters(tool), sort_keys=True)
-    return ToolCall(_tool_name(tool), draw(_valid_args(key) if valid else _invalid_args(key)))
+@functools.lru_cache(maxsize=16)
+def _millis(most: int) -> SearchStrategy[int]:
+    return st.integers(0, most)
+
+
+def _call(draw: st.DrawFn, name: str, schema: str, *, valid: bool) -> ToolCall:
+    return ToolCall(name, draw(_valid_args(schema) if valid else _invalid_args(schema)))
 
 
 # ------------------------------------------------------------ the drawing model
@@ -472,16 +534,26 @@ class Decisions:
                 "answered with text, and the agent kept calling); pass a larger "
                 "call_limit to decisions() if the agent needs it"
             )
-        tools = {_tool_name(t): t for t in call.tools}
+        tools = tuple(
+            (_tool_name(t), json.dumps(_parameters(t), sort_keys=True)) for t in call.tools
+        )
+        names = {name for name, _ in tools}
         mode, named = _tool_choice(call.tool_choice)
         earlier = tuple(
             tc
             for _, turn in self._answered
             for tc in turn.tool_calls
-            if (named is None or tc.name == named) and tc.name in tools and tc.raw_args is None
+            if (named is None or tc.name == named) and tc.name in names and tc.raw_args is None
         )
+        final = step >= c.max_steps
         # One draw per step: the shrinker can then drop a whole step at once.
-        turn: Turn = self._draw(_step(c, tools, mode, named, step, earlier))
+        drawn = self._draw(_step(c, tools, mode, named, final, len(earlier)))
+        if isinstance(drawn, _Repeat):
+            again = earlier[drawn.index]
+            return Turn(
+                tool_calls=[ToolCall(again.name, again.args)], first_token_delay=drawn.delay
+            )
+        turn: Turn = drawn
         return turn
 
     # -- playing an agent -------------------------------------------------------------------
@@ -643,6 +715,101 @@ def model(**settings: Any) -> FakeChatModel:
         raise TypeError("fuzz.model() writes its own script; pass other settings only")
     rule = Rule(responder=_respond_playing, name="fuzz.model")
     return FakeChatModel(script=Script(rules=[rule]), **settings)
+
+
+class Fuzzer:
+    """Play an agent over many drawn decision sequences and check invariants:
+    the property test of :func:`decisions`, without writing ``@given``.
+
+    The pytest plugin's ``fakellm_fuzz`` fixture is one, configured by the
+    test's ``@pytest.mark.fakellm_fuzz(...)`` marker::
+
+        @pytest.mark.fakellm_fuzz(max_examples=200, max_steps=5, parallel=0.5)
+        def test_booking(fakellm_fuzz):
+            agent = create_agent(fakellm_fuzz.model, tools=[search, confirm, book])
+            fakellm_fuzz.check(
+                lambda: agent.invoke({"messages": [("user", "a room")]}),
+                fuzz.terminates(within=6),
+                fuzz.before("confirm", "book"),
+            )
+
+    ``options`` are :func:`decisions`' arguments, plus ``max_examples`` (default
+    100) and ``derandomize`` (default False) for Hypothesis; other Hypothesis
+    settings come from the active profile (``deadline`` is off: an agent's
+    wall time is not the property).
+    """
+
+    _SETTINGS = ("max_examples", "derandomize")
+
+    def __init__(self, *, name: str = "fuzzed_agent", **options: Any) -> None:
+        self.name = name
+        self.options = options
+        self.examples = 0
+        self._model: FakeChatModel | None = None
+
+    @property
+    def model(self) -> FakeChatModel:
+        """A shared :func:`model` for the agent: build the agent once, with it."""
+        if self._model is None:
+            self._model = model()
+        return self._model
+
+    def decisions(self, **options: Any) -> SearchStrategy[Decisions]:
+        """The :func:`decisions` strategy with this fuzzer's options (and ``options`` over them)."""
+        merged = {**self.options, **options}
+        return decisions(**{k: v for k, v in merged.items() if k not in self._SETTINGS})
+
+    def check(
+        self,
+        target: Callable[[], Any],
+        *invariants: Invariant,
+        **options: Any,
+    ) -> None:
+        """Play ``target`` (``lambda: agent.invoke(...)``, or an ``async def``
+        function awaiting ``agent.ainvoke(...)``) in every example and check
+        ``invariants``; an exception the agent raises fails the example too.
+
+        A failure shrinks, then raises with the shortest trajectory and its
+        replay script in the error's notes. ``options`` override this fuzzer's
+        for this call. :attr:`examples` counts the agent runs played
+        (shrinking's replays included).
+        """
+        if not callable(target) or inspect.iscoroutine(target):
+            raise TypeError(
+                f"target={target!r}: expected a zero-argument callable "
+                "(lambda: agent.invoke(...)) or an async def function"
+            )
+        for i in invariants:
+            if not isinstance(i, Invariant):
+                raise TypeError(f"invariants: {i!r} is not a fuzz.Invariant")
+        __tracebackhide__ = True
+        from hypothesis import Phase, given, settings
+
+        merged = {**self.options, **options}
+        hyp: dict[str, Any] = {"max_examples": merged.get("max_examples", 100), "deadline": None}
+        if "derandomize" in merged:
+            hyp["derandomize"] = merged["derandomize"]
+        # Explaining re-runs examples under a tracer: slow on an agent, and the
+        # trajectory already says what happened.
+        hyp["phases"] = [p for p in settings().phases if p is not Phase.explain]
+        self.examples = 0
+
+        def prop(decisions: Decisions) -> None:
+            __tracebackhide__ = True
+            run = decisions.play(target, raises=False)
+            self.examples += 1
+            if inspect.iscoroutine(run.result):
+                run.result.close()
+                raise TypeError(
+                    "the target returned a coroutine: pass an async def function "
+                    "(async def run(): return await agent.ainvoke(...)), not a lambda"
+                )
+            run.check(*invariants)
+            if run.exception is not None:
+                raise run.exception
+
+        prop.__name__ = prop.__qualname__ = self.name
+        given(self.decisions(**options))(settings(**hyp)(prop))()
 
 
 def resume(
@@ -985,6 +1152,7 @@ class AgentRun:
         """Check every invariant; raise one :class:`InvariantError` naming each
         that broke (with the trajectory, outside a Hypothesis test, where it is
         not printed already)."""
+        __tracebackhide__ = True
         problems = []
         for inv in invariants:
             if not isinstance(inv, Invariant):

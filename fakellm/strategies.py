@@ -1432,6 +1432,11 @@ def _json_leaves() -> SearchStrategy[Any]:
     )
 
 
+#: Containers deep after which a drawn JSON value holds only what its schema
+#: requires (minItems items, required properties), so nesting stays cheap.
+_DEEP = 3
+
+
 def _from_schema(schema: Mapping[str, Any], depth: int = 0) -> SearchStrategy[Any]:
     """JSON values that fit a (tool parameters) JSON schema; a practical subset:
     const, enum, anyOf/oneOf, type (or a list of them), string lengths and
@@ -1487,23 +1492,25 @@ def _from_schema(schema: Mapping[str, Any], depth: int = 0) -> SearchStrategy[An
     if kind == "array":
         low = int(schema.get("minItems", 0))
         items = schema.get("items") or {}
-        return st.lists(
-            _from_schema(items, depth + 1) if depth < 3 else _json_leaves(),
-            min_size=low,
-            max_size=int(schema.get("maxItems", low + 2)),
-        )
+        # Below _DEEP containers a value stays small (only the items and
+        # properties the schema requires) but still follows the schema.
+        high = low if depth >= _DEEP else int(schema.get("maxItems", low + 2))
+        return st.lists(_from_schema(items, depth + 1), min_size=low, max_size=high)
     if kind == "object" or "properties" in schema:
         props: Mapping[str, Any] = schema.get("properties") or {}
         if not props:
-            if schema.get("additionalProperties") is False or depth >= 3:
+            if schema.get("additionalProperties") is False or depth >= _DEEP:
                 return st.just({})
             return st.dictionaries(
                 st.text(_NAME_CHARS, min_size=1, max_size=4), _json_leaves(), max_size=2
             )
         required = set(schema.get("required") or ())
+        optional = {} if depth >= _DEEP else props
         return st.fixed_dictionaries(
             {k: _from_schema(v, depth + 1) for k, v in props.items() if k in required},
-            optional={k: _from_schema(v, depth + 1) for k, v in props.items() if k not in required},
+            optional={
+                k: _from_schema(v, depth + 1) for k, v in optional.items() if k not in required
+            },
         )
     return _json_leaves()
 
@@ -1553,8 +1560,10 @@ def from_json_schema(schema: Mapping[str, Any]) -> SearchStrategy[Any]:
     """JSON values that fit ``schema``, with the machinery :func:`tool_calls`
     uses for arguments (same subset: const, enum, anyOf/oneOf, types, string
     lengths and patterns, number bounds, arrays, nested objects with required
-    and optional properties). Shrinks towards the simplest value, optional
-    properties left out."""
+    and optional properties) at any depth: below three containers a value
+    holds only what its schema requires (``minItems`` items, required
+    properties). Shrinks towards the simplest value, optional properties left
+    out."""
     return _from_schema(schema)
 
 

@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -136,10 +135,26 @@ def _nested(levels: int) -> st.SearchStrategy[dict[str, Any]]:
     return out
 
 
-# from_json_schema is exact down to three containers deep; below that, array
-# items are free JSON (see the xfail test below).
+@st.composite
+def _deep(draw: st.DrawFn) -> dict[str, Any]:
+    """A chain of 4-7 containers (objects, arrays, anyOf) around a small schema,
+    each container required to hold the next, so values reach the bottom."""
+    schema = draw(_nested(1))
+    for _ in range(draw(st.integers(4, 7))):
+        kind = draw(st.sampled_from(["object", "array", "anyOf"]))
+        if kind == "object":
+            name = draw(_NAMES)
+            schema = {"type": "object", "properties": {name: schema}, "required": [name]}
+        elif kind == "array":
+            low = draw(st.integers(1, 2))
+            schema = {"type": "array", "items": schema, "minItems": low, "maxItems": low + 1}
+        else:
+            schema = {"anyOf": [schema, draw(LEAVES)]}
+    return schema
+
+
 SCHEMAS = _nested(3)
-PARAMETERS = st.dictionaries(_NAMES, _nested(2), min_size=1, max_size=3).flatmap(
+PARAMETERS = st.dictionaries(_NAMES, _nested(2) | _deep(), min_size=1, max_size=3).flatmap(
     lambda props: st.lists(st.sampled_from(sorted(props)), unique=True).map(
         lambda required: {"type": "object", "properties": props, "required": required}
     )
@@ -147,22 +162,19 @@ PARAMETERS = st.dictionaries(_NAMES, _nested(2), min_size=1, max_size=3).flatmap
 
 
 @settings(FAST, max_examples=300)
-@given(SCHEMAS, st.data())
+@given(SCHEMAS | _deep(), st.data())
 def test_values_drawn_from_a_schema_are_valid_against_it(schema, data):
     value = data.draw(strategies.from_json_schema(schema))
     jsonschema.validate(value, schema, cls=jsonschema.Draft202012Validator)
 
 
-@pytest.mark.xfail(
-    reason="strategies.from_json_schema draws free JSON for array items four "
-    "containers deep instead of following the items schema",
-    raises=jsonschema.ValidationError,
-)
 def test_arrays_nested_four_containers_deep_fit_their_items():
     schema = {"type": "array", "items": {"type": "boolean"}, "minItems": 1}
     for _ in range(3):
         schema = {"type": "array", "items": schema, "minItems": 1, "maxItems": 1}
+    # Free JSON there would find the first non-boolean; the items schema allows only True.
     value = find(strategies.from_json_schema(schema), lambda v: v[0][0][0][0] is not False)
+    assert value == [[[[True]]]]
     jsonschema.validate(value, schema)
 
 
@@ -252,31 +264,49 @@ def test_latencies_are_virtual_milliseconds_up_to_max_ms(decisions):
     assert round(vt.elapsed * 1000, 6) == round(vt.elapsed * 1000)
 
 
-def _frequency(
-    strategy: st.SearchStrategy[fuzz.Decisions], tools: list[dict[str, Any]]
-) -> Counter[str]:
-    seen: Counter[str] = Counter()
+def _shares(p: float, calls: int) -> dict[str, int]:
+    """Text and tool answers over a fixed (derandomized) run of 200 examples
+    of ``calls`` model calls each, with ``text=p``."""
+    seen = {"text": 0, "tools": 0}
 
     @settings(FAST, max_examples=200)
-    @given(strategy)
+    @given(fuzz.decisions(text=p, parallel=0.5))
     def sample(decisions):
-        (message,) = ask(decisions, tools)
-        seen["tool" if message.tool_calls else "text"] += 1
-        seen[f"calls={len(message.tool_calls)}"] += 1
+        for message in ask(decisions, [SEARCH, BOOK], calls=calls):
+            seen["tools" if message.tool_calls else "text"] += 1
 
     sample()
     return seen
 
 
-def test_text_is_roughly_the_probability_of_a_text_answer():
-    # Hypothesis is a search, not a sampler: it also tries extremes and copies
-    # choices, so shares come out near the asked probability, not at it.
+@pytest.mark.parametrize("p", [0.0, 0.001, 0.1, 0.25, 0.5, 0.9, 0.999, 1.0])
+def test_a_fresh_draw_makes_a_choice_with_exactly_its_probability(p):
+    # Two uniform bytes per choice: of the 65536 values, round(p * 65536) say yes,
+    # and the simplest (zero bytes) says no.
+    def draw(value: int) -> Any:
+        return lambda strategy: value.to_bytes(2, "big")
+
+    yes = sum(fuzz._flip(draw(v), p) for v in range(65536))
+    assert yes == round(p * 65536)
+    assert fuzz._flip(draw(0), p) is (p == 1.0)
+
+
+# Hypothesis is a search, not a sampler: it runs the simplest example and
+# simplest continuations (text) and mutates examples by copying their parts
+# (tool-calling steps have more parts), so shares over a run drift from p; the
+# docs state 0.3 as the bound. Exact counts are not pinned: a derandomized run
+# still depends on the pool of constants Hypothesis collects from every loaded
+# project module (it differs between this file alone and the whole suite).
+
+
+@pytest.mark.parametrize("calls", [1, 5])
+def test_over_a_run_the_share_of_text_answers_stays_within_the_stated_tolerance(calls):
     shares = []
     for p in (0.1, 0.5, 0.9):
-        seen = _frequency(fuzz.decisions(text=p, parallel=0.5), [SEARCH, BOOK])
-        shares.append(seen["text"] / 200)
-        assert abs(shares[-1] - p) <= 0.25, (p, seen)
-        assert seen["calls=1"] < seen["tool"]  # some parallel steps
+        seen = _shares(p, calls)
+        assert seen["text"] + seen["tools"] == 200 * calls
+        shares.append(seen["text"] / (200 * calls))
+        assert abs(shares[-1] - p) <= 0.3, (p, calls, seen)
     assert shares == sorted(shares)
 
 

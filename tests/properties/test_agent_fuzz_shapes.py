@@ -46,7 +46,42 @@ def test_hallucinated_calls_name_tools_that_are_not_bound(decisions):
     for call in message.tool_calls:
         assert call["name"] not in ("search", "book")
         assert re.fullmatch("[a-z]{1,12}", call["name"])
-        assert call["args"] == {}
+        assert isinstance(call["args"], dict)
+
+
+def _kind_of_unbound_args(args: dict[str, Any]) -> str:
+    """Which of the three kinds of arguments a hallucinated call carries."""
+    if not args:
+        return "empty"
+    for t in (SEARCH, BOOK):
+        if jsonschema.Draft202012Validator(t["function"]["parameters"]).is_valid(args):
+            return "a bound tool's"
+    assert all(re.fullmatch("[a-z_]{1,4}", k) for k in args), args  # free JSON's keys
+    return "free"
+
+
+def test_hallucinated_calls_draw_empty_free_or_a_bound_tools_arguments():
+    seen: dict[str, int] = {}
+
+    @settings(FAST, max_examples=60)
+    @given(fuzz.decisions(text=0, parallel=0, hallucinated=1))
+    def sample(decisions):
+        (call,) = ask(decisions, [SEARCH, BOOK])[0].tool_calls
+        kind = _kind_of_unbound_args(call["args"])
+        seen[kind] = seen.get(kind, 0) + 1
+
+    sample()
+    assert sorted(seen) == ["a bound tool's", "empty", "free"], seen
+
+
+def test_hallucinated_arguments_shrink_to_empty():
+    def holds(decisions: fuzz.Decisions) -> bool:
+        (call,) = ask(decisions, [SEARCH, BOOK])[0].tool_calls
+        return call["name"] != "a"  # any example but the simplest
+
+    found = find(fuzz.decisions(text=0, parallel=0, hallucinated=1), holds, settings=MINIMAL)
+    (call,) = found.model.calls[-1].turn.tool_calls
+    assert (call.name, call.args, call.allow_unbound) == ("b", {}, True)
 
 
 @FAST
