@@ -229,7 +229,10 @@ def test_a_loop_on_a_repeated_call_is_found_and_shrunk_to_three_identical_calls(
         "the agent broke 1 invariant:\n- terminates(within=3): the agent made 4 model calls"
     )
     assert found.first_failure is not None
-    assert found.first_failure <= 60
+    # Hypothesis also draws literals it collects from the project's loaded modules, so
+    # where the first failure falls moves with the test modules a process has imported
+    # (example 31 with this file alone, 44 with half the suite): the bound leaves room.
+    assert found.first_failure <= 120
     assert found.last is not None
     same = (
         '  step {}: tool call order_status({{"order_id": ""}})\n'

@@ -96,7 +96,6 @@ def test_an_async_agent(fakellm_fuzz):
             "E       Script([",
             "E           Turn(tool_calls=[ToolCall('lookup', {'q': ''})]),",
             "E       ])",
-            "",
         ],
         consecutive=True,
     )
