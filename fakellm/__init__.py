@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from fakellm._model import FakeChatModel, FakeLLM
     from fakellm._recorder import Recorder
     from fakellm._scenario import run_scenario, virtual_time
-    from fakellm._script import Call, Rule, Script, ToolCall, Turn, Usage, load_script
+    from fakellm._script import Call, Chunk, Rule, Script, ToolCall, Turn, Usage, load_script
 
 try:
     __version__: str = version("langchain-fakellm")
@@ -34,6 +34,7 @@ except PackageNotFoundError:  # imported from a source tree that was never insta
 
 __all__ = [
     "Call",
+    "Chunk",
     "Event",
     "EventLog",
     "FakeChatModel",
@@ -67,7 +68,8 @@ _HOMES = {
     "stop_virtual_time": "fakellm._clock",
     "virtual_time": "fakellm._scenario",
     **dict.fromkeys(
-        ("Call", "Rule", "Script", "ToolCall", "Turn", "Usage", "load_script"), "fakellm._script"
+        ("Call", "Chunk", "Rule", "Script", "ToolCall", "Turn", "Usage", "load_script"),
+        "fakellm._script",
     ),
 }
 

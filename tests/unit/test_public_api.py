@@ -10,7 +10,7 @@ from fakellm import errors
 
 PROMISED = {
     "FakeChatModel", "FakeLLM",
-    "Script", "Turn", "ToolCall", "load_script", "Rule", "Call", "Usage",
+    "Script", "Turn", "Chunk", "ToolCall", "load_script", "Rule", "Call", "Usage",
     "Recorder", "EventLog", "Event",
     "virtual_time", "run_scenario", "stop_virtual_time",
     "errors",
