@@ -42,7 +42,14 @@ from fakellm._cassette import (
     turn_from_error,
     turn_from_result,
 )
-from fakellm._model import FakeChatModel, _aclose, _pending_run, _run_info, config_run
+from fakellm._model import (
+    FakeChatModel,
+    _aclose,
+    _pending_run,
+    _run_info,
+    config_run,
+    stream_in_run,
+)
 from fakellm._script import Call, Rule, Script, Turn, as_script
 from fakellm.errors import UnexpectedCall, UnusedTurns
 
@@ -565,19 +572,7 @@ def _run_keeper(hook: str, real: Callable[..., Any]) -> Callable[..., Any]:
             model: BaseChatModel, input: Any, config: Any = None, **kwargs: Any
         ) -> Iterator[Any]:
             config, info = config_run(model, config)
-            inner = real(model, input, config, **kwargs)
-            token = _pending_run.set(info)
-            try:
-                first = next(inner, _MISSING)
-            finally:
-                _pending_run.reset(token)
-            if first is _MISSING:
-                return
-            try:
-                yield first
-                yield from inner
-            finally:
-                inner.close()
+            yield from stream_in_run(info, real(model, input, config, **kwargs))
 
         return stream
     if hook == "astream":

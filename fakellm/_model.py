@@ -223,6 +223,27 @@ def config_run(
     return config, info
 
 
+def stream_in_run(info: _RunInfo, inner: Iterator[_C]) -> Iterator[_C]:
+    """``inner``, a core stream, its first step (where core starts the run and calls
+    ``_stream``) taken with ``info`` parked; closed as soon as the caller stops, as
+    ``astream`` is, so the run ends then."""
+    token = _pending_run.set(info)
+    try:
+        first = next(inner, _NO_CHUNK)
+    finally:
+        _pending_run.reset(token)
+    if first is _NO_CHUNK:
+        return
+    try:
+        yield first
+        yield from inner
+    finally:
+        inner.close()  # type: ignore[attr-defined]  # core's stream is a generator
+
+
+_NO_CHUNK: Any = object()
+
+
 @dataclass(slots=True)
 class _Plan:
     """What one call will emit: pieces, waits, and where (if anywhere) it fails."""
@@ -1152,19 +1173,7 @@ class FakeChatModel(
         **kwargs: Any,
     ) -> Iterator[AIMessageChunk]:
         config, info = self._config_run(config)
-        inner = super().stream(input, config, stop=stop, **kwargs)
-        token = _pending_run.set(info)
-        try:
-            first = next(inner, None)
-        finally:
-            _pending_run.reset(token)
-        if first is None:
-            return
-        try:
-            yield first
-            yield from inner
-        finally:
-            inner.close()  # type: ignore[attr-defined]  # as in astream: ends the run now
+        yield from stream_in_run(info, super().stream(input, config, stop=stop, **kwargs))
 
     async def astream(
         self,
