@@ -554,7 +554,7 @@ class _Mirror:
             # freezegun's stop() expects its freeze innermost and the modules patched.
             _compat.freezegun_patch_modules(fake=True)
             _compat.freezegun_push(self._factory, REAL_TIME_MODULES)
-            api.stop()
+            _compat.freezegun_stop_without_imports(api)
 
     def stop(self) -> bool:
         with self._lock:

@@ -259,6 +259,36 @@ def freezegun_route_real_time(factory: object, real_here: Callable[[Any, str], b
         _install_datetime_passthrough()
 
 
+def freezegun_stop_without_imports(api: Any) -> None:
+    """``api.stop()`` for a started ``freeze_time``, without importing anything.
+
+    freezegun's stop() puts back the modules imported since its start by reading
+    every name in ``dir(module)``; a module with a lazy ``__getattr__``
+    (``langchain_core.callbacks``, ...) then imports while other modules still
+    hold freezegun's classes, and the import can fail (a pydantic model with a
+    datetime field, at interpreter exit). Those modules' own namespaces are put
+    back here instead, and stop() is left none to walk.
+    """
+    import types
+
+    reals: dict[int, object] = api.reals
+    for name in set(sys.modules) - api.modules_at_start:
+        module = sys.modules.get(name)
+        if not isinstance(module, types.ModuleType) or name.endswith(".six.moves"):
+            continue
+        namespace = vars(module)
+        if name.startswith(api.ignore) or namespace.get("__name__") in ("datetime", "time"):
+            continue
+        for attribute, value in list(namespace.items()):
+            if attribute in api.fake_names:
+                continue
+            real = reals.get(id(value))
+            if real is not None:
+                namespace[attribute] = real
+    api.modules_at_start = set(sys.modules)
+    api.stop()
+
+
 __all__ += [
     "FREEZEGUN_REAL_DATETIME",
     "FREEZEGUN_REAL_TIME",
@@ -268,6 +298,7 @@ __all__ += [
     "freezegun_remove",
     "freezegun_replace_factory",
     "freezegun_route_real_time",
+    "freezegun_stop_without_imports",
 ]
 
 

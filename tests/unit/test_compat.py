@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import datetime as dt
 import inspect
+import sys
 
 from langchain_core.language_models import BaseChatModel, BaseLLM
 from langchain_core.runnables.configurable import RunnableConfigurableFields
@@ -348,3 +350,33 @@ def test_private_values_are_the_models_private_attributes() -> None:
     assert compat.private_values(held)["_x"] == [2]
     model = FakeChatModel(script=["a"])
     assert set(compat.private_values(model)) == {"_player", "_calls", "_lock"}
+
+
+def test_freezegun_stop_without_imports_restores_new_modules_without_importing() -> None:
+    import types
+
+    import freezegun
+
+    real = compat.FREEZEGUN_REAL_DATETIME  # read now: the freeze's scan rebinds it too
+    looked_up: list[str] = []
+
+    def lazy(name: str) -> object:
+        looked_up.append(name)
+        raise AttributeError(name)
+
+    module = types.ModuleType("fakellm_test_imported_while_frozen")
+    module.__getattr__ = lazy  # type: ignore[method-assign]
+    module.__dir__ = lambda: ["now_class", "lazy_name"]  # type: ignore[method-assign]
+    api = freezegun.freeze_time("2024-01-01")
+    api.start()
+    try:
+        module.now_class = dt.datetime  # freezegun's class, bound while frozen
+        sys.modules[module.__name__] = module
+        frozen_class = module.now_class
+    finally:
+        compat.freezegun_stop_without_imports(api)
+        del sys.modules[module.__name__]
+    assert frozen_class is not real
+    assert (module.now_class, dt.datetime) == (real, real)
+    assert not compat.freezegun_active()
+    assert looked_up == []

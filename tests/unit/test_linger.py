@@ -15,6 +15,7 @@ import datetime as dt
 import importlib
 import os
 import pickle
+import subprocess
 import sys
 import threading
 import time
@@ -268,3 +269,27 @@ def test_the_plugin_stops_virtual_time_at_the_end_of_a_session(
     pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
     assert not _clock._MIRROR.lingering
     assert dt.datetime is fg.real_datetime
+
+
+_EXIT_SCRIPT = """
+from fakellm import virtual_time
+
+with virtual_time():
+    pass
+print("done")
+"""
+
+
+def test_a_process_that_used_virtual_time_exits_quietly() -> None:
+    # The atexit stop once walked dir() of every module imported since the scan;
+    # langchain_core.callbacks' lazy names then imported langsmith's pydantic
+    # models while pydantic still held freezegun's datetime, and the interpreter
+    # printed that failure on its way out.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH")])
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", _EXIT_SCRIPT], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "done\n", "")
