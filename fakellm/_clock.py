@@ -21,8 +21,8 @@ selector and event-loop machinery, pytest, Hypothesis) keeps reading real time
 when it calls a clock itself, so their real timeouts and measurements still
 work. freezegun's scan of every loaded module happens once, at the first
 scope; between scopes its freeze is parked (see :class:`_Mirror`): outside a
-scope every reader answers exactly like the real function, and the next scope
-costs a few assignments. :func:`stop_virtual_time` undoes it all.
+scope every module holds the real functions again, and the next scope costs a
+few assignments. :func:`stop_virtual_time` undoes it all.
 
 Prior art: trio's ``MockClock(autojump_threshold=0)``, the ``looptime`` pytest
 plugin, ``aiotools.VirtualClock``.
@@ -39,7 +39,6 @@ import math
 import sys
 import threading
 import time
-import types
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -386,14 +385,14 @@ class _Mirror:
     clocks are the only clocks, freezegun just reads them through
     :class:`_VirtualNow`. Scopes register per thread; readers find theirs.
 
-    The first scope starts freezegun's full freeze (its scan patches every
-    loaded module's ``from time import time``-style bindings). After the last
-    scope the freeze is *parked*, not stopped: it leaves freezegun's stacks and
-    the ``time``/``datetime``/``uuid`` attributes and pickling hooks are
-    restored, while the scanned bindings stay and answer exactly like the real
-    functions. The next scope un-parks it with a few assignments; only modules
-    imported in between make it scan again. :func:`stop_virtual_time` (the
-    plugin at session end, ``atexit`` otherwise) undoes the scan too.
+    The first scope starts freezegun's freeze and scans every loaded module
+    once for ``from time import time``-style bindings, keeping the list. After
+    the last scope the freeze is *parked*, not stopped: it leaves freezegun's
+    stacks, and the ``time``/``datetime``/``uuid`` attributes, pickling hooks
+    and every binding on the list are the real ones again. The next scope
+    un-parks it by setting the list again, with no scan; only modules imported
+    since make it scan again. :func:`stop_virtual_time` (the plugin at session
+    end, ``atexit`` otherwise) ends freezegun's freeze too.
     """
 
     def __init__(self) -> None:
@@ -401,6 +400,7 @@ class _Mirror:
         self._holds = 0
         self._up = False
         self._api: Any = None
+        self._bindings: tuple[tuple[Any, str, object, object], ...] = ()
         self._scanned: tuple[int, int] = (-1, -1)
         self._factory = _VirtualNow()
         self._saved: dict[str, Any] = {}
@@ -513,23 +513,23 @@ class _Mirror:
 
     def _start(self) -> None:
         _compat.freezegun_route_real_time(self._factory, self.real_here)
-        sys.modules.setdefault(_CANARY.__name__, _CANARY)  # pytester may have dropped it
         if _compat.freezegun_active():
             # Someone else's freeze is running (and has patched the modules):
             # answer on top of it until the last scope ends.
             _compat.freezegun_push(self._factory, REAL_TIME_MODULES)
-        elif (
-            self._api is not None
-            and self._scanned == _modules_signature()
-            and _CANARY.clock is not _compat.FREEZEGUN_REAL_TIME
-        ):
+        elif self._api is not None and self._scanned == _modules_signature():
             _compat.freezegun_patch_modules(fake=True)
+            _compat.freezegun_set_bindings(self._bindings, fake=True)
             _compat.freezegun_push(self._factory, REAL_TIME_MODULES)
         else:
             self._unscan()  # modules were imported since the last scan
-            api = freezegun.freeze_time(DEFAULT_START, ignore=list(REAL_TIME_MODULES))
+            # ignore="" (every module): freezegun patches only the time,
+            # datetime and uuid modules; the modules' own bindings are fakellm's
+            # scan, which imports nothing (see freezegun_bind_fakes).
+            api = freezegun.freeze_time(DEFAULT_START, ignore=[""])
             api.start()
             _compat.freezegun_replace_factory(self._factory)
+            self._bindings = _compat.freezegun_bind_fakes(REAL_TIME_MODULES)
             self._api, self._scanned = api, _modules_signature()
             if not self._atexit:
                 self._atexit = True
@@ -546,10 +546,21 @@ class _Mirror:
         time.sleep = self._saved["sleep"]
         asyncio.events.new_event_loop = self._saved["new_event_loop"]
         if _compat.freezegun_remove(self._factory):
-            _compat.freezegun_patch_modules(fake=False)
+            if self._scanned != _modules_signature():
+                # Modules imported inside the scope bound freezegun's fakes:
+                # put them back now; the next scope scans again anyway.
+                self._unscan()
+            else:
+                _compat.freezegun_patch_modules(fake=False)
+                # The bindings the scan made go back too: a module holding
+                # freezegun's class while ``datetime.datetime`` is real fails
+                # identity checks (pydantic cannot build a datetime field).
+                _compat.freezegun_set_bindings(self._bindings, fake=False)
 
     def _unscan(self) -> None:
         api, self._api = self._api, None
+        _compat.freezegun_set_bindings(self._bindings, fake=False)
+        self._bindings = ()
         if api is not None:
             # freezegun's stop() expects its freeze innermost and the modules patched.
             _compat.freezegun_patch_modules(fake=True)
@@ -562,15 +573,6 @@ class _Mirror:
                 return False
             self._unscan()
             return True
-
-
-# A module freezegun's scan patches like any other. If another freeze starts
-# while fakellm's is parked, its stop() puts back what *its* scan found (its
-# cache remembers the real functions), undoing fakellm's bindings too; this
-# module's attribute turning real again says the next scope must scan anew.
-_CANARY: Final = types.ModuleType("fakellm_clock_canary")
-_CANARY.clock = _compat.FREEZEGUN_REAL_TIME  # type: ignore[attr-defined]
-sys.modules[_CANARY.__name__] = _CANARY
 
 
 def _modules_signature() -> tuple[int, int]:

@@ -63,12 +63,11 @@ __all__ += ["RunOnceHook", "ready_handles"]
 # ------------------------------------------------------------------ virtual time (#13)
 # freezegun keeps its active freezes in module-level stacks and decides "real
 # time or frozen?" in one module-level function. fakellm starts freezegun's
-# full freeze (the scan that patches every loaded module) once, then between
-# its scopes *parks* it: its entries leave the stacks and the ``time``,
-# ``datetime`` and ``uuid`` attributes and pickling hooks go back to the real
-# ones, so the process looks unfrozen; the fakes bound in scanned modules stay
-# and answer exactly like the real functions. Entering the next scope puts the
-# entries and attributes back (a few assignments, no scan).
+# freeze and binds its fakes into loaded modules (its own scan) once, then
+# between its scopes *parks* it: its entries leave the stacks and the ``time``,
+# ``datetime`` and ``uuid`` attributes, pickling hooks and the scan's bindings
+# go back to the real ones, so the process is unfrozen. Entering the next scope
+# puts the entries, attributes and bindings back (assignments, no scan).
 
 import copyreg as _copyreg  # noqa: E402
 import datetime as _datetime  # noqa: E402
@@ -259,6 +258,45 @@ def freezegun_route_real_time(factory: object, real_here: Callable[[Any, str], b
         _install_datetime_passthrough()
 
 
+def freezegun_bind_fakes(ignore: tuple[str, ...]) -> tuple[tuple[Any, str, object, object], ...]:
+    """Bind freezegun's fakes wherever a loaded module holds a real clock function or
+    class, as ``freeze_time``'s scan does, and return what was bound.
+
+    One ``(module, attribute, fake, real)`` per binding (``from datetime import
+    datetime``, ``from time import time``, ...), so all can be put back and set
+    again without another scan. freezegun's own scan reads ``dir(module)`` and
+    ``getattr``, which runs lazy ``__getattr__`` hooks (``fakellm``'s own,
+    ``langchain_core``'s) and so imports modules while ``datetime.datetime`` is
+    freezegun's class: a pydantic imported then keys its datetime schema on that
+    class and can never build a datetime field again. Each module's own
+    namespace is read here instead, which imports nothing. Modules named in
+    ``ignore`` keep the real functions, as with freezegun's ``ignore``.
+    """
+    import types
+
+    fakes = {id(real): fake for _owner, _name, fake, real in _MODULE_PATCHES if fake is not None}
+    skip = (*ignore, "freezegun", "datetime", "time", "_datetime")
+    out = []
+    for module_name, module in list(sys.modules.items()):
+        if not isinstance(module, types.ModuleType) or module_name.startswith(skip):
+            continue
+        namespace = vars(module)
+        for name, value in list(namespace.items()):
+            fake = fakes.get(id(value))
+            if fake is not None:
+                namespace[name] = fake
+                out.append((module, name, fake, value))
+    return tuple(out)
+
+
+def freezegun_set_bindings(
+    bindings: tuple[tuple[Any, str, object, object], ...], *, fake: bool
+) -> None:
+    """Set the scan's bindings to freezegun's fakes, or back to the real values."""
+    for owner, name, fake_value, real_value in bindings:
+        setattr(owner, name, fake_value if fake else real_value)
+
+
 def freezegun_stop_without_imports(api: Any) -> None:
     """``api.stop()`` for a started ``freeze_time``, without importing anything.
 
@@ -277,7 +315,7 @@ def freezegun_stop_without_imports(api: Any) -> None:
         if not isinstance(module, types.ModuleType) or name.endswith(".six.moves"):
             continue
         namespace = vars(module)
-        if name.startswith(api.ignore) or namespace.get("__name__") in ("datetime", "time"):
+        if namespace.get("__name__") in ("datetime", "time"):
             continue
         for attribute, value in list(namespace.items()):
             if attribute in api.fake_names:

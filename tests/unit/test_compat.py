@@ -380,3 +380,41 @@ def test_freezegun_stop_without_imports_restores_new_modules_without_importing()
     assert (module.now_class, dt.datetime) == (real, real)
     assert not compat.freezegun_active()
     assert looked_up == []
+
+
+def test_freezegun_bind_fakes_binds_what_freeze_times_scan_binds_and_imports_nothing() -> None:
+    import time
+    import types
+
+    import freezegun
+
+    module = types.ModuleType("fakellm_test_clock_bindings")
+    module.now_class, module.day_class = dt.datetime, dt.date
+    module.clock, module.tick, module.other = time.time, time.monotonic, len
+    looked_up: list[str] = []
+
+    def lazy(name: str) -> object:
+        looked_up.append(name)
+        raise AttributeError(name)
+
+    sys.modules[module.__name__] = module
+    names = ("now_class", "day_class", "clock", "tick", "other")
+    real = {name: getattr(module, name) for name in names}
+    try:
+        with freezegun.freeze_time("2024-01-01"):  # freezegun's own scan
+            scanned = {name: getattr(module, name) for name in names}
+        module.__getattr__ = lazy  # type: ignore[method-assign]
+        module.__dir__ = lambda: [*names, "lazy_name"]  # type: ignore[method-assign]
+        bindings = compat.freezegun_bind_fakes(("_pytest",))
+        ours = {name: getattr(module, name) for name in names}
+        compat.freezegun_set_bindings(bindings, fake=False)
+        restored = {name: getattr(module, name) for name in names}
+        compat.freezegun_set_bindings(bindings, fake=True)
+        again = {name: getattr(module, name) for name in names}
+        compat.freezegun_set_bindings(bindings, fake=False)
+    finally:
+        del sys.modules[module.__name__]
+    assert scanned != real
+    assert ours == scanned == again
+    assert restored == real
+    assert looked_up == []

@@ -116,7 +116,8 @@ def _bracketed(module: ModuleType) -> dict[str, Any]:
 def test_parked_bindings_answer_like_the_real_functions_in_local_time(
     new_york: None, helper: ModuleType
 ) -> None:
-    assert helper.datetime is fg.FakeDatetime  # bound by the scan, and it stays
+    # The scan bound freezegun's class there; parked, the real one is back.
+    assert helper.datetime is fg.real_datetime
     got = _bracketed(helper)
     assert type(got["now"]) is fg.real_datetime
     assert type(got["today"]) is fg.real_date
@@ -134,9 +135,8 @@ def test_outside_scopes_the_modules_and_pickling_are_the_real_ones(
     assert time.time is fg.real_time
     assert time.monotonic is fg.real_monotonic
     assert b"freezegun" not in pickle.dumps(dt.datetime.now())
-    # An instance of freezegun's class, made through a lingering binding:
-    made = helper.datetime(2020, 1, 1, 5, 6, 7)
-    assert type(made) is fg.FakeDatetime
+    # An instance of freezegun's class (a module imported inside a scope holds it):
+    made = fg.FakeDatetime(2020, 1, 1, 5, 6, 7)
     data = pickle.dumps(made)
     assert b"freezegun" not in data
     assert (type(pickle.loads(data)), pickle.loads(data)) == (
@@ -203,8 +203,9 @@ def test_modules_imported_between_scopes_are_scanned_by_the_next_one(
 def test_stop_virtual_time_undoes_the_scan_and_refuses_inside_a_scope(
     helper: ModuleType,
 ) -> None:
-    assert helper.time is fg.fake_time
+    assert helper.time is fg.real_time  # parked: the real function is bound
     with virtual_time():
+        assert helper.time is fg.fake_time
         assert fakellm.stop_virtual_time() is False
     assert fakellm.stop_virtual_time() is True
     assert not _clock._MIRROR.lingering
@@ -227,10 +228,8 @@ def test_your_own_freeze_time_between_scopes_works_as_without_fakellm(
     with freezegun.freeze_time("2001-02-03", real_asyncio=True):
         asyncio.run(asyncio.sleep(0.001))
     _bracketed(helper)
-    # freezegun's stop() put back what its own scan found, ours included ...
+    # freezegun's stop() put back what its own scan found: the parked state.
     assert helper.datetime is fg.real_datetime
-    assert _clock._CANARY.clock is fg.real_time
-    # ... so the next scope scans again.
     result = run_scenario(lambda: helper.readings()["now"], start=START)
     assert result.results == (START,)
     _bracketed(helper)
@@ -272,16 +271,27 @@ def test_the_plugin_stops_virtual_time_at_the_end_of_a_session(
 
 
 _EXIT_SCRIPT = """
+import datetime
 from fakellm import virtual_time
 
 with virtual_time():
     pass
-print("done")
+
+from pydantic import BaseModel  # imported (by the scan, before the fix) under the freeze
+
+
+class Booking(BaseModel):
+    when: datetime.datetime
+
+
+print(Booking(when="2030-01-01T09:00").when.hour)
 """
 
 
-def test_a_process_that_used_virtual_time_exits_quietly() -> None:
-    # The atexit stop once walked dir() of every module imported since the scan;
+def test_a_process_that_used_virtual_time_builds_datetime_models_and_exits_quietly() -> None:
+    # freezegun's scan read every lazy name (fakellm's own, langchain_core's), which
+    # imported pydantic under the freeze: its datetime schema was then keyed on
+    # freezegun's class for good. And the atexit stop walked dir() of every module;
     # langchain_core.callbacks' lazy names then imported langsmith's pydantic
     # models while pydantic still held freezegun's datetime, and the interpreter
     # printed that failure on its way out.
@@ -292,4 +302,4 @@ def test_a_process_that_used_virtual_time_exits_quietly() -> None:
     result = subprocess.run(
         [sys.executable, "-c", _EXIT_SCRIPT], capture_output=True, text=True, env=env, timeout=120
     )
-    assert (result.returncode, result.stdout, result.stderr) == (0, "done\n", "")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "9\n", "")
