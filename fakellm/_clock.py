@@ -400,7 +400,7 @@ class _Mirror:
         self._holds = 0
         self._up = False
         self._api: Any = None
-        self._bindings: tuple[tuple[Any, str, object, object], ...] = ()
+        self._bindings: tuple[tuple[dict[str, Any], str, object, object], ...] = ()
         self._scanned: tuple[int, int] = (-1, -1)
         self._factory = _VirtualNow()
         self._saved: dict[str, Any] = {}

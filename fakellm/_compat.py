@@ -258,11 +258,13 @@ def freezegun_route_real_time(factory: object, real_here: Callable[[Any, str], b
         _install_datetime_passthrough()
 
 
-def freezegun_bind_fakes(ignore: tuple[str, ...]) -> tuple[tuple[Any, str, object, object], ...]:
+def freezegun_bind_fakes(
+    ignore: tuple[str, ...],
+) -> tuple[tuple[dict[str, Any], str, object, object], ...]:
     """Bind freezegun's fakes wherever a loaded module holds a real clock function or
     class, as ``freeze_time``'s scan does, and return what was bound.
 
-    One ``(module, attribute, fake, real)`` per binding (``from datetime import
+    One ``(module namespace, name, fake, real)`` per binding (``from datetime import
     datetime``, ``from time import time``, ...), so all can be put back and set
     again without another scan. freezegun's own scan reads ``dir(module)`` and
     ``getattr``, which runs lazy ``__getattr__`` hooks (``fakellm``'s own,
@@ -285,16 +287,16 @@ def freezegun_bind_fakes(ignore: tuple[str, ...]) -> tuple[tuple[Any, str, objec
             fake = fakes.get(id(value))
             if fake is not None:
                 namespace[name] = fake
-                out.append((module, name, fake, value))
+                out.append((namespace, name, fake, value))
     return tuple(out)
 
 
 def freezegun_set_bindings(
-    bindings: tuple[tuple[Any, str, object, object], ...], *, fake: bool
+    bindings: tuple[tuple[dict[str, Any], str, object, object], ...], *, fake: bool
 ) -> None:
     """Set the scan's bindings to freezegun's fakes, or back to the real values."""
-    for owner, name, fake_value, real_value in bindings:
-        setattr(owner, name, fake_value if fake else real_value)
+    for namespace, name, fake_value, real_value in bindings:
+        namespace[name] = fake_value if fake else real_value
 
 
 def freezegun_stop_without_imports(api: Any) -> None:
