@@ -80,3 +80,35 @@ def test_an_unstarted_run_has_no_name() -> None:
     rec = Recorder()
     fast, generic = _both(rec, None)
     assert (fast.run_name, fast.run_type) == (None, None) == (generic.run_name, generic.run_type)
+
+
+def _token(rec: Recorder, run_id: UUID) -> Event:
+    rec.on_llm_new_token("t", run_id=run_id)
+    return list(rec.events)[-1]
+
+
+def test_interleaved_runs_each_keep_their_own_name() -> None:
+    rec, other = _started(), UUID(int=3)
+    rec.on_llm_start({}, ["p"], run_id=other, name="Other")
+    names = [(e.run_name, e.run_type) for e in (_token(rec, RUN), _token(rec, other))]
+    names += [(e.run_name, e.run_type) for e in (_token(rec, RUN), _token(rec, other))]
+    assert names == [("Model", "chat_model"), ("Other", "llm")] * 2
+
+
+def test_a_run_started_again_under_the_same_id_names_its_later_tokens() -> None:
+    rec = _started()
+    assert _token(rec, RUN).run_name == "Model"
+    rec.on_chat_model_start({}, [[]], run_id=RUN, name="Renamed")
+    assert (_token(rec, RUN).run_name, _token(rec, RUN).run_type) == ("Renamed", "chat_model")
+
+
+def test_after_clear_a_token_of_an_earlier_run_has_no_name() -> None:
+    rec = _started()
+    assert _token(rec, RUN).run_name == "Model"
+    rec.clear()
+    event = _token(rec, RUN)
+    assert (event.seq, event.run_name, event.run_type) == (2, None, None)
+
+
+def test_a_token_without_extra_arguments_has_empty_extra() -> None:
+    assert _token(_started(), RUN).extra == {}
