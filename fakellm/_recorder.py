@@ -124,6 +124,41 @@ def _llm_result_info(
     return (text if isinstance(text, str) else None), usage, model_name
 
 
+def _token_event(seq: int, record: tuple[Any, ...]) -> Event:
+    """The Event of a token kept by ``Recorder.on_llm_new_token`` as a plain tuple."""
+    run_id, parent_run_id, names, tags, token, chunk, now, virtual, wall, task, thread, extra = (
+        record
+    )
+    return _new_event(
+        Event,
+        (
+            seq,
+            "llm_new_token",
+            run_id,
+            parent_run_id,
+            names[0],
+            names[1],
+            tags,
+            _EMPTY,
+            token,
+            chunk,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            now,
+            virtual,
+            wall,
+            task,
+            thread,
+            extra or _EMPTY,
+        ),
+    )
+
+
 class Recorder(BaseCallbackHandler):
     """Records every LangChain callback as an immutable :class:`Event`.
 
@@ -144,8 +179,13 @@ class Recorder(BaseCallbackHandler):
     def __init__(self) -> None:
         """Create an empty recorder."""
         self._lock = threading.Lock()
-        self._events: list[Event] = []
-        self._seq = 0
+        # Everything recorded, in order. A streamed token is kept as a plain
+        # tuple (see on_llm_new_token) until ``events`` turns it into its Event;
+        # the first ``_built`` entries are all Events. An entry's seq is
+        # ``_base`` plus its index (``clear`` moves ``_base`` on).
+        self._events: list[Any] = []
+        self._built = 0
+        self._base = 0
         self._names: dict[UUID, tuple[str | None, str | None]] = {}
         # The token path's last run and its name: a UUID hashes in Python.
         self._last: tuple[object, tuple[str | None, str | None]] = _NO_LAST
@@ -167,11 +207,20 @@ class Recorder(BaseCallbackHandler):
     def events(self) -> EventLog:
         """A snapshot of everything recorded so far, in order."""
         with self._lock:
-            return EventLog._trusted(tuple(self._events))
+            events = self._events
+            base = self._base
+            for i in range(self._built, len(events)):
+                record = events[i]
+                if type(record) is tuple:
+                    events[i] = _token_event(base + i, record)
+            self._built = len(events)
+            return EventLog._trusted(tuple(events))
 
     def clear(self) -> None:
         """Forget every recorded event (the sequence number keeps counting)."""
         with self._lock:
+            self._base += len(self._events)
+            self._built = 0
             self._events.clear()
             self._names.clear()
             self._last = _NO_LAST
@@ -210,8 +259,7 @@ class Recorder(BaseCallbackHandler):
                 names = start
             else:
                 names = self._names.get(run_id, _UNNAMED)  # type: ignore[arg-type]
-            seq = self._seq
-            self._seq = seq + 1
+            seq = self._base + len(self._events)
             # datetime.now is looked up per call (not bound once) so freezegun,
             # which swaps the module's ``datetime``, drives wall_time.
             self._events.append(
@@ -387,8 +435,10 @@ class Recorder(BaseCallbackHandler):
     ) -> None:
         """Record ``on_llm_new_token`` (the token and the chunk, by reference).
 
-        Fired once per streamed chunk, so it builds its event itself: passing
-        ``_add``'s keyword arguments would cost about as much as the recording.
+        Fired once per streamed chunk, so it does the least it can while the
+        stream waits: it reads what only this moment can tell (clocks, task,
+        thread, the run's name and tags) into a plain tuple, and ``events``
+        builds the Event from it, the same Event ``_add`` would have built.
         """
         loop = _get_running_loop()
         thread = _current_thread().name
@@ -412,36 +462,21 @@ class Recorder(BaseCallbackHandler):
             if run_id is not last:
                 names = self._names.get(run_id, _UNNAMED)
                 self._last = (run_id, names)
-            seq = self._seq
-            self._seq = seq + 1
+            # datetime.now is looked up per call, as in ``_add``.
             self._events.append(
-                _new_event(
-                    Event,
-                    (
-                        seq,
-                        "llm_new_token",
-                        run_id,
-                        parent_run_id,
-                        names[0],
-                        names[1],
-                        tuple(tags) if tags else (),
-                        _EMPTY,
-                        token,
-                        chunk,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        now,
-                        virtual,
-                        datetime.now(),
-                        task_name,
-                        thread,
-                        kwargs or _EMPTY,
-                    ),
+                (
+                    run_id,
+                    parent_run_id,
+                    names,
+                    tuple(tags) if tags else (),
+                    token,
+                    chunk,
+                    now,
+                    virtual,
+                    datetime.now(),
+                    task_name,
+                    thread,
+                    kwargs,
                 )
             )
         finally:
