@@ -31,7 +31,7 @@ from collections.abc import (
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from operator import itemgetter
-from typing import Any, Literal, TypeAlias, TypeVar
+from typing import Any, Literal, NamedTuple, TypeAlias, TypeVar
 
 from langchain_core.callbacks import (
     AsyncCallbackHandler,
@@ -44,7 +44,16 @@ from langchain_core.exceptions import ModelRefusalError
 from langchain_core.language_models import BaseChatModel, BaseLLM, LanguageModelInput
 from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.load.serializable import SerializedNotImplemented
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    ChatMessage,
+    FunctionMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_core.messages.ai import UsageMetadata, add_usage
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
@@ -870,9 +879,23 @@ def _usage(
 def _message_texts(messages: Sequence[BaseMessage]) -> Iterator[str]:
     for m in messages:
         yield m.text
-        for tc in getattr(m, "tool_calls", None) or ():
+        for tc in _tool_calls_of(m) or ():
             yield tc["name"]
             yield str(tc["args"])
+
+
+# langchain-core's message classes that declare no ``tool_calls``: on them
+# ``getattr(m, "tool_calls", None)`` has pydantic raise and catch an
+# AttributeError, which costs more than counting the message's tokens.
+_NO_TOOL_CALLS = frozenset({HumanMessage, SystemMessage, ToolMessage, ChatMessage, FunctionMessage})
+
+
+def _tool_calls_of(message: BaseMessage) -> Any:
+    """``getattr(message, "tool_calls", None)``, where only an extra field can hold it."""
+    if type(message) in _NO_TOOL_CALLS:
+        extra = message.model_extra
+        return extra.get("tool_calls") if extra else None
+    return getattr(message, "tool_calls", None)
 
 
 def _stop_list(stop: str | Sequence[str] | None) -> list[str] | None:
@@ -1407,16 +1430,6 @@ class FakeChatModel(
         else:
             content = text
         tool_calls, invalid_tool_calls = _tool_calls(plan)
-        message = AIMessage(
-            content=content,
-            id=plan.message_id,
-            name=turn.name,
-            additional_kwargs=dict(turn.additional_kwargs),
-            tool_calls=tool_calls,
-            invalid_tool_calls=invalid_tool_calls,
-            usage_metadata=plan.usage,
-            response_metadata=self._final_metadata(plan),
-        )
         usage = plan.usage
         llm_output = {
             "token_usage": {
@@ -1426,7 +1439,18 @@ class FakeChatModel(
             },
             "model_name": plan.model_name,
         }
-        return ChatResult(generations=[ChatGeneration(message=message)], llm_output=llm_output)
+        reply = _Reply(
+            content,
+            plan.message_id,
+            turn.name,
+            dict(turn.additional_kwargs),
+            tool_calls,
+            invalid_tool_calls,
+            dict(usage),
+            self._final_metadata(plan),
+            llm_output,
+        )
+        return _copied_result(reply) if _copyable(reply) else _validated_result(reply)
 
 
 _open_streams: set[Any] = set()
@@ -1609,6 +1633,91 @@ def _copied_chunk(
     chunk.__dict__["message"] = message
     chunk.__dict__["text"] = text
     return chunk
+
+
+class _Reply(NamedTuple):
+    """What a non-streamed reply is made of: ``AIMessage``'s arguments and ``llm_output``."""
+
+    content: str | list[str | dict[str, Any]]
+    id: str
+    name: str | None
+    additional_kwargs: dict[str, Any]
+    tool_calls: list[Any]
+    invalid_tool_calls: list[Any]
+    usage_metadata: dict[str, Any]
+    response_metadata: dict[str, Any]
+    llm_output: dict[str, Any]
+
+
+def _validated_result(reply: _Reply) -> ChatResult:
+    message = AIMessage(
+        content=reply.content,
+        id=reply.id,
+        name=reply.name,
+        additional_kwargs=reply.additional_kwargs,
+        tool_calls=reply.tool_calls,
+        invalid_tool_calls=reply.invalid_tool_calls,
+        usage_metadata=reply.usage_metadata,
+        response_metadata=reply.response_metadata,
+    )
+    return ChatResult(generations=[ChatGeneration(message=message)], llm_output=reply.llm_output)
+
+
+_USAGE_KEYS = frozenset({"input_tokens", "output_tokens", "total_tokens"})
+
+
+def _copyable(reply: _Reply) -> bool:
+    """A plain-text reply without tool calls or usage details: validating it only
+    copies its containers and sets the generation's text (see ``_copied_result``)."""
+    usage = reply.usage_metadata
+    return (
+        type(reply.content) is str
+        and not reply.tool_calls
+        and not reply.invalid_tool_calls
+        and usage.keys() == _USAGE_KEYS
+        and all(type(v) is int for v in usage.values())
+    )
+
+
+@functools.cache
+def _result_prototype() -> tuple[ChatResult, tuple[str, ...]]:
+    """One validated plain-text reply, and the names of its message's container fields."""
+    result = _validated_result(
+        _Reply("", "prototype", None, {}, [], [], dict.fromkeys(_USAGE_KEYS, 0), {}, {})
+    )
+    message = result.generations[0].message
+    containers = tuple(k for k, v in message.__dict__.items() if type(v) in (list, dict))
+    return result, containers
+
+
+def _copied_result(reply: _Reply) -> ChatResult:
+    """The ChatResult ``_validated_result(reply)`` builds, for a copyable reply, by copying.
+
+    As with ``_copied_chunk``: validation of such a reply copies its containers
+    (each of ``reply``'s is fresh for this call) and sets the generation's text
+    to the message's, so a copy of the prototype with these fields set is the
+    same object for a fraction of the cost. tests/integration/test_invoke_message.py
+    compares the two field for field.
+    """
+    proto, containers = _result_prototype()
+    proto_generation = proto.generations[0]
+    message = _compat.shallow_copy(proto_generation.message)
+    fields = message.__dict__
+    for key in containers:
+        fields[key] = fields[key].copy()
+    fields["content"] = reply.content
+    fields["id"] = reply.id
+    fields["name"] = reply.name
+    fields["additional_kwargs"] = reply.additional_kwargs
+    fields["usage_metadata"] = reply.usage_metadata
+    fields["response_metadata"] = reply.response_metadata
+    generation = _compat.shallow_copy(proto_generation)
+    generation.__dict__["message"] = message
+    generation.__dict__["text"] = message.text
+    result = _compat.shallow_copy(proto)
+    result.__dict__["generations"] = [generation]
+    result.__dict__["llm_output"] = reply.llm_output
+    return result
 
 
 class FakeLLM(_Scripted, _compat.PerPromptRunManagers, BaseLLM):

@@ -36,12 +36,16 @@ __all__ = ["Recorder"]
 
 _EMPTY: Mapping[str, Any] = {}
 _UNNAMED: tuple[str | None, str | None] = (None, None)
+_NO_LAST: tuple[object, tuple[str | None, str | None]] = (object(), _UNNAMED)
 _new_event = tuple.__new__  # skips NamedTuple.__new__'s keyword handling (hot path)
 _get_running_loop = _compat.get_running_loop_or_none
 _current_task = asyncio.current_task
 _current_thread = threading.current_thread
 _VirtualTimeLoop = _clock.VirtualTimeLoop
 _scenario_task = scenario_task.get
+# Its list of live scopes is empty outside every virtual-time scope, and then
+# no thread has a virtual clock: one attribute read instead of the clock lookup.
+_mirror = _clock._MIRROR
 
 
 def _sync_time() -> tuple[float, bool]:
@@ -51,26 +55,28 @@ def _sync_time() -> tuple[float, bool]:
     ``VirtualClock.advance``; its clock is then the time source. Otherwise
     real monotonic time (not deterministic, so ``normalized()`` drops it).
     """
-    clock = _clock.current_sync_clock()
+    clock = _clock.current_sync_clock() if _mirror._live else None
     if clock is not None:
         return clock.elapsed, True
     return time.monotonic(), False
 
 
-def _now(loop: asyncio.AbstractEventLoop | None) -> tuple[float, bool, str | None]:
-    """``(time, is_virtual, task name)``: the loop's clock and current task inside
-    a running loop, else the sync clock (and the scenario task's name, if any)."""
-    # Inside run_scenario, the scenario task the code serves (also from tasks it
-    # gathered, LangGraph's node tasks and executor threads, which all inherit
-    # its context); elsewhere the asyncio task's name.
+def _task_name(loop: asyncio.AbstractEventLoop | None) -> str | None:
+    """Inside run_scenario, the scenario task the code serves (also from tasks it
+    gathered, LangGraph's node tasks and executor threads, which all inherit its
+    context); elsewhere the running asyncio task's name, or None."""
     task_name = _scenario_task()
-    if loop is None:
-        now, virtual = _sync_time()
-        return now, virtual, task_name
-    if task_name is None:
+    if task_name is None and loop is not None:
         task = _current_task(loop)
-        task_name = task.get_name() if task is not None else None
-    return loop.time(), isinstance(loop, _VirtualTimeLoop), task_name
+        return task.get_name() if task is not None else None
+    return task_name
+
+
+def _now(loop: asyncio.AbstractEventLoop | None) -> tuple[float, bool]:
+    """``(time, is_virtual)``: the running loop's clock, else the sync clock."""
+    if loop is None:
+        return _sync_time()
+    return loop.time(), isinstance(loop, _VirtualTimeLoop)
 
 
 def _run_name(name: Any, serialized: Mapping[str, Any] | None) -> str | None:
@@ -118,6 +124,41 @@ def _llm_result_info(
     return (text if isinstance(text, str) else None), usage, model_name
 
 
+def _token_event(seq: int, record: tuple[Any, ...]) -> Event:
+    """The Event of a token kept by ``Recorder.on_llm_new_token`` as a plain tuple."""
+    run_id, parent_run_id, names, tags, token, chunk, now, virtual, wall, task, thread, extra = (
+        record
+    )
+    return _new_event(
+        Event,
+        (
+            seq,
+            "llm_new_token",
+            run_id,
+            parent_run_id,
+            names[0],
+            names[1],
+            tags,
+            _EMPTY,
+            token,
+            chunk,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            now,
+            virtual,
+            wall,
+            task,
+            thread,
+            extra or _EMPTY,
+        ),
+    )
+
+
 class Recorder(BaseCallbackHandler):
     """Records every LangChain callback as an immutable :class:`Event`.
 
@@ -138,9 +179,16 @@ class Recorder(BaseCallbackHandler):
     def __init__(self) -> None:
         """Create an empty recorder."""
         self._lock = threading.Lock()
-        self._events: list[Event] = []
-        self._seq = 0
+        # Everything recorded, in order. A streamed token is kept as a plain
+        # tuple (see on_llm_new_token) until ``events`` turns it into its Event;
+        # the first ``_built`` entries are all Events. An entry's seq is
+        # ``_base`` plus its index (``clear`` moves ``_base`` on).
+        self._events: list[Any] = []
+        self._built = 0
+        self._base = 0
         self._names: dict[UUID, tuple[str | None, str | None]] = {}
+        # The token path's last run and its name: a UUID hashes in Python.
+        self._last: tuple[object, tuple[str | None, str | None]] = _NO_LAST
 
     def __repr__(self) -> str:
         return f"<Recorder {len(self._events)} events>"
@@ -159,13 +207,23 @@ class Recorder(BaseCallbackHandler):
     def events(self) -> EventLog:
         """A snapshot of everything recorded so far, in order."""
         with self._lock:
-            return EventLog._trusted(tuple(self._events))
+            events = self._events
+            base = self._base
+            for i in range(self._built, len(events)):
+                record = events[i]
+                if type(record) is tuple:
+                    events[i] = _token_event(base + i, record)
+            self._built = len(events)
+            return EventLog._trusted(tuple(events))
 
     def clear(self) -> None:
         """Forget every recorded event (the sequence number keeps counting)."""
         with self._lock:
+            self._base += len(self._events)
+            self._built = 0
             self._events.clear()
             self._names.clear()
+            self._last = _NO_LAST
 
     # -- the one recording path ---------------------------------------------
 
@@ -190,19 +248,20 @@ class Recorder(BaseCallbackHandler):
     ) -> None:
         loop = _get_running_loop()
         thread = _current_thread().name
-        # datetime.now is looked up per call (not bound once) so freezegun,
-        # which swaps the module's ``datetime``, drives wall_time.
+        task_name = _task_name(loop)
         # Clock, sequence number and append under one lock, so times never go
         # backwards along the recorded order even with threads.
         with self._lock:
-            now, virtual, task_name = _now(loop)
+            now, virtual = _now(loop)
             if start is not None:
                 self._names[run_id] = start  # type: ignore[index]
-                name, run_type = start
+                self._last = (run_id, start)
+                names = start
             else:
-                name, run_type = self._names.get(run_id, _UNNAMED)  # type: ignore[arg-type]
-            seq = self._seq
-            self._seq = seq + 1
+                names = self._names.get(run_id, _UNNAMED)  # type: ignore[arg-type]
+            seq = self._base + len(self._events)
+            # datetime.now is looked up per call (not bound once) so freezegun,
+            # which swaps the module's ``datetime``, drives wall_time.
             self._events.append(
                 _new_event(
                     Event,
@@ -211,8 +270,8 @@ class Recorder(BaseCallbackHandler):
                         kind,
                         run_id,
                         parent_run_id,
-                        name,
-                        run_type,
+                        names[0],
+                        names[1],
                         tuple(tags) if tags else (),
                         metadata or _EMPTY,
                         token,
@@ -376,46 +435,52 @@ class Recorder(BaseCallbackHandler):
     ) -> None:
         """Record ``on_llm_new_token`` (the token and the chunk, by reference).
 
-        Fired once per streamed chunk, so it builds its event itself: passing
-        ``_add``'s keyword arguments would cost about as much as the recording.
+        Fired once per streamed chunk, so it does the least it can while the
+        stream waits: it reads what only this moment can tell (clocks, task,
+        thread, the run's name and tags) into a plain tuple, and ``events``
+        builds the Event from it, the same Event ``_add`` would have built.
         """
         loop = _get_running_loop()
         thread = _current_thread().name
-        with self._lock:
-            now, virtual, task_name = _now(loop)
-            name, run_type = self._names.get(run_id, _UNNAMED)
-            seq = self._seq
-            self._seq = seq + 1
+        task_name = _scenario_task()
+        if loop is not None and task_name is None:
+            task = _current_task(loop)
+            task_name = task.get_name() if task is not None else None
+        # ``_add``'s steps inline (each call costs here), the lock taken by hand.
+        lock = self._lock
+        lock.acquire()
+        try:
+            if loop is not None:
+                now, virtual = loop.time(), isinstance(loop, _VirtualTimeLoop)
+            elif _mirror._live:
+                now, virtual = _sync_time()
+            else:
+                now, virtual = time.monotonic(), False
+            # Every token of a run comes with the same run id object, and a
+            # UUID hashes in Python: the last run's name is kept at hand.
+            last, names = self._last
+            if run_id is not last:
+                names = self._names.get(run_id, _UNNAMED)
+                self._last = (run_id, names)
+            # datetime.now is looked up per call, as in ``_add``.
             self._events.append(
-                _new_event(
-                    Event,
-                    (
-                        seq,
-                        "llm_new_token",
-                        run_id,
-                        parent_run_id,
-                        name,
-                        run_type,
-                        tuple(tags) if tags else (),
-                        _EMPTY,
-                        token,
-                        chunk,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        now,
-                        virtual,
-                        datetime.now(),
-                        task_name,
-                        thread,
-                        kwargs,
-                    ),
+                (
+                    run_id,
+                    parent_run_id,
+                    names,
+                    tuple(tags) if tags else (),
+                    token,
+                    chunk,
+                    now,
+                    virtual,
+                    datetime.now(),
+                    task_name,
+                    thread,
+                    kwargs,
                 )
             )
+        finally:
+            lock.release()
 
     def on_stream_event(
         self,

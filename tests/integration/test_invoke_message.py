@@ -155,3 +155,86 @@ def test_a_turns_piece_counts_equal_its_pieces(turn: Turn) -> None:
     assert "pieces" not in vars(turn)
     assert count == len(turn.pieces)
     assert reasoning == sum(1 for p in turn.pieces if p.kind == "reasoning")
+
+
+# -- a plain-text reply is a copy of a validated prototype: the same objects -----------
+
+
+def _state(value: Any) -> Any:
+    """Everything pydantic holds for a model instance, nested models and lists of them too."""
+    if isinstance(value, list):
+        return [_state(v) for v in value]
+    if not hasattr(value, "__pydantic_fields_set__"):
+        return value
+    return (
+        type(value),
+        {k: _state(v) for k, v in value.__dict__.items()},
+        value.__pydantic_fields_set__,
+        value.__pydantic_extra__,
+        value.__pydantic_private__,
+    )
+
+
+REPLIES = {
+    "plain": ("w0 w1 ", "fakellm-m-0", None, {}, {"model_name": "m", "finish_reason": "stop"}),
+    "empty": ("", "fakellm-m-1", None, {}, {}),
+    "scripted": ("roses", "msg-7", "florist", {"seed": [7]}, {"system_fingerprint": "fp"}),
+}
+
+
+@pytest.mark.parametrize("name", REPLIES)
+def test_a_copied_reply_is_the_validated_one(name: str) -> None:
+    from fakellm._model import (
+        _copied_result,
+        _copyable,
+        _Reply,
+        _result_prototype,
+        _validated_result,
+    )
+
+    content, message_id, who, kwargs, meta = REPLIES[name]
+    usage = {"input_tokens": 2, "output_tokens": 3, "total_tokens": 5}
+    llm_output = {"token_usage": {"total_tokens": 5}, "model_name": "m"}
+    args = (content, message_id, who, kwargs, [], [], usage, meta, llm_output)
+    reply = _Reply(*args)
+    assert _copyable(reply)
+    copied, validated = _copied_result(reply), _validated_result(_Reply(*args))
+    assert _state(copied) == _state(validated)
+    assert copied == validated
+    # Every container is the call's own: none is the prototype's.
+    proto = _result_prototype()[0]
+    pairs = [(copied, proto), (copied.generations[0], proto.generations[0])]
+    pairs.append((copied.generations[0].message, proto.generations[0].message))
+    for mine, theirs in pairs:
+        for field, value in mine.__dict__.items():
+            if isinstance(value, list | dict):
+                assert value is not theirs.__dict__[field], field
+    assert copied.generations[0].message.__pydantic_extra__ is not (
+        proto.generations[0].message.__pydantic_extra__
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"content": [{"type": "text", "text": "a"}]},
+        {"tool_calls": [{"name": "a", "args": {}, "id": "1", "type": "tool_call"}]},
+        {"invalid_tool_calls": [{"name": "a", "args": "{", "id": "1", "error": None}]},
+        {"usage_metadata": {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2,
+                            "output_token_details": {"reasoning": 1}}},
+    ],
+)  # fmt: skip
+def test_other_replies_are_validated(change: dict[str, Any]) -> None:
+    from fakellm._model import _copyable, _Reply
+
+    usage = {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2}
+    reply = _Reply("a", "id", None, {}, [], [], usage, {}, {})._replace(**change)
+    assert not _copyable(reply)
+
+
+def test_an_invoked_plain_reply_equals_a_validated_build() -> None:
+    model = FakeChatModel(script=[Turn("a b", name="florist", additional_kwargs={"k": 1})])
+    message = model.invoke("hi")
+    built = AIMessage(**{k: getattr(message, k) for k in message.model_fields_set})
+    assert message == built
+    assert message.model_fields_set == built.model_fields_set

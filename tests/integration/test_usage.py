@@ -139,3 +139,17 @@ def test_a_token_buffer_memory_trims_offline_by_the_same_counter() -> None:
     kept = memory.load_memory_variables({})["history"]
     assert [m.content for m in kept] == ["she likes pink roses", "Pink roses it is."]
     assert model.get_num_tokens_from_messages(kept) == 9
+
+
+def test_input_tokens_count_tool_calls_wherever_a_message_holds_them() -> None:
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+
+    model = FakeChatModel()
+    call = {"name": "price", "args": {"flower": "rose"}, "id": "c1"}
+    messages = [
+        SystemMessage("Be brief."),  # 3
+        HumanMessage("Price?", tool_calls=[call]),  # 2, and 10 for the extra field
+        AIMessage("", tool_calls=[call]),  # 10: price, then 9 in {'flower': 'rose'}
+        ToolMessage("12 euros", tool_call_id="c1"),  # 2
+    ]
+    assert model.get_num_tokens_from_messages(messages) == 3 + 2 + 10 + 10 + 2

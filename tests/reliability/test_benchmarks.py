@@ -166,6 +166,8 @@ ROWS = [
     "FakeChatModel.astream fresh vs GenericFakeChatModel, 20 chunks",
     "Recorder vs no-op inline handler, stream, 20 chunks",
     "Recorder vs no-op inline handler, astream, 20 chunks",
+    "Recorder recorded and read vs no-op inline handler, stream, 20 chunks",
+    "Recorder recorded and read vs no-op inline handler, astream, 20 chunks",
     *(
         f"EventLog {query}: per-event cost, 40 vs 20 events"
         for query in (
