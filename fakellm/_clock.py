@@ -54,6 +54,7 @@ from fakellm.errors import TimeBudgetExceeded
 __all__ = [
     "DEFAULT_BUDGET",
     "DEFAULT_START",
+    "MIRROR",
     "REAL_TIME_MODULES",
     "VirtualClock",
     "asleep",
@@ -411,7 +412,8 @@ class _Mirror:
         # no scope of their own), and all live ones. Replaced, never mutated,
         # so readers in other threads need no lock.
         self._entered: list[VirtualClock] = []
-        self._live: list[VirtualClock] = []
+        #: Every live scope's clock, in the order entered (empty outside them).
+        self.live: list[VirtualClock] = []
         # id(clock) -> the threads alive when its frozen scope was entered
         self._threads_before: dict[int, frozenset[int | None]] = {}
 
@@ -433,7 +435,7 @@ class _Mirror:
                     return clock
         inherited = _context_clock.get()
         entered = self._entered
-        if inherited is not None and inherited in (entered if frozen_only else self._live):
+        if inherited is not None and inherited in (entered if frozen_only else self.live):
             return inherited
         # A thread the most recent scope started joins it; threads that were
         # there before every scope (pytest-xdist's, a library's poller) stay real.
@@ -489,7 +491,7 @@ class _Mirror:
                 self.hold()
                 self._threads_before[id(clock)] = frozenset(t.ident for t in threading.enumerate())
                 self._entered = [*self._entered, clock]
-            self._live = [*self._live, clock]
+            self.live = [*self.live, clock]
             self._by_thread.setdefault(threading.get_ident(), []).append((clock, sync, freeze))
 
     def exit(self, clock: VirtualClock) -> None:
@@ -504,7 +506,7 @@ class _Mirror:
                     break
             if not stack:
                 self._by_thread.pop(ident, None)
-            self._live = _without(self._live, clock)
+            self.live = _without(self.live, clock)
             if frozen:
                 self._entered = _without(self._entered, clock)
                 if clock not in self._entered:
@@ -592,6 +594,9 @@ def _without(clocks: list[VirtualClock], clock: VirtualClock) -> list[VirtualClo
 
 
 _MIRROR: Final = _Mirror()
+#: The one mirror; its ``live`` list is empty outside every virtual-time scope
+#: (the Recorder's cheap test before it asks for a clock).
+MIRROR: Final = _MIRROR
 
 
 def stop_virtual_time() -> bool:

@@ -45,7 +45,7 @@ _VirtualTimeLoop = _clock.VirtualTimeLoop
 _scenario_task = scenario_task.get
 # Its list of live scopes is empty outside every virtual-time scope, and then
 # no thread has a virtual clock: one attribute read instead of the clock lookup.
-_mirror = _clock._MIRROR
+_mirror = _clock.MIRROR
 
 
 def _sync_time() -> tuple[float, bool]:
@@ -55,7 +55,7 @@ def _sync_time() -> tuple[float, bool]:
     ``VirtualClock.advance``; its clock is then the time source. Otherwise
     real monotonic time (not deterministic, so ``normalized()`` drops it).
     """
-    clock = _clock.current_sync_clock() if _mirror._live else None
+    clock = _clock.current_sync_clock() if _mirror.live else None
     if clock is not None:
         return clock.elapsed, True
     return time.monotonic(), False
@@ -452,7 +452,7 @@ class Recorder(BaseCallbackHandler):
         try:
             if loop is not None:
                 now, virtual = loop.time(), isinstance(loop, _VirtualTimeLoop)
-            elif _mirror._live:
+            elif _mirror.live:
                 now, virtual = _sync_time()
             else:
                 now, virtual = time.monotonic(), False
