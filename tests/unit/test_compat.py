@@ -348,3 +348,29 @@ def test_private_values_are_the_models_private_attributes() -> None:
     assert compat.private_values(held)["_x"] == [2]
     model = FakeChatModel(script=["a"])
     assert set(compat.private_values(model)) == {"_player", "_calls", "_lock"}
+
+
+# --- r4-13: the virtual loop's sleep that nothing can overtake ------------------------------
+
+
+def test_sleep_wakeup_is_what_asyncio_sleep_schedules_from_its_own_frame() -> None:
+    seen: list[tuple[bool, bool]] = []
+
+    class Loop(asyncio.SelectorEventLoop):
+        def call_at(  # type: ignore[override]
+            self, when: float, callback: object, *args: object, context: object = None
+        ) -> asyncio.TimerHandle:
+            # call_at <- call_later <- the caller
+            seen.append((callback is compat.SLEEP_WAKEUP, compat.called_from_sleep(2)))
+            return super().call_at(when, callback, *args, context=context)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        await asyncio.sleep(0.001)
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        loop.call_later(0.001, compat.SLEEP_WAKEUP, future, "woken")
+        assert await future == "woken"
+
+    with asyncio.Runner(loop_factory=Loop) as runner:
+        runner.run(main())
+    assert seen == [(True, True), (True, False)]
