@@ -137,22 +137,34 @@ def _lazy(
 ) -> SearchStrategy[T]:
     """``build()`` deferred to first use, shown as the call that made it."""
     shown = ", ".join(f"{k}={_shown(v)}" for k, v in arguments.items())
+    built: list[SearchStrategy[T]] = []
 
     def definition() -> SearchStrategy[T]:
-        return build()
+        if not built:
+            built.append(build())
+        return built[0]
 
     definition.__name__ = definition.__qualname__ = f"{name}({shown})"
     strategy = st.deferred(definition)
-    _MADE[strategy] = (definition.__name__, makes)
+    _MADE[strategy] = (definition.__name__, makes, definition)
     return strategy
 
 
 # Each strategy of this module: the call that made it (for messages: Hypothesis
-# shows it as deferred(...)) and what it draws, so that passing one where
-# another is expected (scripts=turns()) is named before anything is drawn.
-_MADE: weakref.WeakKeyDictionary[SearchStrategy[Any], tuple[str, type | None]] = (
-    weakref.WeakKeyDictionary()
-)
+# shows it as deferred(...)), what it draws, so that passing one where another
+# is expected (scripts=turns()) is named before anything is drawn, and how it is
+# built (see _inner).
+_MADE: weakref.WeakKeyDictionary[
+    SearchStrategy[Any], tuple[str, type | None, Callable[[], SearchStrategy[Any]]]
+] = weakref.WeakKeyDictionary()
+
+
+def _inner(strategy: SearchStrategy[T]) -> SearchStrategy[T]:
+    """What to draw from in place of ``strategy`` inside another of this module's
+    strategies: one of ours built (its arguments checked now, at the outer one's
+    first use), without the deferred layer around it; anything else as given."""
+    made = _MADE.get(strategy)
+    return strategy if made is None else made[2]()
 
 
 def _shown(value: Any) -> str:
@@ -683,7 +695,7 @@ def scripts(
 
     def build() -> SearchStrategy[Script]:
         _check_bounds("min_turns", min_turns, "max_turns", max_turns)
-        each = _turn_strategy() if turns is None else _checked_draws("turns", turns, Turn)
+        each = _inner(_turn_strategy()) if turns is None else _checked_draws("turns", turns, Turn)
         return _as(Script, st.lists(each, min_size=min_turns, max_size=max_turns))
 
     return _lazy("scripts", arguments, build, Script)
@@ -711,8 +723,10 @@ def _as(make: Callable[[Any], T], strategy: SearchStrategy[Any]) -> SearchStrate
 def _checked_draws(name: str, strategy: Any, cls: type[T]) -> SearchStrategy[T]:
     """``strategy``, whose every draw must be a ``cls``: a wrong one is named at once."""
     _check_strategy(name, strategy, cls.__name__)
-    makes = _MADE.get(strategy, ("", None))[1]
-    if makes is not None and not issubclass(makes, cls):
+    makes = _MADE[strategy][1] if strategy in _MADE else None
+    if makes is not None and issubclass(makes, cls):
+        return _inner(strategy)  # only ever draws a cls: nothing to check per draw
+    if makes is not None:
         shown = _shown(strategy)
         hint = ""
         if makes is Turn and cls is Script:
@@ -1151,7 +1165,7 @@ def scenarios(
             _check_bounds("min_calls", low, "max_calls", high, at_least=1)
         _check_ms("max_start_ms", max_start_ms)
         each = (
-            _script_strategy(min_turns=1, max_turns=1)
+            _inner(_script_strategy(min_turns=1, max_turns=1))
             if scripts is None
             else _checked_draws("scripts", scripts, Script)
         )
