@@ -118,6 +118,8 @@ _TEXT_CHARS = st.characters()  # excludes lone surrogates (Cs) by default
 _NAME_CHARS = string.ascii_lowercase
 _FREE_TOOL_NAMES = ("lookup", "search", "calculate")
 _MS = 1000
+# The branch choice of ``st.none() | x`` (0: None), drawn without one_of's spans.
+_ONE_OF_TWO = st.integers(0, 1)
 
 
 # ------------------------------------------------------------- argument checks
@@ -466,12 +468,14 @@ def usage(*, max_tokens: int = 100, details: bool = True) -> SearchStrategy[Usag
 @functools.lru_cache(maxsize=16)
 def _given_usage(max_tokens: int, details: bool) -> SearchStrategy[Usage]:
     tokens = st.integers(0, max_tokens)
-    count = st.none() | tokens
     flag = st.booleans()
+
+    def count(draw: st.DrawFn) -> int | None:
+        return draw(tokens) if draw(_ONE_OF_TWO) else None  # st.none() | tokens
 
     @st.composite
     def draw_usage(draw: st.DrawFn) -> Usage:
-        i, o = draw(count), draw(count)
+        i, o = count(draw), count(draw)
         data: dict[str, Any] = {"input_tokens": i, "output_tokens": o}
         if i is not None and o is not None and draw(flag):
             data["total_tokens"] = i + o
@@ -628,18 +632,20 @@ def _turns(
     alphabet: SearchStrategy[str] | str,
 ) -> SearchStrategy[Turn]:
     chunk_strategy = _drawn_chunks(min_chunks, max_chunks, 4, alphabet)
-    usage_strategy = st.none() | _given_usage(100, True)
+    usage_strategy = _given_usage(100, True)
     calls_strategy = (
         None
         if schemas is None
         else _as(tuple, st.lists(_one_tool_call(schemas), max_size=max_tool_calls))
     )
-    reasoning_strategy = st.none() | st.text(alphabet, min_size=1, max_size=8)
+    reasoning_strategy = st.text(alphabet, min_size=1, max_size=8)
     first_wait = st.integers(0, first_ms)
 
+    error_type = st.sampled_from(error_types) if error_types else st.nothing()
+
     @functools.lru_cache(maxsize=64)
-    def maybe_error(n: int) -> SearchStrategy[ErrorAt | None]:
-        return st.none() | _errors_at(n, error_types, True)
+    def error_place(n: int) -> SearchStrategy[int]:
+        return st.integers(0, n + 1 if n else 0)  # as _errors_at(n, error_types, True)
 
     @st.composite
     def draw_turn(draw: st.DrawFn) -> Turn:
@@ -647,7 +653,9 @@ def _turns(
         data: dict[str, Any] = {"chunks": chunks}
         n = sum(1 for c in chunks if c)
         if reasoning:
-            thought = draw(reasoning_strategy)
+            # Each optional part is one 0/1 choice, then the part: the choices
+            # st.none() | part makes, with fewer spans around them.
+            thought = draw(reasoning_strategy) if draw(_ONE_OF_TWO) else None
             if thought is not None:
                 data["reasoning"] = thought
                 n += len(split_text(thought, "words"))
@@ -667,16 +675,13 @@ def _turns(
             data["delay"] = tuple(w / _MS for w in later)
         elif later and later[0]:
             data["delay"] = later[0] / _MS
-        if error_types:
-            failure = draw(maybe_error(n))
-            if failure is not None:
-                data["error"] = failure.error
-                if failure.at_chunk != 0:
-                    data["at_chunk"] = failure.at_chunk
-        if usage:
-            spec = draw(usage_strategy)
-            if spec is not None:
-                data["usage"] = spec
+        if error_types and draw(_ONE_OF_TWO):
+            data["error"] = draw(error_type)
+            place = draw(error_place(n))
+            if place != 0:
+                data["at_chunk"] = "end" if place > n else place
+        if usage and draw(_ONE_OF_TWO):
+            data["usage"] = draw(usage_strategy)
         return Turn(**data)
 
     return draw_turn()
