@@ -320,14 +320,22 @@ def _cuts(whole: str, min_chunks: int, max_chunks: int) -> SearchStrategy[tuple[
 def _drawn_chunks(
     min_chunks: int, max_chunks: int, max_chunk_size: int, alphabet: SearchStrategy[str] | str
 ) -> SearchStrategy[tuple[str, ...]]:
+    draw_chunks = _chunk_drawer(min_chunks, max_chunks, max_chunk_size, alphabet)
+    return st.composite(draw_chunks)()
+
+
+@functools.lru_cache(maxsize=64)
+def _chunk_drawer(
+    min_chunks: int, max_chunks: int, max_chunk_size: int, alphabet: SearchStrategy[str] | str
+) -> Callable[[st.DrawFn], tuple[str, ...]]:
+    """Draws a chunking with the caller's ``draw`` (turns() draws it inline)."""
     # Two choices however many chunks: one byte per chunk giving its length,
     # then a text of exactly the total length, cut in turn. (One choice per
     # chunk made long streams slow to draw.)
-    sizes: SearchStrategy[list[int]]
+    modulo = max_chunk_size + 1
+    sizes: SearchStrategy[Any]
     if max_chunk_size < 256:
-        sizes = st.binary(min_size=min_chunks, max_size=max_chunks).map(
-            lambda raw: [b % (max_chunk_size + 1) for b in raw]
-        )
+        sizes = st.binary(min_size=min_chunks, max_size=max_chunks)  # each byte % modulo
     else:  # one byte cannot say every length
         sizes = st.lists(st.integers(0, max_chunk_size), min_size=min_chunks, max_size=max_chunks)
 
@@ -335,9 +343,8 @@ def _drawn_chunks(
     def text_of(length: int) -> SearchStrategy[str]:
         return st.text(alphabet, min_size=length, max_size=length)
 
-    @st.composite
     def draw_chunks(draw: st.DrawFn) -> tuple[str, ...]:
-        lengths = draw(sizes)
+        lengths = [b % modulo for b in draw(sizes)]
         whole = draw(text_of(sum(lengths)))
         out = []
         pos = 0
@@ -346,7 +353,7 @@ def _drawn_chunks(
             pos += size
         return tuple(out)
 
-    return draw_chunks()
+    return draw_chunks
 
 
 def latencies(
@@ -379,8 +386,15 @@ def latencies(
 
 @functools.lru_cache(maxsize=256)
 def _latencies(min_size: int, max_size: int, max_ms: int) -> SearchStrategy[tuple[int, ...]]:
-    # Cached: turns() asks for one per drawn chunk count, and building a
-    # composite strategy costs more than drawing from it.
+    return st.composite(_latency_drawer(min_size, max_size, max_ms))()
+
+
+@functools.lru_cache(maxsize=256)
+def _latency_drawer(
+    min_size: int, max_size: int, max_ms: int
+) -> Callable[[st.DrawFn], tuple[int, ...]]:
+    """Draws latencies with the caller's ``draw`` (turns() and scenarios() draw
+    them inline, one per drawn chunk count: cached)."""
     #
     # The offsets come from one bytes choice (1 or 2 bytes each) rather than
     # one integer choice each: three times faster to draw for long streams,
@@ -390,7 +404,6 @@ def _latencies(min_size: int, max_size: int, max_ms: int) -> SearchStrategy[tupl
     base_ms = st.integers(0, max_ms)
     raw = st.binary(min_size=min_size * width, max_size=max_size * width)
 
-    @st.composite
     def draw_latencies(draw: st.DrawFn) -> tuple[int, ...]:
         base = draw(base_ms)
         data = draw(raw)
@@ -401,7 +414,7 @@ def _latencies(min_size: int, max_size: int, max_ms: int) -> SearchStrategy[tupl
             out.append(min(max(base + int(zigzag * max_ms / top), 0), max_ms))
         return tuple(out)
 
-    return draw_latencies()
+    return draw_latencies
 
 
 class ErrorAt(NamedTuple):
@@ -631,7 +644,7 @@ def _turns(
     reasoning: bool,
     alphabet: SearchStrategy[str] | str,
 ) -> SearchStrategy[Turn]:
-    chunk_strategy = _drawn_chunks(min_chunks, max_chunks, 4, alphabet)
+    draw_chunks = _chunk_drawer(min_chunks, max_chunks, 4, alphabet)
     usage_strategy = _given_usage(100, True)
     calls_strategy = (
         None
@@ -649,7 +662,7 @@ def _turns(
 
     @st.composite
     def draw_turn(draw: st.DrawFn) -> Turn:
-        chunks = draw(chunk_strategy)
+        chunks = draw_chunks(draw)
         data: dict[str, Any] = {"chunks": chunks}
         n = sum(1 for c in chunks if c)
         if reasoning:
@@ -665,22 +678,23 @@ def _turns(
                 data["tool_calls"] = calls
                 n += sum(len(split_tool_args(tc.args_json)) for tc in calls)
         if first_ms == max_ms:
-            waits = draw(_latencies(max(n, 1), max(n, 1), max_ms))
+            waits = _latency_drawer(max(n, 1), max(n, 1), max_ms)(draw)
             first, later = waits[0], waits[1:]
         else:
-            first, later = draw(first_wait), draw(_latencies(max(n - 1, 0), max(n - 1, 0), max_ms))
+            first = draw(first_wait)
+            later = _latency_drawer(max(n - 1, 0), max(n - 1, 0), max_ms)(draw)
         if first:
             data["first_token_delay"] = first / _MS
         if len(set(later)) > 1:
             data["delay"] = tuple(w / _MS for w in later)
         elif later and later[0]:
             data["delay"] = later[0] / _MS
-        if error_types and draw(_ONE_OF_TWO):
+        if error_types and draw(_ONE_OF_TWO) == 1:
             data["error"] = draw(error_type)
             place = draw(error_place(n))
             if place != 0:
                 data["at_chunk"] = "end" if place > n else place
-        if usage and draw(_ONE_OF_TWO):
+        if usage and draw(_ONE_OF_TWO) == 1:
             data["usage"] = draw(usage_strategy)
         return Turn(**data)
 
@@ -1197,7 +1211,7 @@ def scenarios(
         @st.composite
         def draw_scenario(draw: st.DrawFn) -> Scenario:
             drawn = tuple(draw(script_lists))
-            starts = draw(_latencies(len(drawn), len(drawn), max_start_ms))
+            starts = _latency_drawer(len(drawn), len(drawn), max_start_ms)(draw)
             return Scenario(drawn, starts, draw(holds), draw(chaos_strategy))
 
         return draw_scenario()
