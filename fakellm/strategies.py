@@ -1188,12 +1188,13 @@ def scenarios(
             if scripts is None
             else _checked_draws("scripts", scripts, Script)
         )
-        chaos_strategy: SearchStrategy[Chaos | None]
+        chaos_strategy: SearchStrategy[Chaos] | None = None
+        given_chaos: Chaos | None = None
         if chaos is None or isinstance(chaos, Chaos):
-            chaos_strategy = st.just(chaos)
+            given_chaos = chaos
         else:
             chaos_strategy = _checked_draws("chaos", chaos, Chaos)
-        holds: SearchStrategy[tuple[tuple[int, int], ...]] = st.just(())
+        holds: SearchStrategy[tuple[tuple[int, int], ...]] | None = None
         _check_int("max_holds", max_holds)
         _check_int("max_step", max_step)
         _check_int("max_hold", max_hold, at_least=1, what=" (loop iterations)")
@@ -1212,7 +1213,10 @@ def scenarios(
         def draw_scenario(draw: st.DrawFn) -> Scenario:
             drawn = tuple(draw(script_lists))
             starts = _latency_drawer(len(drawn), len(drawn), max_start_ms)(draw)
-            return Scenario(drawn, starts, draw(holds), draw(chaos_strategy))
+            # A constant (no holds, the chaos given) is no choice: not drawn.
+            held = () if holds is None else draw(holds)
+            drawn_chaos = given_chaos if chaos_strategy is None else draw(chaos_strategy)
+            return Scenario(drawn, starts, held, drawn_chaos)
 
         return draw_scenario()
 
