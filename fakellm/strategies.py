@@ -118,6 +118,8 @@ _TEXT_CHARS = st.characters()  # excludes lone surrogates (Cs) by default
 _NAME_CHARS = string.ascii_lowercase
 _FREE_TOOL_NAMES = ("lookup", "search", "calculate")
 _MS = 1000
+# The branch choice of ``st.none() | x`` (0: None), drawn without one_of's spans.
+_ONE_OF_TWO = st.integers(0, 1)
 
 
 # ------------------------------------------------------------- argument checks
@@ -137,22 +139,34 @@ def _lazy(
 ) -> SearchStrategy[T]:
     """``build()`` deferred to first use, shown as the call that made it."""
     shown = ", ".join(f"{k}={_shown(v)}" for k, v in arguments.items())
+    built: list[SearchStrategy[T]] = []
 
     def definition() -> SearchStrategy[T]:
-        return build()
+        if not built:
+            built.append(build())
+        return built[0]
 
     definition.__name__ = definition.__qualname__ = f"{name}({shown})"
     strategy = st.deferred(definition)
-    _MADE[strategy] = (definition.__name__, makes)
+    _MADE[strategy] = (definition.__name__, makes, definition)
     return strategy
 
 
 # Each strategy of this module: the call that made it (for messages: Hypothesis
-# shows it as deferred(...)) and what it draws, so that passing one where
-# another is expected (scripts=turns()) is named before anything is drawn.
-_MADE: weakref.WeakKeyDictionary[SearchStrategy[Any], tuple[str, type | None]] = (
-    weakref.WeakKeyDictionary()
-)
+# shows it as deferred(...)), what it draws, so that passing one where another
+# is expected (scripts=turns()) is named before anything is drawn, and how it is
+# built (see _inner).
+_MADE: weakref.WeakKeyDictionary[
+    SearchStrategy[Any], tuple[str, type | None, Callable[[], SearchStrategy[Any]]]
+] = weakref.WeakKeyDictionary()
+
+
+def _inner(strategy: SearchStrategy[T]) -> SearchStrategy[T]:
+    """What to draw from in place of ``strategy`` inside another of this module's
+    strategies: one of ours built (its arguments checked now, at the outer one's
+    first use), without the deferred layer around it; anything else as given."""
+    made = _MADE.get(strategy)
+    return strategy if made is None else made[2]()
 
 
 def _shown(value: Any) -> str:
@@ -306,14 +320,22 @@ def _cuts(whole: str, min_chunks: int, max_chunks: int) -> SearchStrategy[tuple[
 def _drawn_chunks(
     min_chunks: int, max_chunks: int, max_chunk_size: int, alphabet: SearchStrategy[str] | str
 ) -> SearchStrategy[tuple[str, ...]]:
+    draw_chunks = _chunk_drawer(min_chunks, max_chunks, max_chunk_size, alphabet)
+    return st.composite(draw_chunks)()
+
+
+@functools.lru_cache(maxsize=64)
+def _chunk_drawer(
+    min_chunks: int, max_chunks: int, max_chunk_size: int, alphabet: SearchStrategy[str] | str
+) -> Callable[[st.DrawFn], tuple[str, ...]]:
+    """Draws a chunking with the caller's ``draw`` (turns() draws it inline)."""
     # Two choices however many chunks: one byte per chunk giving its length,
     # then a text of exactly the total length, cut in turn. (One choice per
     # chunk made long streams slow to draw.)
-    sizes: SearchStrategy[list[int]]
+    modulo = max_chunk_size + 1
+    sizes: SearchStrategy[Any]
     if max_chunk_size < 256:
-        sizes = st.binary(min_size=min_chunks, max_size=max_chunks).map(
-            lambda raw: [b % (max_chunk_size + 1) for b in raw]
-        )
+        sizes = st.binary(min_size=min_chunks, max_size=max_chunks)  # each byte % modulo
     else:  # one byte cannot say every length
         sizes = st.lists(st.integers(0, max_chunk_size), min_size=min_chunks, max_size=max_chunks)
 
@@ -321,9 +343,8 @@ def _drawn_chunks(
     def text_of(length: int) -> SearchStrategy[str]:
         return st.text(alphabet, min_size=length, max_size=length)
 
-    @st.composite
     def draw_chunks(draw: st.DrawFn) -> tuple[str, ...]:
-        lengths = draw(sizes)
+        lengths = [b % modulo for b in draw(sizes)]
         whole = draw(text_of(sum(lengths)))
         out = []
         pos = 0
@@ -332,7 +353,7 @@ def _drawn_chunks(
             pos += size
         return tuple(out)
 
-    return draw_chunks()
+    return draw_chunks
 
 
 def latencies(
@@ -365,8 +386,15 @@ def latencies(
 
 @functools.lru_cache(maxsize=256)
 def _latencies(min_size: int, max_size: int, max_ms: int) -> SearchStrategy[tuple[int, ...]]:
-    # Cached: turns() asks for one per drawn chunk count, and building a
-    # composite strategy costs more than drawing from it.
+    return st.composite(_latency_drawer(min_size, max_size, max_ms))()
+
+
+@functools.lru_cache(maxsize=256)
+def _latency_drawer(
+    min_size: int, max_size: int, max_ms: int
+) -> Callable[[st.DrawFn], tuple[int, ...]]:
+    """Draws latencies with the caller's ``draw`` (turns() and scenarios() draw
+    them inline, one per drawn chunk count: cached)."""
     #
     # The offsets come from one bytes choice (1 or 2 bytes each) rather than
     # one integer choice each: three times faster to draw for long streams,
@@ -376,7 +404,6 @@ def _latencies(min_size: int, max_size: int, max_ms: int) -> SearchStrategy[tupl
     base_ms = st.integers(0, max_ms)
     raw = st.binary(min_size=min_size * width, max_size=max_size * width)
 
-    @st.composite
     def draw_latencies(draw: st.DrawFn) -> tuple[int, ...]:
         base = draw(base_ms)
         data = draw(raw)
@@ -387,7 +414,7 @@ def _latencies(min_size: int, max_size: int, max_ms: int) -> SearchStrategy[tupl
             out.append(min(max(base + int(zigzag * max_ms / top), 0), max_ms))
         return tuple(out)
 
-    return draw_latencies()
+    return draw_latencies
 
 
 class ErrorAt(NamedTuple):
@@ -454,12 +481,14 @@ def usage(*, max_tokens: int = 100, details: bool = True) -> SearchStrategy[Usag
 @functools.lru_cache(maxsize=16)
 def _given_usage(max_tokens: int, details: bool) -> SearchStrategy[Usage]:
     tokens = st.integers(0, max_tokens)
-    count = st.none() | tokens
     flag = st.booleans()
+
+    def count(draw: st.DrawFn) -> int | None:
+        return draw(tokens) if draw(_ONE_OF_TWO) else None  # st.none() | tokens
 
     @st.composite
     def draw_usage(draw: st.DrawFn) -> Usage:
-        i, o = draw(count), draw(count)
+        i, o = count(draw), count(draw)
         data: dict[str, Any] = {"input_tokens": i, "output_tokens": o}
         if i is not None and o is not None and draw(flag):
             data["total_tokens"] = i + o
@@ -615,27 +644,31 @@ def _turns(
     reasoning: bool,
     alphabet: SearchStrategy[str] | str,
 ) -> SearchStrategy[Turn]:
-    chunk_strategy = _drawn_chunks(min_chunks, max_chunks, 4, alphabet)
-    usage_strategy = st.none() | _given_usage(100, True)
+    draw_chunks = _chunk_drawer(min_chunks, max_chunks, 4, alphabet)
+    usage_strategy = _given_usage(100, True)
     calls_strategy = (
         None
         if schemas is None
         else _as(tuple, st.lists(_one_tool_call(schemas), max_size=max_tool_calls))
     )
-    reasoning_strategy = st.none() | st.text(alphabet, min_size=1, max_size=8)
+    reasoning_strategy = st.text(alphabet, min_size=1, max_size=8)
     first_wait = st.integers(0, first_ms)
 
+    error_type = st.sampled_from(error_types) if error_types else st.nothing()
+
     @functools.lru_cache(maxsize=64)
-    def maybe_error(n: int) -> SearchStrategy[ErrorAt | None]:
-        return st.none() | _errors_at(n, error_types, True)
+    def error_place(n: int) -> SearchStrategy[int]:
+        return st.integers(0, n + 1 if n else 0)  # as _errors_at(n, error_types, True)
 
     @st.composite
     def draw_turn(draw: st.DrawFn) -> Turn:
-        chunks = draw(chunk_strategy)
+        chunks = draw_chunks(draw)
         data: dict[str, Any] = {"chunks": chunks}
         n = sum(1 for c in chunks if c)
         if reasoning:
-            thought = draw(reasoning_strategy)
+            # Each optional part is one 0/1 choice, then the part: the choices
+            # st.none() | part makes, with fewer spans around them.
+            thought = draw(reasoning_strategy) if draw(_ONE_OF_TWO) else None
             if thought is not None:
                 data["reasoning"] = thought
                 n += len(split_text(thought, "words"))
@@ -645,26 +678,24 @@ def _turns(
                 data["tool_calls"] = calls
                 n += sum(len(split_tool_args(tc.args_json)) for tc in calls)
         if first_ms == max_ms:
-            waits = draw(_latencies(max(n, 1), max(n, 1), max_ms))
+            waits = _latency_drawer(max(n, 1), max(n, 1), max_ms)(draw)
             first, later = waits[0], waits[1:]
         else:
-            first, later = draw(first_wait), draw(_latencies(max(n - 1, 0), max(n - 1, 0), max_ms))
+            first = draw(first_wait)
+            later = _latency_drawer(max(n - 1, 0), max(n - 1, 0), max_ms)(draw)
         if first:
             data["first_token_delay"] = first / _MS
         if len(set(later)) > 1:
             data["delay"] = tuple(w / _MS for w in later)
         elif later and later[0]:
             data["delay"] = later[0] / _MS
-        if error_types:
-            failure = draw(maybe_error(n))
-            if failure is not None:
-                data["error"] = failure.error
-                if failure.at_chunk != 0:
-                    data["at_chunk"] = failure.at_chunk
-        if usage:
-            spec = draw(usage_strategy)
-            if spec is not None:
-                data["usage"] = spec
+        if error_types and draw(_ONE_OF_TWO) == 1:
+            data["error"] = draw(error_type)
+            place = draw(error_place(n))
+            if place != 0:
+                data["at_chunk"] = "end" if place > n else place
+        if usage and draw(_ONE_OF_TWO) == 1:
+            data["usage"] = draw(usage_strategy)
         return Turn(**data)
 
     return draw_turn()
@@ -683,7 +714,7 @@ def scripts(
 
     def build() -> SearchStrategy[Script]:
         _check_bounds("min_turns", min_turns, "max_turns", max_turns)
-        each = _turn_strategy() if turns is None else _checked_draws("turns", turns, Turn)
+        each = _inner(_turn_strategy()) if turns is None else _checked_draws("turns", turns, Turn)
         return _as(Script, st.lists(each, min_size=min_turns, max_size=max_turns))
 
     return _lazy("scripts", arguments, build, Script)
@@ -711,8 +742,10 @@ def _as(make: Callable[[Any], T], strategy: SearchStrategy[Any]) -> SearchStrate
 def _checked_draws(name: str, strategy: Any, cls: type[T]) -> SearchStrategy[T]:
     """``strategy``, whose every draw must be a ``cls``: a wrong one is named at once."""
     _check_strategy(name, strategy, cls.__name__)
-    makes = _MADE.get(strategy, ("", None))[1]
-    if makes is not None and not issubclass(makes, cls):
+    makes = _MADE[strategy][1] if strategy in _MADE else None
+    if makes is not None and issubclass(makes, cls):
+        return _inner(strategy)  # only ever draws a cls: nothing to check per draw
+    if makes is not None:
         shown = _shown(strategy)
         hint = ""
         if makes is Turn and cls is Script:
@@ -1151,16 +1184,17 @@ def scenarios(
             _check_bounds("min_calls", low, "max_calls", high, at_least=1)
         _check_ms("max_start_ms", max_start_ms)
         each = (
-            _script_strategy(min_turns=1, max_turns=1)
+            _inner(_script_strategy(min_turns=1, max_turns=1))
             if scripts is None
             else _checked_draws("scripts", scripts, Script)
         )
-        chaos_strategy: SearchStrategy[Chaos | None]
+        chaos_strategy: SearchStrategy[Chaos] | None = None
+        given_chaos: Chaos | None = None
         if chaos is None or isinstance(chaos, Chaos):
-            chaos_strategy = st.just(chaos)
+            given_chaos = chaos
         else:
             chaos_strategy = _checked_draws("chaos", chaos, Chaos)
-        holds: SearchStrategy[tuple[tuple[int, int], ...]] = st.just(())
+        holds: SearchStrategy[tuple[tuple[int, int], ...]] | None = None
         _check_int("max_holds", max_holds)
         _check_int("max_step", max_step)
         _check_int("max_hold", max_hold, at_least=1, what=" (loop iterations)")
@@ -1178,8 +1212,11 @@ def scenarios(
         @st.composite
         def draw_scenario(draw: st.DrawFn) -> Scenario:
             drawn = tuple(draw(script_lists))
-            starts = draw(_latencies(len(drawn), len(drawn), max_start_ms))
-            return Scenario(drawn, starts, draw(holds), draw(chaos_strategy))
+            starts = _latency_drawer(len(drawn), len(drawn), max_start_ms)(draw)
+            # A constant (no holds, the chaos given) is no choice: not drawn.
+            held = () if holds is None else draw(holds)
+            drawn_chaos = given_chaos if chaos_strategy is None else draw(chaos_strategy)
+            return Scenario(drawn, starts, held, drawn_chaos)
 
         return draw_scenario()
 
@@ -1348,8 +1385,11 @@ class _PerturbedLoop(_compat.RunOnceHook, _clock.VirtualTimeLoop):
     ``holds`` maps the number of a ``call_soon`` call (0, 1, ... in the order
     they happen, which is deterministic) to how many loop iterations its
     callback waits. When nothing else is ready, held callbacks are released at
-    once, so holding never stalls the loop or fakes a deadlock.
+    once, so holding never stalls the loop or fakes a deadlock. Every sleep
+    keeps its own wake-up (a ``call_soon`` that holds count).
     """
+
+    _vt_sleeps_on_the_spot = False
 
     def __new__(cls, holds: Mapping[int, int], *, freeze: bool = False) -> _PerturbedLoop:
         return super().__new__(cls, freeze=freeze)  # type: ignore[return-value]
