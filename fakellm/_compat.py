@@ -623,26 +623,3 @@ def private_values(model: Any) -> dict[str, Any]:
     """
     values: dict[str, Any] = model.__pydantic_private__
     return values
-
-
-# --- r4-13: the virtual loop's sleep that nothing can overtake (fakellm._loop) -------------
-# ``asyncio.sleep`` hands ``call_later`` the private ``_set_result_unless_cancelled``
-# and awaits the future at once. When nothing can run on a virtual-time loop before
-# that timer is due, the loop jumps its clock and sets the result on the spot: the
-# task goes on without suspending, in the order the timer would have given it. The
-# caller's frame must be ``asyncio.sleep`` itself, so no other code that schedules
-# this callback (and may not await at once) is ever taken for a sleep.
-
-import asyncio.futures as _asyncio_futures  # noqa: E402
-
-#: The callback ``asyncio.sleep`` schedules to wake its future.
-SLEEP_WAKEUP: Callable[..., None] = _asyncio_futures._set_result_unless_cancelled  # type: ignore[attr-defined]
-_SLEEP_CODE = asyncio.sleep.__code__
-
-
-def called_from_sleep(depth: int) -> bool:
-    """Whether the frame ``depth`` levels above the caller runs ``asyncio.sleep``."""
-    return sys._getframe(depth + 1).f_code is _SLEEP_CODE
-
-
-__all__ += ["SLEEP_WAKEUP", "called_from_sleep"]

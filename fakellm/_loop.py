@@ -17,10 +17,7 @@ the selector's wait; there it decides, in order:
 4. nothing at all: :class:`~fakellm.errors.DeadlockError`, naming the tasks.
 
 Deadlines are integer microseconds; timers due at one tick fire first in,
-first out. A timer at ``math.inf`` never fires, as on a stock loop. An
-``asyncio.sleep`` that nothing else can run before (no other callback ready,
-no earlier or equal timer, no real work) ends on the spot: the clock jumps and
-the task goes on, exactly where the timer would have resumed it.
+first out. A timer at ``math.inf`` never fires, as on a stock loop.
 """
 
 from __future__ import annotations
@@ -45,7 +42,7 @@ from datetime import datetime
 from types import FrameType
 from typing import Any, Final, TypeVar, TypeVarTuple
 
-from fakellm import _compat, _order
+from fakellm import _order
 from fakellm._clock import (
     DEFAULT_BUDGET,
     US,
@@ -148,7 +145,7 @@ class _VirtualSelector(selectors.DefaultSelector):
 
     def select(self, timeout: float | None = None) -> _SelectResult:
         loop = self._loop_ref()
-        if loop is not None and loop._vt_job_order:
+        if loop is not None:
             loop._settle_jobs()
         if loop is None or (timeout is not None and timeout <= 0):
             return super().select(timeout)
@@ -162,10 +159,6 @@ class _VirtualSelector(selectors.DefaultSelector):
 
 
 _NEVER: Final = math.inf
-
-
-def _spent() -> None:
-    """The callback of the handle a sleep ended on the spot gets (never run)."""
 
 
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
@@ -212,11 +205,6 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         _check_options(freeze, io_grace, stall_timeout)
         return super().__new__(cls)
 
-    #: Whether ``asyncio.sleep`` may end on the spot when nothing can run before
-    #: it (see :meth:`call_at`); the exploration's perturbed loop, which numbers
-    #: every ``call_soon``, keeps each sleep's own wake-up.
-    _vt_sleeps_on_the_spot = True
-
     def __init__(
         self,
         *,
@@ -249,10 +237,6 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._vt_own_fds = frozenset(selector.get_map())
         self._vt_selector = selector
         selector._loop_ref = weakref.ref(self)
-        self._vt_stopping = False
-        # What call_at hands a sleep that ended on the spot: a handle already spent.
-        self._vt_spent = asyncio.TimerHandle(0.0, _spent, (), self)
-        self._vt_spent.cancel()
 
     @property
     def clock(self) -> VirtualClock:
@@ -296,12 +280,6 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             ticks: int | float = round(when * US)  # the common case, checked below
         else:
             ticks = seconds_to_ticks(when, name="when", allow_inf=True)
-        if (
-            callback is _compat.SLEEP_WAKEUP
-            and self._nothing_before(ticks)
-            and _compat.called_from_sleep(2)  # call_at <- call_later <- asyncio.sleep
-        ):
-            return self._wake_now(int(ticks), callback, args, context)
         if context is None:
             context = contextvars.copy_context()
         bucket = self._vt_buckets.get(ticks)
@@ -325,45 +303,6 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         bucket.live += 1
         self._vt_live_timers += 1
         return handle
-
-    def _nothing_before(self, ticks: int | float) -> bool:
-        """Whether nothing at all can run on this loop before virtual tick ``ticks``.
-
-        True only inside one of this loop's tasks, with no other callback ready,
-        no timer due at or before ``ticks`` (one due at the same tick fires
-        first), ``ticks`` within the budget, the loop not stopping, and no real
-        work or I/O that could wake it. Then a timer due at ``ticks`` is the
-        next thing the loop would run.
-        """
-        return (
-            self._vt_sleeps_on_the_spot
-            and not self._vt_stopping
-            and not _compat.ready_handles(self)
-            and ticks <= self._vt_clock.limit_ticks
-            and ((deadline := self._next_deadline()) is None or deadline > ticks)
-            and _compat.get_running_loop_or_none() is self
-            and not (self._vt_jobs or self._vt_job_order or self._vt_processes)
-            and len(self._vt_selector.get_map()) == len(self._vt_own_fds)
-            and not self._new_threads()
-        )
-
-    def _wake_now(
-        self,
-        ticks: int,
-        callback: Callable[..., object],
-        args: tuple[Any, ...],
-        context: contextvars.Context | None,
-    ) -> asyncio.TimerHandle:
-        """End a sleep that nothing can overtake on the spot: what the loop would do
-        next (jump to ``ticks``, fire the timer, resume the task) without the two
-        iterations and the task's suspension in between."""
-        self._vt_clock.move_to_tick(ticks)
-        self._vt_fired[_owner(callback)] += 1
-        if context is None:
-            callback(*args)
-        else:
-            context.run(callback, *args)
-        return self._vt_spent
 
     def _timer_dropped(self, handle: _VirtualTimerHandle) -> None:
         bucket = self._vt_buckets.get(handle._vt_ticks)
@@ -552,16 +491,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             self._vt_hold.enter_context(hold_mirror())
         if not self._vt_threads_before:
             self._vt_threads_before = frozenset(t.ident or 0 for t in threading.enumerate())
-        try:
-            with clock_scope(self._vt_clock, sync=False, freeze=self._vt_freeze):
-                super().run_forever()
-        finally:
-            self._vt_stopping = False
-
-    def stop(self) -> None:
-        """Stop after the current iteration (as asyncio's loop does)."""
-        self._vt_stopping = True
-        super().stop()
+        with clock_scope(self._vt_clock, sync=False, freeze=self._vt_freeze):
+            super().run_forever()
 
     def close(self) -> None:
         """Close the loop and let go of freezegun if this loop held it."""
@@ -580,8 +511,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             if events is not None:
                 return events
         deadline = self._next_deadline()
-        watched = self._vt_selector.get_map()
-        if len(watched) != len(self._vt_own_fds) and set(watched) - self._vt_own_fds:
+        if set(self._vt_selector.get_map()) - self._vt_own_fds:
             events = select(self._vt_io_grace if deadline is not None else self._vt_stall)
             if events:
                 return events
@@ -717,6 +647,8 @@ def _busy_threads(before: frozenset[int]) -> list[str]:
     back with ``call_soon_threadsafe``, which the loop cannot see coming; while
     such a thread is busy, the loop waits for it instead of calling a deadlock.
     """
+    from fakellm import _compat
+
     me = threading.get_ident()
     frames = _compat.current_frames()
     busy = []
@@ -740,6 +672,8 @@ def _is_idle_wait(frame: FrameType) -> bool:
 
 
 def _thread_stacks() -> str:
+    from fakellm import _compat
+
     frames = _compat.current_frames()
     parts = []
     for thread in threading.enumerate():

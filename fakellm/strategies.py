@@ -1385,11 +1385,8 @@ class _PerturbedLoop(_compat.RunOnceHook, _clock.VirtualTimeLoop):
     ``holds`` maps the number of a ``call_soon`` call (0, 1, ... in the order
     they happen, which is deterministic) to how many loop iterations its
     callback waits. When nothing else is ready, held callbacks are released at
-    once, so holding never stalls the loop or fakes a deadlock. Every sleep
-    keeps its own wake-up (a ``call_soon`` that holds count).
+    once, so holding never stalls the loop or fakes a deadlock.
     """
-
-    _vt_sleeps_on_the_spot = False
 
     def __new__(cls, holds: Mapping[int, int], *, freeze: bool = False) -> _PerturbedLoop:
         return super().__new__(cls, freeze=freeze)  # type: ignore[return-value]
