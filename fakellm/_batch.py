@@ -22,23 +22,20 @@ __all__ = ["abatch_in_order", "batch_in_order"]
 
 
 def batch_in_order(
-    owner: object,
-    runnable: Runnable[Any, Any],
+    model: Runnable[Any, Any],
     inputs: list[Any],
     config: RunnableConfig | list[RunnableConfig] | None,
     return_exceptions: bool,
     kwargs: dict[str, Any],
 ) -> list[Any]:
-    """``Runnable.batch`` of ``runnable``, its takes of ``owner``'s turns in input order."""
+    """``Runnable.batch`` of ``model``, its takes of queued turns in input order."""
     if len(inputs) <= 1:  # Runnable.batch runs a lone input in the calling thread
-        return Runnable.batch(
-            runnable, inputs, config, return_exceptions=return_exceptions, **kwargs
-        )
+        return Runnable.batch(model, inputs, config, return_exceptions=return_exceptions, **kwargs)
     configs = get_config_list(config, len(inputs))
 
     def run(per_input: Callable[[int, Callable[[], Any]], Any]) -> list[Any]:
         def one(i: int, input_: Any, cfg: RunnableConfig) -> Any:
-            call = functools.partial(runnable.invoke, input_, cfg, **kwargs)
+            call = functools.partial(model.invoke, input_, cfg, **kwargs)
             if not return_exceptions:
                 return per_input(i, call)
             try:
@@ -49,29 +46,28 @@ def batch_in_order(
         with get_executor_for_config(configs[0]) as executor:
             return list(executor.map(one, range(len(inputs)), inputs, configs))
 
-    return _order.ordered_batch(owner, inputs, run)
+    return _order.ordered_batch(model, inputs, run)
 
 
 async def abatch_in_order(
-    owner: object,
-    runnable: Runnable[Any, Any],
+    model: Runnable[Any, Any],
     inputs: list[Any],
     config: RunnableConfig | list[RunnableConfig] | None,
     return_exceptions: bool,
     kwargs: dict[str, Any],
 ) -> list[Any]:
-    """``Runnable.abatch`` of ``runnable``, its takes of ``owner``'s turns in input order."""
+    """``Runnable.abatch`` of ``model``, its takes of queued turns in input order."""
     if not inputs:
         return []
     configs = get_config_list(config, len(inputs))
 
     async def one(input_: Any, cfg: RunnableConfig) -> Any:
         if not return_exceptions:
-            return await runnable.ainvoke(input_, cfg, **kwargs)
+            return await model.ainvoke(input_, cfg, **kwargs)
         try:
-            return await runnable.ainvoke(input_, cfg, **kwargs)
+            return await model.ainvoke(input_, cfg, **kwargs)
         except Exception as exc:  # returned in place, as Runnable.abatch does
             return exc
 
     calls = [functools.partial(one, x, c) for x, c in zip(inputs, configs, strict=True)]
-    return await _order.ordered_abatch(owner, calls, configs[0].get("max_concurrency"))
+    return await _order.ordered_abatch(model, calls, configs[0].get("max_concurrency"))

@@ -989,7 +989,7 @@ class FakeChatModel(
         Inputs still run concurrently on LangChain's thread pool; only the
         moments they take queued turns are put in input order.
         """
-        return _batch.batch_in_order(self, self, inputs, config, return_exceptions, kwargs)
+        return _batch.batch_in_order(self, inputs, config, return_exceptions, kwargs)
 
     async def abatch(
         self,
@@ -1000,7 +1000,7 @@ class FakeChatModel(
         **kwargs: Any,
     ) -> list[AIMessage]:
         """``Runnable.abatch``, in input order like :meth:`batch`, on any event loop."""
-        return await _batch.abatch_in_order(self, self, inputs, config, return_exceptions, kwargs)
+        return await _batch.abatch_in_order(self, inputs, config, return_exceptions, kwargs)
 
     script: SkipValidation[Script] = Field(
         default_factory=Script, description="What the model answers, call by call."
