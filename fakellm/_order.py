@@ -172,13 +172,10 @@ class Taking:
     _slot: _Slot | None = None
 
     def took(self, answer: object) -> None:
-        """Let the next batch input go once this input cannot need another turn.
-
-        A turn with no ``error`` ends its call with an answer; anything else
-        (an error, an async responder's promise) may be followed by a retry,
-        so the next input waits until this one ends or takes again.
-        """
-        if self._slot is not None and getattr(answer, "error", True) is None:
+        """Let the next batch input take its turn: each input of a model's own
+        ``batch`` is one call, so it takes one turn (an answer, an error or an
+        async responder's promise), and the inputs then run on concurrently."""
+        if self._slot is not None:
             self._slot.gate.done(self._slot.index)
 
 
@@ -239,10 +236,12 @@ class Unit:
         ok, value = self._outcome
         if ok:
             future.set_result(value)
-        elif isinstance(value, Exception):
+        elif isinstance(value, Exception) and not isinstance(value, StopIteration):
             future.set_exception(value)
         else:
-            return False  # KeyboardInterrupt and the like: the executor's own path
+            # KeyboardInterrupt and the like, and StopIteration (which a future
+            # refuses): the executor's own path, as on a stock loop.
+            return False
         return True
 
     def join(self, _done: object = None) -> None:

@@ -351,3 +351,42 @@ def test_concurrent_calls_that_hop_on_a_stock_loop_are_reported():
 def test_stock_loop_calls_that_do_not_hop_or_run_in_turn_are_not():
     assert stock_loop_calls(concurrent=False, handler=True) == []
     assert stock_loop_calls(concurrent=True, handler=False) == []
+
+
+def test_abatch_with_an_async_responder_runs_its_inputs_concurrently():
+    # An async responder's promise is the input's one turn: the next input takes at
+    # once (they used to wait for each other: 3.0 virtual seconds, or a deadlock for
+    # responders that wait on each other).
+    from fakellm import Rule
+
+    async def slow(call: Any) -> str:
+        await asyncio.sleep(1)
+        return f"answer to {call.last_human_message}"
+
+    model = FakeChatModel(script=Script(rules=[Rule(responder=slow)]))
+
+    async def main() -> list[str]:
+        replies = await model.abatch(["a", "b", "c"])
+        return [r.text for r in replies]
+
+    result = run_scenario(main)
+    assert result.results[0] == ["answer to a", "answer to b", "answer to c"]
+    assert result.elapsed == 1.0
+
+    barrier_model = FakeChatModel(script=Script(rules=[Rule(responder=_meet)]))
+
+    async def on_a_stock_loop() -> list[str]:
+        global _BARRIER
+        _BARRIER = asyncio.Barrier(2)
+        return [r.text for r in await barrier_model.abatch(["x", "y"])]
+
+    assert asyncio.run(on_a_stock_loop()) == ["met", "met"]
+
+
+_BARRIER: asyncio.Barrier | None = None
+
+
+async def _meet(call: Any) -> str:
+    assert _BARRIER is not None
+    await asyncio.wait_for(_BARRIER.wait(), 10)
+    return "met"

@@ -255,3 +255,20 @@ def test_assert_stream_matches_invoke_runs_its_astream_mode_inside_virtual_time(
         assert_stream_matches_invoke(model, "Flowers?", modes=["invoke", "astream"])
     # invoke: 2.0 + 0.5 + 0.5 (three word chunks); astream the same, on the scope's clock
     assert vt.elapsed == 6.0
+
+
+class TestExecutorJobs:
+    def test_a_job_raising_stop_iteration_does_not_crash_the_loop(self) -> None:
+        # A future refuses StopIteration (asyncio logs that and leaves the future
+        # pending, on a stock loop too): the loop reports the job that never comes
+        # back, instead of dying with a TypeError inside select().
+        async def main() -> object:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(None, next, iter([]))
+
+        loop = VirtualTimeLoop(stall_timeout=0.2)
+        try:
+            with pytest.raises(errors.Stalled, match="waiting for 1 executor job"):
+                loop.run_until_complete(main())
+        finally:
+            loop.close()
