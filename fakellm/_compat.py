@@ -13,7 +13,7 @@ import contextvars
 import functools
 import sys
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import freezegun.api as _freezegun_api
@@ -136,6 +136,11 @@ def _module_patches() -> list[tuple[object, str, object, object]]:
 
 
 _MODULE_PATCHES = _module_patches()
+_FAKE_NAMES = frozenset(
+    getattr(fake, "__name__", "")
+    for _owner, _name, fake, _real in _MODULE_PATCHES
+    if fake is not None
+)
 
 
 def freezegun_patch_modules(fake: bool) -> None:
@@ -258,42 +263,60 @@ def freezegun_route_real_time(factory: object, real_here: Callable[[Any, str], b
         _install_datetime_passthrough()
 
 
-def freezegun_bind_fakes(
-    ignore: tuple[str, ...],
-) -> tuple[tuple[dict[str, Any], str, object, object], ...]:
-    """Bind freezegun's fakes wherever a loaded module holds a real clock function or
-    class, as ``freeze_time``'s scan does, and return what was bound.
+_Binding = tuple[dict[str, Any], str, object, object]
+# The modules freezegun patches itself (attribute by attribute, see _MODULE_PATCHES).
+_CLOCK_MODULES = frozenset({"datetime", "time", "_datetime"})
 
-    One ``(module namespace, name, fake, real)`` per binding (``from datetime import
-    datetime``, ``from time import time``, ...), so all can be put back and set
-    again without another scan. freezegun's own scan reads ``dir(module)`` and
-    ``getattr``, which runs lazy ``__getattr__`` hooks (``fakellm``'s own,
-    ``langchain_core``'s) and so imports modules while ``datetime.datetime`` is
-    freezegun's class: a pydantic imported then keys its datetime schema on that
-    class and can never build a datetime field again. Each module's own
-    namespace is read here instead, which imports nothing. Modules named in
-    ``ignore`` keep the real functions, as with freezegun's ``ignore``.
+
+def _rebind(
+    module_names: Iterable[str], table: dict[int, object], ignore: tuple[str, ...]
+) -> list[_Binding]:
+    """In each named module's own namespace, replace every value whose id is a key of
+    ``table`` by what it maps to; one ``(namespace, name, new, old)`` per change.
+
+    freezegun reads ``dir(module)`` and ``getattr`` instead, which runs lazy
+    ``__getattr__`` hooks (``fakellm``'s own, ``langchain_core``'s) and so imports
+    modules while ``datetime.datetime`` is freezegun's class: a pydantic imported
+    then keys its datetime schema on that class and can never build a datetime
+    field again. A namespace read directly imports nothing. Names that are a
+    fake's own (``FakeDatetime``, ...) are left as they are, as freezegun does.
     """
     import types
 
-    fakes = {id(real): fake for _owner, _name, fake, real in _MODULE_PATCHES if fake is not None}
-    skip = (*ignore, "freezegun", "datetime", "time", "_datetime")
-    out = []
-    for module_name, module in list(sys.modules.items()):
-        if not isinstance(module, types.ModuleType) or module_name.startswith(skip):
+    fake_names = _FAKE_NAMES
+    out: list[_Binding] = []
+    for module_name in module_names:
+        module = sys.modules.get(module_name)
+        if (
+            not isinstance(module, types.ModuleType)
+            or module_name in _CLOCK_MODULES
+            or module_name.startswith(ignore)
+        ):
             continue
         namespace = vars(module)
         for name, value in list(namespace.items()):
-            fake = fakes.get(id(value))
-            if fake is not None:
-                namespace[name] = fake
-                out.append((namespace, name, fake, value))
-    return tuple(out)
+            new = table.get(id(value))
+            if new is not None and name not in fake_names:
+                namespace[name] = new
+                out.append((namespace, name, new, value))
+    return out
 
 
-def freezegun_set_bindings(
-    bindings: tuple[tuple[dict[str, Any], str, object, object], ...], *, fake: bool
-) -> None:
+def freezegun_bind_fakes(ignore: tuple[str, ...]) -> tuple[_Binding, ...]:
+    """Bind freezegun's fakes wherever a loaded module holds a real clock function or
+    class, as ``freeze_time``'s scan does (without importing anything: see
+    ``_rebind``), and return what was bound.
+
+    One ``(module namespace, name, fake, real)`` per binding (``from datetime import
+    datetime``, ``from time import time``, ...), so all can be put back and set
+    again without another scan. Modules named in ``ignore`` keep the real
+    functions, as with freezegun's ``ignore``.
+    """
+    fakes = {id(real): fake for _owner, _name, fake, real in _MODULE_PATCHES if fake is not None}
+    return tuple(_rebind(list(sys.modules), fakes, (*ignore, "freezegun")))
+
+
+def freezegun_set_bindings(bindings: tuple[_Binding, ...], *, fake: bool) -> None:
     """Set the scan's bindings to freezegun's fakes, or back to the real values."""
     for namespace, name, fake_value, real_value in bindings:
         namespace[name] = fake_value if fake else real_value
@@ -307,24 +330,9 @@ def freezegun_stop_without_imports(api: Any) -> None:
     (``langchain_core.callbacks``, ...) then imports while other modules still
     hold freezegun's classes, and the import can fail (a pydantic model with a
     datetime field, at interpreter exit). Those modules' own namespaces are put
-    back here instead, and stop() is left none to walk.
+    back here instead (``_rebind``), and stop() is left none to walk.
     """
-    import types
-
-    reals: dict[int, object] = api.reals
-    for name in set(sys.modules) - api.modules_at_start:
-        module = sys.modules.get(name)
-        if not isinstance(module, types.ModuleType) or name.endswith(".six.moves"):
-            continue
-        namespace = vars(module)
-        if namespace.get("__name__") in ("datetime", "time"):
-            continue
-        for attribute, value in list(namespace.items()):
-            if attribute in api.fake_names:
-                continue
-            real = reals.get(id(value))
-            if real is not None:
-                namespace[attribute] = real
+    _rebind(set(sys.modules) - api.modules_at_start, api.reals, ("freezegun",))
     api.modules_at_start = set(sys.modules)
     api.stop()
 
