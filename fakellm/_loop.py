@@ -42,7 +42,7 @@ from datetime import datetime
 from types import FrameType
 from typing import Any, Final, TypeVar, TypeVarTuple
 
-from fakellm import _order
+from fakellm import _compat, _order
 from fakellm._clock import (
     DEFAULT_BUDGET,
     US,
@@ -88,9 +88,13 @@ _SelectResult = list[tuple[Any, int]]
 # the loop calls a deadlock.
 _THREAD_POLL: Final = 0.005
 _THREAD_GRACE: Final = 0.05
-# Real seconds a finished executor job waits for an earlier one before its
-# result is delivered out of submission order.
+# Real seconds the loop waits, once per executor job, for the job to finish
+# before anything else runs; and that a finished job waits for an earlier one
+# before its result is delivered out of submission order.
 _ORDER_GRACE: Final = 0.25
+# Real seconds between looks at a job that called back into the loop: it is
+# waited for while it runs code, not once it blocks (on the loop, most likely).
+_CALLBACK_POLL: Final = 0.001
 
 
 class _VirtualTimerHandle(asyncio.TimerHandle):
@@ -161,6 +165,49 @@ class _VirtualSelector(selectors.DefaultSelector):
 _NEVER: Final = math.inf
 
 
+class _Job:
+    """One executor job of a loop: its unit, and whether it called back into the loop.
+
+    A job that calls ``loop.call_soon_threadsafe`` (``run_coroutine_threadsafe``
+    does) is usually about to wait for the loop; waiting for it to finish
+    first would only cost the whole grace.
+    """
+
+    __slots__ = ("called_back", "loop", "thread", "unit", "wake")
+
+    def __init__(self, loop: VirtualTimeLoop, unit: _order.Unit) -> None:
+        self.loop = loop
+        self.unit = unit
+        #: Set when the job ends, and when it calls back into its loop.
+        self.wake = threading.Event()
+        self.called_back = False
+        self.thread = 0  # the worker running it, once it runs
+
+    def waits_on_loop(self) -> bool:
+        """Whether it called back into the loop and is now blocked in a wait."""
+        if not self.called_back or self.unit.finished.is_set():
+            return False
+        frame = _compat.current_frames().get(self.thread)
+        return frame is not None and _is_idle_wait(frame)
+
+
+# The job the calling worker thread is running, if it is one of a virtual loop's.
+_running = threading.local()
+
+
+def _run_job(job: _Job, clock: VirtualClock, freeze: bool, func: Callable[..., R], *args: Any) -> R:
+    """Run an executor job in its worker: on its loop's clock, known to ``call_soon_threadsafe``."""
+    outer = getattr(_running, "job", None)
+    job.thread = threading.get_ident()
+    _running.job = job
+    try:
+        result: R = job.unit.run(_on_clock, clock, freeze, func, *args)
+        return result
+    finally:
+        _running.job = outer
+        job.wake.set()
+
+
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """An asyncio event loop whose clock jumps to the next timer instead of waiting.
 
@@ -226,7 +273,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._vt_live_timers = 0
         self._vt_jobs = 0
         self._vt_job_order: deque[tuple[asyncio.Future[Any], asyncio.Future[Any]]] = deque()
-        self._vt_job_units: dict[asyncio.Future[Any], _order.Unit] = {}
+        self._vt_job_units: dict[asyncio.Future[Any], _Job] = {}
         self._vt_processes: list[asyncio.SubprocessTransport] = []
         self._vt_fired: collections.Counter[object] = collections.Counter()
         self._vt_threads_before: frozenset[int] = frozenset()
@@ -358,7 +405,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     ) -> asyncio.Future[R]:
         """Run ``func`` in ``executor`` on this loop's clock; the loop waits for it."""
         unit = _order.fork()  # the race detector orders takes by hand-over and hand-back
-        job: Any = functools.partial(unit.run, _on_clock, self._vt_clock, self._vt_freeze, func)
+        record = _Job(self, unit)
+        job: Any = functools.partial(_run_job, record, self._vt_clock, self._vt_freeze, func)
         inner: asyncio.Future[R] = super().run_in_executor(executor, job, *args)
         outer: asyncio.Future[R] = self.create_future()
         outer.add_done_callback(unit.join)
@@ -366,7 +414,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         # is no moment where the job is done but its result in transit.
         self._vt_jobs += 1
         self._vt_job_order.append((inner, outer))
-        self._vt_job_units[inner] = unit
+        self._vt_job_units[inner] = record
         inner.add_done_callback(self._job_finished)
         outer.add_done_callback(functools.partial(_cancel_inner, inner))
         return outer
@@ -392,8 +440,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         Work in threads takes zero virtual time: a job finishes the moment it
         is submitted, before the tasks that were ready alongside it go on. So
         each iteration first waits for the jobs (once, up to ``_ORDER_GRACE``
-        real seconds each: one still running then may be waiting on the loop)
-        and hands their results back in submission order. Otherwise a task
+        real seconds each: one still running then may be waiting on the loop;
+        see :meth:`_wait_for_job`) and hands their results back in submission
+        order. Otherwise a task
         resumed by a quick job runs ahead of one whose job was slower, and
         concurrent calls that each hop (langsmith's ``traceable`` around
         ``create_agent``'s middleware hooks does, tracing on or off) would
@@ -402,17 +451,37 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         order = self._vt_job_order
         while order:
             inner, outer = order[0]
-            unit = self._vt_job_units[inner]
+            job = self._vt_job_units[inner]
+            unit = job.unit
             if outer.done():  # cancelled: counted until the job really ends
                 return
             if not unit.waited:
                 unit.waited = True
-                unit.finished.wait(_ORDER_GRACE)
+                _wait_for_job(job)
             if not unit.hand_back(outer):
                 return
             order.popleft()
             del self._vt_job_units[inner]
             self._vt_jobs -= 1
+
+    def call_soon_threadsafe(
+        self,
+        callback: Callable[[*Ts], object],
+        *args: *Ts,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Handle:
+        """asyncio's, noting a call from one of this loop's executor jobs.
+
+        Such a job (``asyncio.run_coroutine_threadsafe(...).result()``, a
+        ``call_soon_threadsafe`` then a wait) may now wait on the loop, so the
+        loop stops waiting for it once it blocks (see :meth:`_settle_jobs`);
+        noted per job, so a call made before the loop starts waiting counts too.
+        """
+        job: _Job | None = getattr(_running, "job", None)
+        if job is not None and job.loop is self:
+            job.called_back = True
+            job.wake.set()
+        return super().call_soon_threadsafe(callback, *args, context=context)
 
     def _deliver(self, inner: asyncio.Future[Any], outer: asyncio.Future[Any]) -> None:
         self._vt_job_units.pop(inner, None)
@@ -425,6 +494,16 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             outer.set_exception(exc)
         else:
             outer.set_result(inner.result())
+
+    def _held_behind_jobs_on_loop(self) -> bool:
+        """Whether every unfinished job ahead of the first finished one waits on the loop."""
+        for inner, _outer in self._vt_job_order:
+            if inner.done():
+                return True
+            job = self._vt_job_units.get(inner)
+            if job is None or not job.waits_on_loop():
+                return False
+        return False
 
     def _release_out_of_order(self) -> bool:
         """Deliver finished jobs held behind a job that has not finished (fallback)."""
@@ -544,11 +623,13 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             slice_ = _THREAD_POLL if polling else self._vt_stall
             if not polling and any(i.done() for i, _ in self._vt_job_order):
                 # A finished job is held behind one still running; if that one
-                # waits on the loop, holding would deadlock it: after a grace,
-                # deliver out of order.
-                events = select(_ORDER_GRACE)
-                if events:
-                    return events
+                # waits on the loop, holding would deadlock it: deliver out of
+                # order, at once if every job ahead called back and now waits,
+                # else after a grace.
+                if not self._held_behind_jobs_on_loop():
+                    events = select(_ORDER_GRACE)
+                    if events:
+                        return events
                 if self._release_out_of_order():
                     return []
             events = select(slice_)
@@ -609,6 +690,24 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         )
 
 
+def _wait_for_job(job: _Job) -> None:
+    """Wait up to ``_ORDER_GRACE`` for an executor job to finish, unless it waits on the loop.
+
+    A job that called back into the loop (before this wait or during it) is
+    waited for only while it runs code: once it blocks in a wait, it is most
+    likely waiting for the loop to run what it sent, which the loop can do
+    only after this wait. A job that sends and goes on (LangGraph's stream
+    writer, a tracer's queue) is still waited for until it ends.
+    """
+    if not job.wake.wait(_ORDER_GRACE):
+        return  # neither ended nor called back: given up on, as before
+    finished = job.unit.finished
+    for _ in range(round(_ORDER_GRACE / _CALLBACK_POLL)):
+        if finished.is_set() or job.waits_on_loop():
+            return
+        finished.wait(_CALLBACK_POLL)
+
+
 def _on_clock(clock: VirtualClock, freeze: bool, func: Callable[..., R], *args: Any) -> R:
     """Run an executor job on its loop's clock, whatever thread it lands on."""
     with clock_scope(clock, sync=True, freeze=freeze):
@@ -647,8 +746,6 @@ def _busy_threads(before: frozenset[int]) -> list[str]:
     back with ``call_soon_threadsafe``, which the loop cannot see coming; while
     such a thread is busy, the loop waits for it instead of calling a deadlock.
     """
-    from fakellm import _compat
-
     me = threading.get_ident()
     frames = _compat.current_frames()
     busy = []
@@ -672,8 +769,6 @@ def _is_idle_wait(frame: FrameType) -> bool:
 
 
 def _thread_stacks() -> str:
-    from fakellm import _compat
-
     frames = _compat.current_frames()
     parts = []
     for thread in threading.enumerate():
