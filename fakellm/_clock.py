@@ -516,6 +516,29 @@ class _Mirror:
                 self.release()
 
     def _start(self) -> None:
+        depth = _compat.freezegun_depth()
+        try:
+            self._start_mirror()
+        except BaseException:
+            self._unwind_start(depth)
+            raise
+
+    def _unwind_start(self, depth: int) -> None:
+        """Undo a start that failed part-way: whatever step it failed at, nothing
+        of it is left (freezegun's stacks as they were, and with no other freeze,
+        the modules, pickling and every binding real again)."""
+        self._up = False
+        if time.sleep is _virtual_time_sleep:
+            time.sleep = self._saved.get("sleep", _real_sleep)
+        if asyncio.events.new_event_loop is _virtual_new_event_loop:
+            asyncio.events.new_event_loop = self._saved.get("new_event_loop", _real_new_event_loop)
+        _compat.freezegun_truncate(depth)
+        if not _compat.freezegun_active():
+            _compat.freezegun_patch_modules(fake=False)
+            # A scan that failed part-way returned no list of what it bound.
+            _compat.freezegun_unbind_everywhere()
+
+    def _start_mirror(self) -> None:
         _compat.freezegun_route_real_time(self._factory, self.real_here)
         if _compat.freezegun_active():
             # Someone else's freeze is running (and has patched the modules):
@@ -672,7 +695,11 @@ def clock_scope(clock: VirtualClock, *, sync: bool, freeze: bool = True) -> Iter
         yield
         return
     token = _context_clock.set(clock)
-    _MIRROR.enter(clock, sync=sync, freeze=freeze)
+    try:
+        _MIRROR.enter(clock, sync=sync, freeze=freeze)
+    except BaseException:
+        _context_clock.reset(token)
+        raise
     try:
         yield
     finally:

@@ -337,6 +337,34 @@ def freezegun_stop_without_imports(api: Any) -> None:
     api.stop()
 
 
+# --- r5-13: unwinding a start that failed part-way ---------------------------------------
+
+
+def freezegun_depth() -> int:
+    """How many freezes are in freezegun's stacks."""
+    return len(_fg.freeze_factories)
+
+
+def freezegun_truncate(depth: int) -> None:
+    """Take every freeze above the first ``depth`` out of freezegun's stacks."""
+    for lst in (_fg.freeze_factories, _fg.tz_offsets, _fg.ignore_lists, _fg.tick_flags):
+        del lst[depth:]
+
+
+def freezegun_unbind_everywhere() -> None:
+    """Put the real clock function or class back wherever a loaded module holds one of
+    freezegun's fakes (the reverse of ``freezegun_bind_fakes``, with no list of what
+    was bound). Names that are a fake's own are left alone, as freezegun leaves them."""
+    reals = {id(fake): real for _owner, _name, fake, real in _MODULE_PATCHES if fake is not None}
+    _rebind(list(sys.modules), reals, ("freezegun",))
+
+
+__all__ += [
+    "freezegun_depth",
+    "freezegun_truncate",
+    "freezegun_unbind_everywhere",
+]
+
 __all__ += [
     "FREEZEGUN_REAL_DATETIME",
     "FREEZEGUN_REAL_TIME",

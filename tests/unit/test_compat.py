@@ -418,3 +418,44 @@ def test_freezegun_bind_fakes_binds_what_freeze_times_scan_binds_and_imports_not
     assert ours == scanned == again
     assert restored == real
     assert looked_up == []
+
+
+# --- r5-13: unwinding a start that failed part-way -----------------------------------------
+
+
+def test_freezegun_depth_and_truncate_count_and_drop_freezes_from_the_top() -> None:
+    import freezegun
+    import freezegun.api as fg
+
+    assert compat.freezegun_depth() == 0
+    with freezegun.freeze_time("2024-01-01"):
+        mine = object()
+        compat.freezegun_push(mine, ("x",))
+        assert compat.freezegun_depth() == 2
+        compat.freezegun_truncate(1)
+        assert compat.freezegun_depth() == 1
+        stacks = (fg.freeze_factories, fg.tz_offsets, fg.ignore_lists, fg.tick_flags)
+        assert [len(s) for s in stacks] == [1, 1, 1, 1]
+        assert mine not in fg.freeze_factories
+        assert dt.datetime.now() == dt.datetime(2024, 1, 1)  # the outer freeze is intact
+    assert compat.freezegun_depth() == 0
+
+
+def test_freezegun_unbind_everywhere_puts_back_what_a_scan_bound() -> None:
+    import time
+    import types
+
+    import freezegun.api as fg
+
+    module = types.ModuleType("fakellm_test_unbind_everywhere")
+    module.now_class, module.clock, module.FakeDatetime = dt.datetime, time.time, fg.FakeDatetime
+    sys.modules[module.__name__] = module
+    try:
+        bindings = compat.freezegun_bind_fakes(("_pytest",))
+        assert (module.now_class, module.clock) == (fg.FakeDatetime, fg.fake_time)
+        compat.freezegun_unbind_everywhere()
+        assert (module.now_class, module.clock) == (fg.real_datetime, fg.real_time)
+        assert module.FakeDatetime is fg.FakeDatetime  # a fake's own name is left
+        compat.freezegun_set_bindings(bindings, fake=False)
+    finally:
+        del sys.modules[module.__name__]

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+import time
 import types
 from collections.abc import Iterator
 
+import freezegun
 import freezegun.api as fg
 import pytest
 
 import fakellm
-from fakellm import _clock, virtual_time
+from fakellm import _clock, _compat, virtual_time
 
 START = dt.datetime(2030, 6, 1, 12, 0, 0)
 
@@ -98,3 +100,99 @@ def test_deleting_two_modules_and_putting_the_last_back_after_an_import_is_seen(
         sys.modules["robust_b"] = b
         assert new.datetime.now() == START
     assert_real(new)
+
+
+# ------------------------------------------------- a start that fails part-way
+
+
+class Injected(Exception):
+    pass
+
+
+def assert_nothing_frozen(module: types.ModuleType) -> None:
+    assert fg.freeze_factories == []
+    assert (dt.datetime, dt.date, time.time, time.monotonic) == (
+        fg.real_datetime,
+        fg.real_date,
+        fg.real_time,
+        fg.real_monotonic,
+    )
+    assert time.sleep is _clock._real_sleep
+    assert_real(module)
+    assert _clock.current_clock() is None
+    assert not _clock._MIRROR.started
+
+
+def assert_next_scope_works(module: types.ModuleType) -> None:
+    with virtual_time(START):
+        assert (module.datetime.now(), dt.datetime.now()) == (START, START)
+        assert module.time() == START.replace(tzinfo=dt.UTC).timestamp()
+    assert_nothing_frozen(module)
+
+
+@pytest.fixture
+def probe(scanned: list[str]) -> types.ModuleType:
+    """A module bound to the real clock, imported before the scan of a fresh first scope."""
+    scanned.append("robust_probe")
+    module = imported_now("robust_probe")
+    fakellm.stop_virtual_time()
+    return module
+
+
+def test_a_scan_that_fails_part_way_leaves_nothing_frozen(
+    probe: types.ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bind = _compat.freezegun_bind_fakes
+
+    def bind_then_fail(ignore: tuple[str, ...]) -> object:
+        bind(ignore)  # every module bound, the list of bindings lost
+        raise Injected
+
+    monkeypatch.setattr(_compat, "freezegun_bind_fakes", bind_then_fail)
+    with pytest.raises(Injected), virtual_time(START):
+        pytest.fail("the scope must not start")
+    assert_nothing_frozen(probe)
+    monkeypatch.undo()
+    assert_next_scope_works(probe)
+
+
+def test_an_unpark_that_fails_part_way_leaves_nothing_frozen(
+    probe: types.ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with virtual_time():  # the scan, then parked
+        pass
+    set_bindings = _compat.freezegun_set_bindings
+
+    def set_then_fail(bindings: tuple[object, ...], *, fake: bool) -> None:
+        set_bindings(bindings, fake=fake)  # type: ignore[arg-type]
+        if fake:
+            raise Injected
+
+    monkeypatch.setattr(_compat, "freezegun_set_bindings", set_then_fail)
+    with pytest.raises(Injected), virtual_time(START):
+        pytest.fail("the scope must not start")
+    assert_nothing_frozen(probe)
+    assert _clock._MIRROR.lingering  # the scan is kept, parked
+    monkeypatch.undo()
+    assert_next_scope_works(probe)
+
+
+def test_a_start_on_top_of_your_freeze_that_fails_leaves_your_freeze_as_it_was(
+    probe: types.ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    push = _compat.freezegun_push
+
+    def push_then_fail(factory: object, ignore: tuple[str, ...]) -> None:
+        push(factory, ignore)
+        raise Injected
+
+    monkeypatch.setattr(_compat, "freezegun_push", push_then_fail)
+    with freezegun.freeze_time("2001-02-03"):
+        with pytest.raises(Injected), virtual_time(START):
+            pytest.fail("the scope must not start")
+        assert len(fg.freeze_factories) == 1
+        assert (dt.datetime.now(), probe.datetime.now()) == (dt.datetime(2001, 2, 3),) * 2
+        assert probe.time() == 981158400.0
+    assert_nothing_frozen(probe)
+    monkeypatch.undo()
+    assert_next_scope_works(probe)
