@@ -516,12 +516,31 @@ class _Mirror:
                 self.release()
 
     def _start(self) -> None:
+        _compat.freezegun_on_nested_last_stop(self._end_nested_last)
         depth = _compat.freezegun_depth()
         try:
             self._start_mirror()
         except BaseException:
             self._unwind_start(depth)
             raise
+
+    def _end_nested_last(self) -> bool:
+        """Someone's ``freeze_time`` started inside a scope ends after it, as the last freeze.
+
+        It started on top of this mirror's freeze, so freezegun patched nothing
+        for it and cannot put anything back; the patches and bindings still in
+        are this mirror's: park them as if the scope had ended last.
+        """
+        with self._lock:
+            if self._up or self._api is None or not _compat.freezegun_modules_patched():
+                return False
+            _compat.freezegun_truncate(0)
+            if _modules_unchanged(self._scanned):
+                _compat.freezegun_patch_modules(fake=False)
+                _compat.freezegun_set_bindings(self._bindings, fake=False)
+            else:
+                self._unscan()  # modules imported since bound the fakes too
+            return True
 
     def _unwind_start(self, depth: int) -> None:
         """Undo a start that failed part-way: whatever step it failed at, nothing

@@ -359,8 +359,43 @@ def freezegun_unbind_everywhere() -> None:
     _rebind(list(sys.modules), reals, ("freezegun",))
 
 
+def freezegun_modules_patched() -> bool:
+    """Whether the ``datetime`` module holds freezegun's class (a freeze's patches are in)."""
+    return _datetime.datetime is _fg.FakeDatetime
+
+
+# A freeze_time started while another freeze runs ("nested": its start only pushes)
+# and stopped after that one ended is the last: freezegun's stop then undoes a scan
+# it never made and fails part-way ('_freeze_time' object has no attribute
+# 'fake_names'), leaving time.time patched and the other scan's bindings fake.
+_FREEZE_TIME: Any = _fg._freeze_time
+_freezegun_stop: Callable[[Any], None] = _FREEZE_TIME.stop
+_last_stop_hooks: list[Callable[[], bool]] = []
+
+
+def _stop(self: Any) -> None:
+    if len(_fg.freeze_factories) == 1 and not hasattr(self, "fake_names"):
+        for hook in _last_stop_hooks:
+            if hook():
+                return
+    _freezegun_stop(self)
+
+
+def freezegun_on_nested_last_stop(hook: Callable[[], bool]) -> None:
+    """Call ``hook`` when a nested-started ``freeze_time`` stops as the last freeze.
+
+    ``hook`` returns True if it ended the freeze itself (emptied the stacks and
+    put back the patches it knows of); else freezegun's own stop runs. Installed once.
+    """
+    if hook not in _last_stop_hooks:
+        _last_stop_hooks.append(hook)
+        _FREEZE_TIME.stop = _stop
+
+
 __all__ += [
     "freezegun_depth",
+    "freezegun_modules_patched",
+    "freezegun_on_nested_last_stop",
     "freezegun_truncate",
     "freezegun_unbind_everywhere",
 ]

@@ -459,3 +459,24 @@ def test_freezegun_unbind_everywhere_puts_back_what_a_scan_bound() -> None:
         compat.freezegun_set_bindings(bindings, fake=False)
     finally:
         del sys.modules[module.__name__]
+
+
+def test_a_nested_freeze_time_start_only_pushes_so_its_stop_is_told_apart() -> None:
+    import freezegun
+    import freezegun.api as fg
+
+    outer, inner = freezegun.freeze_time("2024-01-01"), freezegun.freeze_time("2001-02-03")
+    assert type(outer) is fg._freeze_time
+    assert callable(fg._freeze_time.stop)
+    assert not compat.freezegun_modules_patched()
+    outer.start()
+    try:
+        assert compat.freezegun_modules_patched()
+        inner.start()
+        assert compat.freezegun_depth() == 2
+        assert hasattr(outer, "fake_names")
+        assert not hasattr(inner, "fake_names")  # what the last-stop hook goes by
+        inner.stop()
+    finally:
+        outer.stop()
+    assert not compat.freezegun_modules_patched()

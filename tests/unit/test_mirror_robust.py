@@ -196,3 +196,33 @@ def test_a_start_on_top_of_your_freeze_that_fails_leaves_your_freeze_as_it_was(
     assert_nothing_frozen(probe)
     monkeypatch.undo()
     assert_next_scope_works(probe)
+
+
+# ------------------------------------------------- your freeze_time, not nested
+
+
+@pytest.mark.parametrize("import_meanwhile", [False, True])
+def test_your_freeze_started_inside_a_scope_and_stopped_after_it_puts_everything_back(
+    probe: types.ModuleType, scanned: list[str], import_meanwhile: bool
+) -> None:
+    # freezegun's stop used to fail part-way ('_freeze_time' object has no
+    # attribute 'fake_names'): time.time stayed patched, the scan's bindings fake.
+    with virtual_time():  # the scan, then parked
+        pass
+    yours = freezegun.freeze_time("2001-02-03")
+    with virtual_time(START):
+        yours.start()
+        assert probe.datetime.now() == dt.datetime(2001, 2, 3)  # yours wins inside
+    # The scope ended first: your freeze goes on.
+    assert (dt.datetime.now(), probe.datetime.now()) == (dt.datetime(2001, 2, 3),) * 2
+    assert probe.time() == 981158400.0
+    late = None
+    if import_meanwhile:
+        scanned.append("robust_late")
+        late = imported_now("robust_late")
+        assert late.datetime is fg.FakeDatetime
+    yours.stop()
+    assert_nothing_frozen(probe)
+    if late is not None:
+        assert_real(late)
+    assert_next_scope_works(probe)
