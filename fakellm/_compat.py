@@ -109,6 +109,7 @@ def freezegun_remove(factory: object) -> bool:
             for lst in (stack, _fg.tz_offsets, _fg.ignore_lists, _fg.tick_flags):
                 del lst[i]
             break
+    _finish_deferred_stops()
     return not stack
 
 
@@ -373,12 +374,32 @@ _freezegun_stop: Callable[[Any], None] = _FREEZE_TIME.stop
 _last_stop_hooks: list[Callable[[], bool]] = []
 
 
+# A freeze_time started first (it made the patches) and stopped inside a fakellm scope
+# on top of it: freezegun's stop would pop fakellm's entry (it pops the innermost)
+# and leave its own frozen for good. Its entry (the outermost) goes now, its patches
+# when the stacks are empty (fakellm's scope still reads through them).
+_deferred_stops: list[Any] = []
+
+
 def _stop(self: Any) -> None:
-    if len(_fg.freeze_factories) == 1 and not hasattr(self, "fake_names"):
+    stack = _fg.freeze_factories
+    if len(stack) == 1 and not hasattr(self, "fake_names"):
         for hook in _last_stop_hooks:
             if hook():
                 return
+    elif hasattr(self, "fake_names") and len(stack) > 1 and stack[-1] is _ours[0]:
+        for lst in (stack, _fg.tz_offsets, _fg.ignore_lists, _fg.tick_flags):
+            del lst[0]
+        _deferred_stops.append(self)
+        return
     _freezegun_stop(self)
+
+
+def _finish_deferred_stops() -> None:
+    while _deferred_stops and not _fg.freeze_factories:
+        api = _deferred_stops.pop()
+        freezegun_push(None, ())  # its stop pops an entry, then puts back its patches
+        freezegun_stop_without_imports(api)
 
 
 def freezegun_on_nested_last_stop(hook: Callable[[], bool]) -> None:

@@ -226,3 +226,23 @@ def test_your_freeze_started_inside_a_scope_and_stopped_after_it_puts_everything
     if late is not None:
         assert_real(late)
     assert_next_scope_works(probe)
+
+
+@pytest.mark.parametrize("scan_lingers", [False, True])
+def test_your_freeze_started_before_a_scope_and_stopped_inside_it_ends_with_the_scope(
+    probe: types.ModuleType, scan_lingers: bool
+) -> None:
+    # freezegun's stop pops the innermost entry: it used to take the scope's,
+    # and leave yours frozen for good (dt.datetime.now() was 2001 from then on).
+    if scan_lingers:
+        with virtual_time():
+            pass
+    yours = freezegun.freeze_time("2001-02-03")
+    yours.start()
+    with virtual_time(START):
+        assert probe.datetime.now() == START
+        yours.stop()
+        assert (dt.datetime.now(), probe.datetime.now()) == (START, START)  # the scope goes on
+        assert len(fg.freeze_factories) == 1
+    assert_nothing_frozen(probe)
+    assert_next_scope_works(probe)
