@@ -442,6 +442,29 @@ def current_frames() -> dict[int, Any]:
 __all__ += ["current_frames"]
 
 
+# --- r5-13: a thread blocked in a wait nobody has signalled -------------------------------
+
+import threading as _threading  # noqa: E402
+
+_CONDITION_WAIT = _threading.Condition.wait.__code__
+
+
+def waits_unsignalled(frame: Any) -> bool:
+    """Whether ``frame`` (a thread's innermost) is ``threading.Condition.wait`` (under
+    ``Event.wait``, ``Future.result``, ``Queue.get``) that nobody has notified yet.
+
+    Its private ``waiter`` lock is held until a notify releases it; once released the
+    thread is about to run, even while the frame still shows the wait.
+    """
+    if frame.f_code is not _CONDITION_WAIT:
+        return False
+    waiter = frame.f_locals.get("waiter")
+    return waiter is not None and bool(waiter.locked())
+
+
+__all__ += ["waits_unsignalled"]
+
+
 # --- issue #12: langchain-core model internals -------------------------------------------
 # langchain-core hands BaseLLM._generate only the first prompt's run manager, combines
 # chat llm_outputs into {} unless a model overrides _combine_llm_outputs, and builds a

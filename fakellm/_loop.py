@@ -184,11 +184,16 @@ class _Job:
         self.thread = 0  # the worker running it, once it runs
 
     def waits_on_loop(self) -> bool:
-        """Whether it called back into the loop and is now blocked in a wait."""
+        """Whether it called back into the loop and is now blocked in a wait that
+        nothing has signalled yet (``Future.result``, ``Event.wait``, ``Queue.get``).
+
+        One that was signalled and is about to run again is not (its frame still
+        shows the wait): the loop then waits for it as for any running job.
+        """
         if not self.called_back or self.unit.finished.is_set():
             return False
         frame = _compat.current_frames().get(self.thread)
-        return frame is not None and _is_idle_wait(frame)
+        return frame is not None and _compat.waits_unsignalled(frame)
 
 
 # The job the calling worker thread is running, if it is one of a virtual loop's.
@@ -537,10 +542,18 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._vt_processes.append(transport)
         return transport, protocol
 
-    def _real_work(self) -> str | None:
-        """What real work is in flight, if any, described for a Stalled error."""
-        if self._vt_jobs:
-            return f"{self._vt_jobs} executor job(s)"
+    def _real_work(self, *, timer_due: bool = False) -> str | None:
+        """What real work is in flight, if any, described for a Stalled error.
+
+        With a timer due, jobs that called back into the loop and wait on it
+        (``run_coroutine_threadsafe(asyncio.sleep(1), loop).result()``) are not
+        real work: they wait for the loop's timers, as on a stock loop.
+        """
+        jobs = self._vt_jobs
+        if jobs and timer_due:
+            jobs -= sum(1 for job in self._vt_job_units.values() if job.waits_on_loop())
+        if jobs:
+            return f"{jobs} executor job(s)"
         if self._vt_processes:
             self._vt_processes = [t for t in self._vt_processes if t.get_returncode() is None]
             if self._vt_processes:
@@ -584,12 +597,12 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def _when_idle(self, select: Callable[[float | None], _SelectResult]) -> _SelectResult:
         """Decide what the loop does when nothing is ready and it would wait."""
-        work = self._real_work()
+        deadline = self._next_deadline()
+        work = self._real_work(timer_due=deadline is not None)
         if work is not None:
             events = self._wait_for_work(select, work)
             if events is not None:
                 return events
-        deadline = self._next_deadline()
         if set(self._vt_selector.get_map()) - self._vt_own_fds:
             events = select(self._vt_io_grace if deadline is not None else self._vt_stall)
             if events:

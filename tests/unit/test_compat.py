@@ -480,3 +480,30 @@ def test_a_nested_freeze_time_start_only_pushes_so_its_stop_is_told_apart() -> N
     finally:
         outer.stop()
     assert not compat.freezegun_modules_patched()
+
+
+def test_waits_unsignalled_sees_a_condition_wait_until_it_is_notified() -> None:
+    import threading
+
+    assert "waiter" in threading.Condition.wait.__code__.co_varnames
+    condition = threading.Condition(threading.Lock())
+    inside = threading.Event()
+    seen: list[bool] = []
+
+    def wait() -> None:
+        with condition:
+            inside.set()
+            condition.wait(30)
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    assert inside.wait(30)
+    with condition:  # the thread is in wait() now: it released the lock
+        frame = compat.current_frames()[thread.ident or 0]
+        seen.append(compat.waits_unsignalled(frame))
+        condition.notify()
+        # Notified, but it cannot leave wait() while this thread holds the lock.
+        seen.append(compat.waits_unsignalled(compat.current_frames()[thread.ident or 0]))
+    thread.join()
+    assert seen == [True, False]
+    assert compat.waits_unsignalled(sys._getframe()) is False

@@ -131,3 +131,42 @@ def test_a_job_that_sends_and_goes_on_is_still_waited_for_until_it_ends():
     run_on(main, freeze=False)
     assert trace == ["step 0", "step 1", "job", "step 2"]
     assert sent == ["sent"]
+
+
+def test_a_job_waiting_on_a_coroutine_that_sleeps_lets_the_clock_move_as_a_stock_loop_does():
+    # It used to count as real work in flight, so the clock stood still and the
+    # loop ended in Stalled; on a stock loop it takes 1.5 s.
+    async def nap() -> float:
+        await asyncio.sleep(1.5)
+        return asyncio.get_running_loop().time()
+
+    def job(loop: asyncio.AbstractEventLoop) -> float:
+        return asyncio.run_coroutine_threadsafe(nap(), loop).result(timeout=JOB_WAIT)
+
+    async def main() -> tuple[float, float]:
+        loop = asyncio.get_running_loop()
+        woke = await loop.run_in_executor(None, job, loop)
+        return woke, loop.time()
+
+    assert run_on(main) == (1.5, 1.5)
+
+
+def test_a_job_the_loop_just_woke_finishes_before_the_clock_moves():
+    # Once the loop has resolved what the job waits for, the job is running
+    # again even while its frame still shows the wait: the loop waits for it,
+    # so it ends at virtual time 0, before the 1 s timer, on every run.
+    async def quick() -> str:
+        return "quick"
+
+    def job(loop: asyncio.AbstractEventLoop) -> str:
+        return asyncio.run_coroutine_threadsafe(quick(), loop).result(timeout=JOB_WAIT)
+
+    async def main() -> tuple[str, float]:
+        loop = asyncio.get_running_loop()
+        timer = asyncio.ensure_future(asyncio.sleep(1))
+        got = await loop.run_in_executor(None, job, loop)
+        at = loop.time()
+        await timer
+        return got, at
+
+    assert [run_on(main) for _ in range(30)] == [("quick", 0.0)] * 30
