@@ -417,7 +417,9 @@ class _Mirror:
         #: Every live scope's clock, in the order entered (empty outside them).
         self.live: list[VirtualClock] = []
         # id(clock) -> the threads alive when its frozen scope was entered
-        self._threads_before: dict[int, frozenset[int | None]] = {}
+        # Thread objects, not idents: a thread started later may get the ident
+        # of one that has ended since.
+        self._threads_before: dict[int, frozenset[threading.Thread]] = {}
 
     @property
     def started(self) -> bool:
@@ -441,10 +443,11 @@ class _Mirror:
             return inherited
         # A thread the most recent scope started joins it; threads that were
         # there before every scope (pytest-xdist's, a library's poller) stay real.
-        ident = threading.get_ident()
-        for clock in reversed(entered):
-            if ident not in self._threads_before.get(id(clock), ()):
-                return clock
+        if entered:
+            me = threading.current_thread()
+            for clock in reversed(entered):
+                if me not in self._threads_before.get(id(clock), ()):
+                    return clock
         return None
 
     def real_here(self, frame: Any, reader: str) -> bool:
@@ -491,7 +494,7 @@ class _Mirror:
         with self._lock:
             if freeze:
                 self.hold()
-                self._threads_before[id(clock)] = frozenset(t.ident for t in threading.enumerate())
+                self._threads_before[id(clock)] = frozenset(threading.enumerate())
                 self._entered = [*self._entered, clock]
             self.live = [*self.live, clock]
             self._by_thread.setdefault(threading.get_ident(), []).append((clock, sync, freeze))

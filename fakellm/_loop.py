@@ -281,7 +281,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._vt_job_units: dict[asyncio.Future[Any], _Job] = {}
         self._vt_processes: list[asyncio.SubprocessTransport] = []
         self._vt_fired: collections.Counter[object] = collections.Counter()
-        self._vt_threads_before: frozenset[int] = frozenset()
+        # Thread objects, not idents: a new thread may get an ended one's ident.
+        self._vt_threads_before: frozenset[threading.Thread] = frozenset()
         selector = _VirtualSelector()
         super().__init__(selector)
         # Whatever the base loop registered while starting is its own self-pipe;
@@ -570,7 +571,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         before = self._vt_threads_before
         if threading.active_count() == len(before):
             # Same count: new threads only if as many old ones ended (rare).
-            return any(t.ident not in before for t in threading.enumerate())
+            return any(t not in before for t in threading.enumerate())
         return True
 
     # -------------------------------------------------------------- running
@@ -582,7 +583,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             self._vt_hold = contextlib.ExitStack()
             self._vt_hold.enter_context(hold_mirror())
         if not self._vt_threads_before:
-            self._vt_threads_before = frozenset(t.ident or 0 for t in threading.enumerate())
+            self._vt_threads_before = frozenset(threading.enumerate())
         with clock_scope(self._vt_clock, sync=False, freeze=self._vt_freeze):
             super().run_forever()
 
@@ -752,7 +753,7 @@ _IDLE_WAITS: Final = frozenset({"wait", "get", "select", "_worker", "acquire", "
 _STDLIB_DIR: Final = os.path.dirname(os.__file__) + os.sep
 
 
-def _busy_threads(before: frozenset[int]) -> list[str]:
+def _busy_threads(before: frozenset[threading.Thread]) -> list[str]:
     """Threads started since the loop's first run that are running code, not waiting.
 
     An anyio worker (``anyio.to_thread``) or a thread the test started reports
@@ -767,7 +768,7 @@ def _busy_threads(before: frozenset[int]) -> list[str]:
         if ident is None:
             busy.append(repr(thread.name))  # still starting
             continue
-        if ident == me or ident in before:
+        if ident == me or thread in before:
             continue
         frame = frames.get(ident)
         if frame is None or _is_idle_wait(frame):
