@@ -519,7 +519,7 @@ class _Mirror:
                 self.release()
 
     def _start(self) -> None:
-        _compat.freezegun_on_nested_last_stop(self._end_nested_last)
+        _compat.freezegun_mend_unnested_stops(self._end_nested_last)
         depth = _compat.freezegun_depth()
         try:
             self._start_mirror()

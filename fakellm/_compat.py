@@ -365,19 +365,20 @@ def freezegun_modules_patched() -> bool:
     return _datetime.datetime is _fg.FakeDatetime
 
 
-# A freeze_time started while another freeze runs ("nested": its start only pushes)
-# and stopped after that one ended is the last: freezegun's stop then undoes a scan
-# it never made and fails part-way ('_freeze_time' object has no attribute
-# 'fake_names'), leaving time.time patched and the other scan's bindings fake.
+# freezegun's stop assumes freezes nest. Two ways a user's freeze_time does not nest
+# with a fakellm scope, each mended here:
+# * started inside a scope (its start only pushes: the scope's freeze made the
+#   patches) and stopped after it, as the last freeze: freezegun's stop would undo a
+#   scan it never made and fail part-way ('_freeze_time' object has no attribute
+#   'fake_names'), leaving time.time patched and the scope's bindings fake. fakellm's
+#   hook puts back what its freeze patched instead.
+# * started before a scope (it made the patches) and stopped inside it: freezegun's
+#   stop pops the innermost entry, fakellm's, and would leave its own frozen for good.
+#   Its entry (the outermost) goes now, its patches once the stacks are empty (the
+#   scope still reads through them).
 _FREEZE_TIME: Any = _fg._freeze_time
 _freezegun_stop: Callable[[Any], None] = _FREEZE_TIME.stop
 _last_stop_hooks: list[Callable[[], bool]] = []
-
-
-# A freeze_time started first (it made the patches) and stopped inside a fakellm scope
-# on top of it: freezegun's stop would pop fakellm's entry (it pops the innermost)
-# and leave its own frozen for good. Its entry (the outermost) goes now, its patches
-# when the stacks are empty (fakellm's scope still reads through them).
 _deferred_stops: list[Any] = []
 
 
@@ -402,21 +403,24 @@ def _finish_deferred_stops() -> None:
         freezegun_stop_without_imports(api)
 
 
-def freezegun_on_nested_last_stop(hook: Callable[[], bool]) -> None:
-    """Call ``hook`` when a nested-started ``freeze_time`` stops as the last freeze.
+def freezegun_mend_unnested_stops(on_last_stop: Callable[[], bool]) -> None:
+    """Make a ``freeze_time`` that does not nest with fakellm's freeze stop cleanly.
 
-    ``hook`` returns True if it ended the freeze itself (emptied the stacks and
-    put back the patches it knows of); else freezegun's own stop runs. Installed once.
+    ``on_last_stop`` is called when a freeze started on top of another stops as the
+    last one; it returns True if it ended the freeze itself (emptied the stacks and
+    put back what it had patched), else freezegun's own stop runs. A freeze that
+    started first and stops under fakellm's freeze leaves the stacks at once and
+    puts its patches back when ``freezegun_remove`` empties them. Installed once.
     """
-    if hook not in _last_stop_hooks:
-        _last_stop_hooks.append(hook)
+    if on_last_stop not in _last_stop_hooks:
+        _last_stop_hooks.append(on_last_stop)
         _FREEZE_TIME.stop = _stop
 
 
 __all__ += [
     "freezegun_depth",
+    "freezegun_mend_unnested_stops",
     "freezegun_modules_patched",
-    "freezegun_on_nested_last_stop",
     "freezegun_truncate",
     "freezegun_unbind_everywhere",
 ]
