@@ -408,6 +408,11 @@ class _Mirror:
         self._factory = _VirtualNow()
         self._saved: dict[str, Any] = {}
         self._atexit = False
+        # Whether this mirror's start made the patches in place (not someone else's
+        # freeze underneath), and whether its park left them in under someone's
+        # freeze started inside a scope (see _end_nested_last).
+        self._made_patches = False
+        self._left_in = False
         # thread id -> its scopes, innermost last: (clock, sync, frozen)
         self._by_thread: dict[int, list[tuple[VirtualClock, bool, bool]]] = {}
         # Scopes in the order entered: frozen ones (the default for threads with
@@ -488,6 +493,7 @@ class _Mirror:
             self._holds -= 1
             if self._holds == 0:
                 self._park()
+                self._left_in = self._made_patches and _compat.freezegun_active()
 
     def enter(self, clock: VirtualClock, *, sync: bool, freeze: bool) -> None:
         """Make ``clock`` the calling thread's clock (and, frozen, the default for others)."""
@@ -521,11 +527,13 @@ class _Mirror:
     def _start(self) -> None:
         _compat.freezegun_mend_unnested_stops(self._end_nested_last)
         depth = _compat.freezegun_depth()
+        ours = self._left_in or not _compat.freezegun_modules_patched()
         try:
             self._start_mirror()
         except BaseException:
             self._unwind_start(depth)
             raise
+        self._made_patches = ours
 
     def _end_nested_last(self) -> bool:
         """Someone's ``freeze_time`` started inside a scope ends after it, as the last freeze.
@@ -535,8 +543,9 @@ class _Mirror:
         are this mirror's: park them as if the scope had ended last.
         """
         with self._lock:
-            if self._up or self._api is None or not _compat.freezegun_modules_patched():
-                return False
+            if self._up or self._api is None or not self._left_in:
+                return False  # not this mirror's patches: freezegun's own stop
+            self._left_in = False
             _compat.freezegun_truncate(0)
             if _modules_unchanged(self._scanned):
                 _compat.freezegun_patch_modules(fake=False)

@@ -246,3 +246,23 @@ def test_your_freeze_started_before_a_scope_and_stopped_inside_it_ends_with_the_
         assert len(fg.freeze_factories) == 1
     assert_nothing_frozen(probe)
     assert_next_scope_works(probe)
+
+
+def test_freezes_of_yours_that_do_not_nest_with_each_other_are_left_to_freezegun(
+    probe: types.ModuleType,
+) -> None:
+    # Only patches the mirror made are put back by it: with yours in place (a freeze
+    # started while nothing else ran), the last-stop hook declines.
+    with virtual_time():
+        pass
+    outer, inner = freezegun.freeze_time("2001-02-03"), freezegun.freeze_time("2002-03-04")
+    outer.start()
+    inner.start()
+    try:
+        del fg.freeze_factories[1:], fg.tz_offsets[1:], fg.ignore_lists[1:], fg.tick_flags[1:]
+        assert _clock._MIRROR._end_nested_last() is False
+        assert len(fg.freeze_factories) == 1
+        assert dt.datetime.now() == dt.datetime(2001, 2, 3)
+    finally:
+        outer.stop()
+    assert_nothing_frozen(probe)
