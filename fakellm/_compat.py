@@ -109,6 +109,7 @@ def freezegun_remove(factory: object) -> bool:
             for lst in (stack, _fg.tz_offsets, _fg.ignore_lists, _fg.tick_flags):
                 del lst[i]
             break
+    _finish_deferred_stops()
     return not stack
 
 
@@ -337,6 +338,93 @@ def freezegun_stop_without_imports(api: Any) -> None:
     api.stop()
 
 
+# --- r5-13: unwinding a start that failed part-way ---------------------------------------
+
+
+def freezegun_depth() -> int:
+    """How many freezes are in freezegun's stacks."""
+    return len(_fg.freeze_factories)
+
+
+def freezegun_truncate(depth: int) -> None:
+    """Take every freeze above the first ``depth`` out of freezegun's stacks."""
+    for lst in (_fg.freeze_factories, _fg.tz_offsets, _fg.ignore_lists, _fg.tick_flags):
+        del lst[depth:]
+
+
+def freezegun_unbind_everywhere() -> None:
+    """Put the real clock function or class back wherever a loaded module holds one of
+    freezegun's fakes (the reverse of ``freezegun_bind_fakes``, with no list of what
+    was bound). Names that are a fake's own are left alone, as freezegun leaves them."""
+    reals = {id(fake): real for _owner, _name, fake, real in _MODULE_PATCHES if fake is not None}
+    _rebind(list(sys.modules), reals, ("freezegun",))
+
+
+def freezegun_modules_patched() -> bool:
+    """Whether the ``datetime`` module holds freezegun's class (a freeze's patches are in)."""
+    return _datetime.datetime is _fg.FakeDatetime
+
+
+# freezegun's stop assumes freezes nest. Two ways a user's freeze_time does not nest
+# with a fakellm scope, each mended here:
+# * started inside a scope (its start only pushes: the scope's freeze made the
+#   patches) and stopped after it, as the last freeze: freezegun's stop would undo a
+#   scan it never made and fail part-way ('_freeze_time' object has no attribute
+#   'fake_names'), leaving time.time patched and the scope's bindings fake. fakellm's
+#   hook puts back what its freeze patched instead.
+# * started before a scope (it made the patches) and stopped inside it: freezegun's
+#   stop pops the innermost entry, fakellm's, and would leave its own frozen for good.
+#   Its entry (the outermost) goes now, its patches once the stacks are empty (the
+#   scope still reads through them).
+_FREEZE_TIME: Any = _fg._freeze_time
+_freezegun_stop: Callable[[Any], None] = _FREEZE_TIME.stop
+_last_stop_hooks: list[Callable[[], bool]] = []
+_deferred_stops: list[Any] = []
+
+
+def _stop(self: Any) -> None:
+    stack = _fg.freeze_factories
+    if len(stack) == 1 and not hasattr(self, "fake_names"):
+        for hook in _last_stop_hooks:
+            if hook():
+                return
+    elif hasattr(self, "fake_names") and len(stack) > 1 and stack[-1] is _ours[0]:
+        for lst in (stack, _fg.tz_offsets, _fg.ignore_lists, _fg.tick_flags):
+            del lst[0]
+        _deferred_stops.append(self)
+        return
+    _freezegun_stop(self)
+
+
+def _finish_deferred_stops() -> None:
+    while _deferred_stops and not _fg.freeze_factories:
+        api = _deferred_stops.pop()
+        freezegun_push(None, ())  # its stop pops an entry, then puts back its patches
+        freezegun_stop_without_imports(api)
+
+
+def freezegun_mend_unnested_stops(on_last_stop: Callable[[], bool]) -> None:
+    """Make a ``freeze_time`` that does not nest with fakellm's freeze stop cleanly.
+
+    ``on_last_stop`` is called when a freeze started on top of another stops as the
+    last one; it returns True if it ended the freeze itself (emptied the stacks and
+    put back what it had patched), else freezegun's own stop runs. A freeze that
+    started first and stops under fakellm's freeze leaves the stacks at once and
+    puts its patches back when ``freezegun_remove`` empties them. Installed once.
+    """
+    if on_last_stop not in _last_stop_hooks:
+        _last_stop_hooks.append(on_last_stop)
+        _FREEZE_TIME.stop = _stop
+
+
+__all__ += [
+    "freezegun_depth",
+    "freezegun_mend_unnested_stops",
+    "freezegun_modules_patched",
+    "freezegun_truncate",
+    "freezegun_unbind_everywhere",
+]
+
 __all__ += [
     "FREEZEGUN_REAL_DATETIME",
     "FREEZEGUN_REAL_TIME",
@@ -356,6 +444,29 @@ def current_frames() -> dict[int, Any]:
 
 
 __all__ += ["current_frames"]
+
+
+# --- r5-13: a thread blocked in a wait nobody has signalled -------------------------------
+
+import threading as _threading  # noqa: E402
+
+_CONDITION_WAIT = _threading.Condition.wait.__code__
+
+
+def waits_unsignalled(frame: Any) -> bool:
+    """Whether ``frame`` (a thread's innermost) is ``threading.Condition.wait`` (under
+    ``Event.wait``, ``Future.result``, ``Queue.get``) that nobody has notified yet.
+
+    Its private ``waiter`` lock is held until a notify releases it; once released the
+    thread is about to run, even while the frame still shows the wait.
+    """
+    if frame.f_code is not _CONDITION_WAIT:
+        return False
+    waiter = frame.f_locals.get("waiter")
+    return waiter is not None and bool(waiter.locked())
+
+
+__all__ += ["waits_unsignalled"]
 
 
 # --- issue #12: langchain-core model internals -------------------------------------------

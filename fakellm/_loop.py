@@ -42,7 +42,7 @@ from datetime import datetime
 from types import FrameType
 from typing import Any, Final, TypeVar, TypeVarTuple
 
-from fakellm import _order
+from fakellm import _compat, _order
 from fakellm._clock import (
     DEFAULT_BUDGET,
     US,
@@ -88,9 +88,13 @@ _SelectResult = list[tuple[Any, int]]
 # the loop calls a deadlock.
 _THREAD_POLL: Final = 0.005
 _THREAD_GRACE: Final = 0.05
-# Real seconds a finished executor job waits for an earlier one before its
-# result is delivered out of submission order.
+# Real seconds the loop waits, once per executor job, for the job to finish
+# before anything else runs; and that a finished job waits for an earlier one
+# before its result is delivered out of submission order.
 _ORDER_GRACE: Final = 0.25
+# Real seconds between looks at a job that called back into the loop: it is
+# waited for while it runs code, not once it blocks (on the loop, most likely).
+_CALLBACK_POLL: Final = 0.001
 
 
 class _VirtualTimerHandle(asyncio.TimerHandle):
@@ -161,6 +165,54 @@ class _VirtualSelector(selectors.DefaultSelector):
 _NEVER: Final = math.inf
 
 
+class _Job:
+    """One executor job of a loop: its unit, and whether it called back into the loop.
+
+    A job that calls ``loop.call_soon_threadsafe`` (``run_coroutine_threadsafe``
+    does) is usually about to wait for the loop; waiting for it to finish
+    first would only cost the whole grace.
+    """
+
+    __slots__ = ("called_back", "loop", "thread", "unit", "wake")
+
+    def __init__(self, loop: VirtualTimeLoop, unit: _order.Unit) -> None:
+        self.loop = loop
+        self.unit = unit
+        #: Set when the job ends, and when it calls back into its loop.
+        self.wake = threading.Event()
+        self.called_back = False
+        self.thread = 0  # the worker running it, once it runs
+
+    def waits_on_loop(self) -> bool:
+        """Whether it called back into the loop and is now blocked in a wait that
+        nothing has signalled yet (``Future.result``, ``Event.wait``, ``Queue.get``).
+
+        One that was signalled and is about to run again is not (its frame still
+        shows the wait): the loop then waits for it as for any running job.
+        """
+        if not self.called_back or self.unit.finished.is_set():
+            return False
+        frame = _compat.current_frames().get(self.thread)
+        return frame is not None and _compat.waits_unsignalled(frame)
+
+
+# The job the calling worker thread is running, if it is one of a virtual loop's.
+_running = threading.local()
+
+
+def _run_job(job: _Job, clock: VirtualClock, freeze: bool, func: Callable[..., R], *args: Any) -> R:
+    """Run an executor job in its worker: on its loop's clock, known to ``call_soon_threadsafe``."""
+    outer = getattr(_running, "job", None)
+    job.thread = threading.get_ident()
+    _running.job = job
+    try:
+        result: R = job.unit.run(_on_clock, clock, freeze, func, *args)
+        return result
+    finally:
+        _running.job = outer
+        job.wake.set()
+
+
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """An asyncio event loop whose clock jumps to the next timer instead of waiting.
 
@@ -226,10 +278,11 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._vt_live_timers = 0
         self._vt_jobs = 0
         self._vt_job_order: deque[tuple[asyncio.Future[Any], asyncio.Future[Any]]] = deque()
-        self._vt_job_units: dict[asyncio.Future[Any], _order.Unit] = {}
+        self._vt_job_units: dict[asyncio.Future[Any], _Job] = {}
         self._vt_processes: list[asyncio.SubprocessTransport] = []
         self._vt_fired: collections.Counter[object] = collections.Counter()
-        self._vt_threads_before: frozenset[int] = frozenset()
+        # Thread objects, not idents: a new thread may get an ended one's ident.
+        self._vt_threads_before: frozenset[threading.Thread] = frozenset()
         selector = _VirtualSelector()
         super().__init__(selector)
         # Whatever the base loop registered while starting is its own self-pipe;
@@ -358,7 +411,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     ) -> asyncio.Future[R]:
         """Run ``func`` in ``executor`` on this loop's clock; the loop waits for it."""
         unit = _order.fork()  # the race detector orders takes by hand-over and hand-back
-        job: Any = functools.partial(unit.run, _on_clock, self._vt_clock, self._vt_freeze, func)
+        record = _Job(self, unit)
+        job: Any = functools.partial(_run_job, record, self._vt_clock, self._vt_freeze, func)
         inner: asyncio.Future[R] = super().run_in_executor(executor, job, *args)
         outer: asyncio.Future[R] = self.create_future()
         outer.add_done_callback(unit.join)
@@ -366,7 +420,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         # is no moment where the job is done but its result in transit.
         self._vt_jobs += 1
         self._vt_job_order.append((inner, outer))
-        self._vt_job_units[inner] = unit
+        self._vt_job_units[inner] = record
         inner.add_done_callback(self._job_finished)
         outer.add_done_callback(functools.partial(_cancel_inner, inner))
         return outer
@@ -392,8 +446,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         Work in threads takes zero virtual time: a job finishes the moment it
         is submitted, before the tasks that were ready alongside it go on. So
         each iteration first waits for the jobs (once, up to ``_ORDER_GRACE``
-        real seconds each: one still running then may be waiting on the loop)
-        and hands their results back in submission order. Otherwise a task
+        real seconds each: one still running then may be waiting on the loop;
+        see :meth:`_wait_for_job`) and hands their results back in submission
+        order. Otherwise a task
         resumed by a quick job runs ahead of one whose job was slower, and
         concurrent calls that each hop (langsmith's ``traceable`` around
         ``create_agent``'s middleware hooks does, tracing on or off) would
@@ -402,17 +457,37 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         order = self._vt_job_order
         while order:
             inner, outer = order[0]
-            unit = self._vt_job_units[inner]
+            job = self._vt_job_units[inner]
+            unit = job.unit
             if outer.done():  # cancelled: counted until the job really ends
                 return
             if not unit.waited:
                 unit.waited = True
-                unit.finished.wait(_ORDER_GRACE)
+                _wait_for_job(job)
             if not unit.hand_back(outer):
                 return
             order.popleft()
             del self._vt_job_units[inner]
             self._vt_jobs -= 1
+
+    def call_soon_threadsafe(
+        self,
+        callback: Callable[[*Ts], object],
+        *args: *Ts,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Handle:
+        """asyncio's, noting a call from one of this loop's executor jobs.
+
+        Such a job (``asyncio.run_coroutine_threadsafe(...).result()``, a
+        ``call_soon_threadsafe`` then a wait) may now wait on the loop, so the
+        loop stops waiting for it once it blocks (see :meth:`_settle_jobs`);
+        noted per job, so a call made before the loop starts waiting counts too.
+        """
+        job: _Job | None = getattr(_running, "job", None)
+        if job is not None and job.loop is self:
+            job.called_back = True
+            job.wake.set()
+        return super().call_soon_threadsafe(callback, *args, context=context)
 
     def _deliver(self, inner: asyncio.Future[Any], outer: asyncio.Future[Any]) -> None:
         self._vt_job_units.pop(inner, None)
@@ -425,6 +500,16 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             outer.set_exception(exc)
         else:
             outer.set_result(inner.result())
+
+    def _held_behind_jobs_on_loop(self) -> bool:
+        """Whether every unfinished job ahead of the first finished one waits on the loop."""
+        for inner, _outer in self._vt_job_order:
+            if inner.done():
+                return True
+            job = self._vt_job_units.get(inner)
+            if job is None or not job.waits_on_loop():
+                return False
+        return False
 
     def _release_out_of_order(self) -> bool:
         """Deliver finished jobs held behind a job that has not finished (fallback)."""
@@ -458,10 +543,18 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._vt_processes.append(transport)
         return transport, protocol
 
-    def _real_work(self) -> str | None:
-        """What real work is in flight, if any, described for a Stalled error."""
-        if self._vt_jobs:
-            return f"{self._vt_jobs} executor job(s)"
+    def _real_work(self, *, timer_due: bool = False) -> str | None:
+        """What real work is in flight, if any, described for a Stalled error.
+
+        With a timer due, jobs that called back into the loop and wait on it
+        (``run_coroutine_threadsafe(asyncio.sleep(1), loop).result()``) are not
+        real work: they wait for the loop's timers, as on a stock loop.
+        """
+        jobs = self._vt_jobs
+        if jobs and timer_due:
+            jobs -= sum(1 for job in self._vt_job_units.values() if job.waits_on_loop())
+        if jobs:
+            return f"{jobs} executor job(s)"
         if self._vt_processes:
             self._vt_processes = [t for t in self._vt_processes if t.get_returncode() is None]
             if self._vt_processes:
@@ -478,7 +571,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         before = self._vt_threads_before
         if threading.active_count() == len(before):
             # Same count: new threads only if as many old ones ended (rare).
-            return any(t.ident not in before for t in threading.enumerate())
+            return any(t not in before for t in threading.enumerate())
         return True
 
     # -------------------------------------------------------------- running
@@ -490,7 +583,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             self._vt_hold = contextlib.ExitStack()
             self._vt_hold.enter_context(hold_mirror())
         if not self._vt_threads_before:
-            self._vt_threads_before = frozenset(t.ident or 0 for t in threading.enumerate())
+            self._vt_threads_before = frozenset(threading.enumerate())
         with clock_scope(self._vt_clock, sync=False, freeze=self._vt_freeze):
             super().run_forever()
 
@@ -505,12 +598,12 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def _when_idle(self, select: Callable[[float | None], _SelectResult]) -> _SelectResult:
         """Decide what the loop does when nothing is ready and it would wait."""
-        work = self._real_work()
+        deadline = self._next_deadline()
+        work = self._real_work(timer_due=deadline is not None)
         if work is not None:
             events = self._wait_for_work(select, work)
             if events is not None:
                 return events
-        deadline = self._next_deadline()
         if set(self._vt_selector.get_map()) - self._vt_own_fds:
             events = select(self._vt_io_grace if deadline is not None else self._vt_stall)
             if events:
@@ -544,11 +637,13 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             slice_ = _THREAD_POLL if polling else self._vt_stall
             if not polling and any(i.done() for i, _ in self._vt_job_order):
                 # A finished job is held behind one still running; if that one
-                # waits on the loop, holding would deadlock it: after a grace,
-                # deliver out of order.
-                events = select(_ORDER_GRACE)
-                if events:
-                    return events
+                # waits on the loop, holding would deadlock it: deliver out of
+                # order, at once if every job ahead called back and now waits,
+                # else after a grace.
+                if not self._held_behind_jobs_on_loop():
+                    events = select(_ORDER_GRACE)
+                    if events:
+                        return events
                 if self._release_out_of_order():
                     return []
             events = select(slice_)
@@ -609,6 +704,24 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         )
 
 
+def _wait_for_job(job: _Job) -> None:
+    """Wait up to ``_ORDER_GRACE`` for an executor job to finish, unless it waits on the loop.
+
+    A job that called back into the loop (before this wait or during it) is
+    waited for only while it runs code: once it blocks in a wait, it is most
+    likely waiting for the loop to run what it sent, which the loop can do
+    only after this wait. A job that sends and goes on (LangGraph's stream
+    writer, a tracer's queue) is still waited for until it ends.
+    """
+    if not job.wake.wait(_ORDER_GRACE):
+        return  # neither ended nor called back: given up on, as before
+    finished = job.unit.finished
+    for _ in range(round(_ORDER_GRACE / _CALLBACK_POLL)):
+        if finished.is_set() or job.waits_on_loop():
+            return
+        finished.wait(_CALLBACK_POLL)
+
+
 def _on_clock(clock: VirtualClock, freeze: bool, func: Callable[..., R], *args: Any) -> R:
     """Run an executor job on its loop's clock, whatever thread it lands on."""
     with clock_scope(clock, sync=True, freeze=freeze):
@@ -640,15 +753,13 @@ _IDLE_WAITS: Final = frozenset({"wait", "get", "select", "_worker", "acquire", "
 _STDLIB_DIR: Final = os.path.dirname(os.__file__) + os.sep
 
 
-def _busy_threads(before: frozenset[int]) -> list[str]:
+def _busy_threads(before: frozenset[threading.Thread]) -> list[str]:
     """Threads started since the loop's first run that are running code, not waiting.
 
     An anyio worker (``anyio.to_thread``) or a thread the test started reports
     back with ``call_soon_threadsafe``, which the loop cannot see coming; while
     such a thread is busy, the loop waits for it instead of calling a deadlock.
     """
-    from fakellm import _compat
-
     me = threading.get_ident()
     frames = _compat.current_frames()
     busy = []
@@ -657,7 +768,7 @@ def _busy_threads(before: frozenset[int]) -> list[str]:
         if ident is None:
             busy.append(repr(thread.name))  # still starting
             continue
-        if ident == me or ident in before:
+        if ident == me or thread in before:
             continue
         frame = frames.get(ident)
         if frame is None or _is_idle_wait(frame):
@@ -672,8 +783,6 @@ def _is_idle_wait(frame: FrameType) -> bool:
 
 
 def _thread_stacks() -> str:
-    from fakellm import _compat
-
     frames = _compat.current_frames()
     parts = []
     for thread in threading.enumerate():

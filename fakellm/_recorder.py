@@ -217,12 +217,24 @@ class Recorder(BaseCallbackHandler):
             return EventLog._trusted(tuple(events))
 
     def clear(self) -> None:
-        """Forget every recorded event (the sequence number keeps counting)."""
+        """Forget every recorded event (the sequence number keeps counting).
+
+        The names of runs still in flight are kept: a token or end event that
+        arrives after ``clear`` for a run started before it still carries the
+        run's name and type.
+        """
         with self._lock:
+            ended = {
+                record.run_id
+                for record in self._events
+                if type(record) is not tuple and record.kind.endswith(("_end", "_error"))
+            }
+            # Every named run started since the last clear or was in flight
+            # then; those that ended since are forgotten.
+            self._names = {r: n for r, n in self._names.items() if r not in ended}
             self._base += len(self._events)
             self._built = 0
             self._events.clear()
-            self._names.clear()
             self._last = _NO_LAST
 
     # -- the one recording path ---------------------------------------------

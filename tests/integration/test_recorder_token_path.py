@@ -102,12 +102,27 @@ def test_a_run_started_again_under_the_same_id_names_its_later_tokens() -> None:
     assert (_token(rec, RUN).run_name, _token(rec, RUN).run_type) == ("Renamed", "chat_model")
 
 
-def test_after_clear_a_token_of_an_earlier_run_has_no_name() -> None:
+def test_after_clear_a_run_still_in_flight_keeps_its_name() -> None:
     rec = _started()
     assert _token(rec, RUN).run_name == "Model"
     rec.clear()
     event = _token(rec, RUN)
-    assert (event.seq, event.run_name, event.run_type) == (2, None, None)
+    assert (event.seq, event.run_name, event.run_type) == (2, "Model", "chat_model")
+    rec.clear()  # twice: the run is still in flight
+    rec.on_llm_end(None, run_id=RUN)  # type: ignore[arg-type]
+    assert [(e.seq, e.kind, e.run_name, e.run_type) for e in rec.events] == [
+        (3, "llm_end", "Model", "chat_model")
+    ]
+
+
+def test_after_clear_a_run_that_had_ended_is_forgotten() -> None:
+    rec = _started()
+    rec.on_chat_model_start({}, [[]], run_id=PARENT, name="Other")
+    rec.on_llm_end(None, run_id=RUN)  # type: ignore[arg-type]
+    rec.on_llm_error(ValueError("x"), run_id=PARENT)
+    rec.clear()
+    late = [_token(rec, RUN), _token(rec, PARENT)]
+    assert [(e.seq, e.run_name, e.run_type) for e in late] == [(4, None, None), (5, None, None)]
 
 
 def test_a_token_without_extra_arguments_has_empty_extra() -> None:

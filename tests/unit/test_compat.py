@@ -418,3 +418,92 @@ def test_freezegun_bind_fakes_binds_what_freeze_times_scan_binds_and_imports_not
     assert ours == scanned == again
     assert restored == real
     assert looked_up == []
+
+
+# --- r5-13: unwinding a start that failed part-way -----------------------------------------
+
+
+def test_freezegun_depth_and_truncate_count_and_drop_freezes_from_the_top() -> None:
+    import freezegun
+    import freezegun.api as fg
+
+    assert compat.freezegun_depth() == 0
+    with freezegun.freeze_time("2024-01-01"):
+        mine = object()
+        compat.freezegun_push(mine, ("x",))
+        assert compat.freezegun_depth() == 2
+        compat.freezegun_truncate(1)
+        assert compat.freezegun_depth() == 1
+        stacks = (fg.freeze_factories, fg.tz_offsets, fg.ignore_lists, fg.tick_flags)
+        assert [len(s) for s in stacks] == [1, 1, 1, 1]
+        assert mine not in fg.freeze_factories
+        assert dt.datetime.now() == dt.datetime(2024, 1, 1)  # the outer freeze is intact
+    assert compat.freezegun_depth() == 0
+
+
+def test_freezegun_unbind_everywhere_puts_back_what_a_scan_bound() -> None:
+    import time
+    import types
+
+    import freezegun.api as fg
+
+    module = types.ModuleType("fakellm_test_unbind_everywhere")
+    module.now_class, module.clock, module.FakeDatetime = dt.datetime, time.time, fg.FakeDatetime
+    sys.modules[module.__name__] = module
+    try:
+        bindings = compat.freezegun_bind_fakes(("_pytest",))
+        assert (module.now_class, module.clock) == (fg.FakeDatetime, fg.fake_time)
+        compat.freezegun_unbind_everywhere()
+        assert (module.now_class, module.clock) == (fg.real_datetime, fg.real_time)
+        assert module.FakeDatetime is fg.FakeDatetime  # a fake's own name is left
+        compat.freezegun_set_bindings(bindings, fake=False)
+    finally:
+        del sys.modules[module.__name__]
+
+
+def test_a_nested_freeze_time_start_only_pushes_so_its_stop_is_told_apart() -> None:
+    import freezegun
+    import freezegun.api as fg
+
+    outer, inner = freezegun.freeze_time("2024-01-01"), freezegun.freeze_time("2001-02-03")
+    assert type(outer) is fg._freeze_time
+    assert callable(fg._freeze_time.stop)
+    assert not compat.freezegun_modules_patched()
+    outer.start()
+    try:
+        assert compat.freezegun_modules_patched()
+        inner.start()
+        assert compat.freezegun_depth() == 2
+        assert hasattr(outer, "fake_names")
+        assert not hasattr(inner, "fake_names")  # what the last-stop hook goes by
+        inner.stop()
+    finally:
+        outer.stop()
+    assert not compat.freezegun_modules_patched()
+
+
+def test_waits_unsignalled_sees_a_condition_wait_until_it_is_notified() -> None:
+    import threading
+
+    assert "waiter" in threading.Condition.wait.__code__.co_varnames
+    condition = threading.Condition(threading.Lock())
+    inside = threading.Event()
+    seen: list[bool] = []
+
+    def wait() -> None:
+        with condition:
+            inside.set()
+            condition.wait(30)
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    assert inside.wait(30)
+    with condition:  # the thread is in wait() now: it released the lock
+        frame = compat.current_frames()[thread.ident or 0]
+        seen.append(compat.waits_unsignalled(frame))
+        condition.notify()
+        # Notified, but it cannot leave wait() while this thread holds the lock.
+        seen.append(compat.waits_unsignalled(compat.current_frames()[thread.ident or 0]))
+    thread.join()
+    assert seen == [True, False]
+    assert compat.waits_unsignalled(sys._getframe()) is False
