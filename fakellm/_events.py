@@ -664,11 +664,22 @@ class EventLog(Sequence[Event]):
         labels = self.labels()
         t0 = self._events[0].time if self._events else 0.0
         out: list[dict[str, Any]] = []
+        # Consecutive events mostly share their ids: label them once per change
+        # (UUID.__hash__ is Python code).
+        rid: object = _NOTHING
+        parent: object = _NOTHING
+        run_label = parent_label = None
         for ev in self._events:
+            if ev.run_id is not rid:
+                rid = ev.run_id
+                run_label = labels.get(rid) if rid else None
+            if ev.parent_run_id is not parent:
+                parent = ev.parent_run_id
+                parent_label = labels.get(parent) if parent else None
             row: dict[str, Any] = {
                 "kind": ev.kind,
-                "run": labels.get(ev.run_id) if ev.run_id else None,
-                "parent": labels.get(ev.parent_run_id) if ev.parent_run_id else None,
+                "run": run_label,
+                "parent": parent_label,
                 "name": ev.run_name,
                 "type": ev.run_type,
                 "tags": list(ev.tags),
