@@ -202,7 +202,8 @@ class EventLog(Sequence[Event]):
     Queries that take a run accept a :data:`RunRef`.
 
     Cost of queries, for a log of N events and R runs: the first query that
-    needs runs indexes the log once (O(N)); after that ``run``, ``parent``,
+    needs runs indexes the log once (O(N)), and the first that names a run by
+    its name tables the names once (O(R)); after that ``run``, ``parent``,
     ``end_event``, ``output``, ``output_text`` and ``error`` cost O(1);
     ``tokens``, ``text`` and ``filter(run=...)`` cost the run's own events
     (with ``subtree=True``, the subtree's events, merged in order); ``usage(run)``
