@@ -819,17 +819,21 @@ class _RunIndex:
         links = array("q")  # (parent, child) number pairs, in the order children appear
         nxt = array("q", [-1]) * len(events)
 
-        def add(rid: UUID, status: str) -> None:
-            ids.append(rid)
-            names.append(None)
-            types.append(None)
-            parents.append(None)
-            tags.append(())
-            statuses.append(status)
-            starts.append(-1)
-            ends.append(-1)
-            first.append(-1)
-            lasts.append(-1)
+        def number(rid: UUID) -> int:
+            """``rid``'s number, given to it (as an unseen run) if it has none yet."""
+            n = ordinal.setdefault(rid, len(ids))
+            if n == len(ids):
+                ids.append(rid)
+                names.append(None)
+                types.append(None)
+                parents.append(None)
+                tags.append(())
+                statuses.append("unseen")
+                starts.append(-1)
+                ends.append(-1)
+                first.append(-1)
+                lasts.append(-1)
+            return n
 
         # The current run (that of the previous event), its number, its last
         # event, and the parent object it last carried with that parent's
@@ -849,9 +853,7 @@ class _RunIndex:
                 if parent is not seen:
                     seen, seen_k = parent, -1
                     if parent is not None:
-                        seen_k = ordinal.setdefault(parent, len(ids))
-                        if seen_k == len(ids):
-                            add(parent, "unseen")
+                        seen_k = number(parent)
                         if parents[k] is None:
                             parents[k] = parent
                             links.extend((seen_k, k))
@@ -864,23 +866,15 @@ class _RunIndex:
                 elif parent is seen:
                     p = seen_k
                 else:
-                    p = ordinal.setdefault(parent, len(ids))
-                    if p == len(ids):
-                        add(parent, "unseen")
+                    p = number(parent)
                 if rid is None:
                     continue
                 if k >= 0:
                     lasts[k] = last
-                if rid is seen:
-                    k = seen_k
-                else:
-                    k = ordinal.setdefault(rid, len(ids))
-                    if k == len(ids):
-                        add(rid, "running")
-                if first[k] < 0:
+                k = seen_k if rid is seen else number(rid)
+                if first[k] < 0:  # the run's first event: it was unseen until now
                     first[k] = i
-                    if statuses[k] == "unseen":
-                        statuses[k] = "running"
+                    statuses[k] = "running"
                 else:
                     nxt[lasts[k]] = i
                 cur, last, seen, seen_k = rid, i, parent, p
