@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+from array import array
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -201,7 +202,8 @@ class EventLog(Sequence[Event]):
     Queries that take a run accept a :data:`RunRef`.
 
     Cost of queries, for a log of N events and R runs: the first query that
-    needs runs indexes the log once (O(N)); after that ``run``, ``parent``,
+    needs runs indexes the log once (O(N)), and the first that names a run by
+    its name tables the names once (O(R)); after that ``run``, ``parent``,
     ``end_event``, ``output``, ``output_text`` and ``error`` cost O(1);
     ``tokens``, ``text`` and ``filter(run=...)`` cost the run's own events
     (with ``subtree=True``, the subtree's events, merged in order); ``usage(run)``
@@ -212,7 +214,7 @@ class EventLog(Sequence[Event]):
     O(N), so a loop of a per-run query over every run is O(N) in all.
     """
 
-    __slots__ = ("_events", "_index", "_labels", "_runs")
+    __slots__ = ("_events", "_index", "_labels")
 
     def __init__(self, events: Iterable[Event] = ()) -> None:
         """Wrap ``events`` (any iterable of :class:`Event`) in recorded order."""
@@ -228,14 +230,13 @@ class EventLog(Sequence[Event]):
                     f"events[{i}]={ev!r} is not an Event; EventLog holds only fakellm Event records"
                 )
         self._labels: dict[UUID, str] | None = None
-        self._runs: dict[UUID, Run] | None = None
         self._index: _RunIndex | None = None
 
     @classmethod
     def _trusted(cls, events: tuple[Event, ...]) -> EventLog:
         """Wrap a tuple already known to hold only Events (skips the check)."""
         log = cls.__new__(cls)
-        log._events, log._labels, log._runs, log._index = events, None, None, None
+        log._events, log._labels, log._index = events, None, None
         return log
 
     # -- sequence protocol -------------------------------------------------
@@ -314,13 +315,13 @@ class EventLog(Sequence[Event]):
 
     def _run_events(self, run: RunRef, *, subtree: bool = False) -> list[Event]:
         """The events of ``run`` (and its descendants'), in log order, from the index."""
-        self._run_table()
-        index = self._index
-        assert index is not None  # built with the run table
+        index = self._run_table()
         events = self._events
+        k = self._ordinal(run)
         if not subtree:
-            return [events[i] for i in index.positions.get(self.run(run).id, ())]
-        lists = [index.positions.get(r.id, ()) for r in self.subtree(run)]
+            return [events[i] for i in index.positions(k)]
+        ordinal = index.ordinal
+        lists = [index.positions(ordinal[r.id]) for r in self.subtree(index.runs[k])]
         positions = lists[0] if len(lists) == 1 else sorted(itertools.chain(*lists))
         return [events[i] for i in positions]
 
@@ -330,54 +331,28 @@ class EventLog(Sequence[Event]):
         """Run id → stable label (``"r1"``, ...), in order of first appearance."""
         if self._labels is None:
             labels: dict[UUID, str] = {}
+            # Ids repeat from one event to the next (a model's tokens): the very
+            # objects just labelled are skipped without hashing (UUID.__hash__
+            # is Python code).
+            last_parent: object = _NOTHING
+            last_rid: object = _NOTHING
             for ev in self._events:
-                for rid in (ev.parent_run_id, ev.run_id):
+                parent, rid = ev.parent_run_id, ev.run_id
+                if parent is not last_parent:
+                    last_parent = parent
+                    if parent is not None and parent not in labels:
+                        labels[parent] = f"r{len(labels) + 1}"
+                if rid is not last_rid:
+                    last_rid = rid
                     if rid is not None and rid not in labels:
                         labels[rid] = f"r{len(labels) + 1}"
             self._labels = labels
         return self._labels
 
-    def _run_table(self) -> dict[UUID, Run]:
-        if self._runs is not None:
-            return self._runs
-        labels = self.labels()
-        # One list row per run (faster than dict rows on long logs):
-        # name, type, parent, tags, start, end, status, children.
-        info: dict[UUID, list[Any]] = {
-            rid: [None, None, None, (), None, None, "unseen", []] for rid in labels
-        }
-        positions: dict[UUID, list[int]] = {}
-        for i, ev in enumerate(self._events):
-            rid = ev.run_id
-            if rid is None:
-                continue
-            row = info[rid]
-            if row[6] == "unseen":
-                row[6] = "running"
-                positions[rid] = [i]
-            else:
-                positions[rid].append(i)
-            if row[0] is None:
-                row[0], row[1] = ev.run_name, ev.run_type
-            if row[2] is None and ev.parent_run_id is not None:
-                row[2] = ev.parent_run_id
-                info[ev.parent_run_id][7].append(rid)
-            kind = ev.kind
-            if kind in START_KINDS:
-                if row[4] is None:
-                    row[4], row[3] = i, ev.tags
-            elif kind in FINISH_KINDS and row[5] is None:
-                row[5] = i
-                row[6] = _outcome(ev)
-        self._runs = {
-            rid: Run(rid, labels[rid], r[0], r[1], r[2], tuple(r[3]), r[4], r[5], r[6], tuple(r[7]))
-            for rid, r in info.items()
-        }
-        by_name: dict[str | None, list[Run]] = {}
-        for r in self._runs.values():
-            by_name.setdefault(r.name, []).append(r)
-        self._index = _RunIndex(positions, by_name, {r.label: r for r in self._runs.values()})
-        return self._runs
+    def _run_table(self) -> _RunIndex:
+        if self._index is None:
+            self._index = _RunIndex(self._events)
+        return self._index
 
     def runs(
         self,
@@ -389,7 +364,7 @@ class EventLog(Sequence[Event]):
         """Runs that had events in this log, in order of appearance."""
         return [
             r
-            for r in self._run_table().values()
+            for r in self._run_table().runs
             if r.status != "unseen"
             and (name is None or r.name == name)
             and (type is None or r.type == type)
@@ -398,7 +373,11 @@ class EventLog(Sequence[Event]):
 
     def run(self, ref: RunRef) -> Run:
         """The run ``ref`` names (id, Run, Event, unique name or label)."""
-        table = self._run_table()
+        return self._run_table().runs[self._ordinal(ref)]
+
+    def _ordinal(self, ref: RunRef) -> int:
+        """The position in the run index of the run ``ref`` names (see :meth:`run`)."""
+        index = self._run_table()
         if isinstance(ref, Run):
             ref = ref.id
         elif isinstance(ref, Event):
@@ -406,28 +385,36 @@ class EventLog(Sequence[Event]):
                 raise ValueError(f"run={ref!r}: this event belongs to no run")
             ref = ref.run_id
         if isinstance(ref, UUID):
-            if ref not in table:
+            k = index.ordinal.get(ref)
+            if k is None:
                 raise ValueError(f"run={ref!r} is not a run in this log; runs: {self._run_list()}")
-            return table[ref]
+            return k
         if isinstance(ref, str):
-            index = self._index
-            assert index is not None  # built with the run table
-            named = index.by_name.get(ref, [])
+            named = index.by_name().get(ref, [])
             if len(named) == 1:
                 return named[0]
             if len(named) > 1:
                 raise ValueError(
                     f"run={ref!r} is ambiguous: {len(named)} runs have that name "
-                    f"({', '.join(r.label for r in named)}); pass a run id, a Run "
+                    f"({', '.join(index.runs[k].label for k in named)}); pass a run id, a Run "
                     f"from log.runs(name={ref!r}) or a label"
                 )
-            if ref in index.by_label:
-                return index.by_label[ref]
+            k = index.labelled(ref)
+            if k is not None:
+                return k
             raise ValueError(f"run={ref!r} matches no run name or label; runs: {self._run_list()}")
         raise TypeError(
             f"run={ref!r} is not a run reference; accepted: a run id (UUID), a Run, "
             "an Event, a run name or a label like 'r1'"
         )
+
+    def _runs_and_positions(self) -> Iterator[tuple[Run, list[int]]]:
+        """Each run that had events, in :meth:`runs` order, with the indices of
+        its own events in log order (from the index: O(N) for all of them)."""
+        index = self._run_table()
+        for k, r in enumerate(index.runs):
+            if r.status != "unseen":
+                yield r, index.positions(k)
 
     def _run_list(self) -> str:
         return ", ".join(str(r) for r in self.runs()) or "(none)"
@@ -678,11 +665,22 @@ class EventLog(Sequence[Event]):
         labels = self.labels()
         t0 = self._events[0].time if self._events else 0.0
         out: list[dict[str, Any]] = []
+        # Consecutive events mostly share their ids: label them once per change
+        # (UUID.__hash__ is Python code).
+        rid: object = _NOTHING
+        parent: object = _NOTHING
+        run_label = parent_label = None
         for ev in self._events:
+            if ev.run_id is not rid:
+                rid = ev.run_id
+                run_label = labels.get(rid) if rid else None
+            if ev.parent_run_id is not parent:
+                parent = ev.parent_run_id
+                parent_label = labels.get(parent) if parent else None
             row: dict[str, Any] = {
                 "kind": ev.kind,
-                "run": labels.get(ev.run_id) if ev.run_id else None,
-                "parent": labels.get(ev.parent_run_id) if ev.parent_run_id else None,
+                "run": run_label,
+                "parent": parent_label,
                 "name": ev.run_name,
                 "type": ev.run_type,
                 "tags": list(ev.tags),
@@ -787,19 +785,185 @@ class EventLog(Sequence[Event]):
         return render_timeline(self, ids, view=view, max_events=max_events)
 
 
-@dataclass(frozen=True, slots=True)
 class _RunIndex:
-    """What per-run queries look up instead of scanning the log.
+    """What per-run queries look up instead of scanning the log, built in one pass.
+
+    Every id the log mentions (as a run or as a parent) gets a number in order
+    of first appearance, its label's number minus one. Each run's own events
+    form a chain: ``first[k]`` is the index of run ``k``'s first event and
+    ``next[i]`` the index of the next event of event ``i``'s run (-1: none).
+    The chain is two flat integer arrays, not a list of ints per run: on a long
+    log that is far less memory to fill (8 bytes an event, no int objects) and
+    nothing the garbage collector has to walk.
 
     Attributes:
-        positions: Run id -> indices of the run's own events, in log order.
-        by_name: Run name -> the runs with that name, in order of appearance.
-        by_label: Label -> run.
+        ordinal: Run id -> its number.
+        runs: The Runs by number (runs only seen as a parent included).
+        first: Run number -> index of its first event (-1: none).
+        next: Event index -> index of its run's next event (-1: last).
     """
 
-    positions: dict[UUID, list[int]]
-    by_name: dict[str | None, list[Run]]
-    by_label: dict[str, Run]
+    __slots__ = ("_by_name", "first", "next", "ordinal", "runs")
+
+    def __init__(self, events: Sequence[Event]) -> None:
+        ordinal: dict[UUID, int] = {}
+        ids: list[UUID] = []
+        # Per run number: name, type, parent, tags, status; start, end, first
+        # and last event index (-1: none). Flat lists, not a row object per run.
+        names: list[str | None] = []
+        types: list[str | None] = []
+        parents: list[UUID | None] = []
+        tags: list[tuple[str, ...]] = []
+        statuses: list[Any] = []
+        starts, ends, first, lasts = array("q"), array("q"), array("q"), array("q")
+        links = array("q")  # (parent, child) number pairs, in the order children appear
+        nxt = array("q", [-1]) * len(events)
+
+        def number(rid: UUID) -> int:
+            """``rid``'s number, given to it (as an unseen run) if it has none yet."""
+            n = ordinal.setdefault(rid, len(ids))
+            if n == len(ids):
+                ids.append(rid)
+                names.append(None)
+                types.append(None)
+                parents.append(None)
+                tags.append(())
+                statuses.append("unseen")
+                starts.append(-1)
+                ends.append(-1)
+                first.append(-1)
+                lasts.append(-1)
+            return n
+
+        # The current run (that of the previous event), its number, its last
+        # event, and the parent object it last carried with that parent's
+        # number. A run's events mostly follow one another (a model's tokens),
+        # a child starts under the current run and hands back to it: those are
+        # recognised by identity, without hashing an id (UUID.__hash__ is Python
+        # code) or probing a large dict.
+        cur: object = _NOTHING
+        k = last = seen_k = -1
+        seen: UUID | None = None
+        unnamed = False
+        for i, ev in enumerate(events):
+            rid, parent = ev.run_id, ev.parent_run_id
+            if rid is cur:
+                nxt[last] = i
+                last = i
+                if parent is not seen:
+                    seen, seen_k = parent, -1
+                    if parent is not None:
+                        seen_k = number(parent)
+                        if parents[k] is None:
+                            parents[k] = parent
+                            links.extend((seen_k, k))
+            else:
+                # A parent is numbered before its child (labels() order).
+                if parent is None:
+                    p = -1
+                elif parent is cur:
+                    p = k
+                elif parent is seen:
+                    p = seen_k
+                else:
+                    p = number(parent)
+                if rid is None:
+                    continue
+                if k >= 0:
+                    lasts[k] = last
+                k = seen_k if rid is seen else number(rid)
+                if first[k] < 0:  # the run's first event: it was unseen until now
+                    first[k] = i
+                    statuses[k] = "running"
+                else:
+                    nxt[lasts[k]] = i
+                cur, last, seen, seen_k = rid, i, parent, p
+                unnamed = names[k] is None
+                if parent is not None and parents[k] is None:
+                    parents[k] = parent
+                    links.extend((p, k))
+            if unnamed:
+                names[k], types[k] = ev.run_name, ev.run_type
+                unnamed = names[k] is None
+            kind = ev.kind
+            if kind in START_KINDS:
+                if starts[k] < 0:
+                    starts[k] = i
+                    tags[k] = tuple(ev.tags)
+            elif kind in FINISH_KINDS and ends[k] < 0:
+                ends[k] = i
+                statuses[k] = _outcome(ev)
+        children: list[list[UUID] | None] = [None] * len(ids)
+        for j in range(0, len(links), 2):
+            siblings = children[links[j]]
+            if siblings is None:
+                children[links[j]] = [ids[links[j + 1]]]
+            else:
+                siblings.append(ids[links[j + 1]])
+        self.ordinal = ordinal
+        self.runs = [
+            Run(
+                rid,
+                f"r{n}",
+                name,
+                rtype,
+                parent,
+                tagged,
+                None if s < 0 else s,
+                None if e < 0 else e,
+                status,
+                () if kids is None else tuple(kids),
+            )
+            for n, (rid, name, rtype, parent, tagged, s, e, status, kids) in enumerate(
+                zip(
+                    ids, names, types, parents, tags, starts, ends, statuses, children, strict=True
+                ),
+                1,
+            )
+        ]
+        self.first = first
+        self.next = nxt
+        self._by_name: dict[str | None, list[int]] | None = None
+
+    def __getitem__(self, rid: UUID) -> Run:
+        return self.runs[self.ordinal[rid]]
+
+    def __contains__(self, rid: object) -> bool:
+        return rid in self.ordinal
+
+    def get(self, rid: UUID) -> Run | None:
+        k = self.ordinal.get(rid)
+        return None if k is None else self.runs[k]
+
+    def positions(self, k: int) -> list[int]:
+        """Indices of run ``k``'s own events, in log order."""
+        out: list[int] = []
+        i, nxt = self.first[k], self.next
+        while i >= 0:
+            out.append(i)
+            i = nxt[i]
+        return out
+
+    def by_name(self) -> dict[str | None, list[int]]:
+        """Run name -> the numbers of the runs with that name (built on first use)."""
+        if self._by_name is None:
+            by_name: dict[str | None, list[int]] = {}
+            for k, r in enumerate(self.runs):
+                by_name.setdefault(r.name, []).append(k)
+            self._by_name = by_name
+        return self._by_name
+
+    def labelled(self, ref: str) -> int | None:
+        """The number of the run labelled ``ref`` (``"r1"`` is 0), or None.
+
+        Labels are ``"r"`` and the number plus one, without leading zeros, so
+        reading the number back takes no table of labels.
+        """
+        digits = ref[1:]
+        if ref[:1] != "r" or not (digits.isascii() and digits.isdigit()) or digits[0] == "0":
+            return None
+        k = int(digits) - 1
+        return k if k < len(self.runs) else None
 
 
 # -- helpers ----------------------------------------------------------------------
@@ -1005,6 +1169,7 @@ def _retry_fields(state: Any) -> dict[str, Any]:
 
 
 _MISSING = object()
+_NOTHING = object()
 _UUID_RE = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )

@@ -35,7 +35,6 @@ from fakellm._events import (
     FINISH_KINDS,
     KINDS,
     START_KINDS,
-    Event,
     EventLog,
     Run,
     RunRef,
@@ -209,51 +208,50 @@ def _chunk_input_tokens(chunk: Any) -> int:
 
 
 def well_formed_problems(log: EventLog) -> list[tuple[Run, str]]:
-    """Every violation of the trace invariants (see :func:`assert_well_formed`)."""
-    table = {r.id: r for r in log.runs()}
+    """Every violation of the trace invariants (see :func:`assert_well_formed`).
+
+    Each run is checked against its own events, read through the log's run
+    index: linear in events, with no per-event record built on the way.
+    """
+    events = log._events
     problems: list[tuple[Run, str]] = []
-    starts: dict[UUID, list[int]] = {}
-    finishes: dict[UUID, list[int]] = {}
-    # Each run's other events, gathered in the same pass: checking a run then
-    # costs its own events, not the whole log (linear, not runs x events).
-    inside: dict[UUID, list[tuple[int, Event]]] = {}
-    for i, ev in enumerate(log):
-        if ev.run_id is None:
-            continue
-        if ev.kind in START_KINDS:
-            starts.setdefault(ev.run_id, []).append(i)
-        elif ev.kind in FINISH_KINDS:
-            finishes.setdefault(ev.run_id, []).append(i)
-        else:
-            inside.setdefault(ev.run_id, []).append((i, ev))
-    for r in table.values():
-        s, f = starts.get(r.id, []), finishes.get(r.id, [])
-        if not s:
+    for r, positions in log._runs_and_positions():
+        starts: list[int] = []
+        finishes: list[int] = []
+        inside: list[int] = []
+        for i in positions:
+            kind = events[i].kind
+            if kind in START_KINDS:
+                starts.append(i)
+            elif kind in FINISH_KINDS:
+                finishes.append(i)
+            else:
+                inside.append(i)
+        if not starts:
             problems.append((r, "has events but never started"))
-        elif len(s) > 1:
-            problems.append((r, f"started {len(s)} times (#{', #'.join(map(str, s))})"))
-        if not f:
+        elif len(starts) > 1:
+            problems.append((r, f"started {len(starts)} times (#{', #'.join(map(str, starts))})"))
+        if not finishes:
             problems.append((r, "never ended or errored"))
-        elif len(f) > 1:
-            kinds = ", ".join(f"{log[i].kind} #{log[i].seq}" for i in f)
-            problems.append((r, f"finished {len(f)} times ({kinds})"))
-        first, last = (s[0] if s else None), (f[0] if f else None)
-        own = inside.get(r.id, [])
-        for i, ev in own:
+        elif len(finishes) > 1:
+            kinds = ", ".join(f"{events[i].kind} #{events[i].seq}" for i in finishes)
+            problems.append((r, f"finished {len(finishes)} times ({kinds})"))
+        # The run's first start and first end or error, as Run.start and Run.end hold them.
+        first, last = r.start, r.end
+        for i in inside:
             if first is None or i < first:
-                problems.append((r, f"{ev.kind} #{ev.seq} before the run started"))
+                problems.append((r, f"{events[i].kind} #{events[i].seq} before the run started"))
             elif last is not None and i > last:
-                problems.append((r, f"{ev.kind} #{ev.seq} after the run finished"))
-        parent = table.get(r.parent_id) if r.parent_id is not None else None
+                problems.append((r, f"{events[i].kind} #{events[i].seq} after the run finished"))
+        parent = log.parent(r) if r.parent_id is not None else None
         if parent is not None and parent.start is not None and first is not None:
             if first < parent.start:
                 problems.append((r, f"started before its parent {parent}"))
-            p_end = finishes.get(parent.id, [None])[0]
-            if p_end is not None and (last is None or last > p_end):
+            if parent.end is not None and (last is None or last > parent.end):
                 problems.append((r, f"still running after its parent {parent} finished"))
-        end = log[last] if last is not None else None
+        end = events[last] if last is not None else None
         if end is not None and end.kind == "llm_end":
-            token_events = [ev for _, ev in own if ev.kind == "llm_new_token"]
+            token_events = [events[i] for i in inside if events[i].kind == "llm_new_token"]
             tokens = [ev.token for ev in token_events]
             if (
                 tokens

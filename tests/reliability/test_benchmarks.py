@@ -216,3 +216,23 @@ def test_the_quick_flag_picks_the_small_sizes(
     assert capsys.readouterr().out == table + "\n"
     assert table.splitlines()[1].endswith("2.000x  [2.000 - 2.000]    <= 1.20   MISS")
     assert table.splitlines()[-1] == "d"
+
+
+# -- EventLog growth ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("freeze_log", [False, True])
+def test_event_logs_stay_in_the_collectors_sight_unless_asked(
+    runner: ModuleType, freeze_log: bool
+) -> None:
+    # A full collection that a query triggers walks a test's log, so the
+    # benchmark's logs must not be frozen with the imports: that would hide it.
+    import gc
+
+    import bench_events
+
+    sections = bench_events.prepared((20,), freeze_log=freeze_log)
+    event = sections["usage() @20"].__defaults__[0][0]  # type: ignore[attr-defined]
+    # gc.get_objects() lists the collector's generations, not the frozen objects.
+    assert any(obj is event for obj in gc.get_objects()) is not freeze_log
+    assert sections["usage() @20"]() == 16  # 2 copies of the 8-event call
