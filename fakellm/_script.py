@@ -9,6 +9,7 @@ what is accepted.
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import inspect
 import itertools
 import json
@@ -19,7 +20,7 @@ import threading
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self, TypeAlias, TypeVar
@@ -1483,6 +1484,27 @@ class Call:
         return None if node is None else str(node)
 
 
+def new_call(**values: Any) -> Call:
+    """``Call(**values)``, built the way a model records every call: straight into
+    the record's ``__dict__`` (a frozen dataclass sets each field through
+    ``object.__setattr__``, which costs more than the rest of recording it)."""
+    call = object.__new__(Call)
+    fields = call.__dict__
+    fields.update(_CALL_DEFAULTS)
+    for name, factory in _CALL_FACTORIES:
+        fields[name] = factory()
+    fields.update(values)
+    return call
+
+
+_CALL_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Call) if f.default is not MISSING}
+_CALL_FACTORIES = tuple(
+    (f.name, f.default_factory)
+    for f in dataclasses.fields(Call)
+    if f.default_factory is not MISSING
+)
+
+
 def _tool_name(tool: Mapping[str, Any]) -> str:
     fn = tool.get("function")
     if isinstance(fn, Mapping):
@@ -1947,7 +1969,9 @@ class ScriptPlayer:
                 raise Exhausted
             self._next += 1
             if not self.script.allow_races:
-                self._raced.record(call.index, k, _order.origin(ordered))
+                where = _order.by_threads(ordered)
+                if where is not None:
+                    self._raced.record(call.index, k, where)
             if k < len(turns):
                 return turns[k]
             if self.script.when_exhausted == "cycle":
