@@ -84,6 +84,17 @@ def _is_sequence_type(annotation: Any) -> bool:
 
 _init_depth: ContextVar[int] = ContextVar("fakellm_init_depth", default=0)
 
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _field_names(cls: type[BaseModel]) -> frozenset[str]:
+    """A part's field names (fixed once its class is built; ``model_fields`` is a
+    descriptor that costs more than the check it serves)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(cls.model_fields)
+    return names
+
 
 class _Spec(BaseModel):
     """Base of every script part: frozen, and strict about unknown keys."""
@@ -131,7 +142,8 @@ class _Spec(BaseModel):
                 value = data.get(name)
                 if value is not None and not isinstance(value, list | tuple):
                     raise _FieldError(name, value, _not_a_list(name, value))
-            unknown = [key for key in data if key not in cls.model_fields]
+            known = _field_names(cls)
+            unknown = [key for key in data if key not in known]
             if unknown:
                 accepted = ", ".join(cls.model_fields)
                 key = unknown[0]
@@ -380,7 +392,7 @@ def _check_size(data: Any) -> None:
     The limits are read from the environment only once the input crosses their
     floors (most scripts written by hand never do).
     """
-    if not isinstance(data, _CONTAINERS):
+    if type(data) is not dict and not isinstance(data, _CONTAINERS):
         return
     max_bytes, max_depth = _floor("FAKELLM_MAX_SCRIPT_BYTES"), _floor("FAKELLM_MAX_DEPTH")
     floors = True  # still checking against the floors
@@ -397,7 +409,7 @@ def _check_size(data: Any) -> None:
                 "a script needs far fewer"
             )
             raise _FieldError(_link_path(link), container, msg)
-        is_mapping = isinstance(container, Mapping)
+        is_mapping = type(container) is dict or isinstance(container, Mapping)
         if not is_mapping and len(container) > 8:
             # A long list of strings (a turn's explicit chunks): counted at once when
             # it stays under the limit, item by item (to name the item) when not.
@@ -412,8 +424,11 @@ def _check_size(data: Any) -> None:
             total += 16 if is_mapping else 8
             if is_mapping and isinstance(key, str):
                 total += _utf8_len(key)
-            if isinstance(item, str):
+            kind = type(item)
+            if kind is str or isinstance(item, str):
                 total += _utf8_len(item)
+            elif kind in _SCALARS:
+                pass  # counted as a value: neither text nor a container
             elif isinstance(item, bytes | bytearray):
                 total += len(item)
             elif isinstance(item, _CONTAINERS):
@@ -447,6 +462,7 @@ def _texts_size(items: Any) -> int | None:
 
 
 _CONTAINERS = (Mapping, list, tuple, set, frozenset)
+_SCALARS = frozenset({int, float, bool, type(None)})
 
 
 def _link_path(link: Any) -> str:
@@ -485,8 +501,10 @@ def _turn_budget(turn: Turn) -> bool:
     parts = {
         "text": _utf8_len(turn.text or ""),
         "reasoning": _utf8_len(turn.reasoning or ""),
-        "tool_calls": sum(_utf8_len(c.args_json) for c in turn.tool_calls),
-        "stream": sum(c.size for c in turn.stream or ()),
+        "tool_calls": sum(_utf8_len(c.args_json) for c in turn.tool_calls)
+        if turn.tool_calls
+        else 0,
+        "stream": sum(c.size for c in turn.stream) if turn.stream else 0,
     }
     text_bytes = sum(parts.values())
     if (max_text := _over("FAKELLM_MAX_TEXT_BYTES", text_bytes)) is not None:
