@@ -25,6 +25,7 @@ Timing rules: see ``_harness.py``.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from functools import partial
 from typing import Any
@@ -60,7 +61,15 @@ class NoOp(BaseCallbackHandler):
 
 
 class Floor(BaseChatModel):
-    """The cheapest correct chat model: fresh chunks per call, usage on the last."""
+    """The cheapest correct chat model: what every real integration does per call.
+
+    It turns the input messages into the request's payload, and its reply has
+    what a provider's has: a message id (on every chunk of a stream), the model
+    name, the usage (on the last chunk), the finish reason, and an ``llm_output``
+    of token usage and model name that ``generate`` sums over its prompts;
+    ``_get_ls_params`` names the provider and model for tracing. (That is what
+    ``ChatOpenAI`` does, network aside.)
+    """
 
     # Kept out of the repr: a real integration's model holds its settings, not its
     # replies, so what core serializes on its first call does not grow with them.
@@ -71,37 +80,68 @@ class Floor(BaseChatModel):
     def _llm_type(self) -> str:
         return "floor"
 
-    def _usage(self) -> UsageMetadata:
-        n = len(self.words)
-        return {"input_tokens": 3, "output_tokens": n, "total_tokens": n + 3}
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = "floor"
+        params["ls_model_name"] = kwargs.get("model") or self.model_name
+        return params
 
-    def _chunks(self) -> Iterator[ChatGenerationChunk]:
+    def _combine_llm_outputs(self, llm_outputs: list[dict[str, Any] | None]) -> dict[str, Any]:
+        usage: dict[str, int] = {}
+        for out in llm_outputs:
+            for key, count in (out or {}).get("token_usage", {}).items():
+                usage[key] = usage.get(key, 0) + count
+        return {"token_usage": usage, "model_name": self.model_name}
+
+    def _request(self, messages: list[BaseMessage]) -> list[dict[str, Any]]:
+        """The provider payload of the input (a real integration sends it)."""
+        return [{"role": m.type, "content": m.content} for m in messages]
+
+    def _usage(self, request: list[dict[str, Any]]) -> UsageMetadata:
+        n = len(self.words)
+        i = sum(len(str(m["content"]).split()) for m in request)
+        return {"input_tokens": i, "output_tokens": n, "total_tokens": n + i}
+
+    def _chunks(self, messages: list[BaseMessage]) -> Iterator[ChatGenerationChunk]:
+        request = self._request(messages)
+        message_id = f"floor-{uuid.uuid4()}"
         words, last = self.words, len(self.words) - 1
         for i, word in enumerate(words):
             if i == 0:
                 msg = AIMessageChunk(
-                    content=word, response_metadata={"model_name": self.model_name}
+                    content=word, id=message_id, response_metadata={"model_name": self.model_name}
                 )
             elif i == last:
                 msg = AIMessageChunk(
                     content=word,
-                    usage_metadata=self._usage(),
+                    id=message_id,
+                    usage_metadata=self._usage(request),
                     response_metadata={"finish_reason": "stop"},
                     chunk_position="last",
                 )
             else:
-                msg = AIMessageChunk(content=word)
+                msg = AIMessageChunk(content=word, id=message_id)
             yield ChatGenerationChunk(message=msg)
 
     def _generate(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
     ) -> ChatResult:
+        usage = self._usage(self._request(messages))
         message = AIMessage(
             content="".join(self.words),
-            usage_metadata=self._usage(),
+            id=f"floor-{uuid.uuid4()}",
+            usage_metadata=usage,
             response_metadata={"model_name": self.model_name, "finish_reason": "stop"},
         )
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        llm_output = {
+            "token_usage": {
+                "prompt_tokens": usage["input_tokens"],
+                "completion_tokens": usage["output_tokens"],
+                "total_tokens": usage["total_tokens"],
+            },
+            "model_name": self.model_name,
+        }
+        return ChatResult(generations=[ChatGeneration(message=message)], llm_output=llm_output)
 
     async def _agenerate(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
@@ -111,12 +151,12 @@ class Floor(BaseChatModel):
     def _stream(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
     ) -> Iterator[ChatGenerationChunk]:
-        yield from self._chunks()
+        yield from self._chunks(messages)
 
     async def _astream(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
     ) -> AsyncIterator[ChatGenerationChunk]:
-        for chunk in self._chunks():
+        for chunk in self._chunks(messages):
             yield chunk
 
 

@@ -142,8 +142,9 @@ _CALL_FIELDS = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class _RunInfo:
+class _RunInfo(NamedTuple):
+    """A run's id, tags and metadata (``ls_*`` keys left out), as its Call records them."""
+
     run_id: uuid.UUID | None
     tags: tuple[str, ...]
     metadata: Mapping[str, Any]
@@ -152,16 +153,6 @@ class _RunInfo:
 # LangChain hands `_stream` no run manager on its `stream()` and invoke-streaming
 # paths; the overrides below park the run's identity here for `_stream` to read.
 _pending_run: ContextVar[_RunInfo | None] = ContextVar("fakellm_pending_run", default=None)
-
-
-def _filled(draft: Call, **fields: Any) -> Call:
-    """``draft`` with ``fields`` set in place: only for a record no one else holds yet.
-
-    A call is built once and completed under the model's lock; a copy per field
-    (``dataclasses.replace``) costs more than the rest of recording it.
-    """
-    draft.__dict__.update(fields)  # what object.__setattr__ does on a dataclass without slots
-    return draft
 
 
 class _PendingRun:
@@ -220,8 +211,10 @@ def _tracing_context() -> Callable[[], Mapping[str, Any]]:
 def _run_info(manager: Any) -> _RunInfo | None:
     if manager is None:
         return None
-    meta = {k: v for k, v in (manager.metadata or {}).items() if not k.startswith("ls_")}
-    return _RunInfo(getattr(manager, "run_id", None), tuple(manager.tags or ()), meta)
+    meta = manager.metadata
+    meta = {k: v for k, v in meta.items() if not k.startswith("ls_")} if meta else {}
+    tags = manager.tags
+    return _RunInfo(getattr(manager, "run_id", None), tuple(tags) if tags else (), meta)
 
 
 def config_run(
@@ -521,7 +514,11 @@ class _Scripted:
         calls, player, lock = private["_calls"], private["_player"], private["_lock"]
         # A batch input waits here for the inputs before it (fakellm._order).
         with _order.in_turn(self) as taking, lock:
-            call = _filled(draft, index=len(calls))
+            # The record is built once and completed here, in place, before anyone
+            # else holds it: a copy per field (dataclasses.replace) costs more than
+            # the rest of recording it (what object.__setattr__ does, without slots).
+            call = draft
+            call.__dict__["index"] = len(calls)
             try:
                 turn = player.take(call, ordered=taking.ordered)
             except Exhausted:
@@ -539,7 +536,10 @@ class _Scripted:
                 calls.append(call)  # its turn is filled in once awaited
                 return call, turn
             # A rule's predicate or responder may hold the call: it gets a copy with the turn.
-            call = replace(call, turn=turn) if player.script.rules else _filled(call, turn=turn)
+            if player.script.rules:
+                call = replace(call, turn=turn)
+            else:
+                call.__dict__["turn"] = turn
             calls.append(call)
             return call, turn
 
