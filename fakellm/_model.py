@@ -1261,6 +1261,7 @@ class FakeChatModel(
                     return
             finally:
                 _pending_run.reset(token)
+            watch.hand_over()  # core's stream is in its reporting block (see RunWatch)
             yield first
             async for chunk in inner:
                 yield chunk
