@@ -352,9 +352,11 @@ class _Scripted:
         return data
 
     def _setup(self) -> None:
-        self._player = ScriptPlayer(self.script)
-        self._calls = []
-        self._lock = threading.Lock()
+        # Written straight into the private values: pydantic's __setattr__ for a
+        # private attribute costs more than building what it holds.
+        _compat.private_values(self).update(
+            _player=ScriptPlayer(self.script), _calls=[], _lock=threading.Lock()
+        )
 
     # -- copies: same script, own position and call log ----------------------------------
 
