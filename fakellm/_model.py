@@ -101,6 +101,7 @@ from fakellm._script import (
     _clip,
     as_script,
     new_call,
+    split_text,
 )
 from fakellm.errors import (
     ResponderError,
@@ -1370,8 +1371,10 @@ class FakeChatModel(
     def _chunk_steps(
         self, plan: _Plan, kwargs: Mapping[str, Any]
     ) -> Iterator[_Step[ChatGenerationChunk]]:
+        # Called where the stream's first step is taken (see _stream): the chunks
+        # are built then, as they were when this was a generator itself.
         chunks = self._chunks(plan, stream_usage=kwargs.get("stream_usage", self.stream_usage))
-        yield from _steps(plan, chunks, self._error)
+        return _steps(plan, chunks, self._error)
 
     # -- building LangChain objects ----------------------------------------------------------------
 
@@ -1421,19 +1424,28 @@ class FakeChatModel(
         message_id = plan.message_id
         name = turn.name
         out: list[ChatGenerationChunk] = []
-        for p in plan.pieces:
-            kind = p.kind
-            if kind == "text":
-                if blocks:
-                    content: Any = [{"type": "text", "text": p.text, "index": _text_index(turn)}]
+        built = plan.cut if plan.cut is not None else turn.__dict__.get("pieces")
+        if built is None and not blocks and not turn.tool_calls:
+            # A whole plain-text turn played for the first time: its pieces are its
+            # text chunks, so they need not be built (a model is usually played once).
+            texts = split_text(turn.text, turn.chunks) if turn.text else []
+            out = [_copied_chunk(t, t, message_id, name) for t in texts]
+        else:
+            for p in plan.pieces:
+                kind = p.kind
+                if kind == "text":
+                    if blocks:
+                        content: Any = [
+                            {"type": "text", "text": p.text, "index": _text_index(turn)}
+                        ]
+                    else:
+                        content = p.text
+                    out.append(_copied_chunk(content, p.text, message_id, name))
+                elif kind == "reasoning":
+                    content = [{"type": "reasoning", "reasoning": p.text, "index": 0}]
+                    out.append(_copied_chunk(content, "", message_id, name))
                 else:
-                    content = p.text
-                out.append(_copied_chunk(content, p.text, message_id, name))
-            elif kind == "reasoning":
-                content = [{"type": "reasoning", "reasoning": p.text, "index": 0}]
-                out.append(_copied_chunk(content, "", message_id, name))
-            else:
-                out.append(self._piece_chunk(plan, p))
+                    out.append(self._piece_chunk(plan, p))
         if not out:
             out.append(_copied_chunk([] if blocks else "", "", message_id, name))
         if turn.additional_kwargs:

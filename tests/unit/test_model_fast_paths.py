@@ -25,7 +25,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
-from fakellm import FakeChatModel, _order, _tokens
+from fakellm import FakeChatModel, Turn, _order, _tokens
 from fakellm._cancel import RunWatch
 from fakellm._model import _input_tokens, _tool_calls_of
 from fakellm._script import Call, new_call
@@ -182,3 +182,31 @@ def test_astream_hands_its_watch_over_after_the_first_chunk(
     assert asyncio.run(play()) == ["one ", "two ", "three ", "four"]
     assert tokens == ["one "]  # the first chunk's token came before the hand-over
     assert ends == []
+
+
+# -- a plain-text turn's first play ---------------------------------------------------------
+
+
+def _streamed(turn: Turn, *, built: bool) -> list[dict[str, Any]]:
+    if built:
+        turn.pieces  # noqa: B018  (built before the first play, as on a model played before)
+        assert "pieces" in vars(turn)
+    model = FakeChatModel(script=[turn], allow_unused=True)
+    chunks = list(model._stream([HumanMessage("hi")], stream_usage=True))
+    assert ("pieces" in vars(turn)) is built  # the first play built none
+    return [{"chunk": c.model_dump(), "message": vars(c.message)} for c in chunks]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Turn("Roses, lilies and  sunflowers."),
+        lambda: Turn("abc", chunks="chars", name="bot", additional_kwargs={"k": 1}),
+        lambda: Turn(chunks=["a", "", "bc "]),
+        lambda: Turn("x" * 10, chunks=3, id="fixed"),
+        lambda: Turn(""),
+        lambda: Turn("one two", chunks={"regex": r"\w+"}),
+    ],
+)
+def test_a_first_play_streams_what_a_played_turn_streams(make: Any) -> None:
+    assert _streamed(make(), built=False) == _streamed(make(), built=True)
