@@ -1280,7 +1280,8 @@ class FakeChatModel(
             # after): close core's stream with it, so its run ends (recorded as
             # GeneratorExit) then, not whenever the garbage collector gets to it.
             try:
-                await _aclose(inner)
+                if inner.ag_frame is not None:  # type: ignore[attr-defined]  # exhausted: nothing to close
+                    await _aclose(inner)
             finally:
                 _open_streams.discard(inner)
 
