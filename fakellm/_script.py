@@ -1705,24 +1705,7 @@ class Script(_Spec):
 
     @model_validator(mode="after")
     def _within_budget(self) -> Script:
-        turns = [*self.turns, *(r.respond for r in self.rules if r.respond is not None)]
-        text = chunks = 0
-        for turn in turns:
-            text += _utf8_len(turn.text or "") + _utf8_len(turn.reasoning or "")
-            text += sum(_utf8_len(c.args_json) for c in turn.tool_calls)
-            text += sum(c.size for c in turn.stream or ())
-            chunks += turn.piece_count
-        for name, amount, what in (
-            ("FAKELLM_MAX_TEXT_BYTES", text, "hold {:,} bytes of text"),
-            ("FAKELLM_MAX_CHUNKS", chunks, "stream {:,} chunks"),
-        ):
-            if (cap := _over(name, amount)) is not None:
-                raise _FieldError(
-                    "turns",
-                    amount,
-                    f"the script's turns {what.format(amount)} in all, more than "
-                    f"{name}={cap:,}; raise {name} to allow it",
-                )
+        _script_budget(self)
         return self
 
     @field_validator("when_exhausted", mode="before")
@@ -1743,6 +1726,28 @@ class Script(_Spec):
                 "cycling or repeating needs at least one turn",
             )
         return self
+
+
+def _script_budget(script: Script) -> None:
+    """Refuse a script whose turns (and rule replies) hold too much text or too many chunks."""
+    turns = [*script.turns, *(r.respond for r in script.rules if r.respond is not None)]
+    text = chunks = 0
+    for turn in turns:
+        text += _utf8_len(turn.text or "") + _utf8_len(turn.reasoning or "")
+        text += sum(_utf8_len(c.args_json) for c in turn.tool_calls)
+        text += sum(c.size for c in turn.stream or ())
+        chunks += turn.piece_count
+    for name, amount, what in (
+        ("FAKELLM_MAX_TEXT_BYTES", text, "hold {:,} bytes of text"),
+        ("FAKELLM_MAX_CHUNKS", chunks, "stream {:,} chunks"),
+    ):
+        if (cap := _over(name, amount)) is not None:
+            raise _FieldError(
+                "turns",
+                amount,
+                f"the script's turns {what.format(amount)} in all, more than "
+                f"{name}={cap:,}; raise {name} to allow it",
+            )
 
 
 ScriptLike: TypeAlias = "Script | Sequence[Turn | str | Mapping[str, Any]] | Mapping[str, Any]"
@@ -1766,12 +1771,33 @@ def as_script(value: Any) -> Script:
             ]
         )
     if isinstance(value, list | tuple):
-        return Script(value)
+        return _of_checked_turns(value) or Script(value)
     if isinstance(value, set | frozenset):
         message = "a script is a list of turns, not a set: a set has no order; use a list"
     else:
         message = "a script is a Script, a list of turns or a mapping"
     raise InvalidScript([ScriptProblem("script", value, message)])
+
+
+# So few turns cannot cross the size floor of _check_size (16 + 5 bytes for the
+# "turns" key, 8 per turn; a limit is never below its floor of 4,096 bytes).
+_FEW_TURNS = 500
+
+
+def _of_checked_turns(turns: Sequence[Any]) -> Script | None:
+    """``Script(turns)`` for a short list of checked Turns (``_still_checked``),
+    without the validation whose outcome is known: the size walk cannot fail, the
+    turns are given back as they are, and only the script's budget is checked. None
+    for anything else, and for a budget over its limit: ``Script(turns)`` then
+    raises, with its usual message and path."""
+    if len(turns) > _FEW_TURNS or not all(_still_checked(t) for t in turns):
+        return None
+    script = Script.model_construct(turns=tuple(turns))
+    try:
+        _script_budget(script)
+    except _FieldError:
+        return None
+    return script
 
 
 def load_script(source: Script | Mapping[str, Any] | Sequence[Any] | str | Path) -> Script:

@@ -237,3 +237,34 @@ def test_the_check_mark_is_invisible() -> None:
     assert "_fakellm" not in repr(turn)
     assert "_fakellm_checked" not in turn.model_dump()
     assert turn.model_dump() == again.model_dump()
+
+
+# -- a model's script from a list of checked turns ----------------------------------------
+
+
+def test_a_list_of_checked_turns_becomes_the_script_its_validation_builds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    small, explicit = Turn("hello there"), Turn(chunks=["a ", "b"], id="x")
+    for turns in ([small, explicit], (explicit,), [small] * 501, [small, "a string"], []):
+        quick, validated = _script.as_script(turns), Script(turns)
+        assert quick == validated
+        assert vars(quick) == vars(validated)
+        assert quick.model_fields_set == validated.model_fields_set
+        assert repr(quick) == repr(validated)
+        assert FakeChatModel(script=turns).script == validated
+    seen = _turn_budget_calls(monkeypatch)
+    _script.as_script([small, explicit])
+    assert seen == []
+    # Over the script's budget: the error Script(...) gives, path and all.
+    big = Turn("a " * 60_000)
+    assert (
+        _message(FakeChatModel, script=[big, big])
+        == _message(Script, [big, big])
+        == (
+            "invalid script: turns: the script's turns stream 120,000 chunks in all, more than "
+            "FAKELLM_MAX_CHUNKS=100,000; raise FAKELLM_MAX_CHUNKS to allow it (got 120000)"
+        )
+    )
+    monkeypatch.setenv("FAKELLM_MAX_CHUNKS", "lots")
+    assert _message(_script.as_script, [big]) == _message(Script, [big])
