@@ -37,6 +37,25 @@ class RunWatch(BaseCallbackHandler):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._open: dict[UUID, UUID | None] = {}
+        self._handed = False
+
+    @property
+    def ignore_llm(self) -> bool:
+        """True once its runs were handed over (:meth:`hand_over`): core then sends
+        it no token, end or error events, which it no longer needs."""
+        return self._handed
+
+    def hand_over(self) -> None:
+        """Core now ends every run this watch saw start, whatever happens.
+
+        A model's ``astream`` calls this once core's stream yielded its first
+        chunk: core is then inside the block that reports the run's error (a
+        cancellation included) or its end, so the run is no longer this watch's
+        to close; as when the watch sees that report begin.
+        """
+        with self._lock:
+            self._open.clear()
+            self._handed = True
 
     def _start(self, run_id: UUID, parent_run_id: UUID | None) -> None:
         with self._lock:

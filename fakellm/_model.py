@@ -10,7 +10,6 @@ where the script's delays say.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import difflib
 import functools
@@ -101,6 +100,8 @@ from fakellm._script import (
     Turn,
     _clip,
     as_script,
+    new_call,
+    split_text,
 )
 from fakellm.errors import (
     ResponderError,
@@ -142,8 +143,9 @@ _CALL_FIELDS = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class _RunInfo:
+class _RunInfo(NamedTuple):
+    """A run's id, tags and metadata (``ls_*`` keys left out), as its Call records them."""
+
     run_id: uuid.UUID | None
     tags: tuple[str, ...]
     metadata: Mapping[str, Any]
@@ -152,17 +154,6 @@ class _RunInfo:
 # LangChain hands `_stream` no run manager on its `stream()` and invoke-streaming
 # paths; the overrides below park the run's identity here for `_stream` to read.
 _pending_run: ContextVar[_RunInfo | None] = ContextVar("fakellm_pending_run", default=None)
-
-
-def _filled(draft: Call, **fields: Any) -> Call:
-    """``draft`` with ``fields`` set in place: only for a record no one else holds yet.
-
-    A call is built once and completed under the model's lock; a copy per field
-    (``dataclasses.replace``) costs more than the rest of recording it.
-    """
-    for name, value in fields.items():
-        object.__setattr__(draft, name, value)
-    return draft
 
 
 class _PendingRun:
@@ -180,6 +171,35 @@ class _PendingRun:
         _pending_run.reset(self._token)
 
 
+class _APendingRun(_PendingRun):
+    """``_PendingRun`` for ``async with``, which also reports a cancellation from outside.
+
+    Core's agenerate reports errors after its gather returns, which a cancelled
+    caller (wait_for, asyncio.timeout) never reaches: the run would stay open
+    forever. It is reported here, as core's astream does; but only a
+    cancellation from outside: a CancelledError the script raises returns
+    through that gather and core reports it itself.
+    """
+
+    __slots__ = ("_run_manager",)
+
+    def __init__(self, info: _RunInfo | None, run_manager: Any) -> None:
+        super().__init__(info)
+        self._run_manager = run_manager
+
+    async def __aenter__(self) -> None:
+        self._token = _pending_run.set(self._info)
+
+    async def __aexit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        try:
+            if isinstance(exc, asyncio.CancelledError) and self._run_manager is not None:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    await self._run_manager.on_llm_error(exc, response=LLMResult(generations=[]))
+        finally:
+            _pending_run.reset(self._token)
+
+
 @functools.cache
 def _tracing_context() -> Callable[[], Mapping[str, Any]]:
     """LangSmith's ``get_tracing_context``, imported on first use as core's configure
@@ -192,8 +212,10 @@ def _tracing_context() -> Callable[[], Mapping[str, Any]]:
 def _run_info(manager: Any) -> _RunInfo | None:
     if manager is None:
         return None
-    meta = {k: v for k, v in (manager.metadata or {}).items() if not k.startswith("ls_")}
-    return _RunInfo(getattr(manager, "run_id", None), tuple(manager.tags or ()), meta)
+    meta = manager.metadata
+    meta = {k: v for k, v in meta.items() if not k.startswith("ls_")} if meta else {}
+    tags = manager.tags
+    return _RunInfo(getattr(manager, "run_id", None), tuple(tags) if tags else (), meta)
 
 
 def config_run(
@@ -331,9 +353,11 @@ class _Scripted:
         return data
 
     def _setup(self) -> None:
-        self._player = ScriptPlayer(self.script)
-        self._calls = []
-        self._lock = threading.Lock()
+        # Written straight into the private values: pydantic's __setattr__ for a
+        # private attribute costs more than building what it holds.
+        _compat.private_values(self).update(
+            _player=ScriptPlayer(self.script), _calls=[], _lock=threading.Lock()
+        )
 
     # -- copies: same script, own position and call log ----------------------------------
 
@@ -493,7 +517,11 @@ class _Scripted:
         calls, player, lock = private["_calls"], private["_player"], private["_lock"]
         # A batch input waits here for the inputs before it (fakellm._order).
         with _order.in_turn(self) as taking, lock:
-            call = _filled(draft, index=len(calls))
+            # The record is built once and completed here, in place, before anyone
+            # else holds it: a copy per field (dataclasses.replace) costs more than
+            # the rest of recording it (what object.__setattr__ does, without slots).
+            call = draft
+            call.__dict__["index"] = len(calls)
             try:
                 turn = player.take(call, ordered=taking.ordered)
             except Exhausted:
@@ -511,7 +539,10 @@ class _Scripted:
                 calls.append(call)  # its turn is filled in once awaited
                 return call, turn
             # A rule's predicate or responder may hold the call: it gets a copy with the turn.
-            call = replace(call, turn=turn) if player.script.rules else _filled(call, turn=turn)
+            if player.script.rules:
+                call = replace(call, turn=turn)
+            else:
+                call.__dict__["turn"] = turn
             calls.append(call)
             return call, turn
 
@@ -523,7 +554,8 @@ class _Scripted:
         return finish(self._resolved(call, turn))
 
     async def _abegin(self, *args: Any, streaming: bool) -> _Plan:
-        await _order.await_turn(self)  # an abatch input's turn, without blocking the loop
+        if _order.in_batch(self):
+            await _order.await_turn(self)  # an abatch input's turn, without blocking the loop
         if _hopped(args[2]):
             _order.hopped()
         call, turn, finish = self._open(*args, streaming=streaming)
@@ -590,8 +622,12 @@ class _Scripted:
             )
         if turn.structured is not None:
             turn = _structured_turn(self, call, turn)
-        if not turn.ignore_tool_choice and turn.error_position != 0:
-            _check_tool_choice(self, call, turn)
+        if (
+            call.tool_choice is not None
+            and not turn.ignore_tool_choice
+            and turn.error_position != 0
+        ):
+            _check_tool_choice(self, call, turn)  # no tool_choice forces nothing
         if turn.tool_calls:
             bound = call.tool_names
             for tc in turn.tool_calls:
@@ -621,7 +657,7 @@ class _Scripted:
         error_at = turn.error_position
         if error_at is not None:
             error_at = min(error_at, count)
-        delays = turn.delays(total)[: max(count, 1)]
+        delays = turn.delays(min(total, max(count, 1)))  # a prefix of turn.delays(total)
         if not count and not delays:
             delays = [turn.first_token_delay]
         return _Plan(
@@ -633,7 +669,9 @@ class _Scripted:
             finish_reason=finish,
             usage=_usage(turn, input_tokens, cut, count),
             model_name=model_name,
-            tool_ids=[tc.id or f"call_{call.index}_{i}" for i, tc in enumerate(turn.tool_calls)],
+            tool_ids=[tc.id or f"call_{call.index}_{i}" for i, tc in enumerate(turn.tool_calls)]
+            if turn.tool_calls
+            else [],
             message_id=turn.id or f"fakellm-{self.model_name}-{call.index}",
         )
 
@@ -876,18 +914,29 @@ def _usage(
     return usage
 
 
-def _message_texts(messages: Sequence[BaseMessage]) -> Iterator[str]:
+def _input_tokens(messages: Sequence[BaseMessage]) -> int:
+    """Tokens of the messages' text and tool calls (names and arguments)."""
+    count = _tokens.count_tokens
+    total = 0
     for m in messages:
-        yield m.text
+        content = m.content
+        # Core's ``text`` of a str content is that str (a TextAccessor, built per read).
+        if type(content) is str and type(m) in _CORE_MESSAGES:
+            total += count(content)
+        else:
+            total += count(m.text)
         for tc in _tool_calls_of(m) or ():
-            yield tc["name"]
-            yield str(tc["args"])
+            total += count(tc["name"]) + count(str(tc["args"]))
+    return total
 
 
 # langchain-core's message classes that declare no ``tool_calls``: on them
 # ``getattr(m, "tool_calls", None)`` has pydantic raise and catch an
 # AttributeError, which costs more than counting the message's tokens.
 _NO_TOOL_CALLS = frozenset({HumanMessage, SystemMessage, ToolMessage, ChatMessage, FunctionMessage})
+
+
+_CORE_MESSAGES = _NO_TOOL_CALLS | {AIMessage}
 
 
 def _tool_calls_of(message: BaseMessage) -> Any:
@@ -951,7 +1000,7 @@ def _check_settings(cls: type[Any], data: Any) -> None:
 
 
 def _split_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in kwargs.items() if k not in _CALL_FIELDS}
+    return {k: v for k, v in kwargs.items() if k not in _CALL_FIELDS} if kwargs else {}
 
 
 class FakeChatModel(
@@ -1048,7 +1097,7 @@ class FakeChatModel(
         self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
     ) -> int:
         """Token count of the messages' text and tool calls: the usage ``input_tokens``."""
-        return _tokens.count_tokens_in(_message_texts(messages))
+        return _input_tokens(messages)
 
     def _default_profile(self) -> dict[str, Any]:
         """The profile of a capable provider model, which LangChain reads to decide.
@@ -1164,25 +1213,8 @@ class FakeChatModel(
         with _order.async_call():  # for the race detector on a stock event loop
             return await watched(self, super().agenerate, args, kwargs)
 
-    @contextlib.asynccontextmanager
-    async def _around_agenerate(
-        self, run_manager: AsyncCallbackManagerForLLMRun | None
-    ) -> AsyncIterator[None]:
-        token = _pending_run.set(_run_info(run_manager))
-        try:
-            yield
-        except asyncio.CancelledError as exc:
-            # Core's agenerate reports errors after its gather returns, which a
-            # cancelled caller (wait_for, asyncio.timeout) never reaches: the run
-            # would stay open forever. Report it here, as core's astream does; but
-            # only a cancellation from outside: a CancelledError the script raises
-            # returns through that gather and core reports it itself.
-            task = asyncio.current_task()
-            if run_manager is not None and task is not None and task.cancelling():
-                await run_manager.on_llm_error(exc, response=LLMResult(generations=[]))
-            raise
-        finally:
-            _pending_run.reset(token)
+    def _around_agenerate(self, run_manager: AsyncCallbackManagerForLLMRun | None) -> _APendingRun:
+        return _APendingRun(_run_info(run_manager), run_manager)
 
     def _config_run(self, config: RunnableConfig | None) -> tuple[RunnableConfig, _RunInfo]:
         return config_run(self, config)
@@ -1232,6 +1264,7 @@ class FakeChatModel(
                     return
             finally:
                 _pending_run.reset(token)
+            watch.hand_over()  # core's stream is in its reporting block (see RunWatch)
             yield first
             async for chunk in inner:
                 yield chunk
@@ -1247,7 +1280,8 @@ class FakeChatModel(
             # after): close core's stream with it, so its run ends (recorded as
             # GeneratorExit) then, not whenever the garbage collector gets to it.
             try:
-                await _aclose(inner)
+                if inner.ag_frame is not None:  # type: ignore[attr-defined]  # exhausted: nothing to close
+                    await _aclose(inner)
             finally:
                 _open_streams.discard(inner)
 
@@ -1270,7 +1304,7 @@ class FakeChatModel(
             info = _run_info(run_manager) or _RunInfo(None, (), {})
         stop = _stop_list(stop if stop is not None else self.stop)
         override = kwargs.get("model")
-        draft = Call(
+        draft = new_call(
             index=-1,
             messages=tuple(messages),
             tools=tuple(kwargs.get("tools") or ()),
@@ -1338,8 +1372,10 @@ class FakeChatModel(
     def _chunk_steps(
         self, plan: _Plan, kwargs: Mapping[str, Any]
     ) -> Iterator[_Step[ChatGenerationChunk]]:
+        # Called where the stream's first step is taken (see _stream): the chunks
+        # are built then, as they were when this was a generator itself.
         chunks = self._chunks(plan, stream_usage=kwargs.get("stream_usage", self.stream_usage))
-        yield from _steps(plan, chunks, self._error)
+        return _steps(plan, chunks, self._error)
 
     # -- building LangChain objects ----------------------------------------------------------------
 
@@ -1389,19 +1425,28 @@ class FakeChatModel(
         message_id = plan.message_id
         name = turn.name
         out: list[ChatGenerationChunk] = []
-        for p in plan.pieces:
-            kind = p.kind
-            if kind == "text":
-                if blocks:
-                    content: Any = [{"type": "text", "text": p.text, "index": _text_index(turn)}]
+        built = plan.cut if plan.cut is not None else turn.__dict__.get("pieces")
+        if built is None and not blocks and not turn.tool_calls:
+            # A whole plain-text turn played for the first time: its pieces are its
+            # text chunks, so they need not be built (a model is usually played once).
+            texts = split_text(turn.text, turn.chunks) if turn.text else []
+            out = [_copied_chunk(t, t, message_id, name) for t in texts]
+        else:
+            for p in plan.pieces:
+                kind = p.kind
+                if kind == "text":
+                    if blocks:
+                        content: Any = [
+                            {"type": "text", "text": p.text, "index": _text_index(turn)}
+                        ]
+                    else:
+                        content = p.text
+                    out.append(_copied_chunk(content, p.text, message_id, name))
+                elif kind == "reasoning":
+                    content = [{"type": "reasoning", "reasoning": p.text, "index": 0}]
+                    out.append(_copied_chunk(content, "", message_id, name))
                 else:
-                    content = p.text
-                out.append(_copied_chunk(content, p.text, message_id, name))
-            elif kind == "reasoning":
-                content = [{"type": "reasoning", "reasoning": p.text, "index": 0}]
-                out.append(_copied_chunk(content, "", message_id, name))
-            else:
-                out.append(self._piece_chunk(plan, p))
+                    out.append(self._piece_chunk(plan, p))
         if not out:
             out.append(_copied_chunk([] if blocks else "", "", message_id, name))
         if turn.additional_kwargs:
@@ -1418,9 +1463,12 @@ class FakeChatModel(
         turn = plan.turn
         if turn.stream is not None:
             return _stream_result(plan)
-        reasoning, blocks, text = _joined(plan)
         content: str | list[str | dict[str, Any]]
-        if turn.reasoning is not None or turn.content is not None:
+        if plan.cut is None and turn.reasoning is None and turn.content is None:
+            # A whole plain-text turn (the common reply): its text, and its tool calls.
+            content = turn.text or ""
+        elif turn.reasoning is not None or turn.content is not None:
+            reasoning, blocks, text = _joined(plan)
             content = []
             if reasoning:
                 content.append({"type": "reasoning", "reasoning": reasoning, "index": 0})
@@ -1428,8 +1476,8 @@ class FakeChatModel(
             if text:
                 content.append({"type": "text", "text": text, "index": _text_index(turn)})
         else:
-            content = text
-        tool_calls, invalid_tool_calls = _tool_calls(plan)
+            content = _joined(plan)[2]
+        tool_calls, invalid_tool_calls = _tool_calls(plan) if turn.tool_calls else ([], [])
         usage = plan.usage
         llm_output = {
             "token_usage": {
@@ -1791,7 +1839,7 @@ class FakeLLM(_Scripted, _compat.PerPromptRunManagers, BaseLLM):
         info = _run_info(run_manager) or _RunInfo(None, (), {})
         stop = _stop_list(stop if stop is not None else self.stop)
         override = kwargs.get("model")
-        draft = Call(
+        draft = new_call(
             index=-1,
             prompt=prompt,
             stop=tuple(stop) if stop else None,

@@ -34,9 +34,11 @@ import contextlib
 import contextvars
 import itertools
 import threading
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+
+from fakellm._compat import get_running_loop_or_none
 
 __all__ = [
     "Origin",
@@ -45,8 +47,10 @@ __all__ = [
     "Unit",
     "async_call",
     "await_turn",
+    "by_threads",
     "fork",
     "hopped",
+    "in_batch",
     "in_turn",
     "ordered_abatch",
     "ordered_batch",
@@ -157,6 +161,12 @@ async def ordered_abatch(
     return list(await asyncio.gather(*(one(i, c) for i, c in enumerate(calls))))
 
 
+def in_batch(owner: object) -> bool:
+    """Whether this call is an input of ``owner``'s own batch (its takes are ordered)."""
+    slot = _slot.get()
+    return slot is not None and slot.owner is owner
+
+
 async def await_turn(owner: object) -> None:
     """On an async path, wait (without blocking the loop) for this batch input's turn."""
     slot = _slot.get()
@@ -179,15 +189,32 @@ class Taking:
             self._slot.gate.done(self._slot.index)
 
 
-@contextlib.contextmanager
-def in_turn(owner: object) -> Iterator[Taking]:
+class _InTurn:
+    """The context manager :func:`in_turn` returns (a class: one per take, on every call)."""
+
+    __slots__ = ("_taking",)
+
+    def __init__(self, taking: Taking) -> None:
+        self._taking = taking
+
+    def __enter__(self) -> Taking:
+        return self._taking
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+# A take no batch orders: ``took`` has no slot to report to, so one object serves all.
+_UNORDERED = _InTurn(Taking(ordered=False))
+
+
+def in_turn(owner: object) -> _InTurn:
     """Wrap one take by ``owner``: wait for the batch order (threads block here)."""
     slot = _slot.get()
     if slot is None or slot.owner is not owner:
-        yield Taking(ordered=False)
-        return
+        return _UNORDERED
     slot.gate.wait(slot.index)
-    yield Taking(ordered=True, _slot=slot)
+    return _InTurn(Taking(ordered=True, _slot=slot))
 
 
 _stamps = itertools.count(1)
@@ -257,33 +284,47 @@ class Unit:
 _units = threading.local()
 
 
-_call: contextvars.ContextVar[Unit | None] = contextvars.ContextVar(
+class _AsyncCall:
+    """One async call of a model (see :func:`async_call`).
+
+    Its :class:`Unit` is only built if the call hops (:func:`hopped`): only then
+    can the race detector ask when it was handed over and back. The stamp of
+    its hand-over is taken as the call starts all the same.
+    """
+
+    __slots__ = ("_token", "forked", "unit")
+
+    def __enter__(self) -> None:
+        self.forked = _stamp()
+        self.unit: Unit | None = None
+        self._token = _call.set(self)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.unit is not None:
+            self.unit.join()
+        _call.reset(self._token)
+
+
+_call: contextvars.ContextVar[_AsyncCall | None] = contextvars.ContextVar(
     "fakellm_async_call", default=None
 )
 
 
-@contextlib.contextmanager
-def async_call() -> Iterator[None]:
+def async_call() -> _AsyncCall:
     """Wrap one async call of a model: it is handed over as it starts, back as it ends.
 
     On a stock event loop, the executor hop LangChain makes for a sync callback
     handler ends when the thread ends it; of two calls in flight at once that
     both hopped (:func:`hopped`), either may take the next turn first.
     """
-    unit = Unit()
-    token = _call.set(unit)
-    try:
-        yield
-    finally:
-        unit.join()
-        _call.reset(token)
+    return _AsyncCall()
 
 
 def hopped() -> None:
     """The current async call went through the executor, on a loop that does not order it."""
-    unit = _call.get()
-    if unit is not None:
-        unit.hopped = True
+    call = _call.get()
+    if call is not None and call.unit is None:
+        call.unit = Unit(forked=call.forked, hopped=True)
 
 
 def fork() -> Unit:
@@ -310,20 +351,25 @@ def origin(ordered: bool) -> Origin:
     else (a pool worker, a thread the test started) threads may have decided
     when it happened.
     """
-    thread = threading.current_thread()
+    where = by_threads(ordered)
+    return where if where is not None else Origin(threading.current_thread().name, False)
+
+
+def by_threads(ordered: bool) -> Origin | None:
+    """:func:`origin` of a take whose order threads may have decided; None (and nothing
+    built) for a take the app ordered, which is nearly every take."""
     if ordered:
-        return Origin(thread.name, by_threads=False)
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
+        return None
+    if get_running_loop_or_none() is None:
+        thread = threading.current_thread()
         if thread is threading.main_thread():
-            return Origin(thread.name, by_threads=False)
+            return None
         stack: list[Unit] = getattr(_units, "stack", [])
         return Origin(thread.name, by_threads=True, unit=stack[-1] if stack else None)
     call = _call.get()
-    if call is not None and call.hopped:
-        return Origin(thread.name, by_threads=True, unit=call)
-    return Origin(thread.name, by_threads=False)
+    if call is not None and call.unit is not None:  # it hopped
+        return Origin(threading.current_thread().name, by_threads=True, unit=call.unit)
+    return None
 
 
 def _may_swap(a: Origin, b: Origin) -> bool:

@@ -9,6 +9,7 @@ what is accepted.
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import inspect
 import itertools
 import json
@@ -17,10 +18,9 @@ import os
 import re
 import threading
 import typing
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self, TypeAlias, TypeVar
@@ -33,6 +33,7 @@ from pydantic import (
     Field,
     ModelWrapValidatorHandler,
     ValidationError,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
@@ -83,6 +84,17 @@ def _is_sequence_type(annotation: Any) -> bool:
 
 _init_depth: ContextVar[int] = ContextVar("fakellm_init_depth", default=0)
 
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _field_names(cls: type[BaseModel]) -> frozenset[str]:
+    """A part's field names (fixed once its class is built; ``model_fields`` is a
+    descriptor that costs more than the check it serves)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(cls.model_fields)
+    return names
+
 
 class _Spec(BaseModel):
     """Base of every script part: frozen, and strict about unknown keys."""
@@ -130,7 +142,8 @@ class _Spec(BaseModel):
                 value = data.get(name)
                 if value is not None and not isinstance(value, list | tuple):
                     raise _FieldError(name, value, _not_a_list(name, value))
-            unknown = [key for key in data if key not in cls.model_fields]
+            known = _field_names(cls)
+            unknown = [key for key in data if key not in known]
             if unknown:
                 accepted = ", ".join(cls.model_fields)
                 key = unknown[0]
@@ -218,32 +231,43 @@ def _json_able(name: str, value: _V) -> _V:
 # -- the one door for bad input ----------------------------------------------------------
 
 
-@contextmanager
-def _door(source: str = "") -> Iterator[None]:
+class _door:
     """Turn every failure while validating user data into one :class:`InvalidScript`.
 
     The specific checks name the field; this is the floor under them, so a
     library error (pydantic, re, PyYAML, arithmetic) never reaches the user raw.
+    A class, not a generator context manager: every script part built by hand
+    passes through here, and a generator costs a microsecond each time.
     """
-    try:
-        yield
-    except InvalidScript:
-        raise
-    except ValidationError as exc:
-        try:
-            invalid = _invalid(exc, source=source)
-        except Exception as inner:  # a message that could not be built must not escape
-            why = f"cannot be validated: {_describe_exception(inner)}"
-            invalid = InvalidScript([ScriptProblem("", None, why)], source=source)
-        raise invalid from None
-    except _FieldError as exc:
-        raise InvalidScript(
-            [ScriptProblem(str(exc.field_name or ""), exc.value, exc.message)], source=source
-        ) from None
-    except RecursionError:
-        problem = ScriptProblem("", None, "nested too deeply to validate")
-        raise InvalidScript([problem], source=source) from None
-    except Exception as exc:
+
+    __slots__ = ("_source",)
+
+    def __init__(self, source: str = "") -> None:
+        self._source = source
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> Literal[False]:
+        if exc is None or isinstance(exc, InvalidScript) or not isinstance(exc, Exception):
+            return False  # nothing raised, already ours, or not an error (KeyboardInterrupt)
+        source = self._source
+        if isinstance(exc, ValidationError):
+            try:
+                invalid = _invalid(exc, source=source)
+            except Exception as inner:  # a message that could not be built must not escape
+                why = f"cannot be validated: {_describe_exception(inner)}"
+                invalid = InvalidScript([ScriptProblem("", None, why)], source=source)
+            raise invalid from None
+        if isinstance(exc, _FieldError):
+            raise InvalidScript(
+                [ScriptProblem(str(exc.field_name or ""), exc.value, exc.message)], source=source
+            ) from None
+        if isinstance(exc, RecursionError):
+            problem = ScriptProblem("", None, "nested too deeply to validate")
+            raise InvalidScript([problem], source=source) from None
         problem = ScriptProblem("", None, f"cannot be validated: {_describe_exception(exc)}")
         raise InvalidScript([problem], source=source) from None
 
@@ -365,53 +389,80 @@ def _check_size(data: Any) -> None:
     Every value counts 8 bytes, a string its UTF-8 bytes on top; parts already
     validated (a Turn inside a Script) count nothing. The walk stops as soon as
     a limit is crossed, so its cost is bounded by the limit, not by the input.
+    The limits are read from the environment only once the input crosses their
+    floors (most scripts written by hand never do).
     """
-    if not isinstance(data, _CONTAINERS):
+    if type(data) is not dict and not isinstance(data, _CONTAINERS):
         return
-    floors = _floor("FAKELLM_MAX_SCRIPT_BYTES"), _floor("FAKELLM_MAX_DEPTH")
-    if _walk(data, *floors, final=False):
-        _walk(data, limit("FAKELLM_MAX_SCRIPT_BYTES"), limit("FAKELLM_MAX_DEPTH"), final=True)
-
-
-def _walk(data: Any, max_bytes: int, max_depth: int, *, final: bool) -> bool:
-    """Whether ``data`` crosses a limit; with ``final``, raise the problem instead."""
+    max_bytes, max_depth = _floor("FAKELLM_MAX_SCRIPT_BYTES"), _floor("FAKELLM_MAX_DEPTH")
+    floors = True  # still checking against the floors
     total = 0
     # Each entry: (container, depth, link), link = (parent link, key) for the field path.
     stack: list[tuple[Any, int, Any]] = [(data, 1, None)]
     while stack:
         container, depth, link = stack.pop()
+        if depth > max_depth and floors:
+            max_bytes, max_depth, floors = *_size_limits(), False
         if depth > max_depth:
-            if not final:
-                return True
             msg = (
                 f"nested more than {max_depth} levels deep (FAKELLM_MAX_DEPTH); "
                 "a script needs far fewer"
             )
             raise _FieldError(_link_path(link), container, msg)
-        is_mapping = isinstance(container, Mapping)
+        is_mapping = type(container) is dict or isinstance(container, Mapping)
+        if not is_mapping and len(container) > 8:
+            # A long list of strings (a turn's explicit chunks): counted at once when
+            # it stays under the limit, item by item (to name the item) when not.
+            texts = _texts_size(container)
+            if texts is not None:
+                if total + texts > max_bytes and floors:  # one of them crosses the floor
+                    max_bytes, max_depth, floors = *_size_limits(), False
+                if total + texts <= max_bytes:
+                    total += texts
+                    continue
         for key, item in container.items() if is_mapping else enumerate(container):
             total += 16 if is_mapping else 8
             if is_mapping and isinstance(key, str):
                 total += _utf8_len(key)
-            if isinstance(item, str):
+            kind = type(item)
+            if kind is str or isinstance(item, str):
                 total += _utf8_len(item)
+            elif kind in _SCALARS:
+                pass  # counted as a value: neither text nor a container
             elif isinstance(item, bytes | bytearray):
                 total += len(item)
             elif isinstance(item, _CONTAINERS):
                 stack.append((item, depth + 1, (link, key)))
+            if total > max_bytes and floors:
+                max_bytes, max_depth, floors = *_size_limits(), False
             if total > max_bytes:
-                if not final:
-                    return True
                 msg = (
                     f"the script's data is larger than FAKELLM_MAX_SCRIPT_BYTES={max_bytes:,} "
                     "bytes, counting each YAML alias (or shared object) every time it is used; "
                     "raise FAKELLM_MAX_SCRIPT_BYTES to load it"
                 )
                 raise _FieldError(_link_path((link, key)), item, msg)
-    return False
+
+
+def _size_limits() -> tuple[int, int]:
+    """The byte and depth limits of :func:`_check_size`, read from the environment."""
+    return limit("FAKELLM_MAX_SCRIPT_BYTES"), limit("FAKELLM_MAX_DEPTH")
+
+
+def _texts_size(items: Any) -> int | None:
+    """What :func:`_check_size` counts for a list or tuple of plain strings (8 bytes
+    each plus their UTF-8 bytes); None if it holds anything else."""
+    if type(items) not in (list, tuple):
+        return None
+    try:
+        joined = "".join(items)  # one code point's UTF-8 bytes do not depend on its neighbours
+    except TypeError:
+        return None
+    return 8 * len(items) + _utf8_len(joined)
 
 
 _CONTAINERS = (Mapping, list, tuple, set, frozenset)
+_SCALARS = frozenset({int, float, bool, type(None)})
 
 
 def _link_path(link: Any) -> str:
@@ -441,13 +492,19 @@ def _chunk_count(text: str | None, how: Any, cap: int) -> int:
     return max(1, sum(1 for _ in itertools.islice(matches, cap + 1)))
 
 
-def _turn_budget(turn: Turn) -> None:
-    """Check a turn's text bytes and chunk count against the limits, before its chunks exist."""
+def _turn_budget(turn: Turn) -> bool:
+    """Check a turn's text bytes and chunk count against the limits, before its chunks exist.
+
+    Returns whether the limits were read from the environment (only a turn over
+    a floor needs them), so the outcome may change with it.
+    """
     parts = {
         "text": _utf8_len(turn.text or ""),
         "reasoning": _utf8_len(turn.reasoning or ""),
-        "tool_calls": sum(_utf8_len(c.args_json) for c in turn.tool_calls),
-        "stream": sum(c.size for c in turn.stream or ()),
+        "tool_calls": sum(_utf8_len(c.args_json) for c in turn.tool_calls)
+        if turn.tool_calls
+        else 0,
+        "stream": sum(c.size for c in turn.stream) if turn.stream else 0,
     }
     text_bytes = sum(parts.values())
     if (max_text := _over("FAKELLM_MAX_TEXT_BYTES", text_bytes)) is not None:
@@ -459,29 +516,72 @@ def _turn_budget(turn: Turn) -> None:
             f"FAKELLM_MAX_TEXT_BYTES={max_text:,}; raise FAKELLM_MAX_TEXT_BYTES to allow it",
         )
     cap = _floor("FAKELLM_MAX_CHUNKS")
-    if (
-        _turn_chunks(turn, cap) > cap
-        and _turn_chunks(turn, max_chunks := limit("FAKELLM_MAX_CHUNKS")) > max_chunks
-    ):
+    over_cap = _turn_chunks(turn, cap) > cap
+    if over_cap and _turn_chunks(turn, max_chunks := limit("FAKELLM_MAX_CHUNKS")) > max_chunks:
         raise _FieldError(
             "chunks",
             turn.chunks,
             f"this turn streams more than FAKELLM_MAX_CHUNKS={max_chunks:,} chunks; "
             "cut it into bigger chunks, or raise FAKELLM_MAX_CHUNKS",
         )
+    return over_cap or text_bytes > _floor("FAKELLM_MAX_TEXT_BYTES")
+
+
+#: The environment variables a turn's own validation may read (see _turn_budget).
+_TURN_LIMITS = ("FAKELLM_MAX_TEXT_BYTES", "FAKELLM_MAX_CHUNKS")
+_CHECKED = "_fakellm_checked"
+
+
+def _mark_checked(turn: Turn, read_limits: bool) -> None:
+    """Note on a turn that its validation passed, and under which limits if it read any.
+
+    Kept in the turn's ``__dict__`` next to its cached counts, with the identity of
+    that dict: a copy (``model_copy``, pickling) gets a new one, so it is checked again.
+    """
+    fields = turn.__dict__
+    env = tuple(os.environ.get(name) for name in _TURN_LIMITS) if read_limits else None
+    fields[_CHECKED] = (id(fields), env)
+
+
+def _still_checked(turn: Any) -> bool:
+    """Whether validating ``turn`` (a Turn instance) again would give it back unchanged.
+
+    A Turn's fields are frozen, so only the environment's limits can change the
+    outcome, and only for a turn that read them. A Turn subclass, a turn built
+    with ``model_construct`` or a copy is validated again.
+    """
+    if type(turn) is not Turn:
+        return False
+    fields = turn.__dict__
+    mark = fields.get(_CHECKED)
+    if mark is None or mark[0] != id(fields):
+        return False
+    return mark[1] is None or mark[1] == tuple(os.environ.get(name) for name in _TURN_LIMITS)
 
 
 def _turn_chunks(turn: Turn, cap: int) -> int:
     """How many chunks ``turn`` streams, counting text chunks no further than ``cap``."""
     if turn.stream is not None:
         return len(turn.stream)
-    how = "words" if isinstance(turn.chunks, tuple) else turn.chunks
-    chunks = _chunk_count(turn.reasoning, how, cap)
+    explicit = isinstance(turn.chunks, tuple)
+    chunks = _chunk_count(turn.reasoning, "words" if explicit else turn.chunks, cap)
     if turn.content is not None:
         chunks += len(turn.content)
+    elif explicit:
+        chunks += _explicit_count(turn) if turn.text else 0
     else:
         chunks += _chunk_count(turn.text, turn.chunks, cap)
     return chunks + sum(c.args_json.count(", ") + 1 for c in turn.tool_calls)
+
+
+def _explicit_count(turn: Turn) -> int:
+    """``_chunk_count`` of a turn's explicit chunks, counted once per chunks tuple
+    (validation asks three times; a long list costs microseconds each time)."""
+    how = turn.chunks
+    known = turn.__dict__.get("_fakellm_explicit")
+    if known is None or known[0] is not how:
+        known = turn.__dict__["_fakellm_explicit"] = (how, len(how) - how.count(""))
+    return known[1]  # type: ignore[no-any-return]
 
 
 def _seconds(name: str, value: Any) -> float:
@@ -927,9 +1027,12 @@ class Turn(_Spec):
             except (re.error, RecursionError, OverflowError) as exc:
                 raise _FieldError("regex", value, _bad_regex(exc)) from None
         if isinstance(value, list | tuple):
-            for i, part in enumerate(value):
-                if not isinstance(part, str):
-                    raise _FieldError(i, part, "explicit chunks must be strings")
+            try:
+                "".join(value)  # fails exactly when a part is not a string
+            except TypeError:
+                for i, part in enumerate(value):
+                    if not isinstance(part, str):
+                        raise _FieldError(i, part, "explicit chunks must be strings") from None
             return tuple(value)
         raise _FieldError(
             None,
@@ -1017,7 +1120,7 @@ class Turn(_Spec):
                     self.chunks,
                     f"explicit chunks must join to the text {self.text!r}, they join to {joined!r}",
                 )
-        _turn_budget(self)
+        read_limits = _turn_budget(self)
         n = self.piece_count
         if isinstance(self.delay, tuple) and len(self.delay) != max(n - 1, 0):
             raise _FieldError(
@@ -1038,6 +1141,7 @@ class Turn(_Spec):
                 )
         elif self.error is None:
             raise _FieldError("at_chunk", self.at_chunk, "at_chunk needs an error to place")
+        _mark_checked(self, read_limits)
         return self
 
     _STREAM_WITH: ClassVar[frozenset[str]] = frozenset(
@@ -1058,7 +1162,7 @@ class Turn(_Spec):
                 "response_metadata, each chunk's delay); the turn adds only id, name, "
                 "error and at_chunk",
             )
-        _turn_budget(self)
+        read_limits = _turn_budget(self)
         if self.at_chunk != "end":
             if self.error is None and "at_chunk" in self.model_fields_set:
                 raise _FieldError("at_chunk", self.at_chunk, "at_chunk needs an error to place")
@@ -1071,6 +1175,7 @@ class Turn(_Spec):
                 )
         elif self.error is None:
             raise _FieldError("at_chunk", self.at_chunk, "at_chunk needs an error to place")
+        _mark_checked(self, read_limits)
         return self
 
     @cached_property
@@ -1397,6 +1502,27 @@ class Call:
         return None if node is None else str(node)
 
 
+def new_call(**values: Any) -> Call:
+    """``Call(**values)``, built the way a model records every call: straight into
+    the record's ``__dict__`` (a frozen dataclass sets each field through
+    ``object.__setattr__``, which costs more than the rest of recording it)."""
+    call = object.__new__(Call)
+    fields = call.__dict__
+    fields.update(_CALL_DEFAULTS)
+    for name, factory in _CALL_FACTORIES:
+        fields[name] = factory()
+    fields.update(values)
+    return call
+
+
+_CALL_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Call) if f.default is not MISSING}
+_CALL_FACTORIES = tuple(
+    (f.name, f.default_factory)
+    for f in dataclasses.fields(Call)
+    if f.default_factory is not MISSING
+)
+
+
 def _tool_name(tool: Mapping[str, Any]) -> str:
     fn = tool.get("function")
     if isinstance(fn, Mapping):
@@ -1563,35 +1689,23 @@ class Script(_Spec):
             data["turns"] = turns
         super().__init__(**data)
 
-    @field_validator("turns", mode="before")
+    @field_validator("turns", mode="wrap")
     @classmethod
-    def _turns(cls, value: Any) -> Any:
+    def _turns(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
         if isinstance(value, str | bytes) or not isinstance(value, Iterable):
             raise _FieldError(None, value, "turns must be a list of turns")
         if not isinstance(value, list | tuple):
             raise _FieldError(None, value, _not_a_list("turns", value))
-        return tuple(Turn(v) if isinstance(v, str) else v for v in value)
+        turns = tuple(Turn(v) if isinstance(v, str) else v for v in value)
+        if all(_still_checked(t) for t in turns):
+            # Validating a Turn instance again only re-runs its checks: their outcome
+            # is known (a model built with one turn would pay for its checks twice).
+            return turns
+        return handler(turns)
 
     @model_validator(mode="after")
     def _within_budget(self) -> Script:
-        turns = [*self.turns, *(r.respond for r in self.rules if r.respond is not None)]
-        text = chunks = 0
-        for turn in turns:
-            text += _utf8_len(turn.text or "") + _utf8_len(turn.reasoning or "")
-            text += sum(_utf8_len(c.args_json) for c in turn.tool_calls)
-            text += sum(c.size for c in turn.stream or ())
-            chunks += turn.piece_count
-        for name, amount, what in (
-            ("FAKELLM_MAX_TEXT_BYTES", text, "hold {:,} bytes of text"),
-            ("FAKELLM_MAX_CHUNKS", chunks, "stream {:,} chunks"),
-        ):
-            if (cap := _over(name, amount)) is not None:
-                raise _FieldError(
-                    "turns",
-                    amount,
-                    f"the script's turns {what.format(amount)} in all, more than "
-                    f"{name}={cap:,}; raise {name} to allow it",
-                )
+        _script_budget(self)
         return self
 
     @field_validator("when_exhausted", mode="before")
@@ -1612,6 +1726,28 @@ class Script(_Spec):
                 "cycling or repeating needs at least one turn",
             )
         return self
+
+
+def _script_budget(script: Script) -> None:
+    """Refuse a script whose turns (and rule replies) hold too much text or too many chunks."""
+    turns = [*script.turns, *(r.respond for r in script.rules if r.respond is not None)]
+    text = chunks = 0
+    for turn in turns:
+        text += _utf8_len(turn.text or "") + _utf8_len(turn.reasoning or "")
+        text += sum(_utf8_len(c.args_json) for c in turn.tool_calls)
+        text += sum(c.size for c in turn.stream or ())
+        chunks += turn.piece_count
+    for name, amount, what in (
+        ("FAKELLM_MAX_TEXT_BYTES", text, "hold {:,} bytes of text"),
+        ("FAKELLM_MAX_CHUNKS", chunks, "stream {:,} chunks"),
+    ):
+        if (cap := _over(name, amount)) is not None:
+            raise _FieldError(
+                "turns",
+                amount,
+                f"the script's turns {what.format(amount)} in all, more than "
+                f"{name}={cap:,}; raise {name} to allow it",
+            )
 
 
 ScriptLike: TypeAlias = "Script | Sequence[Turn | str | Mapping[str, Any]] | Mapping[str, Any]"
@@ -1635,12 +1771,33 @@ def as_script(value: Any) -> Script:
             ]
         )
     if isinstance(value, list | tuple):
-        return Script(value)
+        return _of_checked_turns(value) or Script(value)
     if isinstance(value, set | frozenset):
         message = "a script is a list of turns, not a set: a set has no order; use a list"
     else:
         message = "a script is a Script, a list of turns or a mapping"
     raise InvalidScript([ScriptProblem("script", value, message)])
+
+
+# So few turns cannot cross the size floor of _check_size (16 + 5 bytes for the
+# "turns" key, 8 per turn; a limit is never below its floor of 4,096 bytes).
+_FEW_TURNS = 500
+
+
+def _of_checked_turns(turns: Sequence[Any]) -> Script | None:
+    """``Script(turns)`` for a short list of checked Turns (``_still_checked``),
+    without the validation whose outcome is known: the size walk cannot fail, the
+    turns are given back as they are, and only the script's budget is checked. None
+    for anything else, and for a budget over its limit: ``Script(turns)`` then
+    raises, with its usual message and path."""
+    if len(turns) > _FEW_TURNS or not all(_still_checked(t) for t in turns):
+        return None
+    script = Script.model_construct(turns=tuple(turns))
+    try:
+        _script_budget(script)
+    except _FieldError:
+        return None
+    return script
 
 
 def load_script(source: Script | Mapping[str, Any] | Sequence[Any] | str | Path) -> Script:
@@ -1856,7 +2013,9 @@ class ScriptPlayer:
                 raise Exhausted
             self._next += 1
             if not self.script.allow_races:
-                self._raced.record(call.index, k, _order.origin(ordered))
+                where = _order.by_threads(ordered)
+                if where is not None:
+                    self._raced.record(call.index, k, where)
             if k < len(turns):
                 return turns[k]
             if self.script.when_exhausted == "cycle":

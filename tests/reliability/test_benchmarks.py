@@ -103,16 +103,22 @@ def test_settle_collects_then_freezes_what_survived(
 
 def test_the_floor_builds_fresh_chunks_per_call_like_a_real_integration(runner: ModuleType) -> None:
     import bench_model
+    from langchain_core.messages import HumanMessage
 
     floor = bench_model.Floor(words=["a ", "b ", "c "])
-    first = list(floor._stream([]))
-    second = list(floor._stream([]))
+    question = [HumanMessage("one two three")]
+    first = list(floor._stream(question))
+    second = list(floor._stream(question))
     assert all(
         x is not y and x.message is not y.message for x, y in zip(first, second, strict=True)
     )
     assert [c.message.content for c in first] == ["a ", "b ", "c "]
     assert first[0].message.response_metadata == {"model_name": "floor-model"}
     assert first[1].message.response_metadata == {}
+    # One provider message id on every chunk of a reply, another on the next reply.
+    assert len({c.message.id for c in first}) == 1
+    assert first[0].message.id != second[0].message.id
+    assert first[0].message.id.startswith("floor-")
     last = first[-1].message
     assert last.chunk_position == "last"
     assert last.usage_metadata == {"input_tokens": 3, "output_tokens": 3, "total_tokens": 6}
@@ -120,11 +126,20 @@ def test_the_floor_builds_fresh_chunks_per_call_like_a_real_integration(runner: 
 
     streamed = list(floor.stream("hi"))
     again = list(floor.stream("hi"))
-    assert streamed[0].id != again[0].id  # core's writes land on each call's own chunks
+    assert streamed[0].id != again[0].id
     assert "".join(c.content for c in streamed) == "a b c "
     reply = floor.invoke("hi")
     assert (reply.content, reply.usage_metadata["output_tokens"]) == ("a b c ", 3)
     assert reply.response_metadata["model_name"] == "floor-model"
+    assert reply.id.startswith("floor-")
+    # generate's llm_output sums the prompts' usage, as ChatOpenAI's does.
+    result = floor.generate([question, [HumanMessage("hi")]])
+    assert result.llm_output == {
+        "token_usage": {"prompt_tokens": 4, "completion_tokens": 6, "total_tokens": 10},
+        "model_name": "floor-model",
+    }
+    params = floor._get_ls_params(model="other")
+    assert (params["ls_provider"], params["ls_model_name"]) == ("floor", "other")
 
 
 def test_fresh_sections_build_a_model_per_call_and_reused_ones_do_not(runner: ModuleType) -> None:
