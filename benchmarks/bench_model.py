@@ -61,14 +61,8 @@ class NoOp(BaseCallbackHandler):
 
 
 class Floor(BaseChatModel):
-    """The cheapest correct chat model: what every real integration does per call.
-
-    It turns the input messages into the request's payload, and its reply has
-    what a provider's has: a message id (on every chunk of a stream), the model
-    name, the usage (on the last chunk), the finish reason, and an ``llm_output``
-    of token usage and model name that ``generate`` sums over its prompts;
-    ``_get_ls_params`` names the provider and model for tracing. (That is what
-    ``ChatOpenAI`` does, network aside.)
+    """The cheapest correct chat model: fresh chunks per call, the model name on
+    the first, usage on the last (the floor every target row is measured against).
     """
 
     # Kept out of the repr: a real integration's model holds its settings, not its
@@ -80,31 +74,15 @@ class Floor(BaseChatModel):
     def _llm_type(self) -> str:
         return "floor"
 
-    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
-        params = super()._get_ls_params(stop=stop, **kwargs)
-        params["ls_provider"] = "floor"
-        params["ls_model_name"] = kwargs.get("model") or self.model_name
-        return params
-
-    def _combine_llm_outputs(self, llm_outputs: list[dict[str, Any] | None]) -> dict[str, Any]:
-        usage: dict[str, int] = {}
-        for out in llm_outputs:
-            for key, count in (out or {}).get("token_usage", {}).items():
-                usage[key] = usage.get(key, 0) + count
-        return {"token_usage": usage, "model_name": self.model_name}
-
-    def _request(self, messages: list[BaseMessage]) -> list[dict[str, Any]]:
-        """The provider payload of the input (a real integration sends it)."""
-        return [{"role": m.type, "content": m.content} for m in messages]
-
-    def _usage(self, request: list[dict[str, Any]]) -> UsageMetadata:
+    def _usage(self, messages: list[BaseMessage]) -> UsageMetadata:
         n = len(self.words)
-        i = sum(len(str(m["content"]).split()) for m in request)
-        return {"input_tokens": i, "output_tokens": n, "total_tokens": n + i}
+        return {"input_tokens": 3, "output_tokens": n, "total_tokens": n + 3}
+
+    def _message_id(self) -> str | None:
+        return None
 
     def _chunks(self, messages: list[BaseMessage]) -> Iterator[ChatGenerationChunk]:
-        request = self._request(messages)
-        message_id = f"floor-{uuid.uuid4()}"
+        message_id = self._message_id()
         words, last = self.words, len(self.words) - 1
         for i, word in enumerate(words):
             if i == 0:
@@ -115,7 +93,7 @@ class Floor(BaseChatModel):
                 msg = AIMessageChunk(
                     content=word,
                     id=message_id,
-                    usage_metadata=self._usage(request),
+                    usage_metadata=self._usage(messages),
                     response_metadata={"finish_reason": "stop"},
                     chunk_position="last",
                 )
@@ -123,25 +101,20 @@ class Floor(BaseChatModel):
                 msg = AIMessageChunk(content=word, id=message_id)
             yield ChatGenerationChunk(message=msg)
 
+    def _result(self, message: AIMessage, usage: UsageMetadata) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
     def _generate(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
     ) -> ChatResult:
-        usage = self._usage(self._request(messages))
+        usage = self._usage(messages)
         message = AIMessage(
             content="".join(self.words),
-            id=f"floor-{uuid.uuid4()}",
+            id=self._message_id(),
             usage_metadata=usage,
             response_metadata={"model_name": self.model_name, "finish_reason": "stop"},
         )
-        llm_output = {
-            "token_usage": {
-                "prompt_tokens": usage["input_tokens"],
-                "completion_tokens": usage["output_tokens"],
-                "total_tokens": usage["total_tokens"],
-            },
-            "model_name": self.model_name,
-        }
-        return ChatResult(generations=[ChatGeneration(message=message)], llm_output=llm_output)
+        return self._result(message, usage)
 
     async def _agenerate(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
@@ -158,6 +131,49 @@ class Floor(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         for chunk in self._chunks(messages):
             yield chunk
+
+
+class IntegrationFloor(Floor):
+    """The floor plus what a real integration also does per call, network aside
+    (as ``ChatOpenAI`` does): it reads its input into the request payload and
+    counts its tokens, puts a provider message id on the reply and on every chunk,
+    returns an ``llm_output`` of usage and model name that ``generate`` sums, and
+    names provider and model for tracing. Its rows are reported beside the
+    target rows, never instead of them.
+    """
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = "floor"
+        params["ls_model_name"] = kwargs.get("model") or self.model_name
+        return params
+
+    def _combine_llm_outputs(self, llm_outputs: list[dict[str, Any] | None]) -> dict[str, Any]:
+        usage: dict[str, int] = {}
+        for out in llm_outputs:
+            for key, count in (out or {}).get("token_usage", {}).items():
+                usage[key] = usage.get(key, 0) + count
+        return {"token_usage": usage, "model_name": self.model_name}
+
+    def _usage(self, messages: list[BaseMessage]) -> UsageMetadata:
+        request = [{"role": m.type, "content": m.content} for m in messages]
+        n = len(self.words)
+        i = sum(len(str(m["content"]).split()) for m in request)
+        return {"input_tokens": i, "output_tokens": n, "total_tokens": n + i}
+
+    def _message_id(self) -> str | None:
+        return f"floor-{uuid.uuid4()}"
+
+    def _result(self, message: AIMessage, usage: UsageMetadata) -> ChatResult:
+        llm_output = {
+            "token_usage": {
+                "prompt_tokens": usage["input_tokens"],
+                "completion_tokens": usage["output_tokens"],
+                "total_tokens": usage["total_tokens"],
+            },
+            "model_name": self.model_name,
+        }
+        return ChatResult(generations=[ChatGeneration(message=message)], llm_output=llm_output)
 
 
 def words(n: int) -> list[str]:
@@ -181,6 +197,8 @@ def _calls(n: int, budget: int, path: str = "stream") -> int:
 
 
 INVOKE_UNIT = 20
+# Chunks of the rows against IntegrationFloor (informational, no target).
+INTEGRATION_SIZE = 20
 
 
 def _section(
@@ -244,6 +262,11 @@ def sections(
                 _section(reused[side], path, 1, loop)()
                 out[f"{side} fresh {path} {n}"] = _section(fresh[side], path, calls, loop)
                 out[f"{side} reused {path} {n}"] = _section(reused[side], path, calls, loop)
+        if n == INTEGRATION_SIZE:
+            for path in PATHS:
+                out[f"integration fresh {path} {n}"] = _section(
+                    partial(IntegrationFloor, words=text), path, _calls(n, budget, path), loop
+                )
     text = "".join(words(GENERIC_CHUNKS))
 
     def generic() -> BaseChatModel:
@@ -275,6 +298,19 @@ def rows(budget: int = 2000, n_rounds: int = 9, sizes: tuple[int, ...] = SIZES) 
                         TARGETS.get((kind, n), ""),
                     )
                 )
+    if INTEGRATION_SIZE in sizes:
+        n = INTEGRATION_SIZE
+        for path in PATHS:
+            out.append(
+                row(
+                    f"FakeChatModel.{path} fresh, {n} chunks vs integration-like floor",
+                    times,
+                    f"fake fresh {path} {n}",
+                    f"integration fresh {path} {n}",
+                    "µs/call",
+                    "",
+                )
+            )
     out.append(
         row(
             f"FakeChatModel.astream fresh vs GenericFakeChatModel, {GENERIC_CHUNKS} chunks",

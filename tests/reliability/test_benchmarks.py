@@ -115,23 +115,42 @@ def test_the_floor_builds_fresh_chunks_per_call_like_a_real_integration(runner: 
     assert [c.message.content for c in first] == ["a ", "b ", "c "]
     assert first[0].message.response_metadata == {"model_name": "floor-model"}
     assert first[1].message.response_metadata == {}
-    # One provider message id on every chunk of a reply, another on the next reply.
-    assert len({c.message.id for c in first}) == 1
-    assert first[0].message.id != second[0].message.id
-    assert first[0].message.id.startswith("floor-")
+    assert {c.message.id for c in first} == {None}  # core gives the run's id
     last = first[-1].message
     assert last.chunk_position == "last"
     assert last.usage_metadata == {"input_tokens": 3, "output_tokens": 3, "total_tokens": 6}
     assert last.response_metadata == {"finish_reason": "stop"}
 
     streamed = list(floor.stream("hi"))
-    again = list(floor.stream("hi"))
-    assert streamed[0].id != again[0].id
     assert "".join(c.content for c in streamed) == "a b c "
     reply = floor.invoke("hi")
     assert (reply.content, reply.usage_metadata["output_tokens"]) == ("a b c ", 3)
     assert reply.response_metadata["model_name"] == "floor-model"
+    assert floor.generate([question]).llm_output == {}
+    # Its replies are not part of its repr, which core serializes on a first call.
+    assert "a " not in repr(floor)
+
+
+def test_the_integration_floor_adds_what_a_provider_client_does(runner: ModuleType) -> None:
+    import bench_model
+    from langchain_core.messages import HumanMessage
+
+    floor = bench_model.IntegrationFloor(words=["a ", "b ", "c "])
+    question = [HumanMessage("one two three")]
+    first = list(floor._stream(question))
+    second = list(floor._stream(question))
+    # One provider message id on every chunk of a reply, another on the next reply.
+    assert len({c.message.id for c in first}) == 1
+    assert first[0].message.id != second[0].message.id
+    assert first[0].message.id.startswith("floor-")
+    assert first[-1].message.usage_metadata == {
+        "input_tokens": 3,
+        "output_tokens": 3,
+        "total_tokens": 6,
+    }
+    reply = floor.invoke("hi")
     assert reply.id.startswith("floor-")
+    assert reply.usage_metadata == {"input_tokens": 1, "output_tokens": 3, "total_tokens": 4}
     # generate's llm_output sums the prompts' usage, as ChatOpenAI's does.
     result = floor.generate([question, [HumanMessage("hi")]])
     assert result.llm_output == {
