@@ -331,9 +331,10 @@ def run_scenario(
         _close_coroutines(runnables)
         raise
 
-    loop = VirtualTimeLoop(
-        start=start_at, freeze=freeze, budget=budget, real_perf_counter=real_perf_counter
-    )
+    # The clock is made here and handed over: given start= and budget=, the
+    # loop would build one clock to check them and another to keep.
+    clock = VirtualClock(start_at, budget=budget, real_perf_counter=real_perf_counter)
+    loop = VirtualTimeLoop(clock=clock, freeze=freeze)
     outcomes, elapsed = run_tasks(loop, runnables, task_names, freeze=freeze)
 
     if not return_exceptions:
