@@ -4,9 +4,10 @@ Run: ``python benchmarks/bench_fixed_cost.py [--rounds R] [--calls N]``
 
 langchain, langgraph and langchain-community are imported first, so
 freezegun's scan of every loaded module (the cost this measures) sees a real
-app's module count. Each round: ``gc.collect()``, then N calls of each case,
-timed in CPU time; the ratio is per round against ``asyncio.run`` timed in the
-same round. Printed: median and min-max of the ratios.
+app's module count. Timing rules (CPU time, garbage collected before each
+section, imports frozen out of the collector's sight, shuffled order, ratio
+per round against ``asyncio.run(noop)`` timed in the same round, median and
+min-max): ``_harness.py``. A section is N calls of one case.
 
 Cases: ``run_scenario`` alone (after the first scope freezegun's scan
 lingers and is parked between calls, so each call un-parks and parks it);
@@ -25,11 +26,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
-import statistics
 import subprocess
 import sys
-import time
 import warnings
 from collections.abc import Callable
 
@@ -40,22 +38,42 @@ with warnings.catch_warnings():  # its sunset notice
     warnings.simplefilter("ignore")
     import langchain_community.chat_models  # noqa: F401
 
+from _harness import Section, render, rounds, row, settle
+
 from fakellm._clock import hold_mirror, stop_virtual_time
 from fakellm._scenario import run_scenario
-
-_CPU = (time.process_time,)  # a tuple slot keeps the real clock under freezegun
 
 
 async def noop() -> None:
     return None
 
 
-def timed(calls: int, fn: Callable[[], object]) -> float:
-    gc.collect()
-    start = _CPU[0]()
-    for _ in range(calls):
-        fn()
-    return (_CPU[0]() - start) / calls
+def repeated(calls: int, fn: Callable[[], object]) -> Section:
+    """``calls`` calls of ``fn``; µs per call."""
+
+    def run() -> int:
+        for _ in range(calls):
+            fn()
+        return calls
+
+    return run
+
+
+def held(calls: int) -> Section:
+    """``calls`` run_scenario calls inside one hold_mirror(), as the plugin runs a test."""
+
+    def run() -> int:
+        with hold_mirror():
+            for _ in range(calls):
+                run_scenario(noop)
+        return calls
+
+    return run
+
+
+def scan_each_time() -> None:
+    run_scenario(noop)
+    stop_virtual_time()
 
 
 def main() -> None:
@@ -64,36 +82,60 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=50)
     args = parser.parse_args()
     print(f"{len(sys.modules)} modules loaded")
-    bare: list[float] = []
-    held: list[float] = []
-    scanned: list[float] = []
-    base_ms: list[float] = []
-
-    def scan_each_time() -> None:
-        run_scenario(noop)
-        stop_virtual_time()
-
-    for _ in range(args.rounds):
-        floor = timed(args.calls, lambda: asyncio.run(noop()))
-        full = timed(args.calls, scan_each_time)
-        run_scenario(noop)  # the one scan a process pays, outside the timing
-        alone = timed(args.calls, lambda: run_scenario(noop))
-        with hold_mirror():
-            inside = timed(args.calls, lambda: run_scenario(noop))
-        base_ms.append(floor * 1e3)
-        bare.append(alone / floor)
-        held.append(inside / floor)
-        scanned.append(full / floor)
-    print(f"asyncio.run(noop): median {statistics.median(base_ms):.3f} ms CPU")
-    for name, ratios in (
-        ("run_scenario alone (scan lingers, parked between calls)", bare),
-        ("run_scenario, mirror held", held),
-        ("run_scenario + stop_virtual_time (a scan per call)", scanned),
-    ):
-        print(
-            f"{name}: {statistics.median(ratios):.2f}x asyncio.run "
-            f"(min {min(ratios):.2f}, max {max(ratios):.2f})"
+    sections = {
+        "asyncio.run": repeated(args.calls, lambda: asyncio.run(noop())),
+        "scan": repeated(args.calls, scan_each_time),
+        "parked": repeated(args.calls, lambda: run_scenario(noop)),
+        "held": held(args.calls),
+    }
+    for warm in sections.values():
+        warm()
+    # The one scan a process pays, outside the timing; "scan" ends it each call,
+    # and shuffled rounds may time it just before "parked".
+    sections["scan"] = _then_scan(sections["scan"])
+    settle()
+    times = rounds(sections, args.rounds)
+    base = "asyncio.run"
+    print(
+        "\n".join(
+            render(
+                [
+                    row(
+                        "run_scenario(noop), parked between calls vs asyncio.run(noop)",
+                        times,
+                        "parked",
+                        base,
+                        "µs/call",
+                        "<= 2.00",
+                    ),
+                    row(
+                        "run_scenario(noop), mirror held vs asyncio.run(noop)",
+                        times,
+                        "held",
+                        base,
+                        "µs/call",
+                    ),
+                    row(
+                        "run_scenario(noop) + stop_virtual_time() (a scan per call)",
+                        times,
+                        "scan",
+                        base,
+                        "µs/call",
+                    ),
+                ]
+            )
         )
+    )
+
+
+def _then_scan(section: Section) -> Section:
+    def run() -> int:
+        try:
+            return section()
+        finally:
+            run_scenario(noop)  # scans again, so the next section finds the scan in place
+
+    return run
 
 
 def import_cost(code: str, runs: int = 5) -> float:

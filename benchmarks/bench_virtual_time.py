@@ -1,64 +1,56 @@
 """What virtual time costs, and what it saves.
 
-Run: ``python benchmarks/bench_virtual_time.py [--streams N] [--repeat R]``
+Run: ``python benchmarks/bench_virtual_time.py [--streams N] [--rounds R] [--real-delays]``
 
-1. Overhead: N concurrent ``astream`` calls with scripted delays, run under
-   virtual time (``run_scenario``: fresh VirtualTimeLoop + freezegun), against
-   the same streams with zero delays on a stock asyncio loop (the floor).
-   Target: ratio <= 1.2x.
+1. Overhead: N concurrent ``astream`` calls of 20 chunks under ``run_scenario``
+   (a fresh VirtualTimeLoop and the freezegun mirror), with zero delays and
+   with scripted delays, against the same streams with zero delays under
+   ``asyncio.run`` on a stock loop (the floor). Target: ratio <= 1.2x.
+   Every run builds its models and its loop, on both sides.
 2. Speed-up: a scenario with 10 minutes of scripted latency (10 sequential
    calls, each 31 s to the first token then 29 more chunks 1 s apart), virtual
-   seconds per wall second. Target: > 1000x.
+   seconds per CPU second. Target: > 1000x.
 
-Uses FakeChatModel when it can be imported, else plain asyncio.sleep streams.
-Figures are best-of-R wall times; this is a script, not a timed test.
+``--real-delays`` adds, for context, the scripted delays slept for real on a
+stock loop (CPU time of about 2 wall seconds per round): what the delays cost
+a stock loop, where the floor above has no delay at all.
+
+Timing rules (CPU time, garbage collected before each section, shuffled order,
+ratios per round against the floor timed in the same round): ``_harness.py``.
+Every section runs once before timing, so the process's one scan of loaded
+modules for freezegun is not timed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from fakellm._clock import run_scenario
+from _harness import Row, Section, render, rounds, row, settle
 
-# freezegun rebinds module-level references to the real clock functions while
-# a scenario runs; a tuple slot keeps the real one.
-_WALL = (time.perf_counter,)
+from fakellm._model import FakeChatModel
+from fakellm._scenario import run_scenario
+from fakellm._script import Turn
 
 WORDS = 20
-
-try:
-    from fakellm._model import FakeChatModel
-    from fakellm._script import Turn
-except ImportError:  # pragma: no cover - the model is written separately
-    FakeChatModel = None  # type: ignore[assignment,misc]
+#: The speed-up scenario: calls, chunks per call, seconds to the first chunk, between chunks.
+CALLS, LONG_WORDS, FIRST, DELAY = 10, 30, 31.0, 1.0
+VIRTUAL_SECONDS = CALLS * (FIRST + (LONG_WORDS - 1) * DELAY)  # 600 s
 
 
 def make_stream(
     first: float, delay: float, words: int = WORDS, turns: int = 1
 ) -> Callable[[], AsyncIterator[Any]]:
-    """One stream factory: FakeChatModel if available, else plain sleeps."""
+    """A fresh FakeChatModel of ``turns`` turns of ``words`` chunks; its astream factory."""
     text = " ".join(f"w{i}" for i in range(words))
-    if FakeChatModel is not None:
-        model = FakeChatModel(
-            script=[
-                Turn(text, chunks="words", first_token_delay=first, delay=delay)
-                for _ in range(turns)
-            ]
-        )
-        return lambda: model.astream("hello")
-
-    async def plain() -> AsyncIterator[str]:
-        await asyncio.sleep(first)
-        for i, word in enumerate(text.split()):
-            if i:
-                await asyncio.sleep(delay)
-            yield word
-
-    return plain
+    model = FakeChatModel(
+        script=[
+            Turn(text, chunks="words", first_token_delay=first, delay=delay) for _ in range(turns)
+        ]
+    )
+    return lambda: model.astream("hello")
 
 
 async def consume(stream: Callable[[], AsyncIterator[Any]], calls: int = 1) -> int:
@@ -69,105 +61,110 @@ async def consume(stream: Callable[[], AsyncIterator[Any]], calls: int = 1) -> i
     return n
 
 
-def best_of(repeat: int, fn: Callable[[], object]) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = _WALL[0]()
-        fn()
-        times.append(_WALL[0]() - t0)
-    return min(times)
+def _streams(n: int, *, delays: bool, scale: float = 1.0) -> list[Callable[[], AsyncIterator[Any]]]:
+    if delays:
+        return [make_stream((0.3 + 0.01 * i) * scale, 0.05 * scale) for i in range(n)]
+    return [make_stream(0.0, 0.0) for _ in range(n)]
 
 
-def bench_overhead(n: int, repeat: int) -> list[tuple[str, float, str]]:
-    def virtual() -> None:
-        streams = [make_stream(0.3 + 0.01 * i, 0.05) for i in range(n)]
-        result = run_scenario(*(lambda s=s: consume(s) for s in streams))
-        assert sum(result.results) == n * WORDS
+def on_stock_loop(n: int, *, delays: bool = False) -> Section:
+    """The streams under ``asyncio.run``; µs per chunk."""
 
-    def virtual_no_freeze() -> None:
-        streams = [make_stream(0.3 + 0.01 * i, 0.05) for i in range(n)]
-        result = run_scenario(*(lambda s=s: consume(s) for s in streams), freeze=False)
-        assert sum(result.results) == n * WORDS
-
-    def virtual_zero() -> None:
-        streams = [make_stream(0.0, 0.0) for _ in range(n)]
-        result = run_scenario(*(lambda s=s: consume(s) for s in streams))
-        assert sum(result.results) == n * WORDS
-
-    def floor() -> None:
-        streams = [make_stream(0.0, 0.0) for _ in range(n)]
+    def run() -> int:
+        streams = _streams(n, delays=delays)
 
         async def main() -> list[int]:
             return await asyncio.gather(*(consume(s) for s in streams))
 
-        assert sum(asyncio.run(main())) == n * WORDS
+        chunks = sum(asyncio.run(main()))
+        assert chunks == n * WORDS, chunks
+        return chunks
 
-    base = best_of(repeat, floor)
-    rows = [(f"{n} streams, zero delays, stock loop (floor)", base, "1.00x")]
-    for label, fn in (
-        (f"{n} streams, zero delays, run_scenario", virtual_zero),
-        (f"{n} streams, scripted delays, run_scenario", virtual),
-        (
-            f"{n} streams, scripted delays, run_scenario(freeze=False)",
-            virtual_no_freeze,
-        ),
-    ):
-        wall = best_of(repeat, fn)
-        rows.append((label, wall, f"{wall / base:.2f}x"))
-    return rows
+    return run
 
 
-def bench_speedup(repeat: int) -> tuple[str, float, str]:
-    calls, words, first, delay = 10, 30, 31.0, 1.0
-    virtual_seconds = calls * (first + (words - 1) * delay)  # 600 s
+def under_run_scenario(n: int, *, delays: bool, freeze: bool = True) -> Section:
+    """The streams as the tasks of one ``run_scenario``; µs per chunk."""
 
-    def scenario() -> None:
-        stream = make_stream(first, delay, words=words, turns=calls)
-        result = run_scenario(lambda: consume(stream, calls))
-        assert result.elapsed == virtual_seconds, result.elapsed
+    def run() -> int:
+        streams = _streams(n, delays=delays)
+        result = run_scenario(*(lambda s=s: consume(s) for s in streams), freeze=freeze)
+        chunks = sum(result.results)
+        assert chunks == n * WORDS, chunks
+        return chunks
 
-    wall = best_of(repeat, scenario)
-    label = f"{virtual_seconds / 60:g} min of scripted latency ({calls} calls)"
-    return label, wall, f"{virtual_seconds / wall:,.0f}x faster than real"
+    return run
 
 
-def rows(streams: int = 100, repeat: int = 7) -> list[tuple[str, float, float, str, str]]:
-    """Ratio rows for ``benchmarks/run.py``: (name, measured, baseline, unit, target).
+def long_scenario() -> int:
+    """The speed-up scenario, once (one unit: µs per scenario)."""
+    stream = make_stream(FIRST, DELAY, words=LONG_WORDS, turns=CALLS)
+    result = run_scenario(lambda: consume(stream, CALLS))
+    assert result.elapsed == VIRTUAL_SECONDS, result.elapsed
+    return 1
 
-    The floor is the same streams with zero delays on a stock asyncio loop; the
-    speed-up row compares the wall time with the scripted (virtual) seconds.
-    """
-    overhead = bench_overhead(streams, repeat)
-    floor = overhead[0][1]
-    out = [
-        (
-            f"run_scenario, {label} vs zero delays on a stock loop",
-            wall * 1e3,
-            floor * 1e3,
-            "ms",
-            "<= 1.20",
-        )
-        for label, wall in (("zero delays", overhead[1][1]), ("scripted delays", overhead[2][1]))
-    ]
-    label, wall, _ = bench_speedup(repeat)
-    # Virtual seconds per wall second, against real time (1 s per s).
-    out.append((f"{label}: virtual vs real time", 600.0 / wall, 1.0, "s/s", ">= 1000"))
+
+FLOOR = "stock loop, zero delays"
+ZERO = "run_scenario, zero delays"
+SCRIPTED = "run_scenario, scripted delays"
+UNFROZEN = "run_scenario(freeze=False), scripted delays"
+REAL = "stock loop, scripted delays slept for real"
+LONG = "10 min of scripted latency"
+
+
+def sections(streams: int, *, real_delays: bool = False) -> dict[str, Section]:
+    """Timed sections, each run once first (imports, the first scope's scan)."""
+    out = {
+        FLOOR: on_stock_loop(streams),
+        ZERO: under_run_scenario(streams, delays=False),
+        SCRIPTED: under_run_scenario(streams, delays=True),
+        UNFROZEN: under_run_scenario(streams, delays=True, freeze=False),
+        LONG: long_scenario,
+    }
+    if real_delays:
+        out[REAL] = on_stock_loop(streams, delays=True)
+    for warm in out.values():
+        warm()
     return out
+
+
+def _rows(times: dict[str, list[float]], *, unfrozen: bool = False) -> list[Row]:
+    floor = "vs zero delays on a stock loop"
+    unit = "µs/chunk"
+    out = [
+        row(f"{ZERO} {floor}", times, ZERO, FLOOR, unit, "<= 1.20"),
+        row(f"{SCRIPTED} {floor}", times, SCRIPTED, FLOOR, unit, "<= 1.20"),
+    ]
+    if unfrozen:
+        out.append(row(f"{UNFROZEN} {floor}", times, UNFROZEN, FLOOR, unit))
+    if REAL in times:
+        out.append(row(f"{REAL} {floor}", times, REAL, FLOOR, unit))
+        out.append(row(f"{SCRIPTED} vs {REAL}", times, SCRIPTED, REAL, unit))
+    # Virtual seconds per CPU second, against real time (1 s per s).
+    per_second = {LONG: [VIRTUAL_SECONDS / (us * 1e-6) for us in times[LONG]]}
+    label = f"{LONG} ({CALLS} calls): virtual vs real time"
+    out.append(row(label, per_second, LONG, None, "s/s", ">= 1000"))
+    return out
+
+
+def rows(streams: int = 100, n_rounds: int = 7) -> list[Row]:
+    """Report rows for ``benchmarks/run.py``."""
+    timed = sections(streams)
+    settle()
+    return _rows(rounds(timed, n_rounds))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, default=100)
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--real-delays", action="store_true", help="also sleep the delays for real")
     args = parser.parse_args()
-
-    source = "FakeChatModel" if FakeChatModel is not None else "asyncio.sleep streams"
-    print(f"virtual time benchmark ({source}, {WORDS} chunks per stream)")
-    rows = [*bench_overhead(args.streams, args.repeat), bench_speedup(args.repeat)]
-    width = max(len(r[0]) for r in rows)
-    print(f"{'scenario':<{width}}  {'wall (best)':>12}  result")
-    for label, wall, note in rows:
-        print(f"{label:<{width}}  {wall * 1000:>9.1f} ms  {note}")
+    timed = sections(args.streams, real_delays=args.real_delays)
+    settle()
+    times = rounds(timed, args.rounds)
+    print(f"{args.streams} concurrent FakeChatModel astream calls of {WORDS} chunks")
+    print("\n".join(render(_rows(times, unfrozen=True))))
 
 
 if __name__ == "__main__":

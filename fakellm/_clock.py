@@ -40,7 +40,7 @@ import operator
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Final
@@ -696,20 +696,60 @@ def stop_virtual_time() -> bool:
 
 def hold_mirror() -> contextlib.AbstractContextManager[None]:
     """Keep freezegun started across many scopes (the plugin holds it per test)."""
-    return _held()
+    return _Held()
 
 
-@contextlib.contextmanager
-def _held() -> Iterator[None]:
-    _MIRROR.hold()
-    try:
-        yield
-    finally:
+# The two context managers below are classes, not @contextmanager generators:
+# every run_scenario enters five of them (its own scope, then one hold and
+# three scopes for asyncio.Runner's three runs of the loop), and a generator
+# costs about twice as much to enter and leave.
+
+
+class _Held:
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        _MIRROR.hold()
+
+    def __exit__(self, *exc_info: object) -> None:
         _MIRROR.release()
 
 
-@contextlib.contextmanager
-def clock_scope(clock: VirtualClock, *, sync: bool, freeze: bool = True) -> Iterator[None]:
+class _ClockScope:
+    __slots__ = ("_clock", "_freeze", "_sync", "_token")
+
+    def __init__(self, clock: VirtualClock, sync: bool, freeze: bool) -> None:
+        self._clock = clock
+        self._sync = sync
+        self._freeze = freeze
+        self._token: contextvars.Token[VirtualClock | None] | None = None
+
+    def __enter__(self) -> None:
+        clock, sync, freeze = self._clock, self._sync, self._freeze
+        if _MIRROR.innermost(clock, sync=sync, freeze=freeze) and _context_clock.get() is clock:
+            # Already this thread's scope (a loop's run inside run_scenario's own
+            # scope, asyncio.Runner's three runs): nothing to change.
+            return
+        token = _context_clock.set(clock)
+        try:
+            _MIRROR.enter(clock, sync=sync, freeze=freeze)
+        except BaseException:
+            _context_clock.reset(token)
+            raise
+        self._token = token
+
+    def __exit__(self, *exc_info: object) -> None:
+        token, self._token = self._token, None
+        if token is not None:
+            try:
+                _MIRROR.exit(self._clock)
+            finally:
+                _context_clock.reset(token)
+
+
+def clock_scope(
+    clock: VirtualClock, *, sync: bool, freeze: bool = True
+) -> contextlib.AbstractContextManager[None]:
     """Make ``clock`` the calling thread's (and its context's) clock for the block.
 
     Args:
@@ -720,22 +760,7 @@ def clock_scope(clock: VirtualClock, *, sync: bool, freeze: bool = True) -> Iter
         freeze: mirror into freezegun; without it only :func:`sleep` and the
             loop see the clock.
     """
-    if _MIRROR.innermost(clock, sync=sync, freeze=freeze) and _context_clock.get() is clock:
-        # Already this thread's scope (a loop's run inside run_scenario's own
-        # scope, asyncio.Runner's three runs): nothing to change.
-        yield
-        return
-    token = _context_clock.set(clock)
-    try:
-        _MIRROR.enter(clock, sync=sync, freeze=freeze)
-    except BaseException:
-        _context_clock.reset(token)
-        raise
-    try:
-        yield
-    finally:
-        _MIRROR.exit(clock)
-        _context_clock.reset(token)
+    return _ClockScope(clock, sync, freeze)
 
 
 if TYPE_CHECKING:

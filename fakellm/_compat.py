@@ -317,10 +317,21 @@ def freezegun_bind_fakes(ignore: tuple[str, ...]) -> tuple[_Binding, ...]:
     return tuple(_rebind(list(sys.modules), fakes, (*ignore, "freezegun")))
 
 
+# The bindings last set, and the same as (namespace, name, fake) and as
+# (namespace, name, real) triples: every scope sets them all and puts them all
+# back, and a loop over ready triples does about a quarter less work.
+_split_bindings: list[Any] = [None, (), ()]
+
+
 def freezegun_set_bindings(bindings: tuple[_Binding, ...], *, fake: bool) -> None:
     """Set the scan's bindings to freezegun's fakes, or back to the real values."""
-    for namespace, name, fake_value, real_value in bindings:
-        namespace[name] = fake_value if fake else real_value
+    split = _split_bindings
+    if split[0] is not bindings:
+        split[1] = tuple((namespace, name, value) for namespace, name, value, _ in bindings)
+        split[2] = tuple((namespace, name, value) for namespace, name, _, value in bindings)
+        split[0] = bindings
+    for namespace, name, value in split[1 if fake else 2]:
+        namespace[name] = value
 
 
 def freezegun_stop_without_imports(api: Any) -> None:

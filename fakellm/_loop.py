@@ -592,6 +592,10 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         try:
             super().close()
         finally:
+            # Its keys are tasks, which hold the loop: left filled, every task
+            # of the run would wait for a full garbage collection, and until
+            # then each asyncio.all_tasks() in the process copies them all.
+            self._vt_fired.clear()
             hold, self._vt_hold = self._vt_hold, None
             if hold is not None:
                 hold.close()

@@ -331,9 +331,10 @@ def run_scenario(
         _close_coroutines(runnables)
         raise
 
-    loop = VirtualTimeLoop(
-        start=start_at, freeze=freeze, budget=budget, real_perf_counter=real_perf_counter
-    )
+    # The clock is made here and handed over: given start= and budget=, the
+    # loop would build one clock to check them and another to keep.
+    clock = VirtualClock(start_at, budget=budget, real_perf_counter=real_perf_counter)
+    loop = VirtualTimeLoop(clock=clock, freeze=freeze)
     outcomes, elapsed = run_tasks(loop, runnables, task_names, freeze=freeze)
 
     if not return_exceptions:
@@ -358,8 +359,12 @@ def run_tasks(
     the last one finished at. The loop may be a subclass (the strategies'
     perturbed loop).
     """
-    result: tuple[list[Any], float] = _run_on(loop, _scenario_main(runnables, names), freeze=freeze)
-    return result
+    # The main task returns nothing: asyncio.Runner, putting back the SIGINT
+    # handler on the main thread, formats the task's repr (its result
+    # included) into an error message it discards, each time.
+    out: list[tuple[list[Any], float]] = []
+    _run_on(loop, _scenario_main(runnables, names, out), freeze=freeze)
+    return out[0]
 
 
 def _run_on(loop: VirtualTimeLoop, coro: Coroutine[Any, Any, R], *, freeze: bool) -> R:
@@ -373,8 +378,11 @@ def _run_on(loop: VirtualTimeLoop, coro: Coroutine[Any, Any, R], *, freeze: bool
 
 
 async def _scenario_main(
-    runnables: Iterable[_Runnable], names: Sequence[str]
-) -> tuple[list[Any], float]:
+    runnables: Iterable[_Runnable],
+    names: Sequence[str],
+    out: list[tuple[list[Any], float]],
+) -> None:
+    """Run the tasks and check for leaks; put ``(outcomes, elapsed)`` in ``out``."""
     loop = asyncio.get_running_loop()
     assert isinstance(loop, VirtualTimeLoop)  # run_tasks gives it one
     me = asyncio.current_task()
@@ -386,18 +394,14 @@ async def _scenario_main(
     ]
     outcomes = await asyncio.gather(*tasks, return_exceptions=True)
     elapsed = loop.clock.elapsed
-    await _finish_generator_closes(me)
-    leaked = sorted(
-        (t for t in asyncio.all_tasks() if t is not me and not t.done()),
-        key=lambda t: t.get_name(),
-    )
+    leaked = sorted(await _pending_after_closes(me), key=lambda t: t.get_name())
     if leaked:
         msg = leaked_tasks_message(leaked, elapsed, "the scenario's tasks")
         for task in leaked:
             task.cancel()
         await asyncio.gather(*leaked, return_exceptions=True)
         raise LeakedTasks(msg)
-    return list(outcomes), elapsed
+    out.append((list(outcomes), elapsed))
 
 
 def leaked_tasks_message(
@@ -412,8 +416,9 @@ def leaked_tasks_message(
     )
 
 
-async def _finish_generator_closes(me: asyncio.Task[Any] | None) -> None:
-    """Let the ``aclose()`` tasks of async generators left early run to their end.
+async def _pending_after_closes(me: asyncio.Task[Any] | None) -> list[asyncio.Task[Any]]:
+    """Let the ``aclose()`` tasks of async generators left early run to their end,
+    then return every other task still pending (the leaks).
 
     A consumer that ``break``s out of ``astream`` leaves the generator to the
     loop's finalizer hook, which schedules its ``aclose()`` as a task: that is
@@ -421,15 +426,12 @@ async def _finish_generator_closes(me: asyncio.Task[Any] | None) -> None:
     """
     await asyncio.sleep(0)  # the hook schedules the task with call_soon
     while True:
-        closing = [
-            t
-            for t in asyncio.all_tasks()
-            if t is not me
-            and not t.done()
-            and type(t.get_coro()).__name__ == "async_generator_athrow"
-        ]
+        # One all_tasks() per pass: it copies every task the process still
+        # holds, not only this loop's.
+        pending = [t for t in asyncio.all_tasks() if t is not me]
+        closing = [t for t in pending if type(t.get_coro()).__name__ == "async_generator_athrow"]
         if not closing:
-            return
+            return pending
         await asyncio.gather(*closing, return_exceptions=True)
 
 

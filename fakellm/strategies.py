@@ -54,7 +54,7 @@ from hypothesis.strategies import SearchStrategy
 from hypothesis.vendor.pretty import pretty
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from fakellm import _clock, _compat, _scenario
+from fakellm import _clock, _compat, _loop, _scenario
 from fakellm import errors as _errors
 from fakellm._events import EventLog, Run
 from fakellm._model import FakeChatModel
@@ -967,7 +967,7 @@ class Scenario:
                     [play(i) for i in range(self.calls)], self.holds, freeze, loop_held
                 )
             else:
-                elapsed = _clock.run_scenario(
+                elapsed = _scenario.run_scenario(
                     *[play(i) for i in range(self.calls)],
                     names=[f"call{i}" for i in range(self.calls)],
                     freeze=freeze,
@@ -1379,7 +1379,7 @@ class TurnFeed:
 # ------------------------------------------------------- the perturbed event loop
 
 
-class _PerturbedLoop(_compat.RunOnceHook, _clock.VirtualTimeLoop):
+class _PerturbedLoop(_compat.RunOnceHook, _loop.VirtualTimeLoop):
     """A virtual-time loop that holds chosen ``call_soon`` callbacks back.
 
     ``holds`` maps the number of a ``call_soon`` call (0, 1, ... in the order

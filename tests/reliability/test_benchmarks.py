@@ -187,7 +187,7 @@ TINY: dict[str, Any] = {
     "model": {"budget": 3, "n_rounds": 1, "sizes": (3,)},
     "recorder": {"budget": 20, "n_rounds": 1, "sizes": (20,)},
     "events": {"sizes": (20, 40), "n_rounds": 1},
-    "virtual_time": {"streams": 2, "repeat": 1},
+    "virtual_time": {"streams": 2, "n_rounds": 1},
     "explore": {"examples": 2, "n_rounds": 1},
 }
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import datetime as dt
+import gc
 import socket
 import time
 import warnings
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import freezegun.api
@@ -641,6 +643,27 @@ class TestRunScenario:
     def test_rejects_non_callables(self):
         with pytest.raises(TypeError, match=r"runnables\[0\]=42: expected a coroutine"):
             run_scenario(42)  # type: ignore[arg-type]
+
+    def test_a_finished_scenario_leaves_no_task_for_the_garbage_collector(self):
+        # A task kept alive until a full collection is copied by every
+        # asyncio.all_tasks() in the process meanwhile (Hypothesis exploration
+        # runs thousands of scenarios between full collections).
+        tasks: list[weakref.ref[asyncio.Task[None]]] = []
+
+        async def ticks(n: int) -> None:
+            tasks.append(weakref.ref(asyncio.current_task()))  # type: ignore[arg-type]
+            for _ in range(n):
+                await asyncio.sleep(0.5)
+
+        gc.collect()
+        gc.disable()
+        try:
+            result = run_scenario(ticks(2), ticks(3), ticks(1))
+            alive = [ref() for ref in tasks]
+        finally:
+            gc.enable()
+        assert result.elapsed == 1.5
+        assert alive == [None, None, None]
 
     def test_refuses_to_nest_in_a_running_loop(self):
         async def inner() -> None:
