@@ -1516,14 +1516,15 @@ def valid_arguments() -> Invariant:
     was given for it (runs the tool rejected with a validation error are fine)."""
 
     def check(run: AgentRun) -> str | None:
-        schemas: dict[str, str] = {}
+        # The first definition of each name; serialized only for the tools that ran.
+        bound: dict[str, Mapping[str, Any]] = {}
         for s in run.steps:
             for t in s.bound:
-                schemas.setdefault(_tool_name(t), json.dumps(_parameters(t), sort_keys=True))
+                bound.setdefault(_tool_name(t), t)
         for r in run.tool_runs:
-            if r.rejected_arguments or r.name not in schemas:
+            if r.rejected_arguments or r.name not in bound:
                 continue
-            validator = _validator(schemas[r.name])
+            validator = _validator(json.dumps(_parameters(bound[r.name]), sort_keys=True))
             args = r.args if isinstance(r.args, Mapping) else None
             if args is None or not validator.is_valid(dict(args)):
                 reason = (
