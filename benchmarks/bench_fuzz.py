@@ -12,6 +12,8 @@ Baselines, timed in the same rounds:
   tools and arguments, step for step) from a plain ``Script`` through
   ``fuzz.play`` (recorded, on virtual time, no Hypothesis): the ratio is what
   drawing every decision costs, Hypothesis' engine included;
+- the agent alone replaying those trajectories (no fakellm.fuzz, no virtual
+  time, no recording): against the replay above, what ``fuzz.play`` costs;
 - the same replay of one fixed trajectory (``search`` five times), the
   baseline of earlier rounds, kept for comparison;
 - the agent alone on that fixed trajectory (no fakellm.fuzz, no virtual time,
@@ -121,17 +123,21 @@ def fuzzed(
     return section
 
 
-def replayed(trajectories: list[list[Turn]]) -> Section:
-    """The agent replaying ``trajectories`` one per example through ``fuzz.play``
-    (recorded, on virtual time): what a fuzzed example costs without drawing."""
+def replayed(trajectories: list[list[Turn]], *, play: bool = True) -> Section:
+    """The agent replaying ``trajectories``, one per example, through ``fuzz.play``
+    (recorded, on virtual time) or, with ``play=False``, alone: what a fuzzed
+    example costs without drawing."""
     turns = [t for trajectory in trajectories for t in trajectory]
     model = FakeChatModel(script=Script(turns, when_exhausted="cycle"))
     agent = create_agent(model, tools=TOOLS)
 
     def section() -> int:
         for trajectory in trajectories:
-            run = fuzz.play(lambda: agent.invoke(ASK), model=model)
-            assert run.model_calls == len(trajectory)
+            if play:
+                run = fuzz.play(lambda: agent.invoke(ASK), model=model)
+                assert run.model_calls == len(trajectory)
+            else:
+                agent.invoke(ASK)
         return len(trajectories)
 
     return section
@@ -164,6 +170,7 @@ def report(examples: int = 200, n_rounds: int = 5) -> tuple[list[Row], dict[str,
     sections: dict[str, Section] = {
         "fuzzed": fuzzed(examples, tally=tally),
         "replayed": replayed(drawn.trajectories),
+        "replayed, alone": replayed(drawn.trajectories, play=False),
         "scripted": scripted(examples),
         "alone": scripted(examples, play=False),
         "built per example": fuzzed(examples, shared=False),
@@ -181,6 +188,13 @@ def report(examples: int = 200, n_rounds: int = 5) -> tuple[list[Row], dict[str,
         row(f"{label}, agent built once", per_second, "fuzzed", None, "ex/s", ">= 100"),
         row(f"{label}, vs replaying the drawn trajectories", times, "fuzzed", "replayed", "µs/ex"),
         row(f"{label}, vs replaying one fixed trajectory", times, "fuzzed", "scripted", "µs/ex"),
+        row(
+            f"{label}, replaying drawn: played vs alone",
+            times,
+            "replayed",
+            "replayed, alone",
+            "µs/ex",
+        ),
         row(f"{label}, the agent alone (fixed trajectory)", per_second, "alone", None, "runs/s"),
         row(f"{label}, agent built per example", per_second, "built per example", None, "ex/s"),
         row(f"{label}, freeze=True", per_second, "freeze=True", None, "ex/s"),

@@ -1,0 +1,87 @@
+"""bench_fuzz times what its rows claim: every round fuzzes the same examples,
+the replay baseline replays exactly the trajectories the fuzzer drew, and the
+tally counts the agent runs Hypothesis does not count as examples. Timings
+themselves are never asserted."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from fakellm import Script, fuzz
+from tests.reliability.conftest import ROOT
+
+EXAMPLES = 12
+
+
+@pytest.fixture(scope="module")
+def bench() -> Iterator[ModuleType]:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_fuzz
+
+        yield bench_fuzz
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+
+@pytest.fixture(scope="module")
+def drawn(bench: ModuleType) -> Any:
+    tally = bench.Tally(keep=True)
+    assert bench.fuzzed(EXAMPLES, tally=tally)() == EXAMPLES
+    return tally
+
+
+def test_every_round_fuzzes_the_same_examples(bench: ModuleType, drawn: Any) -> None:
+    again = bench.Tally(keep=True)
+    section = bench.fuzzed(EXAMPLES, tally=again)
+    section()
+    assert again.trajectories == drawn.trajectories
+    assert len(drawn.trajectories) == EXAMPLES
+    assert all(len(t) == 6 and not t[-1].tool_calls for t in drawn.trajectories)
+    assert all(len(t.tool_calls) == 1 for trajectory in drawn.trajectories for t in trajectory[:5])
+    # A second round adds the same counts again.
+    first = (again.runs, again.model_calls)
+    section()
+    assert (again.runs, again.model_calls) == (2 * first[0], 2 * first[1])
+
+
+def test_the_tally_counts_the_runs_hypothesis_does_not_count(drawn: Any) -> None:
+    # Counted examples make 6 calls each; a run that overran stopped at a draw.
+    assert drawn.runs >= EXAMPLES
+    extra = drawn.runs - EXAMPLES
+    assert 6 * EXAMPLES <= drawn.model_calls <= 6 * EXAMPLES + 6 * extra
+
+
+@pytest.mark.parametrize("play", [True, False])
+def test_the_replay_replays_exactly_the_drawn_trajectories(
+    bench: ModuleType, drawn: Any, play: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[Any] = []
+    original = bench.FakeChatModel
+
+    def spy(**settings: Any) -> Any:
+        model = original(**settings)
+        seen.append(model)
+        return model
+
+    monkeypatch.setattr(bench, "FakeChatModel", spy)
+    section = bench.replayed(drawn.trajectories, play=play)
+    (model,) = seen
+    for _ in range(2):  # the script cycles: every round replays from the first
+        first = model.call_count
+        assert section() == EXAMPLES
+        answered = [c.turn for c in model.calls[first:]]
+        assert answered == [t for trajectory in drawn.trajectories for t in trajectory]
+    played: list[fuzz.AgentRun] = []
+    if play:
+        real = fuzz.play
+        monkeypatch.setattr(
+            bench.fuzz, "play", lambda *a, **k: played.append(real(*a, **k)) or played[-1]
+        )
+        section()
+        assert [r.script() for r in played] == [Script(t) for t in drawn.trajectories]
