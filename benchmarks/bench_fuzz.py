@@ -63,7 +63,11 @@ def book(room: int, nights: int = 1) -> str:
 
 TOOLS = [search, confirm, book]
 ASK = {"messages": [("user", "Book me a room.")]}
-FIXED = [Turn(tool_calls=[ToolCall("search", {"query": "sea"})]) for _ in range(5)]
+#: One fixed trajectory: ``search`` five times, then a text answer.
+FIXED = [
+    *(Turn(tool_calls=[ToolCall("search", {"query": "sea"})]) for _ in range(5)),
+    Turn("Booked."),
+]
 
 
 @dataclasses.dataclass
@@ -85,11 +89,11 @@ def fuzzed(
     held: bool = False,
     tally: Tally | None = None,
 ) -> Section:
-    """``examples`` fuzzed examples (the agent built once when ``shared``;
-    freezegun coupled to the virtual clock when ``freeze``, started once for
-    the whole run when ``held``, else per example)."""
-    model = fuzz.model()
-    agent = create_agent(model, tools=TOOLS)
+    """``examples`` fuzzed examples: one property test, with its agent built once
+    for it when ``shared`` (else per example); freezegun coupled to the virtual
+    clock when ``freeze``, started once for the whole test when ``held``, else per
+    example."""
+    agent: Any = None
 
     @settings(
         max_examples=examples,
@@ -113,25 +117,29 @@ def fuzzed(
             tally.trajectories.append([s.turn for s in run.steps])
 
     def section() -> int:
-        first = model.call_count
+        nonlocal agent
+        # A fresh model per test: a shared model keeps every call it answered.
+        model = fuzz.model()
+        agent = create_agent(model, tools=TOOLS)
         with hold_mirror() if held else contextlib.nullcontext():
             prop()
         if tally is not None:
-            tally.model_calls += model.call_count - first
+            tally.model_calls += model.call_count
         return examples
 
     return section
 
 
 def replayed(trajectories: list[list[Turn]], *, play: bool = True) -> Section:
-    """The agent replaying ``trajectories``, one per example, through ``fuzz.play``
-    (recorded, on virtual time) or, with ``play=False``, alone: what a fuzzed
-    example costs without drawing."""
-    turns = [t for trajectory in trajectories for t in trajectory]
-    model = FakeChatModel(script=Script(turns, when_exhausted="cycle"))
-    agent = create_agent(model, tools=TOOLS)
+    """The agent replaying ``trajectories``, one per example, from a plain
+    ``Script`` through ``fuzz.play`` (recorded, on virtual time) or, with
+    ``play=False``, alone: what the examples cost without drawing. A fresh
+    model and agent per run, as ``fuzzed`` builds them."""
+    script = Script([t for trajectory in trajectories for t in trajectory])
 
     def section() -> int:
+        model = FakeChatModel(script=script)
+        agent = create_agent(model, tools=TOOLS)
         for trajectory in trajectories:
             if play:
                 run = fuzz.play(lambda: agent.invoke(ASK), model=model)
@@ -139,25 +147,6 @@ def replayed(trajectories: list[list[Turn]], *, play: bool = True) -> Section:
             else:
                 agent.invoke(ASK)
         return len(trajectories)
-
-    return section
-
-
-def scripted(examples: int, *, play: bool = True) -> Section:
-    """``examples`` runs of one fixed trajectory (``search`` five times, then
-    text), through ``fuzz.play`` or, with ``play=False``, the agent alone (no
-    fakellm.fuzz, no virtual time, no recording)."""
-    model = FakeChatModel(script=Script([*FIXED, Turn("Booked.")], when_exhausted="cycle"))
-    agent = create_agent(model, tools=TOOLS)
-
-    def section() -> int:
-        for _ in range(examples):
-            if play:
-                run = fuzz.play(lambda: agent.invoke(ASK), model=model)
-                assert run.model_calls == 6
-            else:
-                agent.invoke(ASK)
-        return examples
 
     return section
 
@@ -171,8 +160,8 @@ def report(examples: int = 200, n_rounds: int = 5) -> tuple[list[Row], dict[str,
         "fuzzed": fuzzed(examples, tally=tally),
         "replayed": replayed(drawn.trajectories),
         "replayed, alone": replayed(drawn.trajectories, play=False),
-        "scripted": scripted(examples),
-        "alone": scripted(examples, play=False),
+        "scripted": replayed([FIXED] * examples),
+        "alone": replayed([FIXED] * examples, play=False),
         "built per example": fuzzed(examples, shared=False),
         "freeze=True": fuzzed(examples, freeze=True),
         "freeze=True, held": fuzzed(examples, freeze=True, held=True),

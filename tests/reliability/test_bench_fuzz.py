@@ -61,27 +61,28 @@ def test_the_tally_counts_the_runs_hypothesis_does_not_count(drawn: Any) -> None
 def test_the_replay_replays_exactly_the_drawn_trajectories(
     bench: ModuleType, drawn: Any, play: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seen: list[Any] = []
+    models: list[Any] = []
     original = bench.FakeChatModel
-
-    def spy(**settings: Any) -> Any:
-        model = original(**settings)
-        seen.append(model)
-        return model
-
-    monkeypatch.setattr(bench, "FakeChatModel", spy)
+    monkeypatch.setattr(
+        bench, "FakeChatModel", lambda **kw: models.append(original(**kw)) or models[-1]
+    )
     section = bench.replayed(drawn.trajectories, play=play)
-    (model,) = seen
-    for _ in range(2):  # the script cycles: every round replays from the first
-        first = model.call_count
-        assert section() == EXAMPLES
-        answered = [c.turn for c in model.calls[first:]]
-        assert answered == [t for trajectory in drawn.trajectories for t in trajectory]
-    played: list[fuzz.AgentRun] = []
+    assert section() == section() == EXAMPLES
+    assert len(models) == 2  # a fresh model per round, as the fuzzer's
+    every_turn = [t for trajectory in drawn.trajectories for t in trajectory]
+    assert all([c.turn for c in m.calls] == every_turn for m in models)
     if play:
+        played: list[fuzz.AgentRun] = []
         real = fuzz.play
         monkeypatch.setattr(
             bench.fuzz, "play", lambda *a, **k: played.append(real(*a, **k)) or played[-1]
         )
         section()
         assert [r.script() for r in played] == [Script(t) for t in drawn.trajectories]
+
+
+def test_the_fixed_baseline_replays_one_trajectory_per_example(bench: ModuleType) -> None:
+    assert [t.tool_calls[0].name for t in bench.FIXED[:5]] == ["search"] * 5
+    assert bench.FIXED[5].text == "Booked."
+    assert not bench.FIXED[5].tool_calls
+    assert bench.replayed([bench.FIXED] * 3, play=False)() == 3
