@@ -3,15 +3,17 @@
 The agent is ``langchain.agents.create_agent`` with 3 tools, invoked sync and
 played on virtual time by ``Decisions.play``. Each example makes exactly 5
 tool-calling steps and a final text answer (``decisions(max_steps=5, text=0,
-parallel=0)``): 6 model calls and 5 tool runs. The draws are deterministic
-(``derandomize=True``), so every round plays the same examples.
+parallel=0)``): 6 model calls and 5 tool runs. Every round draws new examples,
+as a test run does: not derandomized, which would fix the share of uncounted
+runs (below) at one sample's.
 
 Baselines, timed in the same rounds:
 
-- the same agent replaying the very trajectories the fuzzer drew (the same
-  tools and arguments, step for step) from a plain ``Script`` through
-  ``fuzz.play`` (recorded, on virtual time, no Hypothesis): the ratio is what
-  drawing every decision costs, Hypothesis' engine included;
+- the same agent replaying trajectories the fuzzer drew (a warm-up run's
+  examples: the same mix of tools and arguments, step for step) from a plain
+  ``Script`` through ``fuzz.play`` (recorded, on virtual time, no
+  Hypothesis): the ratio is what drawing every decision costs, Hypothesis'
+  engine and its uncounted runs included;
 - the agent alone replaying those trajectories (no fakellm.fuzz, no virtual
   time, no recording): against the replay above, what ``fuzz.play`` costs;
 - the same replay of one fixed trajectory (``search`` five times), the
@@ -99,7 +101,6 @@ def fuzzed(
         max_examples=examples,
         deadline=None,
         database=None,
-        derandomize=True,
         phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
@@ -154,7 +155,7 @@ def replayed(trajectories: list[list[Turn]], *, play: bool = True) -> Section:
 def report(examples: int = 200, n_rounds: int = 5) -> tuple[list[Row], dict[str, Any]]:
     """The rows, and per counted example what the fuzzed section ran."""
     drawn = Tally(keep=True)
-    fuzzed(examples, tally=drawn)()  # warm-up; the trajectories every round draws
+    fuzzed(examples, tally=drawn)()  # warm-up; the trajectories the replays replay
     tally = Tally()
     sections: dict[str, Section] = {
         "fuzzed": fuzzed(examples, tally=tally),
