@@ -534,9 +534,7 @@ class Decisions:
                 "answered with text, and the agent kept calling); pass a larger "
                 "call_limit to decisions() if the agent needs it"
             )
-        tools = tuple(
-            (_tool_name(t), json.dumps(_parameters(t), sort_keys=True)) for t in call.tools
-        )
+        tools = tuple((_tool_name(t), _schema_json(t)) for t in call.tools)
         names = {name for name, _ in tools}
         mode, named = _tool_choice(call.tool_choice)
         earlier = tuple(
@@ -918,6 +916,15 @@ def _parameters(tool: Mapping[str, Any]) -> dict[str, Any]:
     spec = fn if isinstance(fn, Mapping) else tool
     params = spec.get("parameters") or spec.get("input_schema") or {"type": "object"}
     return dict(params)
+
+
+# One encoder for every call: json.dumps builds a new one whenever an option is set.
+_sorted_json = json.JSONEncoder(sort_keys=True).encode
+
+
+def _schema_json(tool: Mapping[str, Any]) -> str:
+    """The tool's parameters schema as sorted JSON: the key its strategies are cached by."""
+    return _sorted_json(_parameters(tool))
 
 
 def _tool_choice(choice: Any) -> tuple[Literal["auto", "none", "any", "named"], str | None]:
@@ -1516,14 +1523,15 @@ def valid_arguments() -> Invariant:
     was given for it (runs the tool rejected with a validation error are fine)."""
 
     def check(run: AgentRun) -> str | None:
-        schemas: dict[str, str] = {}
+        # The first definition of each name; serialized only for the tools that ran.
+        bound: dict[str, Mapping[str, Any]] = {}
         for s in run.steps:
             for t in s.bound:
-                schemas.setdefault(_tool_name(t), json.dumps(_parameters(t), sort_keys=True))
+                bound.setdefault(_tool_name(t), t)
         for r in run.tool_runs:
-            if r.rejected_arguments or r.name not in schemas:
+            if r.rejected_arguments or r.name not in bound:
                 continue
-            validator = _validator(schemas[r.name])
+            validator = _validator(_schema_json(bound[r.name]))
             args = r.args if isinstance(r.args, Mapping) else None
             if args is None or not validator.is_valid(dict(args)):
                 reason = (
