@@ -459,6 +459,7 @@ __all__ += ["current_frames"]
 
 # --- r5-13: a thread blocked in a wait nobody has signalled -------------------------------
 
+import concurrent.futures as _futures  # noqa: E402
 import threading as _threading  # noqa: E402
 
 _CONDITION_WAIT = _threading.Condition.wait.__code__
@@ -474,7 +475,21 @@ def waits_unsignalled(frame: Any) -> bool:
     if frame.f_code is not _CONDITION_WAIT:
         return False
     waiter = frame.f_locals.get("waiter")
-    return waiter is not None and bool(waiter.locked())
+    if waiter is None or not waiter.locked():
+        return False
+    # A pool's future that a worker is running (``pool.submit(f).result()``) is
+    # signalled by that worker, not by an event loop: its waiter is at work. (One a
+    # loop settles, from ``run_coroutine_threadsafe``, is never running before it is
+    # settled.)
+    caller = frame.f_back
+    if caller is not None and caller.f_code in _FUTURE_WAITS:
+        future = caller.f_locals.get("self")
+        if isinstance(future, _futures.Future) and future.running():
+            return False
+    return True
+
+
+_FUTURE_WAITS = frozenset({_futures.Future.result.__code__, _futures.Future.exception.__code__})
 
 
 __all__ += ["waits_unsignalled"]

@@ -446,9 +446,13 @@ class EventLog(Sequence[Event]):
         """``run`` and all its descendants, depth first."""
         table = self._run_table()
         out: list[Run] = []
+        seen: set[UUID] = set()  # a log built by hand may name a run its own ancestor
         stack = [self.run(run)]
         while stack:
             r = stack.pop()
+            if r.id in seen:
+                continue
+            seen.add(r.id)
             out.append(r)
             stack.extend(table[c] for c in reversed(r.children))
         return out

@@ -1178,6 +1178,23 @@ class Turn(_Spec):
         _mark_checked(self, read_limits)
         return self
 
+    # A copy is not a checked turn, whatever its __dict__ says: ``model_copy(update=...)``
+    # changes it without validation, and a copy of that copy made once the original is
+    # freed may get the original's __dict__ address back (the check mark's identity).
+    def __copy__(self) -> Self:
+        copied = super().__copy__()
+        copied.__dict__.pop(_CHECKED, None)
+        return copied
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        copied = super().__deepcopy__(memo)
+        copied.__dict__.pop(_CHECKED, None)
+        return copied
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        super().__setstate__(state)
+        self.__dict__.pop(_CHECKED, None)
+
     @cached_property
     def piece_count(self) -> int:
         """``len(self.pieces)``, counted without building them.

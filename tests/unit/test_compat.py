@@ -507,3 +507,36 @@ def test_waits_unsignalled_sees_a_condition_wait_until_it_is_notified() -> None:
     thread.join()
     assert seen == [True, False]
     assert compat.waits_unsignalled(sys._getframe()) is False
+
+
+def test_waits_unsignalled_tells_a_running_pool_future_from_one_a_loop_settles() -> None:
+    import concurrent.futures
+    import threading
+    from typing import Any
+
+    for wait in (concurrent.futures.Future.result, concurrent.futures.Future.exception):
+        assert "self" in wait.__code__.co_varnames
+    seen: dict[str, bool] = {}
+
+    def waiter_of(future: concurrent.futures.Future[Any], name: str) -> threading.Thread:
+        thread = threading.Thread(target=future.result, args=(30,), name=name)
+        thread.start()
+        for _ in range(3000):
+            frame = compat.current_frames().get(thread.ident or 0)
+            if frame is not None and frame.f_code is threading.Condition.wait.__code__:
+                seen[name] = compat.waits_unsignalled(frame)
+                return thread
+            threading.Event().wait(0.01)
+        raise AssertionError(f"{name} never waited")
+
+    # What run_coroutine_threadsafe returns: pending until the loop settles it.
+    on_loop: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    # What pool.submit returns once a worker runs it.
+    running: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    assert running.set_running_or_notify_cancel()
+    threads = [waiter_of(on_loop, "loop"), waiter_of(running, "pool")]
+    for future in (on_loop, running):
+        future.set_result(None)
+    for thread in threads:
+        thread.join()
+    assert seen == {"loop": True, "pool": False}

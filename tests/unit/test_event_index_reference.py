@@ -320,3 +320,18 @@ def test_labels_are_read_back_only_in_their_exact_spelling(n: int) -> None:
         assert _outcome_of(lambda ref=ref: log.run(ref)) == _outcome_of(
             lambda ref=ref: reference_run(events, ref)
         )
+
+
+def test_subtree_ends_on_a_log_whose_runs_are_each_others_parents() -> None:
+    # Drawn logs can name a run its own ancestor; subtree walked that cycle forever.
+    a, b = IDS[0], IDS[1]
+    log = EventLog(
+        [
+            Event(0, "chain_start", a, b, "A", "chain", (), {}, time=0.0),
+            Event(1, "chain_start", b, a, "B", "chain", (), {}, time=1.0),
+            Event(2, "chain_start", IDS[2], IDS[2], "C", "chain", (), {}, time=2.0),
+        ]
+    )
+    assert [r.name for r in log.subtree(a)] == ["A", "B"]
+    assert [r.name for r in log.subtree(b)] == ["B", "A"]
+    assert [r.name for r in log.subtree(IDS[2])] == ["C"]

@@ -11,6 +11,7 @@ with the job's error or a False, not by timing.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
 from typing import Any
@@ -170,3 +171,30 @@ def test_a_job_the_loop_just_woke_finishes_before_the_clock_moves():
         return got, at
 
     assert [run_on(main) for _ in range(30)] == [("quick", 0.0)] * 30
+
+
+def test_a_job_that_called_back_then_waits_on_a_pool_running_its_work_is_still_waited_for():
+    # Its wait is signalled by another pool's worker (one that existed before the
+    # loop, so no "new busy thread" shows it), not by the loop: it is real work.
+    # On a stock loop the job ends long before the 5 s timeout; the clock jumped
+    # to the timeout instead.
+    other = concurrent.futures.ThreadPoolExecutor(1)
+    other.submit(lambda: None).result()
+
+    def work() -> str:
+        time.sleep(0.05)  # real: the other pool's worker runs code meanwhile
+        return "worked"
+
+    def job(loop: asyncio.AbstractEventLoop) -> str:
+        loop.call_soon_threadsafe(lambda: None)  # a note to the loop, then real work elsewhere
+        return other.submit(work).result(timeout=JOB_WAIT)
+
+    async def main() -> tuple[str, float]:
+        loop = asyncio.get_running_loop()
+        got = await asyncio.wait_for(loop.run_in_executor(None, job, loop), timeout=5)
+        return got, loop.time()
+
+    try:
+        assert run_on(main) == ("worked", 0.0)
+    finally:
+        other.shutdown()

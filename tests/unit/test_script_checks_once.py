@@ -268,3 +268,22 @@ def test_a_list_of_checked_turns_becomes_the_script_its_validation_builds(
     )
     monkeypatch.setenv("FAKELLM_MAX_CHUNKS", "lots")
     assert _message(_script.as_script, [big]) == _message(Script, [big])
+
+
+def test_a_copy_of_a_changed_copy_is_validated_once_its_original_is_gone() -> None:
+    # The original's __dict__ is freed with it; the next dict made (the copy's copy)
+    # takes its address, which the mark carried over by model_copy names.
+    def changed() -> Turn:
+        return Turn("hello world").model_copy(update={"at_chunk": 1})
+
+    expected = "invalid script: turns[0].at_chunk: at_chunk needs an error to place (got 1)"
+    again = changed()
+    for made in (
+        again.model_copy(),
+        copy.copy(changed()),
+        copy.deepcopy(changed()),
+        pickle.loads(pickle.dumps(changed())),
+    ):
+        assert _message(_script.as_script, [made]) == expected
+        assert _message(Script, [made]) == expected
+        assert _message(FakeChatModel, script=[made]) == expected

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import pytest
+
 from fakellm import virtual_time
 from fakellm._loop import VirtualTimeLoop
 
@@ -60,7 +62,10 @@ def thread_with_ident(ident: int, target: Callable[[], None]) -> threading.Threa
         go.set()
         thread.join()
         threading.Event().wait(0.001)  # real, even in a scope: the old stack goes back
-    raise AssertionError(f"the OS never reused thread id {ident} in 500 new threads")
+    # A precondition, not the behaviour under test: under load another thread (an
+    # earlier test's executor worker winding down) can take the ended thread's stack
+    # first, and each new thread then reuses its own; seen once under -n 2.
+    pytest.skip(f"the OS did not reuse thread id {ident} in 500 new threads")
 
 
 def test_a_thread_started_in_a_scope_with_an_ended_threads_ident_joins_the_scope() -> None:
