@@ -725,6 +725,10 @@ class _ClockScope:
         self._token: contextvars.Token[VirtualClock | None] | None = None
 
     def __enter__(self) -> None:
+        if self._token is not None:
+            # Entered again inside itself, the inner exit would end the scope
+            # the outer one still runs in (a generator refused this too).
+            raise RuntimeError("a clock scope cannot be entered again while it is open")
         clock, sync, freeze = self._clock, self._sync, self._freeze
         if _MIRROR.innermost(clock, sync=sync, freeze=freeze) and _context_clock.get() is clock:
             # Already this thread's scope (a loop's run inside run_scenario's own

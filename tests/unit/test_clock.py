@@ -771,3 +771,13 @@ class TestVirtualTimeSync:
     def test_outside_any_scope_sleep_is_real(self):
         assert _clock._sync_sleeper.get() is time.sleep
         assert _clock.current_clock() is None
+
+
+def test_a_clock_scope_entered_again_inside_itself_is_refused_and_stays_open() -> None:
+    clock = VirtualClock()
+    scope = _clock.clock_scope(clock, sync=True, freeze=False)
+    with scope:
+        with pytest.raises(RuntimeError, match="entered again while it is open"):
+            scope.__enter__()
+        assert _clock._context_clock.get() is clock  # the scope is still open
+    assert _clock._context_clock.get() is None
