@@ -216,9 +216,9 @@ ROWS = [
             "usage()",
             "tree()",
             "normalized()",
+            "normalized() floor (row dict + tags list)",
             "timeline()",
             "assert_well_formed",
-            "normalized() floor (row dict + tags list)",
         )
     ),
     "run_scenario, zero delays vs zero delays on a stock loop",
