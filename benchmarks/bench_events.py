@@ -25,10 +25,11 @@ grows too: that growth is the collector walking the log and the rows, which
 no way of building the same rows avoids. The logs copy one recorded call, so
 their payloads are shared: about 1.4 objects per event for the collector to
 track, against about 9 in a log a Recorder recorded (each token keeps its own
-chunk and message). CPython runs a full collection when the old generation has
-grown by a quarter, so the lighter log lets the rows trigger more of them.
-``--recorded-log`` records every log instead (slower to build), to show a query
-on that heavier heap.
+chunk and message). CPython runs a full collection once the old generation
+has grown by a quarter (and ten younger collections have run), so on the
+heavier heap a query's survivors trigger fewer of them, each walking more.
+``--recorded-log`` records every log call by call instead (minutes, not
+seconds), to show the queries on that heap.
 
 Every query runs once on the recorded call before :func:`settle` (imports it
 makes on first use, like ``timeline()``'s, and caches it fills are warm-up,
