@@ -216,6 +216,7 @@ ROWS = [
             "usage()",
             "tree()",
             "normalized()",
+            "normalized() floor (row dict + tags list)",
             "timeline()",
             "assert_well_formed",
         )
@@ -235,7 +236,7 @@ def test_the_runner_reports_every_row(runner: ModuleType) -> None:
     for line in runner.render(rows)[1:]:
         assert re.search(r"  \d+\.\d{3}x? +\[\d+\.\d{3} - \d+\.\d{3}\]", line), line
     assert detail[0].split()[-2:] == ["20", "40"]
-    assert len(detail) == 14
+    assert len(detail) == 15
 
 
 def test_the_quick_flag_picks_the_small_sizes(
@@ -270,3 +271,69 @@ def test_event_logs_stay_in_the_collectors_sight_unless_asked(
     # gc.get_objects() lists the collector's generations, not the frozen objects.
     assert any(obj is event for obj in gc.get_objects()) is not freeze_log
     assert sections["usage() @20"]() == 16  # 2 copies of the 8-event call
+
+
+def test_the_normalized_floor_builds_each_row_s_fixed_keys_and_nothing_else(
+    runner: ModuleType,
+) -> None:
+    import bench_events
+
+    from fakellm import EventLog
+
+    events = bench_events.recorded_call()
+    log = EventLog(events)
+    floor = bench_events.normalized_floor(log)
+    rows = log.normalized()
+    fixed = ["kind", "run", "parent", "name", "type", "tags"]
+    assert [list(row)[:6] for row in rows] == [fixed] * len(events)
+    assert [list(row) for row in floor] == [fixed] * len(events)
+    for row, lean in zip(rows, floor, strict=True):
+        assert {k: lean[k] for k in ("kind", "name", "type", "tags")} == {
+            k: row[k] for k in ("kind", "name", "type", "tags")
+        }
+        assert (lean["run"], lean["parent"]) == (None, None)
+        assert type(lean["tags"]) is list
+    # Every row its own dict and tags list, as normalized() gives them.
+    assert len({id(r) for r in floor} | {id(r["tags"]) for r in floor}) == 2 * len(events)
+
+
+def test_every_query_runs_once_on_the_recorded_call_before_the_freeze(
+    runner: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A first call's imports (timeline() imports its renderer) are warm-up, not
+    # per-event cost: they must land before settle(), whatever size runs first.
+    import bench_events
+
+    calls: list[tuple[str, int]] = []
+    queries = {
+        name: (lambda log, name=name: calls.append((name, len(log))))
+        for name in (*bench_events.QUERIES, *bench_events.FLOORS)
+    }
+    monkeypatch.setattr(bench_events, "QUERIES", {k: queries[k] for k in bench_events.QUERIES})
+    monkeypatch.setattr(bench_events, "FLOORS", {k: queries[k] for k in bench_events.FLOORS})
+    monkeypatch.setattr(bench_events, "settle", lambda: calls.append(("settle", 0)))
+    sections = bench_events.prepared((20,))
+    assert calls == [*((name, 8) for name in queries), ("settle", 0)]
+    sections["timeline() @20"]()
+    assert calls[-1] == ("timeline()", 16)
+
+
+def test_recorded_logs_give_every_call_its_own_payloads(runner: ModuleType) -> None:
+    import bench_events
+
+    pattern = bench_events.recorded_call()
+    copied = bench_events.make_events(24, pattern)
+    recorded = bench_events.recorded_log(24, pattern)
+    assert (
+        [ev.kind for ev in recorded]
+        == [ev.kind for ev in copied]
+        == [ev.kind for ev in pattern] * 3
+    )
+    assert [ev.seq for ev in recorded] == list(range(24))
+    assert len({ev.run_id for ev in recorded}) == 9  # 3 runs a call
+    chunks = [ev.chunk for ev in recorded if ev.kind == "llm_new_token"]
+    assert len({id(c) for c in chunks}) == 6
+    assert len({id(ev.chunk) for ev in copied if ev.kind == "llm_new_token"}) == 2
+    sections = bench_events.prepared((24,), recorded_logs=True)
+    events = sections["usage() @24"].__defaults__[0]  # type: ignore[attr-defined]
+    assert len({id(ev.chunk) for ev in events if ev.kind == "llm_new_token"}) == 6
