@@ -1271,9 +1271,6 @@ class FakeChatModel(
         adopt(run_manager)
         return _APendingRun(_run_info(run_manager), run_manager)
 
-    def _config_run(self, config: RunnableConfig | None) -> tuple[RunnableConfig, _RunInfo]:
-        return config_run(self, config)
-
     def stream(
         self,
         input: LanguageModelInput,
@@ -1282,7 +1279,7 @@ class FakeChatModel(
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> Iterator[AIMessageChunk]:
-        config, info = self._config_run(config)
+        config, info = config_run(self, config)
         yield from stream_in_run(info, super().stream(input, config, stop=stop, **kwargs))
 
     async def astream(
@@ -1293,7 +1290,7 @@ class FakeChatModel(
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[AIMessageChunk]:
-        config, info = self._config_run(config)
+        config, info = config_run(self, config)
         run = OpenRun(config["run_id"], stream=True)  # type: ignore[arg-type]  # config_run set it
         inner = super().astream(input, config, stop=stop, **kwargs)
         # This generator alone closes core's stream (in its finally). The event
