@@ -41,19 +41,19 @@ def full_path(model: Any, config: RunnableConfig | None) -> tuple[RunnableConfig
     return config, _RunInfo(config["run_id"], tuple(manager.tags), meta)
 
 
-PLAIN: list[RunnableConfig | None] = [
-    None,
-    {},
-    {"callbacks": [HANDLER]},
-    {"callbacks": None},
-    {"run_id": RUN},
-    {"run_id": None, "callbacks": [HANDLER]},
-    {"tags": [], "metadata": {}},
-    {"run_name": "named", "recursion_limit": 7, "max_concurrency": 2},
-]
+PLAIN: dict[str, RunnableConfig | None] = {
+    "none": None,
+    "empty": {},
+    "a handler": {"callbacks": [HANDLER]},
+    "no callbacks": {"callbacks": None},
+    "a run id": {"run_id": RUN},
+    "no run id": {"run_id": None, "callbacks": [HANDLER]},
+    "empty tags and metadata": {"tags": [], "metadata": {}},
+    "name and limits": {"run_name": "named", "recursion_limit": 7, "max_concurrency": 2},
+}
 
 
-@pytest.mark.parametrize("config", PLAIN, ids=repr)
+@pytest.mark.parametrize("config", PLAIN.values(), ids=list(PLAIN))
 def test_the_shortcut_gives_what_the_full_path_gives(
     config: RunnableConfig | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
