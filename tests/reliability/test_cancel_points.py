@@ -183,31 +183,13 @@ def test_cancelled_inside_the_models_code_is_reported_once(path: str) -> None:
 # -- after the model's code: core's end report, begun or not -------------------------------------
 
 
-def test_cancelled_after_the_model_answered_before_core_reports_the_end() -> None:
-    # The model's task has its answer; core's agenerate has not yet woken up to
-    # gather the end event, and wakes up cancelled instead.
-    recorder = Recorder()
-    armed: list[Callable[[], None]] = []
-
-    def when_done() -> None:
-        asyncio.current_task().add_done_callback(lambda _: armed[0]())  # type: ignore[union-attr]
-
-    model = FakeChatModel(script=responder(when_done))
-
-    def make(cancel: Callable[[], None]) -> Awaitable[None]:
-        armed.append(cancel)
-        return ainvoke(model, [recorder])
-
-    cancelled(make)
-    assert trace(recorder) == START_ERROR
-    assert len(model.calls) == 1
-
-
-def test_cancelled_after_core_gathered_the_end_event_before_its_task_ran() -> None:
-    # The model's task ends; one loop turn later core's agenerate wakes up and
-    # gathers the end event's task; the cancellation lands in that same turn,
-    # after it, so the gathered task is cancelled before its first step and
-    # reports nothing.
+@pytest.mark.parametrize("later", [False, True], ids=["before the gather", "gathered, not run"])
+def test_cancelled_after_the_model_answered_before_core_reports_the_end(later: bool) -> None:
+    # The model's task ends. Not later: the cancellation lands before core's
+    # agenerate wakes up to gather the end event, and it wakes up cancelled.
+    # Later: one loop turn on, core's agenerate wakes up and gathers the end
+    # event's task, and the cancellation lands in that same turn after it, so
+    # the gathered task is cancelled before its first step and reports nothing.
     recorder = Recorder()
     armed: list[Callable[[], None]] = []
 
@@ -215,7 +197,7 @@ def test_cancelled_after_core_gathered_the_end_event_before_its_task_ran() -> No
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
-        task.add_done_callback(lambda _: loop.call_soon(armed[0]))
+        task.add_done_callback(lambda _: loop.call_soon(armed[0]) if later else armed[0]())
 
     model = FakeChatModel(script=responder(when_done))
 
