@@ -200,15 +200,6 @@ class _APendingRun(_PendingRun):
             _pending_run.reset(self._token)
 
 
-@functools.cache
-def _tracing_context() -> Callable[[], Mapping[str, Any]]:
-    """LangSmith's ``get_tracing_context``, imported on first use as core's configure
-    does (langsmith is slow to import; an import statement per call costs 1 µs)."""
-    from langsmith.run_helpers import get_tracing_context
-
-    return get_tracing_context
-
-
 def _run_info(manager: Any) -> _RunInfo | None:
     if manager is None:
         return None
@@ -231,7 +222,7 @@ def config_run(
         or model.metadata
         or var_child_runnable_config.get()
         or isinstance(config and config.get("callbacks"), BaseCallbackManager)
-        or _tracing_context()()["tags"]
+        or _compat.langsmith_tags()
     ):
         # Nothing to merge (the common direct call): no tags and no metadata
         # anywhere, so core's own ensure_config and configure find none either.
