@@ -168,15 +168,17 @@ class OpenRun:
     """The one run of a call, closed on cancellation unless its report has begun.
 
     The call chooses the run's id before core starts the run (core takes a
-    ``run_id`` it is given), so it can name the run however far core got.
-    ``reported`` turns True when someone else's report of the run begins:
+    ``run_id`` it is given), so it can name the run however far core got. The
+    run's report is someone else's once it begins:
 
-    - ``agenerate``: when core's ``on_llm_end`` or ``on_llm_error`` of the run
-      manager core built for the run starts running (:meth:`adopt` hooks them
-      where the model's code receives that manager). A report created but never
-      started (a task of a gather cancelled first) reports nothing, and leaves
-      the run open; one that started completes, as core shields it.
-    - ``astream``: when the model's ``_astream`` begins (:func:`stream_began`).
+    - ``agenerate``: when ``on_llm_end`` or ``on_llm_error`` of the run manager
+      core built for the run starts running (:func:`adopt` gives that manager,
+      where the model's code receives it, a class that notes it on the manager).
+      A report created but never started (a task of a gather cancelled first)
+      reports nothing, and leaves the run open; one that started completes, as
+      core shields it.
+    - ``astream``: when the model's ``_astream`` begins (:func:`stream_began`
+      sets ``reported``; so does an ``agenerate`` that takes the run over).
       Core calls it first thing inside the block that reports the run's error,
       a cancellation included, or its end; before it, the start event's
       dispatch and a rate limiter are the only places a cancellation can land,
