@@ -3,18 +3,29 @@
 langchain-core reports a model run's end or error from inside ``agenerate`` and
 ``astream``; a call cancelled while core awaits its callbacks (the start event
 being dispatched, the task that runs the model not yet started, the end event
-being gathered) never reaches that report, and the run stays open for good. The
-models watch their own runs with :class:`RunWatch`, an inline handler added
-first, and when a call is cancelled while a run it started is still open, report
-the cancellation as the run's error, once. (Only a cancellation: a handler that
-raises with ``raise_error`` keeps core's own outcome.)
+being gathered) never reaches that report, and the run stays open for good.
+When a call is cancelled while a run it started is still unreported, the model
+reports the cancellation as the run's error, once. (Only a cancellation: a
+handler that raises with ``raise_error`` keeps core's own outcome.)
+
+Two ways to know which runs those are:
+
+- :class:`OpenRun`, for a call that starts exactly one run (every ``ainvoke``
+  and ``astream``): the run's id is chosen up front, as core would choose it,
+  and the run counts as reported from the moment core's (or the model's) end or
+  error report of it begins. No callback handler is added, so core's dispatch
+  costs what it costs without fakellm.
+- :class:`RunWatch`, an inline handler added first, for the rest (an
+  ``agenerate`` of several prompts, FakeLLM): it notes every start and end.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
 
@@ -26,7 +37,7 @@ from langchain_core.callbacks import (
 )
 from langchain_core.outputs import LLMResult
 
-__all__ = ["RunWatch", "watched"]
+__all__ = ["OpenRun", "RunWatch", "adopt", "stream_began", "watched"]
 
 
 class RunWatch(BaseCallbackHandler):
@@ -37,25 +48,6 @@ class RunWatch(BaseCallbackHandler):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._open: dict[UUID, UUID | None] = {}
-        self._handed = False
-
-    @property
-    def ignore_llm(self) -> bool:
-        """True once its runs were handed over (:meth:`hand_over`): core then sends
-        it no token, end or error events, which it no longer needs."""
-        return self._handed
-
-    def hand_over(self) -> None:
-        """Core now ends every run this watch saw start, whatever happens.
-
-        A model's ``astream`` calls this once core's stream yielded its first
-        chunk: core is then inside the block that reports the run's error (a
-        cancellation included) or its end, so the run is no longer this watch's
-        to close; as when the watch sees that report begin.
-        """
-        with self._lock:
-            self._open.clear()
-            self._handed = True
 
     def _start(self, run_id: UUID, parent_run_id: UUID | None) -> None:
         with self._lock:
@@ -124,17 +116,25 @@ class RunWatch(BaseCallbackHandler):
             callbacks, model.callbacks, model.verbose, tags, model.tags, metadata, model.metadata
         )
         for run_id, parent_run_id in runs:
-            run = AsyncCallbackManagerForLLMRun(
-                run_id=run_id,
-                handlers=manager.handlers,
-                inheritable_handlers=manager.inheritable_handlers,
-                parent_run_id=parent_run_id,
-                tags=manager.tags,
-                inheritable_tags=manager.inheritable_tags,
-                metadata=manager.metadata,
-                inheritable_metadata=manager.inheritable_metadata,
+            await _run_manager(manager, run_id, parent_run_id).on_llm_error(
+                error, response=LLMResult(generations=[])
             )
-            await run.on_llm_error(error, response=LLMResult(generations=[]))
+
+
+def _run_manager(
+    manager: AsyncCallbackManager, run_id: UUID, parent_run_id: UUID | None
+) -> AsyncCallbackManagerForLLMRun:
+    """The run manager core's ``on_chat_model_start`` builds for ``run_id``."""
+    return AsyncCallbackManagerForLLMRun(
+        run_id=run_id,
+        handlers=manager.handlers,
+        inheritable_handlers=manager.inheritable_handlers,
+        parent_run_id=parent_run_id,
+        tags=manager.tags,
+        inheritable_tags=manager.inheritable_tags,
+        metadata=manager.metadata,
+        inheritable_metadata=manager.inheritable_metadata,
+    )
 
 
 async def watched(
@@ -157,3 +157,115 @@ async def watched(
     except asyncio.CancelledError as exc:
         await watch.close_open(model, callbacks, kwargs.get("tags"), kwargs.get("metadata"), exc)
         raise
+
+
+# The OpenRun of the call running in this context: agenerate's own run, or an
+# astream's run parked around core's first step (see OpenRun).
+_open_run: ContextVar[OpenRun | None] = ContextVar("fakellm_open_run", default=None)
+
+
+class OpenRun:
+    """The one run of a call, closed on cancellation unless its report has begun.
+
+    The call chooses the run's id before core starts the run (core takes a
+    ``run_id`` it is given), so it can name the run however far core got. The
+    run's report is someone else's once it begins:
+
+    - ``agenerate``: when ``on_llm_end`` or ``on_llm_error`` of the run manager
+      core built for the run starts running (:func:`adopt` gives that manager,
+      where the model's code receives it, a class that notes it on the manager).
+      A report created but never started (a task of a gather cancelled first)
+      reports nothing, and leaves the run open; one that started completes, as
+      core shields it.
+    - ``astream``: when the model's ``_astream`` begins (:func:`stream_began`
+      sets ``reported``; so does an ``agenerate`` that takes the run over).
+      Core calls it first thing inside the block that reports the run's error,
+      a cancellation included, or its end; before it, the start event's
+      dispatch and a rate limiter are the only places a cancellation can land,
+      and there core reports nothing.
+
+    A cancellation before then is reported here, as the run's error, to the
+    handlers core started the run with.
+    """
+
+    __slots__ = ("manager", "reported", "run_id", "stream")
+
+    def __init__(self, run_id: UUID, *, stream: bool = False) -> None:
+        self.run_id = run_id
+        self.stream = stream
+        self.reported = False
+        self.manager: AsyncCallbackManagerForLLMRun | None = None
+
+    def park(self) -> Any:
+        """Make this the context's open run (a token for :meth:`unpark`)."""
+        return _open_run.set(self)
+
+    @staticmethod
+    def unpark(token: Any) -> None:
+        _open_run.reset(token)
+
+    @staticmethod
+    def claim(run_id: UUID | None) -> None:
+        """An ``agenerate`` of ``run_id`` takes over that run from the astream that
+        parked it (core's astream falls back to ``ainvoke`` when streaming is off)."""
+        run = _open_run.get()
+        if run is not None and run.stream and run.run_id == run_id:
+            run.reported = True
+
+    async def close(
+        self, model: Any, callbacks: Any, tags: Any, metadata: Any, error: BaseException
+    ) -> None:
+        """Report ``error`` as the run's error unless its report began (once)."""
+        manager = self.manager
+        if self.reported or getattr(manager, "fakellm_reported", False):
+            return
+        self.reported = True
+        if manager is None:  # the model's code never saw the run: configure as core did
+            configured = AsyncCallbackManager.configure(
+                callbacks,
+                model.callbacks,
+                model.verbose,
+                tags,
+                model.tags,
+                metadata,
+                model.metadata,
+            )
+            manager = _run_manager(configured, self.run_id, configured.parent_run_id)
+        await manager.on_llm_error(error, response=LLMResult(generations=[]))
+
+
+def adopt(run_manager: AsyncCallbackManagerForLLMRun | None) -> None:
+    """Where a model's code first receives core's manager of a run: if it is the
+    context's agenerate run, note when its end or error report begins."""
+    run = _open_run.get()
+    if run is None or run.stream or run_manager is None or run_manager.run_id != run.run_id:
+        return
+    run.manager = run_manager
+    # A class, not bound methods kept on the manager: those would make it a
+    # reference cycle, left to the garbage collector instead of freed at once.
+    run_manager.__class__ = _noting(type(run_manager))
+
+
+@functools.cache
+def _noting(cls: type[AsyncCallbackManagerForLLMRun]) -> type[AsyncCallbackManagerForLLMRun]:
+    """``cls`` whose end and error reports note, on their first step (not when
+    their coroutine is made), that the run's report began."""
+
+    class Noting(cls):  # type: ignore[valid-type,misc]
+        async def on_llm_end(self, *args: Any, **kwargs: Any) -> None:
+            self.fakellm_reported = True
+            await super().on_llm_end(*args, **kwargs)
+
+        async def on_llm_error(self, *args: Any, **kwargs: Any) -> None:
+            self.fakellm_reported = True
+            await super().on_llm_error(*args, **kwargs)
+
+    return Noting
+
+
+def stream_began() -> None:
+    """Called first thing in a model's ``_astream``: a parked astream run is
+    core's to report from here (see :class:`OpenRun`)."""
+    run = _open_run.get()
+    if run is not None and run.stream:
+        run.reported = True

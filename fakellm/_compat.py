@@ -768,3 +768,28 @@ def private_values(model: Any) -> dict[str, Any]:
     """
     values: dict[str, Any] = model.__pydantic_private__
     return values
+
+
+# --- r6-async: LangSmith's tracing tags --------------------------------------------------
+
+
+def langsmith_tags() -> list[str] | None:
+    """The tags ``langsmith.tracing_context(tags=...)`` set for the current context.
+
+    What ``get_tracing_context()["tags"]`` reads (and core's configure adds to
+    every run), without building that function's dict of nine context values:
+    a stream call asks on every call. langsmith is imported on first use, as
+    core's configure does (it is slow to import).
+    """
+    tags: list[str] | None = _langsmith_tags_var().get()
+    return tags
+
+
+@functools.cache
+def _langsmith_tags_var() -> contextvars.ContextVar[list[str] | None]:
+    from langsmith._internal._context import _TAGS
+
+    return _TAGS
+
+
+__all__ += ["langsmith_tags"]

@@ -71,7 +71,7 @@ from langchain_core.runnables import (
     RunnableMap,
     RunnablePassthrough,
 )
-from langchain_core.runnables.config import ensure_config
+from langchain_core.runnables.config import ensure_config, var_child_runnable_config
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
@@ -87,7 +87,7 @@ from pydantic import (
 )
 
 from fakellm import _batch, _clock, _compat, _order, _tokens, errors
-from fakellm._cancel import RunWatch, watched
+from fakellm._cancel import OpenRun, adopt, stream_began, watched
 from fakellm._loop import VirtualTimeLoop
 from fakellm._script import (
     Call,
@@ -200,15 +200,6 @@ class _APendingRun(_PendingRun):
             _pending_run.reset(self._token)
 
 
-@functools.cache
-def _tracing_context() -> Callable[[], Mapping[str, Any]]:
-    """LangSmith's ``get_tracing_context``, imported on first use as core's configure
-    does (langsmith is slow to import; an import statement per call costs 1 µs)."""
-    from langsmith.run_helpers import get_tracing_context
-
-    return get_tracing_context
-
-
 def _run_info(manager: Any) -> _RunInfo | None:
     if manager is None:
         return None
@@ -223,26 +214,31 @@ def config_run(
 ) -> tuple[RunnableConfig, _RunInfo]:
     """Give a model's run an id up front and work out its tags and metadata as core will
     (for ``_stream``, which core calls without the run; see ``_pending_run``)."""
+    if (
+        not config
+        or (config.keys() <= _PLAIN_KEYS and not (config.get("tags") or config.get("metadata")))
+    ) and not (
+        model.tags
+        or model.metadata
+        or var_child_runnable_config.get()
+        or isinstance(config and config.get("callbacks"), BaseCallbackManager)
+        or _compat.langsmith_tags()
+    ):
+        # Nothing to merge (the common direct call): no tags and no metadata
+        # anywhere, so core's own ensure_config and configure find none either.
+        run_id = config.get("run_id") if config else None
+        if run_id is None:
+            run_id = uuid7()  # what core gives a run it names itself
+        plain: RunnableConfig = {**config, "run_id": run_id} if config else {"run_id": run_id}
+        return plain, _RunInfo(run_id, (), {})
     config = ensure_config(config)
     if config.get("run_id") is None:
-        config["run_id"] = uuid7()  # what core gives a run it names itself
+        config["run_id"] = uuid7()
     callbacks, tags, metadata = (
         config.get("callbacks"),
         config.get("tags"),
         config.get("metadata"),
     )
-    if not (
-        tags
-        or metadata
-        or model.tags
-        or model.metadata
-        or isinstance(callbacks, BaseCallbackManager)
-        or _tracing_context()()["tags"]
-    ):
-        # Nothing to merge (the common direct call): core configures the run's
-        # manager itself, and a second configuration here would find no tags
-        # and no metadata.
-        return config, _RunInfo(config["run_id"], (), {})
     manager = CallbackManager.configure(
         callbacks, None, False, tags, model.tags, metadata, model.metadata
     )
@@ -252,6 +248,13 @@ def config_run(
         {k: v for k, v in manager.metadata.items() if not k.startswith("ls_")},
     )
     return config, info
+
+
+# Config keys that put no tags or metadata on a run when empty (``configurable``
+# can: core copies its ``model`` and ``checkpoint_ns`` into the metadata).
+_PLAIN_KEYS = frozenset(
+    {"callbacks", "run_id", "run_name", "recursion_limit", "max_concurrency", "tags", "metadata"}
+)
 
 
 def stream_in_run(info: _RunInfo, inner: Iterator[_C]) -> Iterator[_C]:
@@ -1208,16 +1211,56 @@ class FakeChatModel(
     def _around_generate(self, run_manager: CallbackManagerForLLMRun | None) -> _PendingRun:
         return _PendingRun(_run_info(run_manager))
 
-    async def agenerate(self, *args: Any, **kwargs: Any) -> LLMResult:
+    async def agenerate(
+        self,
+        messages: list[list[BaseMessage]],
+        stop: list[str] | None = None,
+        callbacks: Any = None,
+        *,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        run_name: str | None = None,
+        run_id: uuid.UUID | None = None,
+        **kwargs: Any,
+    ) -> LLMResult:
         """Core's ``agenerate``; a run a cancellation leaves open is closed (see _cancel)."""
         with _order.async_call():  # for the race detector on a stock event loop
-            return await watched(self, super().agenerate, args, kwargs)
+            if len(messages) != 1:
+                return await watched(
+                    self,
+                    super().agenerate,
+                    (messages, stop, callbacks),
+                    {
+                        "tags": tags,
+                        "metadata": metadata,
+                        "run_name": run_name,
+                        "run_id": run_id,
+                        **kwargs,
+                    },
+                )
+            OpenRun.claim(run_id)  # an astream that fell back to ainvoke hands its run over
+            run = OpenRun(run_id if run_id is not None else uuid7())  # core's run id generator
+            token = run.park()
+            try:
+                return await super().agenerate(
+                    messages,
+                    stop,
+                    callbacks,
+                    tags=tags,
+                    metadata=metadata,
+                    run_name=run_name,
+                    run_id=run.run_id,
+                    **kwargs,
+                )
+            except asyncio.CancelledError as exc:
+                await run.close(self, callbacks, tags, metadata, exc)
+                raise
+            finally:
+                run.unpark(token)
 
     def _around_agenerate(self, run_manager: AsyncCallbackManagerForLLMRun | None) -> _APendingRun:
+        adopt(run_manager)
         return _APendingRun(_run_info(run_manager), run_manager)
-
-    def _config_run(self, config: RunnableConfig | None) -> tuple[RunnableConfig, _RunInfo]:
-        return config_run(self, config)
 
     def stream(
         self,
@@ -1227,7 +1270,7 @@ class FakeChatModel(
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> Iterator[AIMessageChunk]:
-        config, info = self._config_run(config)
+        config, info = config_run(self, config)
         yield from stream_in_run(info, super().stream(input, config, stop=stop, **kwargs))
 
     async def astream(
@@ -1238,10 +1281,8 @@ class FakeChatModel(
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[AIMessageChunk]:
-        config, info = self._config_run(config)
-        watch = RunWatch()
-        callbacks = config.get("callbacks")
-        config["callbacks"] = watch.with_me(callbacks)
+        config, info = config_run(self, config)
+        run = OpenRun(config["run_id"], stream=True)  # type: ignore[arg-type]  # config_run set it
         inner = super().astream(input, config, stop=stop, **kwargs)
         # This generator alone closes core's stream (in its finally). The event
         # loop must not close it too, at shutdown or when both are garbage at
@@ -1251,6 +1292,7 @@ class FakeChatModel(
         _open_streams.add(inner)
         try:
             token = _pending_run.set(info)
+            parked = run.park()
             try:
                 hooks = sys.get_asyncgen_hooks()
                 sys.set_asyncgen_hooks(firstiter=None, finalizer=hooks.finalizer)
@@ -1263,8 +1305,8 @@ class FakeChatModel(
                 except StopAsyncIteration:
                     return
             finally:
+                run.unpark(parked)
                 _pending_run.reset(token)
-            watch.hand_over()  # core's stream is in its reporting block (see RunWatch)
             yield first
             async for chunk in inner:
                 yield chunk
@@ -1272,7 +1314,9 @@ class FakeChatModel(
             await _aclose(inner)
             # A cancellation while core dispatches the start event leaves it no run
             # manager to report with; close the run here (see _cancel).
-            await watch.close_open(self, callbacks, config.get("tags"), config.get("metadata"), exc)
+            await run.close(
+                self, config.get("callbacks"), config.get("tags"), config.get("metadata"), exc
+            )
             raise
         finally:
             # A consumer that stops early closes this generator (aclosing and
@@ -1365,6 +1409,7 @@ class FakeChatModel(
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
+        stream_began()  # core reports the run from here (see _cancel.OpenRun)
         plan = await self._abegin(messages, stop, run_manager, kwargs, streaming=True)
         async for chunk in _adrive(self._chunk_steps(plan, kwargs)):
             yield chunk

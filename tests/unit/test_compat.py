@@ -540,3 +540,18 @@ def test_waits_unsignalled_tells_a_running_pool_future_from_one_a_loop_settles()
     for thread in threads:
         thread.join()
     assert seen == {"loop": True, "pool": False}
+
+
+# --- r6-async: LangSmith's tracing tags ------------------------------------------------------
+
+
+def test_langsmith_tags_reads_what_get_tracing_context_reads() -> None:
+    from langsmith.run_helpers import get_tracing_context, tracing_context
+
+    assert compat.langsmith_tags() is get_tracing_context()["tags"] is None
+    with tracing_context(tags=["outer"]):
+        assert compat.langsmith_tags() == get_tracing_context()["tags"] == ["outer"]
+        with tracing_context(tags=["inner"]):
+            assert compat.langsmith_tags() == get_tracing_context()["tags"]
+            assert "inner" in (compat.langsmith_tags() or [])
+    assert compat.langsmith_tags() is None

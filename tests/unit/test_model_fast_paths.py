@@ -26,7 +26,6 @@ from langchain_core.messages import (
 )
 
 from fakellm import FakeChatModel, Turn, _order, _tokens
-from fakellm._cancel import RunWatch
 from fakellm._model import _input_tokens, _tool_calls_of
 from fakellm._script import Call, new_call
 
@@ -149,39 +148,6 @@ def test_an_async_call_gets_its_unit_only_when_it_hops_stamped_as_it_started() -
     assert unit.joined is not None
     assert unit.joined > ended  # handed back as the call ended
     _order.hopped()  # outside any async call: nothing to mark
-
-
-# -- the run watch of astream ------------------------------------------------------------------
-
-
-def test_a_handed_over_watch_has_no_open_runs_and_takes_no_more_llm_events() -> None:
-    watch = RunWatch()
-    run = uuid.uuid4()
-    assert watch.ignore_llm is False
-    watch.on_chat_model_start({}, [[]], run_id=run)
-    assert watch.open_runs() == [(run, None)]
-    watch.hand_over()
-    assert watch.open_runs() == []
-    assert watch.ignore_llm is True
-
-
-def test_astream_hands_its_watch_over_after_the_first_chunk(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    tokens: list[str] = []
-    ends: list[Any] = []
-    monkeypatch.setattr(
-        RunWatch, "on_llm_new_token", lambda self, token, **kw: tokens.append(token), raising=False
-    )
-    monkeypatch.setattr(RunWatch, "on_llm_end", lambda self, response, **kw: ends.append(response))
-
-    async def play() -> list[str]:
-        model = FakeChatModel(script=["one two three four"])
-        return [c.content async for c in model.astream("hi")]
-
-    assert asyncio.run(play()) == ["one ", "two ", "three ", "four"]
-    assert tokens == ["one "]  # the first chunk's token came before the hand-over
-    assert ends == []
 
 
 # -- a plain-text turn's first play ---------------------------------------------------------
