@@ -41,7 +41,10 @@ def test_readme_first_test_passes_as_written(pytester: pytest.Pytester) -> None:
     assert name == "test_flower_shop.py"
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     pytester.makepyfile(**{name.removesuffix(".py"): first})
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    # In a process of its own, as a user runs it: an in-process run would drop the
+    # fakellm modules it imported first from sys.modules when it ends, and a later
+    # test here would mix their classes with new ones.
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
 def test_readme_tour_samples_run() -> None:
