@@ -100,8 +100,10 @@ from fakellm._script import (
     Turn,
     _clip,
     as_script,
+    chat_call,
     new_call,
     split_text,
+    whole_play,
 )
 from fakellm.errors import (
     ResponderError,
@@ -284,7 +286,7 @@ class _Plan:
     """The pieces when ``stop`` or ``max_tokens`` cut the turn short; None: all of them."""
     count: int
     """How many pieces the call emits."""
-    delays: list[float]
+    delays: Sequence[float]
     error_at: int | None
     finish_reason: str
     usage: UsageMetadata
@@ -610,7 +612,6 @@ class _Scripted:
         self,
         call: Call,
         turn: Turn,
-        *,
         stop: Sequence[str] | None,
         max_tokens: int | None,
         model_name: str,
@@ -642,8 +643,9 @@ class _Scripted:
                     raise UnknownToolError(msg)
         # A turn played whole needs no pieces until it streams (cut is None).
         cut: tuple[Piece, ...] | None = None
-        total = count = turn.piece_count
-        finish = turn.finish_reason or ("tool_calls" if turn.tool_calls else "stop")
+        whole = whole_play(turn)
+        total = count = whole.chunk_count
+        finish = whole.finish_reason
         # Only text pieces can hold a stop sequence (see _truncate_at_stop).
         if stop and turn.content is None and turn.text and any(s and s in turn.text for s in stop):
             cut, stopped = _truncate_at_stop(turn.pieces, stop)
@@ -654,25 +656,30 @@ class _Scripted:
             cut = (turn.pieces if cut is None else cut)[:max_tokens]
             count = max_tokens
             finish = "length"
-        error_at = turn.error_position
-        if error_at is not None:
-            error_at = min(error_at, count)
-        delays = turn.delays(min(total, max(count, 1)))  # a prefix of turn.delays(total)
-        if not count and not delays:
-            delays = [turn.first_token_delay]
-        return _Plan(
-            turn=turn,
-            cut=cut,
-            count=count,
-            delays=delays,
-            error_at=error_at,
-            finish_reason=finish,
-            usage=_usage(turn, input_tokens, cut, count),
-            model_name=model_name,
-            tool_ids=[tc.id or f"call_{call.index}_{i}" for i, tc in enumerate(turn.tool_calls)]
+        error_at: int | None
+        delays: Sequence[float]
+        if cut is None:
+            error_at, delays = whole.error_at, whole.delays
+        else:
+            error_at = turn.error_position
+            if error_at is not None:
+                error_at = min(error_at, count)
+            delays = turn.delays(min(total, max(count, 1)))  # a prefix of turn.delays(total)
+            if not count and not delays:
+                delays = [turn.first_token_delay]
+        return _Plan(  # positional: keyword arguments cost more than building the plan
+            turn,
+            cut,
+            count,
+            delays,
+            error_at,
+            finish,
+            _usage(turn, input_tokens, cut, count),
+            model_name,
+            [tc.id or f"call_{call.index}_{i}" for i, tc in enumerate(turn.tool_calls)]
             if turn.tool_calls
             else [],
-            message_id=turn.id or f"fakellm-{self.model_name}-{call.index}",
+            turn.id or f"fakellm-{self.model_name}-{call.index}",
         )
 
 
@@ -896,6 +903,12 @@ def _usage(
     turn: Turn, input_tokens: int, cut: tuple[Piece, ...] | None, count: int
 ) -> UsageMetadata:
     spec = turn.usage
+    if spec is None and not turn.reasoning:  # the common turn: counted, no details
+        return {
+            "input_tokens": input_tokens,
+            "output_tokens": count,
+            "total_tokens": input_tokens + count,
+        }
     i = spec.input_tokens if spec and spec.input_tokens is not None else input_tokens
     o = spec.output_tokens if spec and spec.output_tokens is not None else count
     t = spec.total_tokens if spec and spec.total_tokens is not None else i + o
@@ -1303,29 +1316,29 @@ class FakeChatModel(
         else:
             info = _run_info(run_manager) or _RunInfo(None, (), {})
         stop = _stop_list(stop if stop is not None else self.stop)
-        override = kwargs.get("model")
-        draft = new_call(
-            index=-1,
-            messages=tuple(messages),
-            tools=tuple(kwargs.get("tools") or ()),
-            tool_choice=kwargs.get("tool_choice"),
-            stop=tuple(stop) if stop else None,
-            model=override,
-            kwargs=_split_kwargs(kwargs),
-            streaming=streaming,
-            run_id=info.run_id,
-            tags=info.tags,
-            metadata=info.metadata,
+        # Positional all the way: keyword arguments cost more than what they pass here.
+        override = kwargs.get("model") if kwargs else None
+        draft = chat_call(
+            tuple(messages),
+            tuple(kwargs.get("tools") or ()) if kwargs else (),
+            kwargs.get("tool_choice") if kwargs else None,
+            tuple(stop) if stop else None,
+            override,
+            _split_kwargs(kwargs),
+            streaming,
+            info.run_id,
+            info.tags,
+            info.metadata,
         )
         call, turn = self._take(draft)
-        finish = functools.partial(
-            self._plan,
-            call,
-            stop=stop,
-            max_tokens=kwargs.get("max_tokens", self.max_tokens),
-            model_name=override or self.model_name,
-            input_tokens=self.get_num_tokens_from_messages(messages),
-        )
+        plan = self._plan
+        max_tokens = kwargs.get("max_tokens", self.max_tokens) if kwargs else self.max_tokens
+        model_name = override or self.model_name
+        input_tokens = self.get_num_tokens_from_messages(messages)
+
+        def finish(turn: Turn) -> _Plan:
+            return plan(call, turn, stop, max_tokens, model_name, input_tokens)
+
         return call, turn, finish
 
     def _generate(
@@ -1463,6 +1476,24 @@ class FakeChatModel(
         turn = plan.turn
         if turn.stream is not None:
             return _stream_result(plan)
+        usage = plan.usage
+        if (
+            plan.cut is None
+            and turn.reasoning is None
+            and turn.content is None
+            and not turn.tool_calls
+            and _plain_usage(usage)
+        ):
+            # The common reply, whole plain text: _copyable holds (see _copied_result).
+            return _built_result(
+                turn.text or "",
+                plan.message_id,
+                turn.name,
+                dict(turn.additional_kwargs),
+                usage,
+                self._final_metadata(plan),
+                _llm_output(usage, plan.model_name),
+            )
         content: str | list[str | dict[str, Any]]
         if plan.cut is None and turn.reasoning is None and turn.content is None:
             # A whole plain-text turn (the common reply): its text, and its tool calls.
@@ -1478,15 +1509,6 @@ class FakeChatModel(
         else:
             content = _joined(plan)[2]
         tool_calls, invalid_tool_calls = _tool_calls(plan) if turn.tool_calls else ([], [])
-        usage = plan.usage
-        llm_output = {
-            "token_usage": {
-                "prompt_tokens": usage["input_tokens"],
-                "completion_tokens": usage["output_tokens"],
-                "total_tokens": usage["total_tokens"],
-            },
-            "model_name": plan.model_name,
-        }
         reply = _Reply(
             content,
             plan.message_id,
@@ -1496,7 +1518,7 @@ class FakeChatModel(
             invalid_tool_calls,
             dict(usage),
             self._final_metadata(plan),
-            llm_output,
+            _llm_output(usage, plan.model_name),
         )
         return _copied_result(reply) if _copyable(reply) else _validated_result(reply)
 
@@ -1714,28 +1736,67 @@ def _validated_result(reply: _Reply) -> ChatResult:
 _USAGE_KEYS = frozenset({"input_tokens", "output_tokens", "total_tokens"})
 
 
+def _llm_output(usage: Mapping[str, Any], model_name: str) -> dict[str, Any]:
+    """A reply's ``llm_output``: its token usage as chat providers report it."""
+    return {
+        "token_usage": {
+            "prompt_tokens": usage["input_tokens"],
+            "completion_tokens": usage["output_tokens"],
+            "total_tokens": usage["total_tokens"],
+        },
+        "model_name": model_name,
+    }
+
+
 def _copyable(reply: _Reply) -> bool:
     """A plain-text reply without tool calls or usage details: validating it only
     copies its containers and sets the generation's text (see ``_copied_result``)."""
-    usage = reply.usage_metadata
     return (
         type(reply.content) is str
         and not reply.tool_calls
         and not reply.invalid_tool_calls
-        and usage.keys() == _USAGE_KEYS
-        and all(type(v) is int for v in usage.values())
+        and _plain_usage(reply.usage_metadata)
     )
+
+
+def _plain_usage(usage: Mapping[str, Any]) -> bool:
+    """Usage of exactly the three counts, each an int: validating it only copies it."""
+    return (
+        len(usage) == 3  # with the three below: exactly _USAGE_KEYS
+        and type(usage.get("input_tokens")) is int
+        and type(usage.get("output_tokens")) is int
+        and type(usage.get("total_tokens")) is int
+    )
+
+
+class _ResultPrototype(NamedTuple):
+    """One validated plain-text reply, taken apart for ``_copied_result``."""
+
+    result: ChatResult
+    generation: ChatGeneration
+    message: AIMessage
+    fresh: tuple[str, ...]
+    """The message's container fields no reply field replaces: copied per reply."""
 
 
 @functools.cache
-def _result_prototype() -> tuple[ChatResult, tuple[str, ...]]:
-    """One validated plain-text reply, and the names of its message's container fields."""
+def _result_prototype() -> _ResultPrototype:
+    """One validated plain-text reply, and what ``_copied_result`` needs of it."""
     result = _validated_result(
         _Reply("", "prototype", None, {}, [], [], dict.fromkeys(_USAGE_KEYS, 0), {}, {})
     )
-    message = result.generations[0].message
-    containers = tuple(k for k, v in message.__dict__.items() if type(v) in (list, dict))
-    return result, containers
+    generation = result.generations[0]
+    message = generation.message
+    assert isinstance(message, AIMessage)
+    containers = (k for k, v in message.__dict__.items() if type(v) in (list, dict))
+    fresh = tuple(k for k in containers if k not in _REPLY_FIELDS)
+    return _ResultPrototype(result, generation, message, fresh)
+
+
+# The message fields ``_copied_result`` takes from the reply (the reply's own values).
+_REPLY_FIELDS = frozenset(
+    {"content", "id", "name", "additional_kwargs", "usage_metadata", "response_metadata"}
+)
 
 
 def _copied_result(reply: _Reply) -> ChatResult:
@@ -1743,29 +1804,54 @@ def _copied_result(reply: _Reply) -> ChatResult:
 
     As with ``_copied_chunk``: validation of such a reply copies its containers
     (each of ``reply``'s is fresh for this call) and sets the generation's text
-    to the message's, so a copy of the prototype with these fields set is the
+    to the message's, so the prototype's values with these fields set are the
     same object for a fraction of the cost. tests/integration/test_invoke_message.py
     compares the two field for field.
     """
-    proto, containers = _result_prototype()
-    proto_generation = proto.generations[0]
-    message = _compat.shallow_copy(proto_generation.message)
-    fields = message.__dict__
-    for key in containers:
+    assert type(reply.content) is str  # as _copyable says
+    return _built_result(
+        reply.content,
+        reply.id,
+        reply.name,
+        reply.additional_kwargs,
+        reply.usage_metadata,
+        reply.response_metadata,
+        reply.llm_output,
+    )
+
+
+def _built_result(
+    content: str,
+    message_id: str,
+    name: str | None,
+    additional_kwargs: dict[str, Any],
+    usage: Any,
+    response_metadata: dict[str, Any],
+    llm_output: dict[str, Any],
+) -> ChatResult:
+    """``_copied_result``'s work, from the reply's fields (every container fresh for
+    this call; the tool-call lists are the prototype's, copied)."""
+    proto = _result_prototype()
+    message_proto = proto.message
+    fields = message_proto.__dict__.copy()
+    for key in proto.fresh:
         fields[key] = fields[key].copy()
-    fields["content"] = reply.content
-    fields["id"] = reply.id
-    fields["name"] = reply.name
-    fields["additional_kwargs"] = reply.additional_kwargs
-    fields["usage_metadata"] = reply.usage_metadata
-    fields["response_metadata"] = reply.response_metadata
-    generation = _compat.shallow_copy(proto_generation)
-    generation.__dict__["message"] = message
-    generation.__dict__["text"] = message.text
-    result = _compat.shallow_copy(proto)
-    result.__dict__["generations"] = [generation]
-    result.__dict__["llm_output"] = reply.llm_output
-    return result
+    fields["content"] = content
+    fields["id"] = message_id
+    fields["name"] = name
+    fields["additional_kwargs"] = additional_kwargs
+    fields["usage_metadata"] = usage
+    fields["response_metadata"] = response_metadata
+    message = _compat.shallow_copy(message_proto, fields)
+    generation_proto = proto.generation
+    fields = generation_proto.__dict__.copy()
+    fields["message"] = message
+    fields["text"] = message.text
+    generation = _compat.shallow_copy(generation_proto, fields)
+    fields = proto.result.__dict__.copy()
+    fields["generations"] = [generation]
+    fields["llm_output"] = llm_output
+    return _compat.shallow_copy(proto.result, fields)
 
 
 class FakeLLM(_Scripted, _compat.PerPromptRunManagers, BaseLLM):

@@ -23,7 +23,7 @@ from contextvars import ContextVar
 from dataclasses import MISSING, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self, TypeAlias, TypeVar
+from typing import Any, ClassVar, Literal, NamedTuple, Self, TypeAlias, TypeVar
 from uuid import UUID
 
 import yaml
@@ -557,6 +557,49 @@ def _still_checked(turn: Any) -> bool:
     if mark is None or mark[0] != id(fields):
         return False
     return mark[1] is None or mark[1] == tuple(os.environ.get(name) for name in _TURN_LIMITS)
+
+
+class WholePlay(NamedTuple):
+    """What a turn played whole (nothing cut by ``stop`` or ``max_tokens``) does, on
+    every call alike: worked out on its first play, then kept (see :func:`whole_play`)."""
+
+    finish_reason: str
+    chunk_count: int
+    """How many chunks it emits (``piece_count``)."""
+    error_at: int | None
+    delays: tuple[float, ...]
+    """The wait before each chunk; the first token's alone for a turn of no chunks."""
+
+
+_WHOLE = "_fakellm_whole"
+
+
+def whole_play(turn: Turn) -> WholePlay:
+    """``turn``'s :class:`WholePlay`, kept in its ``__dict__`` beside its cached counts.
+
+    A turn's fields are frozen, so these never change; a copy (whose fields
+    ``model_copy(update=...)`` may change) gets a new dict and works them out again.
+    """
+    fields = turn.__dict__
+    kept = fields.get(_WHOLE)
+    if kept is not None and kept[0] == id(fields):
+        return kept[1]  # type: ignore[no-any-return]
+    count = turn.piece_count
+    play = WholePlay(
+        turn.finish_reason or ("tool_calls" if turn.tool_calls else "stop"),
+        count,
+        turn.error_position,
+        tuple(turn.delays(count)) or (turn.first_token_delay,),
+    )
+    fields[_WHOLE] = (id(fields), play)
+    return play
+
+
+def _forget(turn: Turn) -> None:
+    """Drop what a copied turn's dict kept of the original: its check mark and whole play."""
+    fields = turn.__dict__
+    fields.pop(_CHECKED, None)
+    fields.pop(_WHOLE, None)
 
 
 def _turn_chunks(turn: Turn, cap: int) -> int:
@@ -1183,17 +1226,17 @@ class Turn(_Spec):
     # freed may get the original's __dict__ address back (the check mark's identity).
     def __copy__(self) -> Self:
         copied = super().__copy__()
-        copied.__dict__.pop(_CHECKED, None)
+        _forget(copied)
         return copied
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
         copied = super().__deepcopy__(memo)
-        copied.__dict__.pop(_CHECKED, None)
+        _forget(copied)
         return copied
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         super().__setstate__(state)
-        self.__dict__.pop(_CHECKED, None)
+        _forget(self)
 
     @cached_property
     def piece_count(self) -> int:
@@ -1529,6 +1572,48 @@ def new_call(**values: Any) -> Call:
     for name, factory in _CALL_FACTORIES:
         fields[name] = factory()
     fields.update(values)
+    return call
+
+
+def chat_call(
+    messages: tuple[Any, ...],
+    tools: tuple[Mapping[str, Any], ...],
+    tool_choice: Any,
+    stop: tuple[str, ...] | None,
+    model: str | None,
+    kwargs: Mapping[str, Any],
+    streaming: bool,
+    run_id: UUID | None,
+    tags: tuple[str, ...],
+    metadata: Mapping[str, Any],
+) -> Call:
+    """``new_call(index=-1, ...)`` for a chat model's call, its values given in place.
+
+    Every chat call is recorded through here: keyword arguments, and the defaults
+    written and then overwritten, cost more than the record (the values go in in
+    the dataclass's field order, so ``vars()`` reads as the dataclass's own).
+    """
+    call = object.__new__(Call)
+    object.__setattr__(
+        call,
+        "__dict__",
+        {
+            "index": -1,
+            "messages": messages,
+            "prompt": None,
+            "tools": tools,
+            "tool_choice": tool_choice,
+            "stop": stop,
+            "model": model,
+            "kwargs": kwargs,
+            "streaming": streaming,
+            "run_id": run_id,
+            "tags": tags,
+            "metadata": metadata,
+            "turn": None,
+            "unexpected": None,
+        },
+    )
     return call
 
 
