@@ -301,6 +301,8 @@ class _Plan:
 
     def wait_before(self, k: int) -> float:
         """Total delay spent before chunk ``k`` (or before failing at ``k``)."""
+        if self.cut is None and k == self.count:  # the whole turn: summed once per turn
+            return whole_play(self.turn).wait
         if k < len(self.delays):
             return sum(self.delays[: k + 1])
         return sum(self.delays)
@@ -518,35 +520,46 @@ class _Scripted:
         private = _compat.private_values(self)  # read once: see private_values
         calls, player, lock = private["_calls"], private["_player"], private["_lock"]
         # A batch input waits here for the inputs before it (fakellm._order).
-        with _order.in_turn(self) as taking, lock:
-            # The record is built once and completed here, in place, before anyone
-            # else holds it: a copy per field (dataclasses.replace) costs more than
-            # the rest of recording it (what object.__setattr__ does, without slots).
-            call = draft
-            call.__dict__["index"] = len(calls)
-            try:
-                turn = player.take(call, ordered=taking.ordered)
-            except Exhausted:
-                err = UnexpectedCall(self._unexpected_message(call))
-                calls.append(replace(call, unexpected=err))
-                raise err from None
-            except ResponderError as err:
-                calls.append(replace(call, unexpected=err))
-                raise
-            except BaseException:
-                calls.append(call)
-                raise
+        turning = _order.in_turn(self)
+        if turning is _order.UNORDERED:  # no batch: nothing to wait for or to report
+            with lock:
+                return self._taken(draft, calls, player, False)
+        with turning as taking, lock:
+            call, turn = self._taken(draft, calls, player, True)
             taking.took(turn)
-            if isinstance(turn, PendingTurn):
-                calls.append(call)  # its turn is filled in once awaited
-                return call, turn
-            # A rule's predicate or responder may hold the call: it gets a copy with the turn.
-            if player.script.rules:
-                call = replace(call, turn=turn)
-            else:
-                call.__dict__["turn"] = turn
-            calls.append(call)
             return call, turn
+
+    def _taken(
+        self, draft: Call, calls: list[Call], player: ScriptPlayer, ordered: bool
+    ) -> tuple[Call, Turn | PendingTurn]:
+        """``_take``'s work, under the model's lock: index, take, record."""
+        # The record is built once and completed here, in place, before anyone
+        # else holds it: a copy per field (dataclasses.replace) costs more than
+        # the rest of recording it (what object.__setattr__ does, without slots).
+        call = draft
+        call.__dict__["index"] = len(calls)
+        try:
+            turn = player.take(call, ordered)
+        except Exhausted:
+            err = UnexpectedCall(self._unexpected_message(call))
+            calls.append(replace(call, unexpected=err))
+            raise err from None
+        except ResponderError as err:
+            calls.append(replace(call, unexpected=err))
+            raise
+        except BaseException:
+            calls.append(call)
+            raise
+        if isinstance(turn, PendingTurn):
+            calls.append(call)  # its turn is filled in once awaited
+            return call, turn
+        # A rule's predicate or responder may hold the call: it gets a copy with the turn.
+        if player.script.rules:
+            call = replace(call, turn=turn)
+        else:
+            call.__dict__["turn"] = turn
+        calls.append(call)
+        return call, turn
 
     # Each model's _open records the call, takes its answer and says how to plan it.
     _open: Callable[..., tuple[Call, Turn | PendingTurn, Callable[[Turn], _Plan]]]
@@ -1311,25 +1324,47 @@ class FakeChatModel(
     ) -> tuple[Call, Turn | PendingTurn, Callable[[Turn], _Plan]]:
         """Record the call and take its answer; ``finish`` plans the answer once known."""
         pending = _pending_run.get()
-        if pending is not None and (run_manager is None or pending.run_id == run_manager.run_id):
+        if pending is not None and (
+            run_manager is None
+            or pending.run_id is run_manager.run_id  # the same run's own id: no UUID.__eq__
+            or pending.run_id == run_manager.run_id
+        ):
             info = pending  # _around_generate's (or stream's) reading of this same run
         else:
             info = _run_info(run_manager) or _RunInfo(None, (), {})
-        stop = _stop_list(stop if stop is not None else self.stop)
+        if stop is None:
+            stop = self.stop
+        if stop is not None:
+            stop = _stop_list(stop)
         # Positional all the way: keyword arguments cost more than what they pass here.
-        override = kwargs.get("model") if kwargs else None
-        draft = chat_call(
-            tuple(messages),
-            tuple(kwargs.get("tools") or ()) if kwargs else (),
-            kwargs.get("tool_choice") if kwargs else None,
-            tuple(stop) if stop else None,
-            override,
-            _split_kwargs(kwargs),
-            streaming,
-            info.run_id,
-            info.tags,
-            info.metadata,
-        )
+        if kwargs:
+            override = kwargs.get("model")
+            draft = chat_call(
+                tuple(messages),
+                tuple(kwargs.get("tools") or ()),
+                kwargs.get("tool_choice"),
+                tuple(stop) if stop else None,
+                override,
+                _split_kwargs(kwargs),
+                streaming,
+                info.run_id,
+                info.tags,
+                info.metadata,
+            )
+        else:
+            override = None
+            draft = chat_call(
+                tuple(messages),
+                (),
+                None,
+                tuple(stop) if stop else None,
+                None,
+                {},
+                streaming,
+                info.run_id,
+                info.tags,
+                info.metadata,
+            )
         call, turn = self._take(draft)
         plan = self._plan
         max_tokens = kwargs.get("max_tokens", self.max_tokens) if kwargs else self.max_tokens
@@ -1348,8 +1383,20 @@ class FakeChatModel(
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        plan = self._begin(messages, stop, run_manager, kwargs, streaming=False)
-        return _settle(_whole(plan, self._error, self._result))
+        call, turn, finish = self._open(messages, stop, run_manager, kwargs, streaming=False)
+        plan = finish(turn if type(turn) is Turn else self._resolved(call, turn))
+        # _settle(_whole(plan, self._error, self._result)) in one frame: the reply
+        # (or the error) is built, then the turn's delays pass, as there.
+        error_at = plan.error_at
+        if error_at is None:
+            wait, result = plan.wait_before(plan.count), self._result(plan)
+            if wait:
+                _clock.sleep(wait)
+            return result
+        wait, err = plan.wait_before(error_at), self._error(plan)
+        if wait:
+            _clock.sleep(wait)
+        raise err
 
     async def _agenerate(
         self,

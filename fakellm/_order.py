@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 from fakellm._compat import get_running_loop_or_none
 
 __all__ = [
+    "UNORDERED",
     "Origin",
     "RaceLog",
     "Taking",
@@ -204,15 +205,16 @@ class _InTurn:
         return None
 
 
-# A take no batch orders: ``took`` has no slot to report to, so one object serves all.
-_UNORDERED = _InTurn(Taking(ordered=False))
+# A take no batch orders: ``took`` has no slot to report to, so one object serves all
+# (a caller that sees it may skip the ``with``: it waits for nothing, reports nothing).
+UNORDERED = _InTurn(Taking(ordered=False))
 
 
 def in_turn(owner: object) -> _InTurn:
     """Wrap one take by ``owner``: wait for the batch order (threads block here)."""
     slot = _slot.get()
     if slot is None or slot.owner is not owner:
-        return _UNORDERED
+        return UNORDERED
     slot.gate.wait(slot.index)
     return _InTurn(Taking(ordered=True, _slot=slot))
 

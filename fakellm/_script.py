@@ -569,6 +569,8 @@ class WholePlay(NamedTuple):
     error_at: int | None
     delays: tuple[float, ...]
     """The wait before each chunk; the first token's alone for a turn of no chunks."""
+    wait: float
+    """``sum(delays)``: how long the whole reply takes."""
 
 
 _WHOLE = "_fakellm_whole"
@@ -585,11 +587,21 @@ def whole_play(turn: Turn) -> WholePlay:
     if kept is not None and kept[0] == id(fields):
         return kept[1]  # type: ignore[no-any-return]
     count = turn.piece_count
+    delay = turn.delay
+    if turn.stream is None and type(delay) is float:
+        # turn.delays(count) as a tuple, without the list it builds first.
+        delays = (turn.first_token_delay,) + (delay,) * (count - 1)
+        # Adding zeros changes no sum: a reply of thousands of chunks, no delay each.
+        wait = sum(delays[:1]) if delay == 0.0 else sum(delays)
+    else:
+        delays = tuple(turn.delays(count)) or (turn.first_token_delay,)
+        wait = sum(delays)
     play = WholePlay(
         turn.finish_reason or ("tool_calls" if turn.tool_calls else "stop"),
         count,
         turn.error_position,
-        tuple(turn.delays(count)) or (turn.first_token_delay,),
+        delays,
+        wait,
     )
     fields[_WHOLE] = (id(fields), play)
     return play
@@ -619,12 +631,33 @@ def _turn_chunks(turn: Turn, cap: int) -> int:
 
 def _explicit_count(turn: Turn) -> int:
     """``_chunk_count`` of a turn's explicit chunks, counted once per chunks tuple
-    (validation asks three times; a long list costs microseconds each time)."""
+    (validation asks three times; a long list costs microseconds each time).
+
+    The chunks ``split_text`` keeps: the non-empty ones, told apart as it tells
+    them (``all`` stops at the first empty one, and costs half a ``count``).
+    """
     how = turn.chunks
     known = turn.__dict__.get("_fakellm_explicit")
     if known is None or known[0] is not how:
-        known = turn.__dict__["_fakellm_explicit"] = (how, len(how) - how.count(""))
-    return known[1]  # type: ignore[no-any-return]
+        count = len(how) if all(how) else sum(1 for _ in filter(None, how))
+        known = turn.__dict__["_fakellm_explicit"] = (how, count)
+    return known[1]
+
+
+# The explicit chunks Turn._chunks made last, and their join: Turn._consistent joins
+# them again (a long list costs microseconds a join). Matched by identity of the
+# tuple it holds, so a turn validated in another thread meanwhile only misses.
+_joined_chunks: tuple[tuple[str, ...], str] | None = None
+
+
+def _chunks_joined(chunks: tuple[str, ...]) -> str:
+    """``"".join(chunks)``, taken from ``Turn._chunks`` when it just made ``chunks``."""
+    global _joined_chunks
+    kept = _joined_chunks
+    if kept is not None and kept[0] is chunks:
+        _joined_chunks = None
+        return kept[1]
+    return "".join(chunks)
 
 
 def _seconds(name: str, value: Any) -> float:
@@ -1071,12 +1104,16 @@ class Turn(_Spec):
                 raise _FieldError("regex", value, _bad_regex(exc)) from None
         if isinstance(value, list | tuple):
             try:
-                "".join(value)  # fails exactly when a part is not a string
+                joined = "".join(value)  # fails exactly when a part is not a string
             except TypeError:
                 for i, part in enumerate(value):
                     if not isinstance(part, str):
                         raise _FieldError(i, part, "explicit chunks must be strings") from None
-            return tuple(value)
+                raise  # not reached: join fails only on a part that is not a string
+            chunks = tuple(value)
+            global _joined_chunks
+            _joined_chunks = (chunks, joined)  # for _consistent, which needs the join too
+            return chunks
         raise _FieldError(
             None,
             value,
@@ -1154,7 +1191,7 @@ class Turn(_Spec):
                     "chunks", self.chunks, "content blocks stream one chunk per block; drop chunks"
                 )
         if isinstance(self.chunks, tuple):
-            joined = "".join(self.chunks)
+            joined = _chunks_joined(self.chunks)
             if self.text is None and self.content is None:
                 object.__setattr__(self, "text", joined)
             elif self.text is not None and joined != self.text:
@@ -2081,15 +2118,16 @@ class ScriptPlayer:
         # Queued takes whose order threads may have decided.
         self._raced = _order.RaceLog()
 
-    def take(self, call: Call, *, ordered: bool = False) -> Turn | PendingTurn:
+    def take(self, call: Call, ordered: bool = False) -> Turn | PendingTurn:
         """The turn that answers ``call`` (pending for an async responder); raises
         :class:`Exhausted` if none.
 
         ``ordered`` says the caller already put this take in a deterministic
         order (a ``batch`` input's take); see :mod:`fakellm._order`.
         """
+        script = self.script
         with self._lock:
-            for i, rule in enumerate(self.script.rules):
+            for i, rule in enumerate(script.rules):
                 if rule.times is not None and self._rule_uses[i] >= rule.times:
                     continue
                 try:
@@ -2109,18 +2147,18 @@ class ScriptPlayer:
                     if isinstance(answer, PendingTurn):
                         return PendingTurn(answer.awaitable, rule, i)
                     return answer
-            turns = self.script.turns
+            turns = script.turns
             k = self._next
-            if not turns or (k >= len(turns) and self.script.when_exhausted == "raise"):
+            if not turns or (k >= len(turns) and script.when_exhausted == "raise"):
                 raise Exhausted
             self._next += 1
-            if not self.script.allow_races:
+            if not script.allow_races:
                 where = _order.by_threads(ordered)
                 if where is not None:
                     self._raced.record(call.index, k, where)
             if k < len(turns):
                 return turns[k]
-            if self.script.when_exhausted == "cycle":
+            if script.when_exhausted == "cycle":
                 return turns[k % len(turns)]
             return turns[-1]
 
