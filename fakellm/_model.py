@@ -293,6 +293,8 @@ class _Plan:
     model_name: str
     tool_ids: list[str]
     message_id: str
+    whole_wait: float | None = None
+    """``sum(delays)`` when the call plays its turn whole (worked out once per turn)."""
 
     @property
     def pieces(self) -> tuple[Piece, ...]:
@@ -301,8 +303,8 @@ class _Plan:
 
     def wait_before(self, k: int) -> float:
         """Total delay spent before chunk ``k`` (or before failing at ``k``)."""
-        if self.cut is None and k == self.count:  # the whole turn: summed once per turn
-            return whole_play(self.turn).wait
+        if k == self.count and self.whole_wait is not None:
+            return self.whole_wait
         if k < len(self.delays):
             return sum(self.delays[: k + 1])
         return sum(self.delays)
@@ -671,8 +673,9 @@ class _Scripted:
             finish = "length"
         error_at: int | None
         delays: Sequence[float]
+        whole_wait: float | None = None
         if cut is None:
-            error_at, delays = whole.error_at, whole.delays
+            error_at, delays, whole_wait = whole.error_at, whole.delays, whole.wait
         else:
             error_at = turn.error_position
             if error_at is not None:
@@ -693,6 +696,7 @@ class _Scripted:
             if turn.tool_calls
             else [],
             turn.id or f"fakellm-{self.model_name}-{call.index}",
+            whole_wait,
         )
 
 
@@ -946,11 +950,14 @@ def _input_tokens(messages: Sequence[BaseMessage]) -> int:
     total = 0
     for m in messages:
         content = m.content
+        kind = type(m)
         # Core's ``text`` of a str content is that str (a TextAccessor, built per read).
-        if type(content) is str and type(m) in _CORE_MESSAGES:
+        if type(content) is str and kind in _CORE_MESSAGES:
             total += count(content)
         else:
             total += count(m.text)
+        if kind in _NO_TOOL_CALLS and not m.model_extra:
+            continue  # _tool_calls_of(m) is None: no frame for it
         for tc in _tool_calls_of(m) or ():
             total += count(tc["name"]) + count(str(tc["args"]))
     return total

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import functools
 import inspect
 import itertools
 import json
@@ -38,7 +39,7 @@ from pydantic import (
     model_validator,
 )
 
-from fakellm import _order, errors
+from fakellm import _compat, _order, errors
 from fakellm.errors import InvalidScript, ScriptProblem
 
 __all__ = [
@@ -1931,12 +1932,21 @@ def _of_checked_turns(turns: Sequence[Any]) -> Script | None:
     raises, with its usual message and path."""
     if len(turns) > _FEW_TURNS or not all(_still_checked(t) for t in turns):
         return None
-    script = Script.model_construct(turns=tuple(turns))
+    # Script.model_construct(turns=...), from a prototype (its generic code costs more
+    # than building the rest of a model); tests/unit/test_script_checks_once.py compares.
+    proto = _script_prototype()
+    script = _compat.shallow_copy(proto, {**proto.__dict__, "turns": tuple(turns)})
     try:
         _script_budget(script)
     except _FieldError:
         return None
     return script
+
+
+@functools.cache
+def _script_prototype() -> Script:
+    """``Script.model_construct(turns=())``: what ``_of_checked_turns`` copies."""
+    return Script.model_construct(turns=())
 
 
 def load_script(source: Script | Mapping[str, Any] | Sequence[Any] | str | Path) -> Script:

@@ -1,0 +1,527 @@
+"""invoke's shortcuts give what the general path gave, call for call.
+
+``FakeChatModel._generate`` takes several shortcuts on every call: the call record
+written positionally, an unbatched take without the batch's context, a turn's
+whole-play facts (finish reason, chunk count, error position, delays and their
+sum) worked out once per turn, a plain reply assembled from a validated
+prototype, and the wait and the reply (or error) settled in one frame.
+``Reference`` below is the model with the general path as it was before them:
+every plan worked out per call, every reply validated by langchain-core, the
+call record built by keyword. Both play the same drawn turns (plain text,
+explicit chunks, tool calls, reasoning, content blocks, recorded streams,
+errors at a chunk, usage overrides, scripted metadata), cut or not by ``stop``
+and ``max_tokens``, under virtual time, and must give the same message field
+for field (pydantic's own state included), the same call record, the same
+error at the same virtual moment, and the same elapsed time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from langchain_core.messages import BaseMessage, HumanMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatResult
+
+from fakellm import (
+    FakeChatModel,
+    Script,
+    ToolCall,
+    Turn,
+    Usage,
+    _order,
+    _script,
+    strategies,
+    virtual_time,
+)
+from fakellm._model import (
+    _check_tool_choice,
+    _joined,
+    _pending_run,
+    _Plan,
+    _Reply,
+    _run_info,
+    _RunInfo,
+    _settle,
+    _split_kwargs,
+    _stop_list,
+    _stream_plan,
+    _stream_result,
+    _structured_turn,
+    _text_index,
+    _tool_calls,
+    _truncate_at_stop,
+    _validated_result,
+    _whole,
+)
+from fakellm._script import Call, Exhausted, PendingTurn, Piece, chat_call, new_call, split_text
+from fakellm.errors import InvalidScript, ResponderError, UnexpectedCall, UnknownToolError
+
+PRICE = {
+    "type": "function",
+    "function": {
+        "name": "price",
+        "description": "Price of a flower.",
+        "parameters": {"type": "object", "properties": {"flower": {"type": "string"}}},
+    },
+}
+
+
+class Stamped(Exception):
+    """An error that notes the (virtual) moment it was made: the reference makes the
+    turn's error before the turn's delays pass, so a shortcut must too."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.made_at = dt.datetime.now()
+
+
+def _reference_usage(
+    turn: Turn, input_tokens: int, cut: tuple[Piece, ...] | None, count: int
+) -> UsageMetadata:
+    spec = turn.usage
+    i = spec.input_tokens if spec and spec.input_tokens is not None else input_tokens
+    o = spec.output_tokens if spec and spec.output_tokens is not None else count
+    t = spec.total_tokens if spec and spec.total_tokens is not None else i + o
+    usage = UsageMetadata(input_tokens=i, output_tokens=o, total_tokens=t)
+    if spec and spec.input_token_details:
+        usage["input_token_details"] = dict(spec.input_token_details)  # type: ignore[typeddict-item]
+    if spec and spec.output_token_details:
+        usage["output_token_details"] = dict(spec.output_token_details)  # type: ignore[typeddict-item]
+    elif turn.reasoning and not (spec and spec.output_tokens is not None):
+        if cut is None:
+            reasoning = turn.reasoning_piece_count
+        else:
+            reasoning = sum(1 for p in cut if p.kind == "reasoning")
+        usage["output_token_details"] = {"reasoning": reasoning}
+    return usage
+
+
+class Reference(FakeChatModel):
+    """FakeChatModel's invoke as it was before the shortcuts (fakellm 38096a4)."""
+
+    def _open(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: Any,
+        kwargs: dict[str, Any],
+        *,
+        streaming: bool,
+    ) -> tuple[Call, Turn | PendingTurn, Callable[[Turn], _Plan]]:
+        pending = _pending_run.get()
+        if pending is not None and (run_manager is None or pending.run_id == run_manager.run_id):
+            info = pending
+        else:
+            info = _run_info(run_manager) or _RunInfo(None, (), {})
+        stop = _stop_list(stop if stop is not None else self.stop)
+        override = kwargs.get("model")
+        draft = new_call(
+            index=-1,
+            messages=tuple(messages),
+            tools=tuple(kwargs.get("tools") or ()),
+            tool_choice=kwargs.get("tool_choice"),
+            stop=tuple(stop) if stop else None,
+            model=override,
+            kwargs=_split_kwargs(kwargs),
+            streaming=streaming,
+            run_id=info.run_id,
+            tags=info.tags,
+            metadata=info.metadata,
+        )
+        call, turn = self._take(draft)
+        finish = functools.partial(
+            self._plan,
+            call,
+            stop=stop,
+            max_tokens=kwargs.get("max_tokens", self.max_tokens),
+            model_name=override or self.model_name,
+            input_tokens=self.get_num_tokens_from_messages(messages),
+        )
+        return call, turn, finish
+
+    def _take(self, draft: Call) -> tuple[Call, Turn | PendingTurn]:
+        calls, player, lock = self._calls, self._player, self._lock
+        with _order.in_turn(self) as taking, lock:
+            call = draft
+            call.__dict__["index"] = len(calls)
+            try:
+                turn = player.take(call, ordered=taking.ordered)
+            except Exhausted:
+                err = UnexpectedCall(self._unexpected_message(call))
+                calls.append(replace(call, unexpected=err))
+                raise err from None
+            except ResponderError as err:
+                calls.append(replace(call, unexpected=err))
+                raise
+            except BaseException:
+                calls.append(call)
+                raise
+            taking.took(turn)
+            if isinstance(turn, PendingTurn):
+                calls.append(call)
+                return call, turn
+            if player.script.rules:
+                call = replace(call, turn=turn)
+            else:
+                call.__dict__["turn"] = turn
+            calls.append(call)
+            return call, turn
+
+    def _plan(  # type: ignore[override]
+        self,
+        call: Call,
+        turn: Turn,
+        *,
+        stop: Sequence[str] | None,
+        max_tokens: int | None,
+        model_name: str,
+        input_tokens: int,
+    ) -> _Plan:
+        if turn.stream is not None:
+            return _stream_plan(
+                turn, model_name, turn.id or f"fakellm-{self.model_name}-{call.index}"
+            )
+        if turn.structured is not None:
+            turn = _structured_turn(self, call, turn)
+        if (
+            call.tool_choice is not None
+            and not turn.ignore_tool_choice
+            and turn.error_position != 0
+        ):
+            _check_tool_choice(self, call, turn)
+        if turn.tool_calls:
+            bound = call.tool_names
+            for tc in turn.tool_calls:
+                if tc.name not in bound and not tc.allow_unbound:
+                    offered = ", ".join(repr(n) for n in bound) if bound else "none"
+                    msg = (
+                        f"{self._label()} call #{call.index}: the script calls tool {tc.name!r}, "
+                        f"which is not bound (bound tools: {offered}). Bind it with "
+                        "model.bind_tools([...]), fix the tool name in the script, or set "
+                        "allow_unbound=True on the ToolCall to script a hallucinated tool."
+                    )
+                    raise UnknownToolError(msg)
+        cut: tuple[Piece, ...] | None = None
+        total = count = turn.piece_count
+        finish = turn.finish_reason or ("tool_calls" if turn.tool_calls else "stop")
+        if stop and turn.content is None and turn.text and any(s and s in turn.text for s in stop):
+            cut, stopped = _truncate_at_stop(turn.pieces, stop)
+            count = len(cut)
+            if stopped:
+                finish = "stop"
+        if max_tokens is not None and count > max_tokens:
+            cut = (turn.pieces if cut is None else cut)[:max_tokens]
+            count = max_tokens
+            finish = "length"
+        error_at = turn.error_position
+        if error_at is not None:
+            error_at = min(error_at, count)
+        delays = turn.delays(min(total, max(count, 1)))
+        if not count and not delays:
+            delays = [turn.first_token_delay]
+        return _Plan(
+            turn=turn,
+            cut=cut,
+            count=count,
+            delays=delays,
+            error_at=error_at,
+            finish_reason=finish,
+            usage=_reference_usage(turn, input_tokens, cut, count),
+            model_name=model_name,
+            tool_ids=[tc.id or f"call_{call.index}_{i}" for i, tc in enumerate(turn.tool_calls)]
+            if turn.tool_calls
+            else [],
+            message_id=turn.id or f"fakellm-{self.model_name}-{call.index}",
+        )
+
+    def _result(self, plan: _Plan) -> ChatResult:
+        turn = plan.turn
+        if turn.stream is not None:
+            return _stream_result(plan)
+        content: Any
+        if plan.cut is None and turn.reasoning is None and turn.content is None:
+            content = turn.text or ""
+        elif turn.reasoning is not None or turn.content is not None:
+            reasoning, blocks, text = _joined(plan)
+            content = []
+            if reasoning:
+                content.append({"type": "reasoning", "reasoning": reasoning, "index": 0})
+            content.extend(blocks)
+            if text:
+                content.append({"type": "text", "text": text, "index": _text_index(turn)})
+        else:
+            content = _joined(plan)[2]
+        tool_calls, invalid_tool_calls = _tool_calls(plan) if turn.tool_calls else ([], [])
+        usage = plan.usage
+        llm_output = {
+            "token_usage": {
+                "prompt_tokens": usage["input_tokens"],
+                "completion_tokens": usage["output_tokens"],
+                "total_tokens": usage["total_tokens"],
+            },
+            "model_name": plan.model_name,
+        }
+        reply = _Reply(
+            content,
+            plan.message_id,
+            turn.name,
+            dict(turn.additional_kwargs),
+            tool_calls,
+            invalid_tool_calls,
+            dict(usage),
+            self._final_metadata(plan),
+            llm_output,
+        )
+        return _validated_result(reply)  # langchain-core's validation, never a copy
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        plan = self._begin(messages, stop, run_manager, kwargs, streaming=False)
+        return _settle(_whole(plan, self._error, self._result))
+
+
+def _state(value: Any) -> Any:
+    """Everything pydantic holds for a model instance, nested models and lists of them too."""
+    if isinstance(value, list):
+        return [_state(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _state(v) for k, v in value.items()}
+    if not hasattr(value, "__pydantic_fields_set__"):
+        return (type(value), value)
+    return (
+        type(value),
+        {k: _state(v) for k, v in value.__dict__.items()},
+        value.__pydantic_fields_set__,
+        value.__pydantic_extra__,
+        value.__pydantic_private__,
+    )
+
+
+def _record(call: Call) -> dict[str, Any]:
+    return {k: v for k, v in vars(call).items() if k != "run_id"}  # each run has its own id
+
+
+def _play(cls: type[FakeChatModel], turn: Turn, call_kwargs: dict[str, Any]) -> dict[str, Any]:
+    model = cls(script=Script([turn, turn]))
+    bound = model.bind_tools([PRICE])
+    seen: dict[str, Any] = {"replies": []}
+    with virtual_time() as vt:
+        for _ in range(2):  # the first play and a second one (the whole-play facts kept)
+            try:
+                message = bound.invoke([HumanMessage("Which flowers?")], **call_kwargs)
+            except Exception as err:  # compared below: type, words, moment made
+                made = getattr(err, "made_at", None)
+                seen["replies"].append(("error", type(err), str(err), made, vt.elapsed))
+            else:
+                seen["replies"].append(("message", _state(message), vt.elapsed))
+    seen["calls"] = [_record(c) for c in model.calls]
+    return seen
+
+
+_SHAPES = {
+    "plain words": Turn("Roses are red, violets are blue.", first_token_delay=0.2, delay=0.1),
+    "plain chars": Turn("abc", chunks="chars"),
+    "empty": Turn(""),
+    "explicit with empties": Turn(chunks=["Ro", "", "ses ", "", "red"], delay=[0.1, 0.2]),
+    "content blocks": Turn(
+        content=[{"type": "text", "text": "Pink."}, {"type": "image", "url": "u"}],
+        reasoning="Show one.",
+    ),
+    "refusal": Turn("I would rather not.", refusal="Not allowed."),
+    "metadata": Turn(
+        "a b c",
+        id="msg-7",
+        name="florist",
+        additional_kwargs={"seed": [7]},
+        response_metadata={"system_fingerprint": "fp_1"},
+        finish_reason="end_turn",
+    ),
+    "usage with details": Turn(
+        "a b", usage=Usage(input_tokens=10, output_token_details={"reasoning": 2})
+    ),
+    "tool call": Turn("Checking.", tool_calls=[ToolCall("price", {"flower": "rose"})]),
+    "error at end": Turn("a b c", error=Stamped, at_chunk="end", delay=0.5),
+    "error at start": Turn("a b c", error=TimeoutError("slow"), first_token_delay=1.0),
+    "recorded stream": Turn(
+        stream=[
+            {"content": "He", "delay": 0.1},
+            {"content": "llo", "usage_metadata": {"input_tokens": 2, "output_tokens": 2,
+                                                  "total_tokens": 4}},
+        ]
+    ),
+    "repeated delays": Turn("a b c d", delay={"repeat": [0.1, 0.2]}),
+}  # fmt: skip
+
+
+def _drawn_turns() -> st.SearchStrategy[Turn]:
+    drawn = strategies.turns(
+        max_chunks=5,
+        errors=[Stamped, ValueError],
+        tools=[PRICE],
+        reasoning=True,
+        max_first_token_ms=2000,
+    )
+    return st.one_of(st.sampled_from(list(_SHAPES.values())), drawn)
+
+
+_CALL_KWARGS = st.fixed_dictionaries(
+    {},
+    optional={
+        "stop": st.lists(st.sampled_from(["a", "e", "ses", "o", "zz", ""]), max_size=2),
+        "max_tokens": st.integers(1, 6),
+    },
+)
+
+
+@pytest.mark.parametrize("shape", list(_SHAPES), ids=list(_SHAPES))
+@pytest.mark.parametrize(
+    "cut", [{}, {"stop": ["e"]}, {"max_tokens": 2}], ids=["whole", "stop", "max"]
+)
+def test_each_shape_invokes_as_the_general_path_did(shape: str, cut: dict[str, Any]) -> None:
+    turn = _SHAPES[shape]
+    assert _play(FakeChatModel, turn, cut) == _play(Reference, turn, cut)
+
+
+@settings(max_examples=80, deadline=None, derandomize=True, database=None)
+@given(_drawn_turns(), _CALL_KWARGS)
+def test_drawn_turns_invoke_as_the_general_path_did(
+    turn: Turn, call_kwargs: dict[str, Any]
+) -> None:
+    assert _play(FakeChatModel, turn, call_kwargs) == _play(Reference, turn, call_kwargs)
+
+
+def test_a_plain_reply_never_shares_a_container_with_another_call() -> None:
+    model = FakeChatModel(script=Script([Turn("a b", additional_kwargs={"k": [1]})] * 3))
+    first, second = model.invoke("hi"), model.invoke("hi")
+    for field in ("additional_kwargs", "response_metadata", "usage_metadata", "tool_calls"):
+        assert getattr(first, field) is not getattr(second, field), field
+    first.additional_kwargs["k"] = 2
+    first.usage_metadata["output_tokens"] = 99  # type: ignore[index]
+    first.tool_calls.append({"name": "x", "args": {}, "id": "1", "type": "tool_call"})
+    assert second.additional_kwargs == {"k": [1]}
+    assert second.usage_metadata["output_tokens"] == 2  # type: ignore[index]
+    assert second.tool_calls == []
+    assert model.invoke("hi").additional_kwargs == {"k": [1]}  # nor the turn's own
+
+
+# -- the call record and the take ----------------------------------------------------
+
+
+def test_a_positional_record_is_the_keyword_one() -> None:
+    values: dict[str, Any] = {
+        "messages": (HumanMessage("hi"),),
+        "tools": ({"type": "function", "function": {"name": "f"}},),
+        "tool_choice": "any",
+        "stop": ("x",),
+        "model": "m",
+        "kwargs": {"seed": 1},
+        "streaming": True,
+        "run_id": None,
+        "tags": ("t",),
+        "metadata": {"k": "v"},
+    }
+    fast, slow = chat_call(*values.values()), Call(index=-1, **values)
+    assert fast == slow
+    assert list(vars(fast).items()) == list(vars(slow).items())  # the same order too
+    assert repr(fast) == repr(slow)
+
+
+def test_a_batch_still_takes_its_turns_in_input_order() -> None:
+    # An unbatched take skips the batch's context; a batch's own takes still wait.
+    model = FakeChatModel(script=[f"reply {i}" for i in range(6)])
+    replies = model.batch([f"q{i}" for i in range(6)], config={"max_concurrency": 3})
+    assert [r.content for r in replies] == [f"reply {i}" for i in range(6)]
+    assert [c.last_human_message for c in model.calls] == [f"q{i}" for i in range(6)]
+
+
+# -- a turn's whole play, kept ---------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(st.one_of(_drawn_turns(), strategies.turns(max_chunks=40, max_ms=5)))
+def test_a_turns_whole_play_is_what_each_call_worked_out(turn: Turn) -> None:
+    play = _script.whole_play(turn)
+    count = turn.piece_count
+    delays = turn.delays(count) or [turn.first_token_delay]
+    assert play.chunk_count == count == len(turn.pieces)
+    assert play.finish_reason == (
+        turn.finish_reason or ("tool_calls" if turn.tool_calls else "stop")
+    )
+    assert play.error_at == turn.error_position
+    assert list(play.delays) == delays
+    assert play.wait == sum(delays)
+    assert _script.whole_play(turn) is play  # kept
+
+
+def test_a_changed_copy_works_its_whole_play_out_again() -> None:
+    turn = Turn("a b c", delay=0.5)
+    assert _script.whole_play(turn).wait == 1.0
+    changed = turn.model_copy(update={"delay": 0.25})
+    assert _script.whole_play(changed).wait == 0.5
+    assert _script.whole_play(turn).wait == 1.0
+
+
+# -- explicit chunks: counted and joined as before ------------------------------------
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@given(st.lists(st.text(alphabet="ab \n", max_size=3), min_size=0, max_size=30))
+def test_explicit_chunks_count_and_join_as_their_pieces(chunks: list[str]) -> None:
+    turn = Turn(chunks=chunks)
+    joined = "".join(chunks)
+    assert turn.text == joined
+    assert turn.chunks == tuple(chunks)
+    expected = len(split_text(joined, tuple(chunks))) if joined else 0
+    assert turn.piece_count == expected == len(turn.pieces)
+    # Validated again with the chunks of other turns in between, and with text given.
+    other = Turn(chunks=["x", "y"])
+    assert Turn(joined, chunks=chunks).piece_count == expected
+    assert other.text == "xy"
+
+
+def test_a_join_kept_for_other_chunks_is_not_taken() -> None:
+    Turn(chunks=["a", "b"])  # keeps ("a", "b")'s join if nothing took it
+    assert _script._chunks_joined(("c", "d")) == "cd"
+    assert _script._chunks_joined(("a", "b")) == "ab"
+
+
+def test_bad_explicit_chunks_are_refused_as_before() -> None:
+    with pytest.raises(InvalidScript) as caught:
+        Turn(chunks=["a", 3, "b"])
+    assert str(caught.value) == (
+        "invalid script: chunks[1]: explicit chunks must be strings (got 3)"
+    )
+    with pytest.raises(InvalidScript) as caught:
+        Turn("ab", chunks=["a", "c"])
+    assert "explicit chunks must join to the text 'ab', they join to 'ac'" in str(caught.value)
+
+
+def test_a_chunk_that_is_no_str_but_joins_is_counted_as_split_text_keeps_it() -> None:
+    class Blank(str):
+        """A non-empty str subclass that says it is empty: split_text drops it."""
+
+        def __bool__(self) -> bool:
+            return False
+
+    turn = Turn(chunks=["a", Blank("b"), "c"])
+    assert turn.piece_count == len(turn.pieces) == 2
+
+
+def test_an_invoked_recorded_stream_is_each_calls_own() -> None:
+    model = FakeChatModel(script=Script([_SHAPES["recorded stream"]] * 2))
+    first, second = model.invoke("hi"), model.invoke("hi")
+    assert first.usage_metadata == {"input_tokens": 2, "output_tokens": 2, "total_tokens": 4}
+    assert first.usage_metadata is not second.usage_metadata
