@@ -103,6 +103,7 @@ from fakellm._script import (
     chat_call,
     new_call,
     split_text,
+    whole_delays,
     whole_play,
 )
 from fakellm.errors import (
@@ -286,7 +287,8 @@ class _Plan:
     """The pieces when ``stop`` or ``max_tokens`` cut the turn short; None: all of them."""
     count: int
     """How many pieces the call emits."""
-    delays: Sequence[float]
+    given_delays: Sequence[float] | None
+    """The wait before each piece; None: the whole turn's (see ``delays``)."""
     error_at: int | None
     finish_reason: str
     usage: UsageMetadata
@@ -300,6 +302,13 @@ class _Plan:
     def pieces(self) -> tuple[Piece, ...]:
         """The pieces the call emits (a whole turn's are built on first use, then kept)."""
         return self.turn.pieces if self.cut is None else self.cut
+
+    @property
+    def delays(self) -> Sequence[float]:
+        """The wait before each piece (a whole turn's are built on first use, then kept:
+        a call that is not streamed needs only their sum, ``whole_wait``)."""
+        given = self.given_delays
+        return whole_delays(self.turn) if given is None else given
 
     def wait_before(self, k: int) -> float:
         """Total delay spent before chunk ``k`` (or before failing at ``k``)."""
@@ -672,10 +681,10 @@ class _Scripted:
             count = max_tokens
             finish = "length"
         error_at: int | None
-        delays: Sequence[float]
+        delays: Sequence[float] | None
         whole_wait: float | None = None
         if cut is None:
-            error_at, delays, whole_wait = whole.error_at, whole.delays, whole.wait
+            error_at, delays, whole_wait = whole.error_at, None, whole.wait
         else:
             error_at = turn.error_position
             if error_at is not None:
@@ -1601,7 +1610,7 @@ def _stream_plan(turn: Turn, model_name: str, message_id: str) -> _Plan:
         turn=turn,
         cut=None,
         count=count,
-        delays=turn.delays(count),
+        given_delays=turn.delays(count),
         error_at=turn.error_position,
         finish_reason=finish,
         usage=usage,

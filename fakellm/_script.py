@@ -568,13 +568,12 @@ class WholePlay(NamedTuple):
     chunk_count: int
     """How many chunks it emits (``piece_count``)."""
     error_at: int | None
-    delays: tuple[float, ...]
-    """The wait before each chunk; the first token's alone for a turn of no chunks."""
     wait: float
-    """``sum(delays)``: how long the whole reply takes."""
+    """How long the whole reply takes: ``sum(whole_delays(turn))``."""
 
 
 _WHOLE = "_fakellm_whole"
+_WHOLE_DELAYS = "_fakellm_whole_delays"
 
 
 def whole_play(turn: Turn) -> WholePlay:
@@ -587,25 +586,37 @@ def whole_play(turn: Turn) -> WholePlay:
     kept = fields.get(_WHOLE)
     if kept is not None and kept[0] == id(fields):
         return kept[1]  # type: ignore[no-any-return]
-    count = turn.piece_count
-    delay = turn.delay
-    if turn.stream is None and type(delay) is float:
-        # turn.delays(count) as a tuple, without the list it builds first.
-        delays = (turn.first_token_delay,) + (delay,) * (count - 1)
-        # Adding zeros changes no sum: a reply of thousands of chunks, no delay each.
-        wait = sum(delays[:1]) if delay == 0.0 else sum(delays)
+    if turn.stream is None and type(turn.delay) is float and turn.delay == 0.0:
+        # Adding zeros changes no sum: a reply of thousands of chunks, no delay each,
+        # needs no list of them unless it streams.
+        wait = sum((turn.first_token_delay,))
     else:
-        delays = tuple(turn.delays(count)) or (turn.first_token_delay,)
-        wait = sum(delays)
+        wait = sum(whole_delays(turn))
     play = WholePlay(
         turn.finish_reason or ("tool_calls" if turn.tool_calls else "stop"),
-        count,
+        turn.piece_count,
         turn.error_position,
-        delays,
         wait,
     )
     fields[_WHOLE] = (id(fields), play)
     return play
+
+
+def whole_delays(turn: Turn) -> tuple[float, ...]:
+    """The wait before each chunk of ``turn`` played whole (the first token's alone for
+    a turn of no chunks), kept as :func:`whole_play` keeps its facts."""
+    fields = turn.__dict__
+    kept = fields.get(_WHOLE_DELAYS)
+    if kept is not None and kept[0] == id(fields):
+        return kept[1]  # type: ignore[no-any-return]
+    count = turn.piece_count
+    delay = turn.delay
+    if turn.stream is None and type(delay) is float:
+        delays = (turn.first_token_delay,) + (delay,) * (count - 1)  # turn.delays(count)
+    else:
+        delays = tuple(turn.delays(count)) or (turn.first_token_delay,)
+    fields[_WHOLE_DELAYS] = (id(fields), delays)
+    return delays
 
 
 def _forget(turn: Turn) -> None:
@@ -613,6 +624,7 @@ def _forget(turn: Turn) -> None:
     fields = turn.__dict__
     fields.pop(_CHECKED, None)
     fields.pop(_WHOLE, None)
+    fields.pop(_WHOLE_DELAYS, None)
 
 
 def _turn_chunks(turn: Turn, cap: int) -> int:

@@ -231,7 +231,7 @@ class Reference(FakeChatModel):
             turn=turn,
             cut=cut,
             count=count,
-            delays=delays,
+            given_delays=delays,
             error_at=error_at,
             finish_reason=finish,
             usage=_reference_usage(turn, input_tokens, cut, count),
@@ -461,9 +461,10 @@ def test_a_turns_whole_play_is_what_each_call_worked_out(turn: Turn) -> None:
         turn.finish_reason or ("tool_calls" if turn.tool_calls else "stop")
     )
     assert play.error_at == turn.error_position
-    assert list(play.delays) == delays
+    assert list(_script.whole_delays(turn)) == delays
     assert play.wait == sum(delays)
     assert _script.whole_play(turn) is play  # kept
+    assert _script.whole_delays(turn) is _script.whole_delays(turn)
 
 
 def test_a_changed_copy_works_its_whole_play_out_again() -> None:
