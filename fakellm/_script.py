@@ -1939,15 +1939,20 @@ _FEW_TURNS = 500
 def _of_checked_turns(turns: Sequence[Any]) -> Script | None:
     """``Script(turns)`` for a short list of checked Turns (``_still_checked``),
     without the validation whose outcome is known: the size walk cannot fail, the
-    turns are given back as they are, and only the script's budget is checked. None
-    for anything else, and for a budget over its limit: ``Script(turns)`` then
-    raises, with its usual message and path."""
+    turns are given back as they are, and only the script's budget is checked (for
+    two turns or more: one turn's is its own). None for anything else, and for a
+    budget over its limit: ``Script(turns)`` then raises, with its usual message and
+    path."""
     if len(turns) > _FEW_TURNS or not all(_still_checked(t) for t in turns):
         return None
     # Script.model_construct(turns=...), from a prototype (its generic code costs more
     # than building the rest of a model); tests/unit/test_script_checks_once.py compares.
     proto = _script_prototype()
     script = _compat.shallow_copy(proto, {**proto.__dict__, "turns": tuple(turns)})
+    if len(turns) == 1:
+        # One turn's budget is the script's (the same sums, against the same limits
+        # under the same environment, which _still_checked saw unchanged): it passed.
+        return script
     try:
         _script_budget(script)
     except _FieldError:

@@ -526,3 +526,22 @@ def test_an_invoked_recorded_stream_is_each_calls_own() -> None:
     first, second = model.invoke("hi"), model.invoke("hi")
     assert first.usage_metadata == {"input_tokens": 2, "output_tokens": 2, "total_tokens": 4}
     assert first.usage_metadata is not second.usage_metadata
+
+
+# -- a model's script of one checked turn -------------------------------------------
+
+
+def test_one_checked_turn_is_a_script_only_under_the_limits_it_was_checked_under(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    turn = Turn(chunks=[f"w{i} " for i in range(300)])  # over the chunk floor: limits read
+    assert FakeChatModel(script=[turn]).script == Script([turn])
+    monkeypatch.setenv("FAKELLM_MAX_CHUNKS", "256")
+    with pytest.raises(InvalidScript) as from_model:
+        FakeChatModel(script=[turn])
+    with pytest.raises(InvalidScript) as from_script:
+        Script([turn])
+    assert str(from_model.value) == str(from_script.value)
+    assert "more than FAKELLM_MAX_CHUNKS=256" in str(from_model.value)
+    monkeypatch.setenv("FAKELLM_MAX_CHUNKS", "1_000")
+    assert FakeChatModel(script=[turn]).script == Script([turn])
