@@ -54,6 +54,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.messages.ai import UsageMetadata, add_usage
+from langchain_core.messages.base import TextAccessor
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
 from langchain_core.outputs import (
@@ -1545,7 +1546,8 @@ class FakeChatModel(
             and turn.reasoning is None
             and turn.content is None
             and not turn.tool_calls
-            and _plain_usage(usage)
+            and (turn.usage is None or _plain_usage(usage))  # _usage's own: three ints
+            and type(usage["input_tokens"]) is int  # a subclass may count input otherwise
         ):
             # The common reply, whole plain text: _copyable holds (see _copied_result).
             return _built_result(
@@ -1909,7 +1911,7 @@ def _built_result(
     generation_proto = proto.generation
     fields = generation_proto.__dict__.copy()
     fields["message"] = message
-    fields["text"] = message.text
+    fields["text"] = TextAccessor(content)  # message.text of a str content, one frame less
     generation = _compat.shallow_copy(generation_proto, fields)
     fields = proto.result.__dict__.copy()
     fields["generations"] = [generation]

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from langchain_core.messages import BaseMessage, HumanMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatResult
+from pydantic import ValidationError
 
 from fakellm import (
     FakeChatModel,
@@ -545,3 +546,28 @@ def test_one_checked_turn_is_a_script_only_under_the_limits_it_was_checked_under
     assert "more than FAKELLM_MAX_CHUNKS=256" in str(from_model.value)
     monkeypatch.setenv("FAKELLM_MAX_CHUNKS", "1_000")
     assert FakeChatModel(script=[turn]).script == Script([turn])
+
+
+class _HalfTokens:
+    """A model counting input tokens its own way (a float): its usage is validated,
+    and langchain-core refuses it, as the general path did (a copy would take it)."""
+
+    def get_num_tokens_from_messages(self, messages: Any, tools: Any = None) -> Any:
+        return 2.5
+
+
+class HalfTokens(_HalfTokens, FakeChatModel):
+    pass
+
+
+class HalfTokensReference(_HalfTokens, Reference):
+    pass
+
+
+def test_input_tokens_counted_otherwise_give_the_validated_usage() -> None:
+    turn = Turn("a b c")
+    fast, slow = _play(HalfTokens, turn, {}), _play(HalfTokensReference, turn, {})
+    assert fast == slow
+    kind, error_type, words = fast["replies"][0][:3]
+    assert (kind, error_type) == ("error", ValidationError)
+    assert "usage_metadata.input_tokens" in words
