@@ -693,6 +693,14 @@ class _Scripted:
             delays = turn.delays(min(total, max(count, 1)))  # a prefix of turn.delays(total)
             if not count and not delays:
                 delays = [turn.first_token_delay]
+        if turn.usage is None and not turn.reasoning:  # the common turn: counted, no details
+            usage: UsageMetadata = {
+                "input_tokens": input_tokens,
+                "output_tokens": count,
+                "total_tokens": input_tokens + count,
+            }
+        else:
+            usage = _usage(turn, input_tokens, cut, count)
         return _Plan(  # positional: keyword arguments cost more than building the plan
             turn,
             cut,
@@ -700,7 +708,7 @@ class _Scripted:
             delays,
             error_at,
             finish,
-            _usage(turn, input_tokens, cut, count),
+            usage,
             model_name,
             [tc.id or f"call_{call.index}_{i}" for i, tc in enumerate(turn.tool_calls)]
             if turn.tool_calls
@@ -930,12 +938,6 @@ def _usage(
     turn: Turn, input_tokens: int, cut: tuple[Piece, ...] | None, count: int
 ) -> UsageMetadata:
     spec = turn.usage
-    if spec is None and not turn.reasoning:  # the common turn: counted, no details
-        return {
-            "input_tokens": input_tokens,
-            "output_tokens": count,
-            "total_tokens": input_tokens + count,
-        }
     i = spec.input_tokens if spec and spec.input_tokens is not None else input_tokens
     o = spec.output_tokens if spec and spec.output_tokens is not None else count
     t = spec.total_tokens if spec and spec.total_tokens is not None else i + o
@@ -1406,7 +1408,10 @@ class FakeChatModel(
         # (or the error) is built, then the turn's delays pass, as there.
         error_at = plan.error_at
         if error_at is None:
-            wait, result = plan.wait_before(plan.count), self._result(plan)
+            wait = plan.whole_wait
+            if wait is None:
+                wait = plan.wait_before(plan.count)
+            result = self._result(plan)
             if wait:
                 _clock.sleep(wait)
             return result
