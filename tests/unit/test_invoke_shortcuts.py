@@ -1,13 +1,14 @@
 """invoke's shortcuts give what the general path gave, call for call.
 
-``FakeChatModel._generate`` takes several shortcuts on every call: the call record
-written positionally, an unbatched take without the batch's context, a turn's
+``FakeChatModel._generate`` takes several shortcuts on every call: a turn's
 whole-play facts (finish reason, chunk count, error position, delays and their
 sum) worked out once per turn, a plain reply assembled from a validated
 prototype, and the wait and the reply (or error) settled in one frame.
 ``Reference`` below is the model with the general path as it was before them:
 every plan worked out per call, every reply validated by langchain-core, the
-call record built by keyword. Both play the same drawn turns (plain text,
+reply and its wait settled by ``_settle(_whole(...))``. (The call record written
+positionally and an unbatched take are checked on their own further down.)
+Both play the same drawn turns (plain text,
 explicit chunks, tool calls, reasoning, content blocks, recorded streams,
 errors at a chunk, usage overrides, scripted metadata), cut or not by ``stop``
 and ``max_tokens``, under virtual time, and must give the same message field
@@ -18,16 +19,13 @@ error at the same virtual moment, and the same elapsed time.
 from __future__ import annotations
 
 import datetime as dt
-import functools
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from langchain_core.messages import BaseMessage, HumanMessage
-from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatResult
 from pydantic import ValidationError
 
@@ -37,7 +35,6 @@ from fakellm import (
     ToolCall,
     Turn,
     Usage,
-    _order,
     _script,
     strategies,
     virtual_time,
@@ -45,25 +42,21 @@ from fakellm import (
 from fakellm._model import (
     _check_tool_choice,
     _joined,
-    _pending_run,
     _Plan,
     _Reply,
-    _run_info,
-    _RunInfo,
     _settle,
-    _split_kwargs,
-    _stop_list,
     _stream_plan,
     _stream_result,
     _structured_turn,
     _text_index,
     _tool_calls,
     _truncate_at_stop,
+    _usage,
     _validated_result,
     _whole,
 )
-from fakellm._script import Call, Exhausted, PendingTurn, Piece, chat_call, new_call, split_text
-from fakellm.errors import InvalidScript, ResponderError, UnexpectedCall, UnknownToolError
+from fakellm._script import Call, Piece, chat_call, split_text
+from fakellm.errors import InvalidScript, UnknownToolError
 
 PRICE = {
     "type": "function",
@@ -84,103 +77,13 @@ class Stamped(Exception):
         self.made_at = dt.datetime.now()
 
 
-def _reference_usage(
-    turn: Turn, input_tokens: int, cut: tuple[Piece, ...] | None, count: int
-) -> UsageMetadata:
-    spec = turn.usage
-    i = spec.input_tokens if spec and spec.input_tokens is not None else input_tokens
-    o = spec.output_tokens if spec and spec.output_tokens is not None else count
-    t = spec.total_tokens if spec and spec.total_tokens is not None else i + o
-    usage = UsageMetadata(input_tokens=i, output_tokens=o, total_tokens=t)
-    if spec and spec.input_token_details:
-        usage["input_token_details"] = dict(spec.input_token_details)  # type: ignore[typeddict-item]
-    if spec and spec.output_token_details:
-        usage["output_token_details"] = dict(spec.output_token_details)  # type: ignore[typeddict-item]
-    elif turn.reasoning and not (spec and spec.output_tokens is not None):
-        if cut is None:
-            reasoning = turn.reasoning_piece_count
-        else:
-            reasoning = sum(1 for p in cut if p.kind == "reasoning")
-        usage["output_token_details"] = {"reasoning": reasoning}
-    return usage
-
-
 class Reference(FakeChatModel):
     """FakeChatModel's invoke as it was before the shortcuts (fakellm 38096a4)."""
 
-    def _open(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None,
-        run_manager: Any,
-        kwargs: dict[str, Any],
-        *,
-        streaming: bool,
-    ) -> tuple[Call, Turn | PendingTurn, Callable[[Turn], _Plan]]:
-        pending = _pending_run.get()
-        if pending is not None and (run_manager is None or pending.run_id == run_manager.run_id):
-            info = pending
-        else:
-            info = _run_info(run_manager) or _RunInfo(None, (), {})
-        stop = _stop_list(stop if stop is not None else self.stop)
-        override = kwargs.get("model")
-        draft = new_call(
-            index=-1,
-            messages=tuple(messages),
-            tools=tuple(kwargs.get("tools") or ()),
-            tool_choice=kwargs.get("tool_choice"),
-            stop=tuple(stop) if stop else None,
-            model=override,
-            kwargs=_split_kwargs(kwargs),
-            streaming=streaming,
-            run_id=info.run_id,
-            tags=info.tags,
-            metadata=info.metadata,
-        )
-        call, turn = self._take(draft)
-        finish = functools.partial(
-            self._plan,
-            call,
-            stop=stop,
-            max_tokens=kwargs.get("max_tokens", self.max_tokens),
-            model_name=override or self.model_name,
-            input_tokens=self.get_num_tokens_from_messages(messages),
-        )
-        return call, turn, finish
-
-    def _take(self, draft: Call) -> tuple[Call, Turn | PendingTurn]:
-        calls, player, lock = self._calls, self._player, self._lock
-        with _order.in_turn(self) as taking, lock:
-            call = draft
-            call.__dict__["index"] = len(calls)
-            try:
-                turn = player.take(call, ordered=taking.ordered)
-            except Exhausted:
-                err = UnexpectedCall(self._unexpected_message(call))
-                calls.append(replace(call, unexpected=err))
-                raise err from None
-            except ResponderError as err:
-                calls.append(replace(call, unexpected=err))
-                raise
-            except BaseException:
-                calls.append(call)
-                raise
-            taking.took(turn)
-            if isinstance(turn, PendingTurn):
-                calls.append(call)
-                return call, turn
-            if player.script.rules:
-                call = replace(call, turn=turn)
-            else:
-                call.__dict__["turn"] = turn
-            calls.append(call)
-            return call, turn
-
-    def _plan(  # type: ignore[override]
+    def _plan(
         self,
         call: Call,
         turn: Turn,
-        *,
         stop: Sequence[str] | None,
         max_tokens: int | None,
         model_name: str,
@@ -235,7 +138,7 @@ class Reference(FakeChatModel):
             given_delays=delays,
             error_at=error_at,
             finish_reason=finish,
-            usage=_reference_usage(turn, input_tokens, cut, count),
+            usage=_usage(turn, input_tokens, cut, count),
             model_name=model_name,
             tool_ids=[tc.id or f"call_{call.index}_{i}" for i, tc in enumerate(turn.tool_calls)]
             if turn.tool_calls
