@@ -19,6 +19,8 @@ error at the same virtual moment, and the same elapsed time.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,6 +37,7 @@ from fakellm import (
     ToolCall,
     Turn,
     Usage,
+    _order,
     _script,
     strategies,
     virtual_time,
@@ -474,3 +477,27 @@ def test_input_tokens_counted_otherwise_give_the_validated_usage() -> None:
     kind, error_type, words = fast["replies"][0][:3]
     assert (kind, error_type) == ("error", ValidationError)
     assert "usage_metadata.input_tokens" in words
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_from_a_worker_thread_takes_that_thread_as_its_main() -> None:
+    statuses: list[int] = []
+
+    def fork_here() -> None:
+        pid = os.fork()
+        if pid == 0:  # the child: this thread is its main thread now
+            # The shortcut's id follows (a thread started here may get the parent's
+            # main thread's old id, and must not pass for the main thread).
+            ok = (
+                _order.by_threads(False) is None
+                and threading.current_thread() is threading.main_thread()
+                and _order._main_ident[0] == threading.get_ident()
+            )
+            os._exit(0 if ok else 1)
+        statuses.append(os.waitpid(pid, 0)[1])
+
+    worker = threading.Thread(target=fork_here)
+    worker.start()
+    worker.join()
+    assert statuses == [0]
+    assert _order.by_threads(False) is None  # and the parent's main thread is still its own
