@@ -586,7 +586,7 @@ class _Scripted:
         if _hopped(args[2]):
             _order.hopped()
         call, turn, finish = self._open(*args, streaming=streaming)
-        return finish(await self._aresolved(call, turn))
+        return finish(turn if type(turn) is Turn else await self._aresolved(call, turn))
 
     def _record(self, call: Call, **changes: Any) -> None:
         with self._lock:
@@ -1428,7 +1428,12 @@ class FakeChatModel(
         **kwargs: Any,
     ) -> ChatResult:
         plan = await self._abegin(messages, stop, run_manager, kwargs, streaming=False)
-        return await _asettle(_whole(plan, self._error, self._result))
+        wait, item = _whole(plan, self._error, self._result)  # _asettle's work, one frame less
+        if wait:
+            await _clock.asleep(wait)
+        if isinstance(item, BaseException):
+            raise item
+        return item
 
     def _stream(
         self,

@@ -1,23 +1,24 @@
 """invoke's shortcuts give what the general path gave, call for call.
 
-``FakeChatModel._generate`` takes several shortcuts on every call: a turn's
-whole-play facts (finish reason, chunk count, error position, delays and their
-sum) worked out once per turn, a plain reply assembled from a validated
-prototype, and the wait and the reply (or error) settled in one frame.
+``FakeChatModel._generate`` (and ``_agenerate``) take several shortcuts on every
+call: a turn's whole-play facts (finish reason, chunk count, error position,
+delays and their sum) worked out once per turn, a plain reply assembled from a
+validated prototype, and the wait and the reply (or error) settled in one frame.
 ``Reference`` below is the model with the general path as it was before them:
 every plan worked out per call, every reply validated by langchain-core, the
-reply and its wait settled by ``_settle(_whole(...))``. (The call record written
-positionally and an unbatched take are checked on their own further down.)
-Both play the same drawn turns (plain text,
+reply and its wait settled by ``_settle(_whole(...))`` (``_asettle`` for
+ainvoke). The call record written positionally and an unbatched take are
+checked on their own further down. Both play the same drawn turns (plain text,
 explicit chunks, tool calls, reasoning, content blocks, recorded streams,
 errors at a chunk, usage overrides, scripted metadata), cut or not by ``stop``
-and ``max_tokens``, under virtual time, and must give the same message field
-for field (pydantic's own state included), the same call record, the same
-error at the same virtual moment, and the same elapsed time.
+and ``max_tokens``, through invoke and ainvoke under virtual time, and must give
+the same message field for field (pydantic's own state included), the same call
+record, the same error at the same virtual moment, and the same elapsed time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import threading
@@ -43,6 +44,7 @@ from fakellm import (
     virtual_time,
 )
 from fakellm._model import (
+    _asettle,
     _check_tool_choice,
     _joined,
     _Plan,
@@ -199,6 +201,16 @@ class Reference(FakeChatModel):
         plan = self._begin(messages, stop, run_manager, kwargs, streaming=False)
         return _settle(_whole(plan, self._error, self._result))
 
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        plan = await self._abegin(messages, stop, run_manager, kwargs, streaming=False)
+        return await _asettle(_whole(plan, self._error, self._result))
+
 
 def _state(value: Any) -> Any:
     """Everything pydantic holds for a model instance, nested models and lists of them too."""
@@ -222,13 +234,18 @@ def _record(call: Call) -> dict[str, Any]:
 
 
 def _play(cls: type[FakeChatModel], turn: Turn, call_kwargs: dict[str, Any]) -> dict[str, Any]:
-    model = cls(script=Script([turn, turn]))
+    model = cls(script=Script([turn] * 4))
     bound = model.bind_tools([PRICE])
+    asked = [HumanMessage("Which flowers?")]
     seen: dict[str, Any] = {"replies": []}
     with virtual_time() as vt:
-        for _ in range(2):  # the first play and a second one (the whole-play facts kept)
+        # Each path twice: the first play and a second one (the whole-play facts kept).
+        for path in ("invoke", "invoke", "ainvoke", "ainvoke"):
             try:
-                message = bound.invoke([HumanMessage("Which flowers?")], **call_kwargs)
+                if path == "invoke":
+                    message = bound.invoke(asked, **call_kwargs)
+                else:
+                    message = asyncio.run(bound.ainvoke(asked, **call_kwargs))
             except Exception as err:  # compared below: type, words, moment made
                 made = getattr(err, "made_at", None)
                 seen["replies"].append(("error", type(err), str(err), made, vt.elapsed))
