@@ -60,7 +60,7 @@ from fakellm._model import (
     _validated_result,
     _whole,
 )
-from fakellm._script import Call, Piece, chat_call, split_text
+from fakellm._script import Call, Piece, split_text
 from fakellm.errors import InvalidScript, UnknownToolError
 
 PRICE = {
@@ -261,17 +261,16 @@ _SHAPES = {
     "empty": Turn(""),
     "explicit with empties": Turn(chunks=["Ro", "", "ses ", "", "red"], delay=[0.1, 0.2]),
     "content blocks": Turn(
-        content=[{"type": "text", "text": "Pink."}, {"type": "image", "url": "u"}],
-        reasoning="Show one.",
+        content=[{"type": "image", "url": "u"}, {"type": "text", "text": "Pink."}] * 2
     ),
-    "refusal": Turn("I would rather not.", refusal="Not allowed."),
-    "metadata": Turn(
+    "refusal alone": Turn(refusal="No."),
+    "scripted fields": Turn(
         "a b c",
-        id="msg-7",
-        name="florist",
-        additional_kwargs={"seed": [7]},
-        response_metadata={"system_fingerprint": "fp_1"},
         finish_reason="end_turn",
+        response_metadata={"region": "eu", "model_name": "scripted"},
+        additional_kwargs={"audio": {"id": "a1"}},
+        name="florist",
+        id="msg-9",
     ),
     "usage with details": Turn(
         "a b", usage=Usage(input_tokens=10, output_token_details={"reasoning": 2})
@@ -341,26 +340,7 @@ def test_a_plain_reply_never_shares_a_container_with_another_call() -> None:
     assert model.invoke("hi").additional_kwargs == {"k": [1]}  # nor the turn's own
 
 
-# -- the call record and the take ----------------------------------------------------
-
-
-def test_a_positional_record_is_the_keyword_one() -> None:
-    values: dict[str, Any] = {
-        "messages": (HumanMessage("hi"),),
-        "tools": ({"type": "function", "function": {"name": "f"}},),
-        "tool_choice": "any",
-        "stop": ("x",),
-        "model": "m",
-        "kwargs": {"seed": 1},
-        "streaming": True,
-        "run_id": None,
-        "tags": ("t",),
-        "metadata": {"k": "v"},
-    }
-    fast, slow = chat_call(*values.values()), Call(index=-1, **values)
-    assert fast == slow
-    assert list(vars(fast).items()) == list(vars(slow).items())  # the same order too
-    assert repr(fast) == repr(slow)
+# -- the take ----------------------------------------------------
 
 
 def test_a_batch_still_takes_its_turns_in_input_order() -> None:
