@@ -533,6 +533,12 @@ _TURN_LIMITS = ("FAKELLM_MAX_TEXT_BYTES", "FAKELLM_MAX_CHUNKS")
 _CHECKED = "_fakellm_checked"
 
 
+def _turn_limits_set() -> tuple[str | None, str | None]:
+    """The environment's values for :data:`_TURN_LIMITS`, as set (None where unset)."""
+    get, (text, chunks) = os.environ.get, _TURN_LIMITS
+    return get(text), get(chunks)
+
+
 def _mark_checked(turn: Turn, read_limits: bool) -> None:
     """Note on a turn that its validation passed, and under which limits if it read any.
 
@@ -540,7 +546,7 @@ def _mark_checked(turn: Turn, read_limits: bool) -> None:
     that dict: a copy (``model_copy``, pickling) gets a new one, so it is checked again.
     """
     fields = turn.__dict__
-    env = tuple(os.environ.get(name) for name in _TURN_LIMITS) if read_limits else None
+    env = _turn_limits_set() if read_limits else None
     fields[_CHECKED] = (id(fields), env)
 
 
@@ -557,7 +563,7 @@ def _still_checked(turn: Any) -> bool:
     mark = fields.get(_CHECKED)
     if mark is None or mark[0] != id(fields):
         return False
-    return mark[1] is None or mark[1] == tuple(os.environ.get(name) for name in _TURN_LIMITS)
+    return mark[1] is None or mark[1] == _turn_limits_set()
 
 
 class WholePlay(NamedTuple):
