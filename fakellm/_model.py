@@ -331,10 +331,10 @@ def _hopped(run_manager: object) -> bool:
         return False
     if isinstance(asyncio.get_running_loop(), VirtualTimeLoop):
         return False
-    return any(
-        not h.run_inline and not h.ignore_chat_model and not isinstance(h, AsyncCallbackHandler)
-        for h in run_manager.handlers
-    )
+    for h in run_manager.handlers:  # a loop, not any(...): no generator per call
+        if not h.run_inline and not h.ignore_chat_model and not isinstance(h, AsyncCallbackHandler):
+            return True
+    return False
 
 
 class _Scripted:
