@@ -349,14 +349,18 @@ LIMITS: dict[str, tuple[int, int]] = {
 }
 
 
-def limit(name: str) -> int:
+def limit(name: str, seen: dict[str, str | None] | None = None) -> int:
     """The limit ``name`` (a key of :data:`LIMITS`): its environment variable, else the default.
 
     No limit goes below its floor, so input under every floor (most scripts
     written by hand) is accepted without reading the environment at all.
+    ``seen``, when given, gets the variable's value as read (None if unset).
     """
     default, floor = LIMITS[name]
-    raw = os.environ.get(name, "").strip().replace("_", "")
+    value = os.environ.get(name)
+    if seen is not None:
+        seen[name] = value
+    raw = (value or "").strip().replace("_", "")
     if not raw:
         return default
     if raw.isdecimal() and len(raw) < 19 and int(raw) >= floor:
@@ -371,11 +375,11 @@ def _floor(name: str) -> int:
     return LIMITS[name][1]
 
 
-def _over(name: str, amount: int) -> int | None:
+def _over(name: str, amount: int, seen: dict[str, str | None] | None = None) -> int | None:
     """The limit ``name`` if ``amount`` is over it, else None (read only past its floor)."""
     if amount <= _floor(name):
         return None
-    cap = limit(name)
+    cap = limit(name, seen)
     return cap if amount > cap else None
 
 
@@ -493,11 +497,12 @@ def _chunk_count(text: str | None, how: Any, cap: int) -> int:
     return max(1, sum(1 for _ in itertools.islice(matches, cap + 1)))
 
 
-def _turn_budget(turn: Turn) -> bool:
+def _turn_budget(turn: Turn) -> tuple[str | None, str | None] | None:
     """Check a turn's text bytes and chunk count against the limits, before its chunks exist.
 
-    Returns whether the limits were read from the environment (only a turn over
-    a floor needs them), so the outcome may change with it.
+    Returns the values of :data:`_TURN_LIMITS` in the environment if the limits
+    were read (only a turn over a floor needs them), so the outcome may change
+    with them; None if not. A value read for the check is the one returned.
     """
     parts = {
         "text": _utf8_len(turn.text or ""),
@@ -508,7 +513,8 @@ def _turn_budget(turn: Turn) -> bool:
         "stream": sum(c.size for c in turn.stream) if turn.stream else 0,
     }
     text_bytes = sum(parts.values())
-    if (max_text := _over("FAKELLM_MAX_TEXT_BYTES", text_bytes)) is not None:
+    seen: dict[str, str | None] = {}
+    if (max_text := _over("FAKELLM_MAX_TEXT_BYTES", text_bytes, seen)) is not None:
         name = max(parts, key=lambda k: parts[k])
         raise _FieldError(
             name,
@@ -518,14 +524,21 @@ def _turn_budget(turn: Turn) -> bool:
         )
     cap = _floor("FAKELLM_MAX_CHUNKS")
     over_cap = _turn_chunks(turn, cap) > cap
-    if over_cap and _turn_chunks(turn, max_chunks := limit("FAKELLM_MAX_CHUNKS")) > max_chunks:
+    if (
+        over_cap
+        and _turn_chunks(turn, max_chunks := limit("FAKELLM_MAX_CHUNKS", seen)) > max_chunks
+    ):
         raise _FieldError(
             "chunks",
             turn.chunks,
             f"this turn streams more than FAKELLM_MAX_CHUNKS={max_chunks:,} chunks; "
             "cut it into bigger chunks, or raise FAKELLM_MAX_CHUNKS",
         )
-    return over_cap or text_bytes > _floor("FAKELLM_MAX_TEXT_BYTES")
+    if not (over_cap or text_bytes > _floor("FAKELLM_MAX_TEXT_BYTES")):
+        return None
+    if len(seen) == len(_TURN_LIMITS):
+        return seen["FAKELLM_MAX_TEXT_BYTES"], seen["FAKELLM_MAX_CHUNKS"]
+    return _turn_limits_set()
 
 
 #: The environment variables a turn's own validation may read (see _turn_budget).
@@ -539,14 +552,14 @@ def _turn_limits_set() -> tuple[str | None, str | None]:
     return get(text), get(chunks)
 
 
-def _mark_checked(turn: Turn, read_limits: bool) -> None:
-    """Note on a turn that its validation passed, and under which limits if it read any.
+def _mark_checked(turn: Turn, env: tuple[str | None, str | None] | None) -> None:
+    """Note on a turn that its validation passed, and under which limits (``env``, as
+    ``_turn_budget`` read them) if it read any.
 
     Kept in the turn's ``__dict__`` next to its cached counts, with the identity of
     that dict: a copy (``model_copy``, pickling) gets a new one, so it is checked again.
     """
     fields = turn.__dict__
-    env = _turn_limits_set() if read_limits else None
     fields[_CHECKED] = (id(fields), env)
 
 
@@ -1219,7 +1232,7 @@ class Turn(_Spec):
                     self.chunks,
                     f"explicit chunks must join to the text {self.text!r}, they join to {joined!r}",
                 )
-        read_limits = _turn_budget(self)
+        limits_read = _turn_budget(self)
         n = self.piece_count
         if isinstance(self.delay, tuple) and len(self.delay) != max(n - 1, 0):
             raise _FieldError(
@@ -1240,7 +1253,7 @@ class Turn(_Spec):
                 )
         elif self.error is None:
             raise _FieldError("at_chunk", self.at_chunk, "at_chunk needs an error to place")
-        _mark_checked(self, read_limits)
+        _mark_checked(self, limits_read)
         return self
 
     _STREAM_WITH: ClassVar[frozenset[str]] = frozenset(
@@ -1261,7 +1274,7 @@ class Turn(_Spec):
                 "response_metadata, each chunk's delay); the turn adds only id, name, "
                 "error and at_chunk",
             )
-        read_limits = _turn_budget(self)
+        limits_read = _turn_budget(self)
         if self.at_chunk != "end":
             if self.error is None and "at_chunk" in self.model_fields_set:
                 raise _FieldError("at_chunk", self.at_chunk, "at_chunk needs an error to place")
@@ -1274,7 +1287,7 @@ class Turn(_Spec):
                 )
         elif self.error is None:
             raise _FieldError("at_chunk", self.at_chunk, "at_chunk needs an error to place")
-        _mark_checked(self, read_limits)
+        _mark_checked(self, limits_read)
         return self
 
     # A copy is not a checked turn, whatever its __dict__ says: ``model_copy(update=...)``
