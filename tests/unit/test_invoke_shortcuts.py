@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import os
 import threading
 from collections.abc import Sequence
@@ -498,3 +499,41 @@ def test_a_child_forked_from_a_worker_thread_takes_that_thread_as_its_main() -> 
     worker.join()
     assert statuses == [0]
     assert _order.by_threads(False) is None  # and the parent's main thread is still its own
+
+
+# -- words counted by str.split, a slice at a time --------------------------------------
+
+_SPACES = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+
+
+def _counted_by_matches(text: str, cap: int) -> int:
+    """``_chunk_count(text, "words", cap)`` as it was: one Python step per match."""
+    if not text:
+        return 0
+    matches = (m for m in _script._WORDS.finditer(text) if m.end() > m.start())
+    return max(1, sum(1 for _ in itertools.islice(matches, cap + 1)))
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(
+    st.text(alphabet=st.sampled_from(["a", "b", "é", *_SPACES]), max_size=60),
+    st.integers(0, 20),
+    st.integers(1, 8),
+)
+def test_words_are_counted_as_their_matches_were(text: str, cap: int, piece: int) -> None:
+    real = _script._WORD_SLICE
+    _script._WORD_SLICE = piece  # slices far shorter than the text: every cut is exercised
+    try:
+        assert _script._chunk_count(text, "words", cap) == _counted_by_matches(text, cap)
+        uncapped = _script._chunk_count(text, "words", _script._UNCAPPED)
+    finally:
+        _script._WORD_SLICE = real
+    assert uncapped == _counted_by_matches(text, _script._UNCAPPED)
+    assert uncapped == max(1, len(split_text(text, "words"))) if text else uncapped == 0
+
+
+def test_a_long_text_is_counted_as_its_pieces() -> None:
+    text = "".join(f"w{i}{' ' if i % 7 else chr(0x3000)}" for i in range(30_000)) + "x" * 70_000
+    turn = Turn(text)
+    assert turn.piece_count == len(turn.pieces) == 30_001
+    assert _script._chunk_count(text, "words", 256) == 257
