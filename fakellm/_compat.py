@@ -648,16 +648,19 @@ class GenerateWithCacheHook:
 _BM = TypeVar("_BM", bound="BaseModel")
 
 
-def shallow_copy(obj: _BM) -> _BM:
+def shallow_copy(obj: _BM, fields: dict[str, Any] | None = None) -> _BM:
     """A shallow copy of a validated pydantic model, for the per-chunk hot path.
 
     It does what ``model_copy()`` does (no validation; fresh ``__dict__``, fields-set,
     extra and private dicts, so mutating the copy leaves the original alone) without
     its generic machinery, which costs more than langchain-core's whole per-chunk
     callback dispatch. ``tests/unit/test_compat.py`` checks it stays equivalent.
+    ``fields``, when given, is the copy's ``__dict__`` itself (a fresh copy of
+    ``obj``'s, some values replaced; each keyed as ``obj.__dict__`` is), so a caller
+    that sets fields does not copy the dict twice.
     """
     new = obj.__class__.__new__(obj.__class__)
-    object.__setattr__(new, "__dict__", obj.__dict__.copy())
+    object.__setattr__(new, "__dict__", obj.__dict__.copy() if fields is None else fields)
     object.__setattr__(new, "__pydantic_fields_set__", set(obj.__pydantic_fields_set__))
     extra = obj.__pydantic_extra__
     object.__setattr__(new, "__pydantic_extra__", None if extra is None else dict(extra))

@@ -54,6 +54,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.messages.ai import UsageMetadata, add_usage
+from langchain_core.messages.base import TextAccessor
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
 from langchain_core.outputs import (
@@ -100,8 +101,11 @@ from fakellm._script import (
     Turn,
     _clip,
     as_script,
+    chat_call,
     new_call,
     split_text,
+    whole_delays,
+    whole_play,
 )
 from fakellm.errors import (
     ResponderError,
@@ -287,21 +291,33 @@ class _Plan:
     """The pieces when ``stop`` or ``max_tokens`` cut the turn short; None: all of them."""
     count: int
     """How many pieces the call emits."""
-    delays: list[float]
+    given_delays: Sequence[float] | None
+    """The wait before each piece; None: the whole turn's (see ``delays``)."""
     error_at: int | None
     finish_reason: str
     usage: UsageMetadata
     model_name: str
     tool_ids: list[str]
     message_id: str
+    whole_wait: float | None = None
+    """``sum(delays)`` when the call plays its turn whole (worked out once per turn)."""
 
     @property
     def pieces(self) -> tuple[Piece, ...]:
         """The pieces the call emits (a whole turn's are built on first use, then kept)."""
         return self.turn.pieces if self.cut is None else self.cut
 
+    @property
+    def delays(self) -> Sequence[float]:
+        """The wait before each piece (a whole turn's are built on first use, then kept:
+        a call that is not streamed needs only their sum, ``whole_wait``)."""
+        given = self.given_delays
+        return whole_delays(self.turn) if given is None else given
+
     def wait_before(self, k: int) -> float:
         """Total delay spent before chunk ``k`` (or before failing at ``k``)."""
+        if k == self.count and self.whole_wait is not None:
+            return self.whole_wait
         if k < len(self.delays):
             return sum(self.delays[: k + 1])
         return sum(self.delays)
@@ -318,10 +334,10 @@ def _hopped(run_manager: object) -> bool:
         return False
     if isinstance(asyncio.get_running_loop(), VirtualTimeLoop):
         return False
-    return any(
-        not h.run_inline and not h.ignore_chat_model and not isinstance(h, AsyncCallbackHandler)
-        for h in run_manager.handlers
-    )
+    for h in run_manager.handlers:  # a loop, not any(...): no generator per call
+        if not h.run_inline and not h.ignore_chat_model and not isinstance(h, AsyncCallbackHandler):
+            return True
+    return False
 
 
 class _Scripted:
@@ -519,35 +535,46 @@ class _Scripted:
         private = _compat.private_values(self)  # read once: see private_values
         calls, player, lock = private["_calls"], private["_player"], private["_lock"]
         # A batch input waits here for the inputs before it (fakellm._order).
-        with _order.in_turn(self) as taking, lock:
-            # The record is built once and completed here, in place, before anyone
-            # else holds it: a copy per field (dataclasses.replace) costs more than
-            # the rest of recording it (what object.__setattr__ does, without slots).
-            call = draft
-            call.__dict__["index"] = len(calls)
-            try:
-                turn = player.take(call, ordered=taking.ordered)
-            except Exhausted:
-                err = UnexpectedCall(self._unexpected_message(call))
-                calls.append(replace(call, unexpected=err))
-                raise err from None
-            except ResponderError as err:
-                calls.append(replace(call, unexpected=err))
-                raise
-            except BaseException:
-                calls.append(call)
-                raise
+        turning = _order.in_turn(self)
+        if turning is _order.UNORDERED:  # no batch: nothing to wait for or to report
+            with lock:
+                return self._taken(draft, calls, player, False)
+        with turning as taking, lock:
+            call, turn = self._taken(draft, calls, player, True)
             taking.took(turn)
-            if isinstance(turn, PendingTurn):
-                calls.append(call)  # its turn is filled in once awaited
-                return call, turn
-            # A rule's predicate or responder may hold the call: it gets a copy with the turn.
-            if player.script.rules:
-                call = replace(call, turn=turn)
-            else:
-                call.__dict__["turn"] = turn
-            calls.append(call)
             return call, turn
+
+    def _taken(
+        self, draft: Call, calls: list[Call], player: ScriptPlayer, ordered: bool
+    ) -> tuple[Call, Turn | PendingTurn]:
+        """``_take``'s work, under the model's lock: index, take, record."""
+        # The record is built once and completed here, in place, before anyone
+        # else holds it: a copy per field (dataclasses.replace) costs more than
+        # the rest of recording it (what object.__setattr__ does, without slots).
+        call = draft
+        call.__dict__["index"] = len(calls)
+        try:
+            turn = player.take(call, ordered)
+        except Exhausted:
+            err = UnexpectedCall(self._unexpected_message(call))
+            calls.append(replace(call, unexpected=err))
+            raise err from None
+        except ResponderError as err:
+            calls.append(replace(call, unexpected=err))
+            raise
+        except BaseException:
+            calls.append(call)
+            raise
+        if isinstance(turn, PendingTurn):
+            calls.append(call)  # its turn is filled in once awaited
+            return call, turn
+        # A rule's predicate or responder may hold the call: it gets a copy with the turn.
+        if player.script.rules:
+            call = replace(call, turn=turn)
+        else:
+            call.__dict__["turn"] = turn
+        calls.append(call)
+        return call, turn
 
     # Each model's _open records the call, takes its answer and says how to plan it.
     _open: Callable[..., tuple[Call, Turn | PendingTurn, Callable[[Turn], _Plan]]]
@@ -562,7 +589,7 @@ class _Scripted:
         if _hopped(args[2]):
             _order.hopped()
         call, turn, finish = self._open(*args, streaming=streaming)
-        return finish(await self._aresolved(call, turn))
+        return finish(turn if type(turn) is Turn else await self._aresolved(call, turn))
 
     def _record(self, call: Call, **changes: Any) -> None:
         with self._lock:
@@ -613,7 +640,6 @@ class _Scripted:
         self,
         call: Call,
         turn: Turn,
-        *,
         stop: Sequence[str] | None,
         max_tokens: int | None,
         model_name: str,
@@ -645,8 +671,9 @@ class _Scripted:
                     raise UnknownToolError(msg)
         # A turn played whole needs no pieces until it streams (cut is None).
         cut: tuple[Piece, ...] | None = None
-        total = count = turn.piece_count
-        finish = turn.finish_reason or ("tool_calls" if turn.tool_calls else "stop")
+        whole = whole_play(turn)
+        total = count = whole.chunk_count
+        finish = whole.finish_reason
         # Only text pieces can hold a stop sequence (see _truncate_at_stop).
         if stop and turn.content is None and turn.text and any(s and s in turn.text for s in stop):
             cut, stopped = _truncate_at_stop(turn.pieces, stop)
@@ -657,25 +684,40 @@ class _Scripted:
             cut = (turn.pieces if cut is None else cut)[:max_tokens]
             count = max_tokens
             finish = "length"
-        error_at = turn.error_position
-        if error_at is not None:
-            error_at = min(error_at, count)
-        delays = turn.delays(min(total, max(count, 1)))  # a prefix of turn.delays(total)
-        if not count and not delays:
-            delays = [turn.first_token_delay]
-        return _Plan(
-            turn=turn,
-            cut=cut,
-            count=count,
-            delays=delays,
-            error_at=error_at,
-            finish_reason=finish,
-            usage=_usage(turn, input_tokens, cut, count),
-            model_name=model_name,
-            tool_ids=[tc.id or f"call_{call.index}_{i}" for i, tc in enumerate(turn.tool_calls)]
+        error_at: int | None
+        delays: Sequence[float] | None
+        whole_wait: float | None = None
+        if cut is None:
+            error_at, delays, whole_wait = whole.error_at, None, whole.wait
+        else:
+            error_at = turn.error_position
+            if error_at is not None:
+                error_at = min(error_at, count)
+            delays = turn.delays(min(total, max(count, 1)))  # a prefix of turn.delays(total)
+            if not count and not delays:
+                delays = [turn.first_token_delay]
+        if turn.usage is None and not turn.reasoning:  # the common turn: counted, no details
+            usage: UsageMetadata = {
+                "input_tokens": input_tokens,
+                "output_tokens": count,
+                "total_tokens": input_tokens + count,
+            }
+        else:
+            usage = _usage(turn, input_tokens, cut, count)
+        return _Plan(  # positional: keyword arguments cost more than building the plan
+            turn,
+            cut,
+            count,
+            delays,
+            error_at,
+            finish,
+            usage,
+            model_name,
+            [tc.id or f"call_{call.index}_{i}" for i, tc in enumerate(turn.tool_calls)]
             if turn.tool_calls
             else [],
-            message_id=turn.id or f"fakellm-{self.model_name}-{call.index}",
+            turn.id or f"fakellm-{self.model_name}-{call.index}",
+            whole_wait,
         )
 
 
@@ -923,11 +965,14 @@ def _input_tokens(messages: Sequence[BaseMessage]) -> int:
     total = 0
     for m in messages:
         content = m.content
+        kind = type(m)
         # Core's ``text`` of a str content is that str (a TextAccessor, built per read).
-        if type(content) is str and type(m) in _CORE_MESSAGES:
+        if type(content) is str and kind in _CORE_MESSAGES:
             total += count(content)
         else:
             total += count(m.text)
+        if kind in _NO_TOOL_CALLS and not m.model_extra:
+            continue  # _tool_calls_of(m) is None: no frame for it
         for tc in _tool_calls_of(m) or ():
             total += count(tc["name"]) + count(str(tc["args"]))
     return total
@@ -1342,34 +1387,56 @@ class FakeChatModel(
     ) -> tuple[Call, Turn | PendingTurn, Callable[[Turn], _Plan]]:
         """Record the call and take its answer; ``finish`` plans the answer once known."""
         pending = _pending_run.get()
-        if pending is not None and (run_manager is None or pending.run_id == run_manager.run_id):
+        if pending is not None and (
+            run_manager is None
+            or pending.run_id is run_manager.run_id  # the same run's own id: no UUID.__eq__
+            or pending.run_id == run_manager.run_id
+        ):
             info = pending  # _around_generate's (or stream's) reading of this same run
         else:
             info = _run_info(run_manager) or _RunInfo(None, (), {})
-        stop = _stop_list(stop if stop is not None else self.stop)
-        override = kwargs.get("model")
-        draft = new_call(
-            index=-1,
-            messages=tuple(messages),
-            tools=tuple(kwargs.get("tools") or ()),
-            tool_choice=kwargs.get("tool_choice"),
-            stop=tuple(stop) if stop else None,
-            model=override,
-            kwargs=_split_kwargs(kwargs),
-            streaming=streaming,
-            run_id=info.run_id,
-            tags=info.tags,
-            metadata=info.metadata,
-        )
+        if stop is None:
+            stop = self.stop
+        if stop is not None:
+            stop = _stop_list(stop)
+        # Positional all the way: keyword arguments cost more than what they pass here.
+        if kwargs:
+            override = kwargs.get("model")
+            draft = chat_call(
+                tuple(messages),
+                tuple(kwargs.get("tools") or ()),
+                kwargs.get("tool_choice"),
+                tuple(stop) if stop else None,
+                override,
+                _split_kwargs(kwargs),
+                streaming,
+                info.run_id,
+                info.tags,
+                info.metadata,
+            )
+        else:
+            override = None
+            draft = chat_call(
+                tuple(messages),
+                (),
+                None,
+                tuple(stop) if stop else None,
+                None,
+                {},
+                streaming,
+                info.run_id,
+                info.tags,
+                info.metadata,
+            )
         call, turn = self._take(draft)
-        finish = functools.partial(
-            self._plan,
-            call,
-            stop=stop,
-            max_tokens=kwargs.get("max_tokens", self.max_tokens),
-            model_name=override or self.model_name,
-            input_tokens=self.get_num_tokens_from_messages(messages),
-        )
+        plan = self._plan
+        max_tokens = kwargs.get("max_tokens", self.max_tokens) if kwargs else self.max_tokens
+        model_name = override or self.model_name
+        input_tokens = self.get_num_tokens_from_messages(messages)
+
+        def finish(turn: Turn) -> _Plan:
+            return plan(call, turn, stop, max_tokens, model_name, input_tokens)
+
         return call, turn, finish
 
     def _generate(
@@ -1379,8 +1446,23 @@ class FakeChatModel(
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        plan = self._begin(messages, stop, run_manager, kwargs, streaming=False)
-        return _settle(_whole(plan, self._error, self._result))
+        call, turn, finish = self._open(messages, stop, run_manager, kwargs, streaming=False)
+        plan = finish(turn if type(turn) is Turn else self._resolved(call, turn))
+        # _settle(_whole(plan, self._error, self._result)) in one frame: the reply
+        # (or the error) is built, then the turn's delays pass, as there.
+        error_at = plan.error_at
+        if error_at is None:
+            wait = plan.whole_wait
+            if wait is None:
+                wait = plan.wait_before(plan.count)
+            result = self._result(plan)
+            if wait:
+                _clock.sleep(wait)
+            return result
+        wait, err = plan.wait_before(error_at), self._error(plan)
+        if wait:
+            _clock.sleep(wait)
+        raise err
 
     async def _agenerate(
         self,
@@ -1390,7 +1472,12 @@ class FakeChatModel(
         **kwargs: Any,
     ) -> ChatResult:
         plan = await self._abegin(messages, stop, run_manager, kwargs, streaming=False)
-        return await _asettle(_whole(plan, self._error, self._result))
+        wait, item = _whole(plan, self._error, self._result)  # _asettle's work, one frame less
+        if wait:
+            await _clock.asleep(wait)
+        if isinstance(item, BaseException):
+            raise item
+        return item
 
     def _stream(
         self,
@@ -1508,6 +1595,25 @@ class FakeChatModel(
         turn = plan.turn
         if turn.stream is not None:
             return _stream_result(plan)
+        usage = plan.usage
+        if (
+            plan.cut is None
+            and turn.reasoning is None
+            and turn.content is None
+            and not turn.tool_calls
+            and (turn.usage is None or _plain_usage(usage))  # _usage's own: three ints
+            and type(usage["input_tokens"]) is int  # a subclass may count input otherwise
+        ):
+            # The common reply, whole plain text: _copyable holds (see _copied_result).
+            return _built_result(
+                turn.text or "",
+                plan.message_id,
+                turn.name,
+                dict(turn.additional_kwargs),
+                usage,
+                self._final_metadata(plan),
+                _llm_output(usage, plan.model_name),
+            )
         content: str | list[str | dict[str, Any]]
         if plan.cut is None and turn.reasoning is None and turn.content is None:
             # A whole plain-text turn (the common reply): its text, and its tool calls.
@@ -1523,15 +1629,6 @@ class FakeChatModel(
         else:
             content = _joined(plan)[2]
         tool_calls, invalid_tool_calls = _tool_calls(plan) if turn.tool_calls else ([], [])
-        usage = plan.usage
-        llm_output = {
-            "token_usage": {
-                "prompt_tokens": usage["input_tokens"],
-                "completion_tokens": usage["output_tokens"],
-                "total_tokens": usage["total_tokens"],
-            },
-            "model_name": plan.model_name,
-        }
         reply = _Reply(
             content,
             plan.message_id,
@@ -1541,7 +1638,7 @@ class FakeChatModel(
             invalid_tool_calls,
             dict(usage),
             self._final_metadata(plan),
-            llm_output,
+            _llm_output(usage, plan.model_name),
         )
         return _copied_result(reply) if _copyable(reply) else _validated_result(reply)
 
@@ -1570,7 +1667,7 @@ def _stream_plan(turn: Turn, model_name: str, message_id: str) -> _Plan:
         turn=turn,
         cut=None,
         count=count,
-        delays=turn.delays(count),
+        given_delays=turn.delays(count),
         error_at=turn.error_position,
         finish_reason=finish,
         usage=usage,
@@ -1759,28 +1856,67 @@ def _validated_result(reply: _Reply) -> ChatResult:
 _USAGE_KEYS = frozenset({"input_tokens", "output_tokens", "total_tokens"})
 
 
+def _llm_output(usage: Mapping[str, Any], model_name: str) -> dict[str, Any]:
+    """A reply's ``llm_output``: its token usage as chat providers report it."""
+    return {
+        "token_usage": {
+            "prompt_tokens": usage["input_tokens"],
+            "completion_tokens": usage["output_tokens"],
+            "total_tokens": usage["total_tokens"],
+        },
+        "model_name": model_name,
+    }
+
+
 def _copyable(reply: _Reply) -> bool:
     """A plain-text reply without tool calls or usage details: validating it only
     copies its containers and sets the generation's text (see ``_copied_result``)."""
-    usage = reply.usage_metadata
     return (
         type(reply.content) is str
         and not reply.tool_calls
         and not reply.invalid_tool_calls
-        and usage.keys() == _USAGE_KEYS
-        and all(type(v) is int for v in usage.values())
+        and _plain_usage(reply.usage_metadata)
     )
+
+
+def _plain_usage(usage: Mapping[str, Any]) -> bool:
+    """Usage of exactly the three counts, each an int: validating it only copies it."""
+    return (
+        len(usage) == 3  # with the three below: exactly _USAGE_KEYS
+        and type(usage.get("input_tokens")) is int
+        and type(usage.get("output_tokens")) is int
+        and type(usage.get("total_tokens")) is int
+    )
+
+
+class _ResultPrototype(NamedTuple):
+    """One validated plain-text reply, taken apart for ``_copied_result``."""
+
+    result: ChatResult
+    generation: ChatGeneration
+    message: AIMessage
+    fresh: tuple[str, ...]
+    """The message's container fields no reply field replaces: copied per reply."""
 
 
 @functools.cache
-def _result_prototype() -> tuple[ChatResult, tuple[str, ...]]:
-    """One validated plain-text reply, and the names of its message's container fields."""
+def _result_prototype() -> _ResultPrototype:
+    """One validated plain-text reply, and what ``_copied_result`` needs of it."""
     result = _validated_result(
         _Reply("", "prototype", None, {}, [], [], dict.fromkeys(_USAGE_KEYS, 0), {}, {})
     )
-    message = result.generations[0].message
-    containers = tuple(k for k, v in message.__dict__.items() if type(v) in (list, dict))
-    return result, containers
+    generation = result.generations[0]
+    message = generation.message
+    assert isinstance(message, AIMessage)
+    containers = (k for k, v in message.__dict__.items() if type(v) in (list, dict))
+    fresh = tuple(k for k in containers if k not in _REPLY_FIELDS)
+    return _ResultPrototype(result, generation, message, fresh)
+
+
+# The message fields ``_copied_result`` takes from the reply (the reply's own values).
+_REPLY_FIELDS = frozenset(
+    {"content", "id", "name", "additional_kwargs", "usage_metadata", "response_metadata"}
+)
 
 
 def _copied_result(reply: _Reply) -> ChatResult:
@@ -1788,29 +1924,54 @@ def _copied_result(reply: _Reply) -> ChatResult:
 
     As with ``_copied_chunk``: validation of such a reply copies its containers
     (each of ``reply``'s is fresh for this call) and sets the generation's text
-    to the message's, so a copy of the prototype with these fields set is the
+    to the message's, so the prototype's values with these fields set are the
     same object for a fraction of the cost. tests/integration/test_invoke_message.py
     compares the two field for field.
     """
-    proto, containers = _result_prototype()
-    proto_generation = proto.generations[0]
-    message = _compat.shallow_copy(proto_generation.message)
-    fields = message.__dict__
-    for key in containers:
+    assert type(reply.content) is str  # as _copyable says
+    return _built_result(
+        reply.content,
+        reply.id,
+        reply.name,
+        reply.additional_kwargs,
+        reply.usage_metadata,
+        reply.response_metadata,
+        reply.llm_output,
+    )
+
+
+def _built_result(
+    content: str,
+    message_id: str,
+    name: str | None,
+    additional_kwargs: dict[str, Any],
+    usage: Any,
+    response_metadata: dict[str, Any],
+    llm_output: dict[str, Any],
+) -> ChatResult:
+    """``_copied_result``'s work, from the reply's fields (every container fresh for
+    this call; the tool-call lists are the prototype's, copied)."""
+    proto = _result_prototype()
+    message_proto = proto.message
+    fields = message_proto.__dict__.copy()
+    for key in proto.fresh:
         fields[key] = fields[key].copy()
-    fields["content"] = reply.content
-    fields["id"] = reply.id
-    fields["name"] = reply.name
-    fields["additional_kwargs"] = reply.additional_kwargs
-    fields["usage_metadata"] = reply.usage_metadata
-    fields["response_metadata"] = reply.response_metadata
-    generation = _compat.shallow_copy(proto_generation)
-    generation.__dict__["message"] = message
-    generation.__dict__["text"] = message.text
-    result = _compat.shallow_copy(proto)
-    result.__dict__["generations"] = [generation]
-    result.__dict__["llm_output"] = reply.llm_output
-    return result
+    fields["content"] = content
+    fields["id"] = message_id
+    fields["name"] = name
+    fields["additional_kwargs"] = additional_kwargs
+    fields["usage_metadata"] = usage
+    fields["response_metadata"] = response_metadata
+    message = _compat.shallow_copy(message_proto, fields)
+    generation_proto = proto.generation
+    fields = generation_proto.__dict__.copy()
+    fields["message"] = message
+    fields["text"] = TextAccessor(content)  # message.text of a str content, one frame less
+    generation = _compat.shallow_copy(generation_proto, fields)
+    fields = proto.result.__dict__.copy()
+    fields["generations"] = [generation]
+    fields["llm_output"] = llm_output
+    return _compat.shallow_copy(proto.result, fields)
 
 
 class FakeLLM(_Scripted, _compat.PerPromptRunManagers, BaseLLM):

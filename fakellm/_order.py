@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import contextvars
 import itertools
+import os
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from typing import Any, TypeVar
 from fakellm._compat import get_running_loop_or_none
 
 __all__ = [
+    "UNORDERED",
     "Origin",
     "RaceLog",
     "Taking",
@@ -204,15 +206,16 @@ class _InTurn:
         return None
 
 
-# A take no batch orders: ``took`` has no slot to report to, so one object serves all.
-_UNORDERED = _InTurn(Taking(ordered=False))
+# A take no batch orders: ``took`` has no slot to report to, so one object serves all
+# (a caller that sees it may skip the ``with``: it waits for nothing, reports nothing).
+UNORDERED = _InTurn(Taking(ordered=False))
 
 
 def in_turn(owner: object) -> _InTurn:
     """Wrap one take by ``owner``: wait for the batch order (threads block here)."""
     slot = _slot.get()
     if slot is None or slot.owner is not owner:
-        return _UNORDERED
+        return UNORDERED
     slot.gate.wait(slot.index)
     return _InTurn(Taking(ordered=True, _slot=slot))
 
@@ -360,6 +363,8 @@ def by_threads(ordered: bool) -> Origin | None:
     built) for a take the app ordered, which is nearly every take."""
     if ordered:
         return None
+    if threading.get_ident() == _main_ident[0] and get_running_loop_or_none() is None:
+        return None  # the main thread, no loop: what the lines below find, without their frames
     if get_running_loop_or_none() is None:
         thread = threading.current_thread()
         if thread is threading.main_thread():
@@ -370,6 +375,20 @@ def by_threads(ordered: bool) -> Origin | None:
     if call is not None and call.unit is not None:  # it hopped
         return Origin(threading.current_thread().name, by_threads=True, unit=call.unit)
     return None
+
+
+# The main thread's id, as ``threading.main_thread().ident`` gives it; a child forked
+# from another thread makes that thread its main one, and this follows (threading's
+# own fork handler, registered on its import, runs before this one).
+_main_ident = [threading.main_thread().ident]
+
+
+def _forked() -> None:
+    _main_ident[0] = threading.main_thread().ident
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
 
 
 def _may_swap(a: Origin, b: Origin) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import functools
 import inspect
 import itertools
 import json
@@ -23,7 +24,7 @@ from contextvars import ContextVar
 from dataclasses import MISSING, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self, TypeAlias, TypeVar
+from typing import Any, ClassVar, Literal, NamedTuple, Self, TypeAlias, TypeVar
 from uuid import UUID
 
 import yaml
@@ -38,7 +39,7 @@ from pydantic import (
     model_validator,
 )
 
-from fakellm import _order, errors
+from fakellm import _compat, _order, errors
 from fakellm.errors import InvalidScript, ScriptProblem
 
 __all__ = [
@@ -348,14 +349,18 @@ LIMITS: dict[str, tuple[int, int]] = {
 }
 
 
-def limit(name: str) -> int:
+def limit(name: str, seen: dict[str, str | None] | None = None) -> int:
     """The limit ``name`` (a key of :data:`LIMITS`): its environment variable, else the default.
 
     No limit goes below its floor, so input under every floor (most scripts
     written by hand) is accepted without reading the environment at all.
+    ``seen``, when given, gets the variable's value as read (None if unset).
     """
     default, floor = LIMITS[name]
-    raw = os.environ.get(name, "").strip().replace("_", "")
+    value = os.environ.get(name)
+    if seen is not None:
+        seen[name] = value
+    raw = (value or "").strip().replace("_", "")
     if not raw:
         return default
     if raw.isdecimal() and len(raw) < 19 and int(raw) >= floor:
@@ -370,11 +375,11 @@ def _floor(name: str) -> int:
     return LIMITS[name][1]
 
 
-def _over(name: str, amount: int) -> int | None:
+def _over(name: str, amount: int, seen: dict[str, str | None] | None = None) -> int | None:
     """The limit ``name`` if ``amount`` is over it, else None (read only past its floor)."""
     if amount <= _floor(name):
         return None
-    cap = limit(name)
+    cap = limit(name, seen)
     return cap if amount > cap else None
 
 
@@ -488,15 +493,41 @@ def _chunk_count(text: str | None, how: Any, cap: int) -> int:
     if isinstance(how, tuple):
         return len(how) - how.count("")
     pattern = _WORDS if how == "words" else how
+    if pattern is _WORDS:
+        return max(1, _word_count(text, cap))
     matches = (m for m in pattern.finditer(text) if m.end() > m.start())
     return max(1, sum(1 for _ in itertools.islice(matches, cap + 1)))
 
 
-def _turn_budget(turn: Turn) -> bool:
+_SPACE = re.compile(r"\s")  # what \s means in _WORDS, and what str.split() splits on
+_WORD_SLICE = 1 << 16
+
+
+def _word_count(text: str, cap: int) -> int:
+    """How many matches ``_WORDS`` has in ``text`` (one per run of non-whitespace),
+    counting no further than ``cap + 1``.
+
+    ``str.split()`` counts them in C, a slice of the text at a time, each cut at a
+    whitespace so no word straddles two: a Python step per match costs 0.1 µs a
+    word, and one split of a long text would hold a list of every word at once.
+    """
+    count, pos, length = 0, 0, len(text)
+    while pos < length and count <= cap:
+        end = pos + _WORD_SLICE
+        if end < length:
+            space = _SPACE.search(text, end)
+            end = length if space is None else space.start()
+        count += len(text[pos:end].split())
+        pos = end
+    return min(count, cap + 1)
+
+
+def _turn_budget(turn: Turn) -> tuple[str | None, str | None] | None:
     """Check a turn's text bytes and chunk count against the limits, before its chunks exist.
 
-    Returns whether the limits were read from the environment (only a turn over
-    a floor needs them), so the outcome may change with it.
+    Returns the values of :data:`_TURN_LIMITS` in the environment if the limits
+    were read (only a turn over a floor needs them), so the outcome may change
+    with them; None if not. A value read for the check is the one returned.
     """
     parts = {
         "text": _utf8_len(turn.text or ""),
@@ -507,7 +538,8 @@ def _turn_budget(turn: Turn) -> bool:
         "stream": sum(c.size for c in turn.stream) if turn.stream else 0,
     }
     text_bytes = sum(parts.values())
-    if (max_text := _over("FAKELLM_MAX_TEXT_BYTES", text_bytes)) is not None:
+    seen: dict[str, str | None] = {}
+    if (max_text := _over("FAKELLM_MAX_TEXT_BYTES", text_bytes, seen)) is not None:
         name = max(parts, key=lambda k: parts[k])
         raise _FieldError(
             name,
@@ -517,14 +549,21 @@ def _turn_budget(turn: Turn) -> bool:
         )
     cap = _floor("FAKELLM_MAX_CHUNKS")
     over_cap = _turn_chunks(turn, cap) > cap
-    if over_cap and _turn_chunks(turn, max_chunks := limit("FAKELLM_MAX_CHUNKS")) > max_chunks:
+    if (
+        over_cap
+        and _turn_chunks(turn, max_chunks := limit("FAKELLM_MAX_CHUNKS", seen)) > max_chunks
+    ):
         raise _FieldError(
             "chunks",
             turn.chunks,
             f"this turn streams more than FAKELLM_MAX_CHUNKS={max_chunks:,} chunks; "
             "cut it into bigger chunks, or raise FAKELLM_MAX_CHUNKS",
         )
-    return over_cap or text_bytes > _floor("FAKELLM_MAX_TEXT_BYTES")
+    if not (over_cap or text_bytes > _floor("FAKELLM_MAX_TEXT_BYTES")):
+        return None
+    if len(seen) == len(_TURN_LIMITS):
+        return seen["FAKELLM_MAX_TEXT_BYTES"], seen["FAKELLM_MAX_CHUNKS"]
+    return _turn_limits_set()
 
 
 #: The environment variables a turn's own validation may read (see _turn_budget).
@@ -532,14 +571,20 @@ _TURN_LIMITS = ("FAKELLM_MAX_TEXT_BYTES", "FAKELLM_MAX_CHUNKS")
 _CHECKED = "_fakellm_checked"
 
 
-def _mark_checked(turn: Turn, read_limits: bool) -> None:
-    """Note on a turn that its validation passed, and under which limits if it read any.
+def _turn_limits_set() -> tuple[str | None, str | None]:
+    """The environment's values for :data:`_TURN_LIMITS`, as set (None where unset)."""
+    get, (text, chunks) = os.environ.get, _TURN_LIMITS
+    return get(text), get(chunks)
+
+
+def _mark_checked(turn: Turn, env: tuple[str | None, str | None] | None) -> None:
+    """Note on a turn that its validation passed, and under which limits (``env``, as
+    ``_turn_budget`` read them) if it read any.
 
     Kept in the turn's ``__dict__`` next to its cached counts, with the identity of
     that dict: a copy (``model_copy``, pickling) gets a new one, so it is checked again.
     """
     fields = turn.__dict__
-    env = tuple(os.environ.get(name) for name in _TURN_LIMITS) if read_limits else None
     fields[_CHECKED] = (id(fields), env)
 
 
@@ -556,7 +601,74 @@ def _still_checked(turn: Any) -> bool:
     mark = fields.get(_CHECKED)
     if mark is None or mark[0] != id(fields):
         return False
-    return mark[1] is None or mark[1] == tuple(os.environ.get(name) for name in _TURN_LIMITS)
+    return mark[1] is None or mark[1] == _turn_limits_set()
+
+
+class WholePlay(NamedTuple):
+    """What a turn played whole (nothing cut by ``stop`` or ``max_tokens``) does, on
+    every call alike: worked out on its first play, then kept (see :func:`whole_play`)."""
+
+    finish_reason: str
+    chunk_count: int
+    """How many chunks it emits (``piece_count``)."""
+    error_at: int | None
+    wait: float
+    """How long the whole reply takes: ``sum(whole_delays(turn))``."""
+
+
+_WHOLE = "_fakellm_whole"
+_WHOLE_DELAYS = "_fakellm_whole_delays"
+
+
+def whole_play(turn: Turn) -> WholePlay:
+    """``turn``'s :class:`WholePlay`, kept in its ``__dict__`` beside its cached counts.
+
+    A turn's fields are frozen, so these never change; a copy (whose fields
+    ``model_copy(update=...)`` may change) gets a new dict and works them out again.
+    """
+    fields = turn.__dict__
+    kept = fields.get(_WHOLE)
+    if kept is not None and kept[0] == id(fields):
+        return kept[1]  # type: ignore[no-any-return]
+    if turn.stream is None and type(turn.delay) is float and turn.delay == 0.0:
+        # Adding zeros changes no sum: a reply of thousands of chunks, no delay each,
+        # needs no list of them unless it streams.
+        wait = sum((turn.first_token_delay,))
+    else:
+        wait = sum(whole_delays(turn))
+    play = WholePlay(
+        turn.finish_reason or ("tool_calls" if turn.tool_calls else "stop"),
+        turn.piece_count,
+        turn.error_position,
+        wait,
+    )
+    fields[_WHOLE] = (id(fields), play)
+    return play
+
+
+def whole_delays(turn: Turn) -> tuple[float, ...]:
+    """The wait before each chunk of ``turn`` played whole (the first token's alone for
+    a turn of no chunks), kept as :func:`whole_play` keeps its facts."""
+    fields = turn.__dict__
+    kept = fields.get(_WHOLE_DELAYS)
+    if kept is not None and kept[0] == id(fields):
+        return kept[1]  # type: ignore[no-any-return]
+    count = turn.piece_count
+    delay = turn.delay
+    if turn.stream is None and type(delay) is float:
+        delays = (turn.first_token_delay,) + (delay,) * (count - 1)  # turn.delays(count)
+    else:
+        delays = tuple(turn.delays(count)) or (turn.first_token_delay,)
+    fields[_WHOLE_DELAYS] = (id(fields), delays)
+    return delays
+
+
+def _forget(turn: Turn) -> None:
+    """Drop what a copied turn's dict kept of the original: its check mark and whole play."""
+    fields = turn.__dict__
+    fields.pop(_CHECKED, None)
+    fields.pop(_WHOLE, None)
+    fields.pop(_WHOLE_DELAYS, None)
 
 
 def _turn_chunks(turn: Turn, cap: int) -> int:
@@ -576,12 +688,33 @@ def _turn_chunks(turn: Turn, cap: int) -> int:
 
 def _explicit_count(turn: Turn) -> int:
     """``_chunk_count`` of a turn's explicit chunks, counted once per chunks tuple
-    (validation asks three times; a long list costs microseconds each time)."""
+    (validation asks three times; a long list costs microseconds each time).
+
+    The chunks ``split_text`` keeps: the non-empty ones, told apart as it tells
+    them (``all`` stops at the first empty one, and costs half a ``count``).
+    """
     how = turn.chunks
     known = turn.__dict__.get("_fakellm_explicit")
     if known is None or known[0] is not how:
-        known = turn.__dict__["_fakellm_explicit"] = (how, len(how) - how.count(""))
-    return known[1]  # type: ignore[no-any-return]
+        count = len(how) if all(how) else sum(1 for _ in filter(None, how))
+        known = turn.__dict__["_fakellm_explicit"] = (how, count)
+    return known[1]
+
+
+# The explicit chunks Turn._chunks made last, and their join: Turn._consistent joins
+# them again (a long list costs microseconds a join). Matched by identity of the
+# tuple it holds, so a turn validated in another thread meanwhile only misses.
+_joined_chunks: tuple[tuple[str, ...], str] | None = None
+
+
+def _chunks_joined(chunks: tuple[str, ...]) -> str:
+    """``"".join(chunks)``, taken from ``Turn._chunks`` when it just made ``chunks``."""
+    global _joined_chunks
+    kept = _joined_chunks
+    if kept is not None and kept[0] is chunks:
+        _joined_chunks = None
+        return kept[1]
+    return "".join(chunks)
 
 
 def _seconds(name: str, value: Any) -> float:
@@ -1028,12 +1161,16 @@ class Turn(_Spec):
                 raise _FieldError("regex", value, _bad_regex(exc)) from None
         if isinstance(value, list | tuple):
             try:
-                "".join(value)  # fails exactly when a part is not a string
+                joined = "".join(value)  # fails exactly when a part is not a string
             except TypeError:
                 for i, part in enumerate(value):
                     if not isinstance(part, str):
                         raise _FieldError(i, part, "explicit chunks must be strings") from None
-            return tuple(value)
+                raise  # not reached: join fails only on a part that is not a string
+            chunks = tuple(value)
+            global _joined_chunks
+            _joined_chunks = (chunks, joined)  # for _consistent, which needs the join too
+            return chunks
         raise _FieldError(
             None,
             value,
@@ -1111,7 +1248,7 @@ class Turn(_Spec):
                     "chunks", self.chunks, "content blocks stream one chunk per block; drop chunks"
                 )
         if isinstance(self.chunks, tuple):
-            joined = "".join(self.chunks)
+            joined = _chunks_joined(self.chunks)
             if self.text is None and self.content is None:
                 object.__setattr__(self, "text", joined)
             elif self.text is not None and joined != self.text:
@@ -1120,7 +1257,7 @@ class Turn(_Spec):
                     self.chunks,
                     f"explicit chunks must join to the text {self.text!r}, they join to {joined!r}",
                 )
-        read_limits = _turn_budget(self)
+        limits_read = _turn_budget(self)
         n = self.piece_count
         if isinstance(self.delay, tuple) and len(self.delay) != max(n - 1, 0):
             raise _FieldError(
@@ -1141,7 +1278,7 @@ class Turn(_Spec):
                 )
         elif self.error is None:
             raise _FieldError("at_chunk", self.at_chunk, "at_chunk needs an error to place")
-        _mark_checked(self, read_limits)
+        _mark_checked(self, limits_read)
         return self
 
     _STREAM_WITH: ClassVar[frozenset[str]] = frozenset(
@@ -1162,7 +1299,7 @@ class Turn(_Spec):
                 "response_metadata, each chunk's delay); the turn adds only id, name, "
                 "error and at_chunk",
             )
-        read_limits = _turn_budget(self)
+        limits_read = _turn_budget(self)
         if self.at_chunk != "end":
             if self.error is None and "at_chunk" in self.model_fields_set:
                 raise _FieldError("at_chunk", self.at_chunk, "at_chunk needs an error to place")
@@ -1175,7 +1312,7 @@ class Turn(_Spec):
                 )
         elif self.error is None:
             raise _FieldError("at_chunk", self.at_chunk, "at_chunk needs an error to place")
-        _mark_checked(self, read_limits)
+        _mark_checked(self, limits_read)
         return self
 
     # A copy is not a checked turn, whatever its __dict__ says: ``model_copy(update=...)``
@@ -1183,17 +1320,17 @@ class Turn(_Spec):
     # freed may get the original's __dict__ address back (the check mark's identity).
     def __copy__(self) -> Self:
         copied = super().__copy__()
-        copied.__dict__.pop(_CHECKED, None)
+        _forget(copied)
         return copied
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
         copied = super().__deepcopy__(memo)
-        copied.__dict__.pop(_CHECKED, None)
+        _forget(copied)
         return copied
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         super().__setstate__(state)
-        self.__dict__.pop(_CHECKED, None)
+        _forget(self)
 
     @cached_property
     def piece_count(self) -> int:
@@ -1532,6 +1669,46 @@ def new_call(**values: Any) -> Call:
     return call
 
 
+def chat_call(
+    messages: tuple[Any, ...],
+    tools: tuple[Mapping[str, Any], ...],
+    tool_choice: Any,
+    stop: tuple[str, ...] | None,
+    model: str | None,
+    kwargs: Mapping[str, Any],
+    streaming: bool,
+    run_id: UUID | None,
+    tags: tuple[str, ...],
+    metadata: Mapping[str, Any],
+) -> Call:
+    """``new_call(index=-1, ...)`` for a chat model's call, its values given in place.
+
+    Every chat call is recorded through here: keyword arguments, and the defaults
+    written and then overwritten, cost more than the record (the values go in in
+    the dataclass's field order, so ``vars()`` reads as the dataclass's own).
+    """
+    call = object.__new__(Call)
+    # Stored one by one into the record's own __dict__: it then shares its keys with
+    # every other record's (a dict less than half the size of one built apart, which
+    # a model keeps per call), for less than building that dict costs.
+    fields = call.__dict__
+    fields["index"] = -1
+    fields["messages"] = messages
+    fields["prompt"] = None
+    fields["tools"] = tools
+    fields["tool_choice"] = tool_choice
+    fields["stop"] = stop
+    fields["model"] = model
+    fields["kwargs"] = kwargs
+    fields["streaming"] = streaming
+    fields["run_id"] = run_id
+    fields["tags"] = tags
+    fields["metadata"] = metadata
+    fields["turn"] = None
+    fields["unexpected"] = None
+    return call
+
+
 _CALL_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Call) if f.default is not MISSING}
 _CALL_FACTORIES = tuple(
     (f.name, f.default_factory)
@@ -1804,17 +1981,31 @@ _FEW_TURNS = 500
 def _of_checked_turns(turns: Sequence[Any]) -> Script | None:
     """``Script(turns)`` for a short list of checked Turns (``_still_checked``),
     without the validation whose outcome is known: the size walk cannot fail, the
-    turns are given back as they are, and only the script's budget is checked. None
-    for anything else, and for a budget over its limit: ``Script(turns)`` then
-    raises, with its usual message and path."""
+    turns are given back as they are, and only the script's budget is checked (for
+    two turns or more: one turn's is its own). None for anything else, and for a
+    budget over its limit: ``Script(turns)`` then raises, with its usual message and
+    path."""
     if len(turns) > _FEW_TURNS or not all(_still_checked(t) for t in turns):
         return None
-    script = Script.model_construct(turns=tuple(turns))
+    # Script.model_construct(turns=...), from a prototype (its generic code costs more
+    # than building the rest of a model); tests/unit/test_script_checks_once.py compares.
+    proto = _script_prototype()
+    script = _compat.shallow_copy(proto, {**proto.__dict__, "turns": tuple(turns)})
+    if len(turns) == 1:
+        # One turn's budget is the script's (the same sums, against the same limits
+        # under the same environment, which _still_checked saw unchanged): it passed.
+        return script
     try:
         _script_budget(script)
     except _FieldError:
         return None
     return script
+
+
+@functools.cache
+def _script_prototype() -> Script:
+    """``Script.model_construct(turns=())``: what ``_of_checked_turns`` copies."""
+    return Script.model_construct(turns=())
 
 
 def load_script(source: Script | Mapping[str, Any] | Sequence[Any] | str | Path) -> Script:
@@ -1996,15 +2187,16 @@ class ScriptPlayer:
         # Queued takes whose order threads may have decided.
         self._raced = _order.RaceLog()
 
-    def take(self, call: Call, *, ordered: bool = False) -> Turn | PendingTurn:
+    def take(self, call: Call, ordered: bool = False) -> Turn | PendingTurn:
         """The turn that answers ``call`` (pending for an async responder); raises
         :class:`Exhausted` if none.
 
         ``ordered`` says the caller already put this take in a deterministic
         order (a ``batch`` input's take); see :mod:`fakellm._order`.
         """
+        script = self.script
         with self._lock:
-            for i, rule in enumerate(self.script.rules):
+            for i, rule in enumerate(script.rules):
                 if rule.times is not None and self._rule_uses[i] >= rule.times:
                     continue
                 try:
@@ -2024,18 +2216,18 @@ class ScriptPlayer:
                     if isinstance(answer, PendingTurn):
                         return PendingTurn(answer.awaitable, rule, i)
                     return answer
-            turns = self.script.turns
+            turns = script.turns
             k = self._next
-            if not turns or (k >= len(turns) and self.script.when_exhausted == "raise"):
+            if not turns or (k >= len(turns) and script.when_exhausted == "raise"):
                 raise Exhausted
             self._next += 1
-            if not self.script.allow_races:
+            if not script.allow_races:
                 where = _order.by_threads(ordered)
                 if where is not None:
                     self._raced.record(call.index, k, where)
             if k < len(turns):
                 return turns[k]
-            if self.script.when_exhausted == "cycle":
+            if script.when_exhausted == "cycle":
                 return turns[k % len(turns)]
             return turns[-1]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sys
 import threading
 import uuid
 from typing import Any
@@ -27,7 +28,7 @@ from langchain_core.messages import (
 
 from fakellm import FakeChatModel, Turn, _order, _tokens
 from fakellm._model import _input_tokens, _tool_calls_of
-from fakellm._script import Call, new_call
+from fakellm._script import Call, chat_call, new_call
 
 # -- the call record -----------------------------------------------------------------
 
@@ -58,6 +59,14 @@ def test_a_record_built_into_its_dict_equals_the_dataclass_built_one() -> None:
     # Each record has its own default containers, as the dataclass gives it.
     assert new_call(index=0).kwargs is not bare.kwargs
     assert new_call(index=0).metadata is not bare.metadata
+    # A chat model's record, its values given in place: the same record, keys in order,
+    # and a dict sharing its keys with the other records' (less than half the size).
+    del values["index"]
+    positional, keyword = chat_call(*values.values()), Call(index=-1, **values)
+    assert positional == keyword
+    assert list(vars(positional).items()) == list(vars(keyword).items())
+    assert repr(positional) == repr(keyword)
+    assert sys.getsizeof(vars(chat_call(*values.values()))) < sys.getsizeof(dict(vars(keyword)))
 
 
 # -- input tokens ----------------------------------------------------------------------
