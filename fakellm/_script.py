@@ -97,6 +97,23 @@ def _field_names(cls: type[BaseModel]) -> frozenset[str]:
     return names
 
 
+_DERIVED_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _derived_names(cls: type) -> tuple[str, ...]:
+    """The names of ``cls``'s cached properties: values kept in an instance's
+    ``__dict__``, worked out from its fields."""
+    names = _DERIVED_NAMES.get(cls)
+    if names is None:
+        names = _DERIVED_NAMES[cls] = tuple(
+            name
+            for klass in cls.__mro__
+            for name, value in vars(klass).items()
+            if isinstance(value, cached_property)
+        )
+    return names
+
+
 class _Spec(BaseModel):
     """Base of every script part: frozen, and strict about unknown keys."""
 
@@ -117,6 +134,19 @@ class _Spec(BaseModel):
                     super().__init__(**data)
         finally:
             _init_depth.reset(token)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """pydantic's ``model_copy``; with ``update``, what the copy had worked out from
+        the original's fields (its chunks, counts, argument text) is dropped, so it is
+        worked out again from the new ones. (As in pydantic, ``update`` is not
+        validated; a Script validates a copied part again.)"""
+        copied = super().model_copy(update=update, deep=deep)
+        if update:
+            fields = copied.__dict__
+            kept = [k for k in fields if k.startswith("_fakellm_")]  # Turn's own caches
+            for name in (*_derived_names(type(self)), *kept):
+                fields.pop(name, None)
+        return copied
 
     @model_validator(mode="wrap")
     @classmethod
