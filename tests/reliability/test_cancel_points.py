@@ -31,6 +31,7 @@ from fakellm.assertions import assert_well_formed
 
 START_ERROR = [("chat_model_start", None), ("llm_error", "CancelledError")]
 START_END = [("chat_model_start", None), ("llm_end", None)]
+LLM_START_ERROR = [("llm_start", None), ("llm_error", "CancelledError")]
 
 
 def trace(recorder: Recorder) -> list[tuple[str, str | None]]:
@@ -168,18 +169,29 @@ def test_cancelled_while_a_rate_limiter_makes_the_call_wait(path: str) -> None:
 # -- inside the model's code: core reports the run -----------------------------------------------
 
 
-@pytest.mark.parametrize("path", CALLS)
+# The calls whose one run fakellm closes without a handler: (model class, call,
+# the run's start event).
+ONE_RUN: dict[str, tuple[Any, Callable[[Any, list[Any]], Awaitable[None]], str]] = {
+    "ainvoke": (FakeChatModel, ainvoke, "chat_model_start"),
+    "astream": (FakeChatModel, astream, "chat_model_start"),
+    "FakeLLM astream": (FakeLLM, astream, "llm_start"),
+}
+
+
+@pytest.mark.parametrize("path", ONE_RUN)
 def test_cancelled_inside_the_models_code_is_reported_once(path: str) -> None:
+    model_class, call, start_event = ONE_RUN[path]
     recorder = Recorder()
     cancel_now: list[Callable[[], None]] = []
-    model = FakeChatModel(script=suspending_responder(lambda: cancel_now[0]()))
+    model = model_class(script=suspending_responder(lambda: cancel_now[0]()))
 
     def make(cancel: Callable[[], None]) -> Awaitable[None]:
         cancel_now.append(cancel)
-        return CALLS[path](model, [recorder])
+        return call(model, [recorder])
 
     cancelled(make)
-    assert trace(recorder) == START_ERROR  # one error: core's, not fakellm's as well
+    # one error: core's, not fakellm's as well
+    assert trace(recorder) == [(start_event, None), ("llm_error", "CancelledError")]
     assert len(model.calls) == 1
 
 
@@ -213,39 +225,35 @@ def test_cancelled_after_the_model_answered_before_core_reports_the_end(later: b
     assert len(model.calls) == 1
 
 
-def test_cancelled_while_an_async_handler_takes_the_end_event_ends_the_run_once() -> None:
+@pytest.mark.parametrize("path", ONE_RUN)
+def test_cancelled_while_an_async_handler_takes_the_end_event_ends_the_run_once(path: str) -> None:
     # The end event's report began (the Recorder, inline, has it): the run has
     # ended, and a cancellation there adds no error to it.
+    model_class, call, start_event = ONE_RUN[path]
     recorder = Recorder()
-    model = FakeChatModel(script=["a b c"])
-    cancelled(lambda cancel: ainvoke(model, [recorder, CancelsIn("end", cancel)]))
-    assert trace(recorder) == START_END
-
-
-def test_astream_cancelled_while_an_async_handler_takes_the_end_event_ends_the_run_once() -> None:
-    recorder = Recorder()
-    model = FakeChatModel(script=["a b c"])
-    cancelled(lambda cancel: astream(model, [recorder, CancelsIn("end", cancel)]))
-    assert trace(recorder) == START_END
+    model = model_class(script=["a b c"])
+    cancelled(lambda cancel: call(model, [recorder, CancelsIn("end", cancel)]))
+    assert trace(recorder) == [(start_event, None), ("llm_end", None)]
 
 
 # -- no handler of fakellm's on the common paths -------------------------------------------------
 
 
-@pytest.mark.parametrize("path", CALLS)
+@pytest.mark.parametrize("path", ONE_RUN)
 def test_the_run_has_only_the_callers_handlers(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    model_class, call, start_event = ONE_RUN[path]
     seen: list[list[Any]] = []
-    start = AsyncCallbackManager.on_chat_model_start
+    start = getattr(AsyncCallbackManager, f"on_{start_event}")
 
     async def spy(self: AsyncCallbackManager, *args: Any, **kwargs: Any) -> Any:
         seen.append(list(self.handlers))
         return await start(self, *args, **kwargs)
 
-    monkeypatch.setattr(AsyncCallbackManager, "on_chat_model_start", spy)
+    monkeypatch.setattr(AsyncCallbackManager, f"on_{start_event}", spy)
     recorder = Recorder()
-    asyncio.run(CALLS[path](FakeChatModel(script=["a b c"]), [recorder]))
+    asyncio.run(call(model_class(script=["a b c"]), [recorder]))
     assert seen == [[recorder]]
-    assert trace(recorder) == START_END
+    assert trace(recorder) == [(start_event, None), ("llm_end", None)]
 
 
 # -- the paths that keep the run watch, and astream's fall-back to ainvoke -----------------------
@@ -347,8 +355,6 @@ def test_a_cancelled_call_does_not_leak_its_run_into_the_next() -> None:
 
 # -- FakeLLM's astream: core starts the run before its try block -----------------------------------
 
-LLM_START_ERROR = [("llm_start", None), ("llm_error", "CancelledError")]
-
 
 class Records(CancelsIn):
     """A handler that records the events it gets and cancels the call inside ``where``."""
@@ -415,40 +421,3 @@ def test_fake_llm_astream_names_its_run_as_the_caller_asked() -> None:
     assert trace(recorder) == LLM_START_ERROR
     assert [e.run_id for e in recorder.events] == [run_id, run_id]
     assert recorder.events[0].tags == recorder.events[1].tags == ("c", "m")  # as core started it
-
-
-def test_fake_llm_astream_cancelled_inside_the_models_code_is_reported_once() -> None:
-    recorder = Recorder()
-    cancel_now: list[Callable[[], None]] = []
-    model = FakeLLM(script=suspending_responder(lambda: cancel_now[0]()))
-
-    def make(cancel: Callable[[], None]) -> Awaitable[None]:
-        cancel_now.append(cancel)
-        return astream(model, [recorder])
-
-    cancelled(make)
-    assert trace(recorder) == LLM_START_ERROR  # one error: core's, not fakellm's as well
-    assert len(model.calls) == 1
-
-
-def test_fake_llm_astream_cancelled_while_an_inline_handler_takes_the_end_event() -> None:
-    # The Recorder has the end: the run has ended, and the cancellation adds no error.
-    recorder = Recorder()
-    model = FakeLLM(script=["a b c"])
-    cancelled(lambda cancel: astream(model, [recorder, InlineCancelsIn("end", cancel)]))
-    assert trace(recorder) == [("llm_start", None), ("llm_end", None)]
-
-
-def test_fake_llm_astream_has_only_the_callers_handlers(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[list[Any]] = []
-    start = AsyncCallbackManager.on_llm_start
-
-    async def spy(self: AsyncCallbackManager, *args: Any, **kwargs: Any) -> Any:
-        seen.append(list(self.handlers))
-        return await start(self, *args, **kwargs)
-
-    monkeypatch.setattr(AsyncCallbackManager, "on_llm_start", spy)
-    recorder = Recorder()
-    asyncio.run(astream(FakeLLM(script=["a b c"]), [recorder]))
-    assert seen == [[recorder]]
-    assert trace(recorder) == [("llm_start", None), ("llm_end", None)]
