@@ -10,13 +10,16 @@ handler that raises with ``raise_error`` keeps core's own outcome.)
 
 Two ways to know which runs those are:
 
-- :class:`OpenRun`, for a call that starts exactly one run (every ``ainvoke``
-  and ``astream``): the run's id is chosen up front, as core would choose it,
-  and the run counts as reported from the moment core's (or the model's) end or
-  error report of it begins. No callback handler is added, so core's dispatch
-  costs what it costs without fakellm.
-- :class:`RunWatch`, an inline handler added first, for the rest (an
-  ``agenerate`` of several prompts, FakeLLM): it notes every start and end.
+- :class:`OpenRun`, for a call that starts exactly one run (a chat model's
+  ``ainvoke``, every ``astream``): the run's id is chosen up front, as core
+  would choose it, and the run counts as reported from the moment core's (or
+  the model's) end or error report of it begins. No callback handler is added,
+  so core's dispatch costs what it costs without fakellm.
+- :class:`RunWatch`, an inline handler added first, for the rest: an
+  ``agenerate`` of several inputs, and every ``agenerate`` of a completion
+  model (``BaseLLM``), which dispatches the start event in a task of its own:
+  cancelled before that task's first step, the run never started, and only a
+  handler can tell.
 """
 
 from __future__ import annotations

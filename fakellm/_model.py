@@ -30,7 +30,7 @@ from collections.abc import (
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from operator import itemgetter
-from typing import Any, Literal, NamedTuple, TypeAlias, TypeVar
+from typing import Any, Generic, Literal, NamedTuple, TypeAlias, TypeVar
 
 from langchain_core.callbacks import (
     AsyncCallbackHandler,
@@ -40,7 +40,12 @@ from langchain_core.callbacks import (
     CallbackManagerForLLMRun,
 )
 from langchain_core.exceptions import ModelRefusalError
-from langchain_core.language_models import BaseChatModel, BaseLLM, LanguageModelInput
+from langchain_core.language_models import (
+    BaseChatModel,
+    BaseLanguageModel,
+    BaseLLM,
+    LanguageModelInput,
+)
 from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.load.serializable import SerializedNotImplemented
 from langchain_core.messages import (
@@ -214,7 +219,7 @@ def _run_info(manager: Any) -> _RunInfo | None:
 
 
 def config_run(
-    model: BaseChatModel, config: RunnableConfig | None
+    model: BaseLanguageModel[Any], config: RunnableConfig | None
 ) -> tuple[RunnableConfig, _RunInfo]:
     """Give a model's run an id up front and work out its tags and metadata as core will
     (for ``_stream``, which core calls without the run; see ``_pending_run``)."""
@@ -722,6 +727,7 @@ class _Scripted:
 
 
 _C = TypeVar("_C")
+_O = TypeVar("_O")  # what a model's astream yields
 _Step: TypeAlias = tuple[float, "_C | BaseException"]
 """One step of a plan: wait this long, then emit the item (or raise the error)."""
 
@@ -1051,7 +1057,70 @@ def _split_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k not in _CALL_FIELDS} if kwargs else {}
 
 
+class _StreamsInRun(Generic[_O]):
+    """``astream`` for a model whose run core may start and never report: a call
+    cancelled while core dispatches the start event (see _cancel.OpenRun). First
+    in a model's bases, ahead of core's class, whose ``astream`` it wraps."""
+
+    async def astream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[_O]:
+        config, info = config_run(self, config)  # type: ignore[arg-type]  # a model's mixin
+        run = OpenRun(config["run_id"], stream=True)  # type: ignore[arg-type]  # config_run set it
+        inner = super().astream(input, config, stop=stop, **kwargs)  # type: ignore[misc]  # core's
+        # This generator alone closes core's stream (in its finally). The event
+        # loop must not close it too, at shutdown or when both are garbage at
+        # once, or one of the two aclose() calls finds it running and asyncio logs
+        # "aclose(): asynchronous generator is already running". So core's stream
+        # is kept off the loop's list (no firstiter hook) and alive until closed.
+        _open_streams.add(inner)
+        try:
+            token = _pending_run.set(info)
+            parked = run.park()
+            try:
+                hooks = sys.get_asyncgen_hooks()
+                sys.set_asyncgen_hooks(firstiter=None, finalizer=hooks.finalizer)
+                try:
+                    step = inner.__anext__()  # the hooks are taken here, on the first step
+                finally:
+                    sys.set_asyncgen_hooks(*hooks)
+                try:
+                    first = await step
+                except StopAsyncIteration:
+                    return
+            finally:
+                run.unpark(parked)
+                _pending_run.reset(token)
+            yield first
+            async for chunk in inner:
+                yield chunk
+        except asyncio.CancelledError as exc:
+            await _aclose(inner)
+            # A cancellation while core dispatches the start event leaves it no run
+            # manager to report with; close the run here (see _cancel).
+            await run.close(
+                self, config.get("callbacks"), config.get("tags"), config.get("metadata"), exc
+            )
+            raise
+        finally:
+            # A consumer that stops early closes this generator (aclosing and
+            # cancellation at once; after a break, the loop's finalizer hook soon
+            # after): close core's stream with it, so its run ends (recorded as
+            # GeneratorExit) then, not whenever the garbage collector gets to it.
+            try:
+                if inner.ag_frame is not None:  # exhausted: nothing to close
+                    await _aclose(inner)
+            finally:
+                _open_streams.discard(inner)
+
+
 class FakeChatModel(
+    _StreamsInRun[AIMessageChunk],
     _Scripted,
     _compat.GenerateWithCacheHook,
     _compat.CombinedLLMOutputs,
@@ -1317,62 +1386,6 @@ class FakeChatModel(
     ) -> Iterator[AIMessageChunk]:
         config, info = config_run(self, config)
         yield from stream_in_run(info, super().stream(input, config, stop=stop, **kwargs))
-
-    async def astream(
-        self,
-        input: LanguageModelInput,
-        config: RunnableConfig | None = None,
-        *,
-        stop: list[str] | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[AIMessageChunk]:
-        config, info = config_run(self, config)
-        run = OpenRun(config["run_id"], stream=True)  # type: ignore[arg-type]  # config_run set it
-        inner = super().astream(input, config, stop=stop, **kwargs)
-        # This generator alone closes core's stream (in its finally). The event
-        # loop must not close it too, at shutdown or when both are garbage at
-        # once, or one of the two aclose() calls finds it running and asyncio logs
-        # "aclose(): asynchronous generator is already running". So core's stream
-        # is kept off the loop's list (no firstiter hook) and alive until closed.
-        _open_streams.add(inner)
-        try:
-            token = _pending_run.set(info)
-            parked = run.park()
-            try:
-                hooks = sys.get_asyncgen_hooks()
-                sys.set_asyncgen_hooks(firstiter=None, finalizer=hooks.finalizer)
-                try:
-                    step = inner.__anext__()  # the hooks are taken here, on the first step
-                finally:
-                    sys.set_asyncgen_hooks(*hooks)
-                try:
-                    first = await step
-                except StopAsyncIteration:
-                    return
-            finally:
-                run.unpark(parked)
-                _pending_run.reset(token)
-            yield first
-            async for chunk in inner:
-                yield chunk
-        except asyncio.CancelledError as exc:
-            await _aclose(inner)
-            # A cancellation while core dispatches the start event leaves it no run
-            # manager to report with; close the run here (see _cancel).
-            await run.close(
-                self, config.get("callbacks"), config.get("tags"), config.get("metadata"), exc
-            )
-            raise
-        finally:
-            # A consumer that stops early closes this generator (aclosing and
-            # cancellation at once; after a break, the loop's finalizer hook soon
-            # after): close core's stream with it, so its run ends (recorded as
-            # GeneratorExit) then, not whenever the garbage collector gets to it.
-            try:
-                if inner.ag_frame is not None:  # type: ignore[attr-defined]  # exhausted: nothing to close
-                    await _aclose(inner)
-            finally:
-                _open_streams.discard(inner)
 
     # -- the native paths -----------------------------------------------------------------------
 
@@ -1974,7 +1987,7 @@ def _built_result(
     return _compat.shallow_copy(proto.result, fields)
 
 
-class FakeLLM(_Scripted, _compat.PerPromptRunManagers, BaseLLM):
+class FakeLLM(_StreamsInRun[str], _Scripted, _compat.PerPromptRunManagers, BaseLLM):
     """A completion-style LLM (``BaseLLM``) that plays a Script, for code like
     ``await llm.agenerate(["..."])``. One turn answers one prompt.
 
@@ -2160,6 +2173,7 @@ class FakeLLM(_Scripted, _compat.PerPromptRunManagers, BaseLLM):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
+        stream_began()  # core reports the run from here (see _cancel.OpenRun)
         plan = await self._abegin(prompt, stop, run_manager, kwargs, streaming=True)
         on_token = None if run_manager is None else _atoken_callback(run_manager)
         async for chunk in _adrive(self._llm_chunk_steps(plan), on_token):

@@ -2,7 +2,8 @@
 
 Each call shape is cancelled after k loop turns, for every k from 0 (before the
 call starts) to well past its end, with the Recorder alone, with an async
-handler (which suspends inside every callback) and with a sync handler that
+handler (which suspends inside every callback), with an inline one (core awaits
+it in order, and gives it an LLM's start event) and with a sync handler that
 runs on the executor (many loop turns per callback). Every run that started must
 end with exactly one end or error event, and asyncio must log nothing.
 """
@@ -19,6 +20,8 @@ import pytest
 from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import RunnableConfig
+from langchain_core.utils.uuid import uuid7
 
 from fakellm import FakeChatModel, FakeLLM, Recorder, Turn
 from fakellm.assertions import assert_well_formed
@@ -85,10 +88,41 @@ async def llm_astream(callbacks: list[Any]) -> None:
         pass
 
 
-SHAPES: list[Call] = [ainvoke, astream, abatch, llm_agenerate, llm_astream]
+async def llm_astream_in_run(callbacks: list[Any]) -> None:
+    model = FakeLLM(script=TURNS, allow_unused=True, tags=["t"])
+    config: RunnableConfig = {"callbacks": callbacks, "metadata": {"k": 1}, "run_id": uuid7()}
+    async for _ in model.astream("x", config=config):
+        pass
+
+
+async def llm_astream_break(callbacks: list[Any]) -> None:
+    model = FakeLLM(script=TURNS, allow_unused=True)
+    async for _ in model.astream("x", config={"callbacks": callbacks}):
+        break
+
+
+SHAPES: list[Call] = [
+    ainvoke,
+    astream,
+    abatch,
+    llm_agenerate,
+    llm_astream,
+    llm_astream_in_run,
+    llm_astream_break,
+]
+
+
+class InlineSuspending(Suspending):
+    """Inline: core awaits it in order, the Recorder first (and, for an LLM's
+    start event, gives it only to the inline handlers, so this one gets it)."""
+
+    run_inline = True
+
+
 HANDLERS: dict[str, Callable[[], list[Any]]] = {
     "recorder-only": list,
     "async-handler": lambda: [Suspending()],
+    "inline-async-handler": lambda: [InlineSuspending()],
     "executor-handler": lambda: [OnExecutor()],
 }
 

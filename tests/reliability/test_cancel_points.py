@@ -7,7 +7,8 @@ code (then core reports), the moment the model's work is done but core has not
 yet gathered the end event, the moment core gathered it but its task never ran,
 and the end event's dispatch itself (then the run has ended: nothing more). Also
 the paths that keep the inline run watch (an agenerate of several prompts,
-FakeLLM) and the astream that falls back to ainvoke when streaming is off.
+FakeLLM's agenerate), the astream that falls back to ainvoke when streaming is
+off, and FakeLLM's astream, whose run core starts before its try block.
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ import pytest
 from langchain_core.callbacks import AsyncCallbackHandler, AsyncCallbackManager
 from langchain_core.messages import HumanMessage
 from langchain_core.rate_limiters import BaseRateLimiter
+from langchain_core.runnables import RunnableConfig
+from langchain_core.utils.uuid import uuid7
 
 from fakellm import FakeChatModel, FakeLLM, Recorder, Rule, Script, Turn
 from fakellm.assertions import assert_well_formed
 
 START_ERROR = [("chat_model_start", None), ("llm_error", "CancelledError")]
 START_END = [("chat_model_start", None), ("llm_end", None)]
+LLM_START_ERROR = [("llm_start", None), ("llm_error", "CancelledError")]
 
 
 def trace(recorder: Recorder) -> list[tuple[str, str | None]]:
@@ -165,18 +169,29 @@ def test_cancelled_while_a_rate_limiter_makes_the_call_wait(path: str) -> None:
 # -- inside the model's code: core reports the run -----------------------------------------------
 
 
-@pytest.mark.parametrize("path", CALLS)
+# The calls whose one run fakellm closes without a handler: (model class, call,
+# the run's start event).
+ONE_RUN: dict[str, tuple[Any, Callable[[Any, list[Any]], Awaitable[None]], str]] = {
+    "ainvoke": (FakeChatModel, ainvoke, "chat_model_start"),
+    "astream": (FakeChatModel, astream, "chat_model_start"),
+    "FakeLLM astream": (FakeLLM, astream, "llm_start"),
+}
+
+
+@pytest.mark.parametrize("path", ONE_RUN)
 def test_cancelled_inside_the_models_code_is_reported_once(path: str) -> None:
+    model_class, call, start_event = ONE_RUN[path]
     recorder = Recorder()
     cancel_now: list[Callable[[], None]] = []
-    model = FakeChatModel(script=suspending_responder(lambda: cancel_now[0]()))
+    model = model_class(script=suspending_responder(lambda: cancel_now[0]()))
 
     def make(cancel: Callable[[], None]) -> Awaitable[None]:
         cancel_now.append(cancel)
-        return CALLS[path](model, [recorder])
+        return call(model, [recorder])
 
     cancelled(make)
-    assert trace(recorder) == START_ERROR  # one error: core's, not fakellm's as well
+    # one error: core's, not fakellm's as well
+    assert trace(recorder) == [(start_event, None), ("llm_error", "CancelledError")]
     assert len(model.calls) == 1
 
 
@@ -210,39 +225,35 @@ def test_cancelled_after_the_model_answered_before_core_reports_the_end(later: b
     assert len(model.calls) == 1
 
 
-def test_cancelled_while_an_async_handler_takes_the_end_event_ends_the_run_once() -> None:
+@pytest.mark.parametrize("path", ONE_RUN)
+def test_cancelled_while_an_async_handler_takes_the_end_event_ends_the_run_once(path: str) -> None:
     # The end event's report began (the Recorder, inline, has it): the run has
     # ended, and a cancellation there adds no error to it.
+    model_class, call, start_event = ONE_RUN[path]
     recorder = Recorder()
-    model = FakeChatModel(script=["a b c"])
-    cancelled(lambda cancel: ainvoke(model, [recorder, CancelsIn("end", cancel)]))
-    assert trace(recorder) == START_END
-
-
-def test_astream_cancelled_while_an_async_handler_takes_the_end_event_ends_the_run_once() -> None:
-    recorder = Recorder()
-    model = FakeChatModel(script=["a b c"])
-    cancelled(lambda cancel: astream(model, [recorder, CancelsIn("end", cancel)]))
-    assert trace(recorder) == START_END
+    model = model_class(script=["a b c"])
+    cancelled(lambda cancel: call(model, [recorder, CancelsIn("end", cancel)]))
+    assert trace(recorder) == [(start_event, None), ("llm_end", None)]
 
 
 # -- no handler of fakellm's on the common paths -------------------------------------------------
 
 
-@pytest.mark.parametrize("path", CALLS)
+@pytest.mark.parametrize("path", ONE_RUN)
 def test_the_run_has_only_the_callers_handlers(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    model_class, call, start_event = ONE_RUN[path]
     seen: list[list[Any]] = []
-    start = AsyncCallbackManager.on_chat_model_start
+    start = getattr(AsyncCallbackManager, f"on_{start_event}")
 
     async def spy(self: AsyncCallbackManager, *args: Any, **kwargs: Any) -> Any:
         seen.append(list(self.handlers))
         return await start(self, *args, **kwargs)
 
-    monkeypatch.setattr(AsyncCallbackManager, "on_chat_model_start", spy)
+    monkeypatch.setattr(AsyncCallbackManager, f"on_{start_event}", spy)
     recorder = Recorder()
-    asyncio.run(CALLS[path](FakeChatModel(script=["a b c"]), [recorder]))
+    asyncio.run(call(model_class(script=["a b c"]), [recorder]))
     assert seen == [[recorder]]
-    assert trace(recorder) == START_END
+    assert trace(recorder) == [(start_event, None), ("llm_end", None)]
 
 
 # -- the paths that keep the run watch, and astream's fall-back to ainvoke -----------------------
@@ -340,3 +351,73 @@ def test_a_cancelled_call_does_not_leak_its_run_into_the_next() -> None:
     runs = [e.run_id for e in recorder.events if e.kind == "chat_model_start"]
     assert len(set(runs)) == 2
     assert [c.run_id for c in model.calls] == runs[1:]
+
+
+# -- FakeLLM's astream: core starts the run before its try block -----------------------------------
+
+
+class Records(CancelsIn):
+    """A handler that records the events it gets and cancels the call inside ``where``."""
+
+    def __init__(self, where: str, cancel: Callable[[], None]) -> None:
+        super().__init__(where, cancel)
+        self.seen: list[tuple[str, Any, str | None]] = []
+
+    async def on_llm_start(self, *args: Any, run_id: Any, **kwargs: Any) -> None:
+        self.seen.append(("llm_start", run_id, None))
+        await self._at("start")
+
+    async def on_llm_end(self, *args: Any, run_id: Any, **kwargs: Any) -> None:
+        self.seen.append(("llm_end", run_id, None))
+        await self._at("end")
+
+    async def on_llm_error(self, error: BaseException, *, run_id: Any, **kwargs: Any) -> None:
+        self.seen.append(("llm_error", run_id, type(error).__name__))
+        await self._at("error")
+
+
+def test_fake_llm_astream_cancelled_while_an_inline_async_handler_takes_the_start_event() -> None:
+    recorder = Recorder()
+    model = FakeLLM(script=["a b c"], allow_unused=True)
+    cancelled(lambda cancel: astream(model, [recorder, InlineCancelsIn("start", cancel)]))
+    assert trace(recorder) == LLM_START_ERROR
+    assert_well_formed(recorder.events)
+    assert recorder.events[0].run_id == recorder.events[1].run_id
+    assert model.calls == []
+
+
+def test_fake_llm_astream_cancelled_in_its_only_handler_at_the_start_event() -> None:
+    # No inline handler: core gathers the start event to the async handler.
+    # The handler got the start, and gets the run's error once.
+    handler: list[Records] = []
+    model = FakeLLM(script=["a b c"], allow_unused=True)
+
+    def make(cancel: Callable[[], None]) -> Awaitable[None]:
+        handler.append(Records("start", cancel))
+        return astream(model, handler)
+
+    cancelled(make)
+    run_id = handler[0].seen[0][1]
+    assert handler[0].seen == [("llm_start", run_id, None), ("llm_error", run_id, "CancelledError")]
+    assert model.calls == []
+
+
+def test_fake_llm_astream_names_its_run_as_the_caller_asked() -> None:
+    recorder = Recorder()
+    run_id = uuid7()
+    model = FakeLLM(script=["a b c"], allow_unused=True, tags=["m"])
+
+    async def call(cancel: Callable[[], None]) -> None:
+        config: RunnableConfig = {
+            "callbacks": [recorder, InlineCancelsIn("start", cancel)],
+            "run_id": run_id,
+            "tags": ["c"],
+            "metadata": {"k": 1},
+        }
+        async for _ in model.astream("x", config=config):
+            pass
+
+    cancelled(call)
+    assert trace(recorder) == LLM_START_ERROR
+    assert [e.run_id for e in recorder.events] == [run_id, run_id]
+    assert recorder.events[0].tags == recorder.events[1].tags == ("c", "m")  # as core started it
