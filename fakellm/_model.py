@@ -1609,17 +1609,19 @@ class FakeChatModel(
         if turn.stream is not None:
             return _stream_result(plan)
         usage = plan.usage
+        text = turn.text or ""
         if (
             plan.cut is None
             and turn.reasoning is None
             and turn.content is None
             and not turn.tool_calls
+            and type(text) is str  # a copy's unvalidated str subclass: validated below
             and (turn.usage is None or _plain_usage(usage))  # _usage's own: three ints
             and type(usage["input_tokens"]) is int  # a subclass may count input otherwise
         ):
             # The common reply, whole plain text: _copyable holds (see _copied_result).
             return _built_result(
-                turn.text or "",
+                text,
                 plan.message_id,
                 turn.name,
                 dict(turn.additional_kwargs),
