@@ -17,6 +17,7 @@ import inspect
 import json
 import sys
 import threading
+import types
 import uuid
 from collections.abc import (
     AsyncIterator,
@@ -1057,10 +1058,31 @@ def _split_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k not in _CALL_FIELDS} if kwargs else {}
 
 
+def _began_when_called(astream: Callable[..., Any]) -> Callable[..., Any]:
+    """A subclass's own ``_astream``, noting ``stream_began()`` when called: core
+    calls it inside the block that reports the run (see _cancel.OpenRun). The
+    call, not a wrapping generator: the stream itself is the subclass's own."""
+
+    @functools.wraps(astream)
+    def _astream(*args: Any, **kwargs: Any) -> Any:
+        stream_began()
+        return astream(*args, **kwargs)
+
+    return _astream
+
+
 class _StreamsInRun(Generic[_O]):
     """``astream`` for a model whose run core may start and never report: a call
     cancelled while core dispatches the start event (see _cancel.OpenRun). First
     in a model's bases, ahead of core's class, whose ``astream`` it wraps."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("_astream")
+        if isinstance(own, types.FunctionType) and own.__module__ != __name__:
+            # A user's subclass streams its own way: it may wait (or yield) before
+            # the model's _astream, which marks the run core's, ever runs.
+            cls._astream = _began_when_called(own)  # type: ignore[attr-defined]
 
     async def astream(
         self,
@@ -1609,17 +1631,19 @@ class FakeChatModel(
         if turn.stream is not None:
             return _stream_result(plan)
         usage = plan.usage
+        text = turn.text or ""
         if (
             plan.cut is None
             and turn.reasoning is None
             and turn.content is None
             and not turn.tool_calls
+            and type(text) is str  # a copy's unvalidated str subclass: validated below
             and (turn.usage is None or _plain_usage(usage))  # _usage's own: three ints
             and type(usage["input_tokens"]) is int  # a subclass may count input otherwise
         ):
             # The common reply, whole plain text: _copyable holds (see _copied_result).
             return _built_result(
-                turn.text or "",
+                text,
                 plan.message_id,
                 turn.name,
                 dict(turn.additional_kwargs),

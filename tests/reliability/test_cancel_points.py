@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 from langchain_core.callbacks import AsyncCallbackHandler, AsyncCallbackManager
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import AIMessageChunk, HumanMessage
+from langchain_core.outputs import ChatGenerationChunk, GenerationChunk
 from langchain_core.rate_limiters import BaseRateLimiter
 from langchain_core.runnables import RunnableConfig
 from langchain_core.utils.uuid import uuid7
@@ -421,3 +422,44 @@ def test_fake_llm_astream_names_its_run_as_the_caller_asked() -> None:
     assert trace(recorder) == LLM_START_ERROR
     assert [e.run_id for e in recorder.events] == [run_id, run_id]
     assert recorder.events[0].tags == recorder.events[1].tags == ("c", "m")  # as core started it
+
+
+# -- a subclass's own _astream: core reports the run from its call ------------------------------
+
+
+@pytest.mark.parametrize("where", ["before", "after"], ids=["before a chunk", "after a chunk"])
+@pytest.mark.parametrize("base", [FakeChatModel, FakeLLM], ids=["chat", "FakeLLM"])
+def test_a_subclass_with_its_own_astream_cancelled_inside_it_is_reported_once(
+    base: Any, where: str
+) -> None:
+    # A subclass may wait before it hands over to the model's _astream, or stream its
+    # own chunks: core calls its _astream inside the block that reports the run, so
+    # core reports the cancellation, and fakellm must not report it again.
+    recorder = Recorder()
+    cancel_now: list[Callable[[], None]] = []
+    first = (
+        ChatGenerationChunk(message=AIMessageChunk(content="a"))
+        if base is FakeChatModel
+        else GenerationChunk(text="a")
+    )
+
+    class Own(base):  # type: ignore[misc,valid-type]
+        async def _astream(self, *args: Any, **kwargs: Any) -> Any:
+            if where == "after":
+                yield first
+            cancel_now[0]()
+            await asyncio.sleep(0)
+            async for chunk in super()._astream(*args, **kwargs):
+                yield chunk
+
+    model = Own(script=["a b c"], allow_unused=True)
+
+    def make(cancel: Callable[[], None]) -> Awaitable[None]:
+        cancel_now.append(cancel)
+        return astream(model, [recorder])
+
+    cancelled(make)
+    start = "chat_model_start" if base is FakeChatModel else "llm_start"
+    assert trace(recorder) == [(start, None), ("llm_error", "CancelledError")]
+    assert_well_formed(recorder.events)
+    assert model.calls == []

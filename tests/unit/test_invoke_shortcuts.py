@@ -327,6 +327,21 @@ def test_drawn_turns_invoke_as_the_general_path_did(
     assert _play(FakeChatModel, turn, call_kwargs) == _play(Reference, turn, call_kwargs)
 
 
+class _Text(str):
+    """A str subclass: what a turn's text can be when a copy sets it unvalidated."""
+
+
+def test_a_turn_whose_text_is_a_str_subclass_answers_as_the_general_path_did() -> None:
+    # model_copy(update=...) does not validate (pydantic's rule), so the copy keeps the
+    # subclass; the reply's content is validated into a plain str all the same.
+    turn = Turn("a").model_copy(update={"text": _Text("b c")})
+    assert type(turn.text) is _Text
+    assert _play(FakeChatModel, turn, {}) == _play(Reference, turn, {})
+    reply = FakeChatModel(script=[turn]).invoke("hi")
+    assert type(reply.content) is str
+    assert reply.content == "b c"
+
+
 def test_a_plain_reply_never_shares_a_container_with_another_call() -> None:
     model = FakeChatModel(script=Script([Turn("a b", additional_kwargs={"k": [1]})] * 3))
     first, second = model.invoke("hi"), model.invoke("hi")
