@@ -796,3 +796,28 @@ def _langsmith_tags_var() -> contextvars.ContextVar[list[str] | None]:
 
 
 __all__ += ["langsmith_tags"]
+
+
+# --- r6: core's run-id generator, as its callback manager binds it ------------------------
+
+
+def core_run_id() -> _uuid.UUID:
+    """A new run id, made as core's callback manager makes the ids of the runs it names.
+
+    The models choose a run's id before core starts the run (to close it if a
+    cancellation leaves it open). They take it from the name core's manager module
+    calls, looked up there on every call, so a test that patches that generator to
+    get known ids gets them from fakellm's runs too.
+    """
+    run_id: _uuid.UUID = _core_manager().uuid7()
+    return run_id
+
+
+@functools.cache
+def _core_manager() -> Any:
+    from langchain_core.callbacks import manager
+
+    return manager
+
+
+__all__ += ["core_run_id"]

@@ -82,7 +82,6 @@ from langchain_core.runnables.config import ensure_config, var_child_runnable_co
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from langchain_core.utils.uuid import uuid7
 from pydantic import (
     ConfigDict,
     Field,
@@ -225,8 +224,12 @@ def config_run(
     """Give a model's run an id up front and work out its tags and metadata as core will
     (for ``_stream``, which core calls without the run; see ``_pending_run``)."""
     if (
-        not config
-        or (config.keys() <= _PLAIN_KEYS and not (config.get("tags") or config.get("metadata")))
+        config is None
+        or (
+            type(config) is dict
+            and config.keys() <= _PLAIN_KEYS
+            and not (config.get("tags") or config.get("metadata"))
+        )
     ) and not (
         model.tags
         or model.metadata
@@ -238,12 +241,12 @@ def config_run(
         # anywhere, so core's own ensure_config and configure find none either.
         run_id = config.get("run_id") if config else None
         if run_id is None:
-            run_id = uuid7()  # what core gives a run it names itself
+            run_id = _compat.core_run_id()  # what core gives a run it names itself
         plain: RunnableConfig = {**config, "run_id": run_id} if config else {"run_id": run_id}
         return plain, _RunInfo(run_id, (), {})
     config = ensure_config(config)
     if config.get("run_id") is None:
-        config["run_id"] = uuid7()
+        config["run_id"] = _compat.core_run_id()
     callbacks, tags, metadata = (
         config.get("callbacks"),
         config.get("tags"),
@@ -710,20 +713,20 @@ class _Scripted:
             }
         else:
             usage = _usage(turn, input_tokens, cut, count)
-        return _Plan(  # positional: keyword arguments cost more than building the plan
-            turn,
-            cut,
-            count,
-            delays,
-            error_at,
-            finish,
-            usage,
-            model_name,
-            [tc.id or f"call_{call.index}_{i}" for i, tc in enumerate(turn.tool_calls)]
+        return _Plan(
+            turn=turn,
+            cut=cut,
+            count=count,
+            given_delays=delays,
+            error_at=error_at,
+            finish_reason=finish,
+            usage=usage,
+            model_name=model_name,
+            tool_ids=[tc.id or f"call_{call.index}_{i}" for i, tc in enumerate(turn.tool_calls)]
             if turn.tool_calls
             else [],
-            turn.id or f"fakellm-{self.model_name}-{call.index}",
-            whole_wait,
+            message_id=turn.id or f"fakellm-{self.model_name}-{call.index}",
+            whole_wait=whole_wait,
         )
 
 
@@ -1375,7 +1378,7 @@ class FakeChatModel(
                     },
                 )
             OpenRun.claim(run_id)  # an astream that fell back to ainvoke hands its run over
-            run = OpenRun(run_id if run_id is not None else uuid7())  # core's run id generator
+            run = OpenRun(run_id if run_id is not None else _compat.core_run_id())
             token = run.park()
             try:
                 return await super().agenerate(
@@ -1434,38 +1437,22 @@ class FakeChatModel(
             stop = self.stop
         if stop is not None:
             stop = _stop_list(stop)
-        # Positional all the way: keyword arguments cost more than what they pass here.
-        if kwargs:
-            override = kwargs.get("model")
-            draft = chat_call(
-                tuple(messages),
-                tuple(kwargs.get("tools") or ()),
-                kwargs.get("tool_choice"),
-                tuple(stop) if stop else None,
-                override,
-                _split_kwargs(kwargs),
-                streaming,
-                info.run_id,
-                info.tags,
-                info.metadata,
-            )
-        else:
-            override = None
-            draft = chat_call(
-                tuple(messages),
-                (),
-                None,
-                tuple(stop) if stop else None,
-                None,
-                {},
-                streaming,
-                info.run_id,
-                info.tags,
-                info.metadata,
-            )
+        override = kwargs.get("model")
+        draft = chat_call(
+            messages=tuple(messages),
+            tools=tuple(kwargs.get("tools") or ()),
+            tool_choice=kwargs.get("tool_choice"),
+            stop=tuple(stop) if stop else None,
+            model=override,
+            kwargs=_split_kwargs(kwargs),
+            streaming=streaming,
+            run_id=info.run_id,
+            tags=info.tags,
+            metadata=info.metadata,
+        )
         call, turn = self._take(draft)
         plan = self._plan
-        max_tokens = kwargs.get("max_tokens", self.max_tokens) if kwargs else self.max_tokens
+        max_tokens = kwargs.get("max_tokens", self.max_tokens)
         model_name = override or self.model_name
         input_tokens = self.get_num_tokens_from_messages(messages)
 

@@ -557,7 +557,8 @@ def _turn_budget(turn: Turn) -> tuple[str | None, str | None] | None:
 
     Returns the values of :data:`_TURN_LIMITS` in the environment if the limits
     were read (only a turn over a floor needs them), so the outcome may change
-    with them; None if not. A value read for the check is the one returned.
+    with them; None if not. When the check read both, those are the values
+    returned; otherwise both are read again for the return.
     """
     parts = {
         "text": _utf8_len(turn.text or ""),
@@ -663,7 +664,7 @@ def whole_play(turn: Turn) -> WholePlay:
     if turn.stream is None and type(turn.delay) is float and turn.delay == 0.0:
         # Adding zeros changes no sum: a reply of thousands of chunks, no delay each,
         # needs no list of them unless it streams.
-        wait = sum((turn.first_token_delay,))
+        wait = 0 + turn.first_token_delay  # as sum() adds from 0 (-0.0 reads 0.0)
     else:
         wait = sum(whole_delays(turn))
     play = WholePlay(
@@ -1713,9 +1714,10 @@ def chat_call(
 ) -> Call:
     """``new_call(index=-1, ...)`` for a chat model's call, its values given in place.
 
-    Every chat call is recorded through here: keyword arguments, and the defaults
-    written and then overwritten, cost more than the record (the values go in in
-    the dataclass's field order, so ``vars()`` reads as the dataclass's own).
+    Every chat call is recorded through here: the dataclass's ``__init__``, which
+    writes each field through ``object.__setattr__``, costs more than the rest of
+    the record (the values go in in the dataclass's field order, so ``vars()``
+    reads as the dataclass's own).
     """
     call = object.__new__(Call)
     # Stored one by one into the record's own __dict__: it then shares its keys with

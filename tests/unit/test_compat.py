@@ -11,7 +11,9 @@ import collections
 import datetime as dt
 import inspect
 import sys
+from uuid import UUID
 
+import pytest
 from langchain_core.language_models import BaseChatModel, BaseLLM
 from langchain_core.runnables.configurable import RunnableConfigurableFields
 
@@ -555,3 +557,19 @@ def test_langsmith_tags_reads_what_get_tracing_context_reads() -> None:
             assert compat.langsmith_tags() == get_tracing_context()["tags"]
             assert "inner" in (compat.langsmith_tags() or [])
     assert compat.langsmith_tags() is None
+
+
+# --- r6: core's run-id generator, as its callback manager binds it ----------------------------
+
+
+def test_core_run_id_calls_the_name_core_s_callback_manager_calls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from langchain_core.callbacks import manager
+    from langchain_core.utils.uuid import uuid7
+
+    assert manager.uuid7 is uuid7  # type: ignore[attr-defined]  # core's own binding
+    assert compat.core_run_id().version == 7
+    known = iter([UUID(int=1), UUID(int=2)])
+    monkeypatch.setattr(manager, "uuid7", lambda: next(known))
+    assert [compat.core_run_id(), compat.core_run_id()] == [UUID(int=1), UUID(int=2)]

@@ -57,7 +57,7 @@ PLAIN: dict[str, RunnableConfig | None] = {
 def test_the_shortcut_gives_what_the_full_path_gives(
     config: RunnableConfig | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("fakellm._model.uuid7", lambda: RUN)
+    monkeypatch.setattr("langchain_core.callbacks.manager.uuid7", lambda: RUN)
     model = FakeChatModel()
     given = None if config is None else dict(config)
     got, info = config_run(model, config)
@@ -85,7 +85,7 @@ MERGING: list[tuple[str, RunnableConfig, dict[str, Any]]] = [
 def test_anything_that_brings_tags_or_metadata_takes_the_full_path(
     config: RunnableConfig, fields: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("fakellm._model.uuid7", lambda: RUN)
+    monkeypatch.setattr("langchain_core.callbacks.manager.uuid7", lambda: RUN)
     model = FakeChatModel(**fields)
     got, info = config_run(model, config)
     want, want_info = full_path(model, config)
