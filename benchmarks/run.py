@@ -1,7 +1,7 @@
 """Run every benchmark and print one report of ratios against same-round baselines.
 
-Run: ``python benchmarks/run.py`` (a few minutes) or ``python benchmarks/run.py
---quick`` (under a minute; fewer rounds and smaller sizes, so a noisier
+Run: ``python benchmarks/run.py`` (about a minute) or ``python benchmarks/run.py
+--quick`` (about ten seconds; fewer rounds and smaller sizes, so a noisier
 report). Run it on a quiet machine: CPU time keeps other processes' work out of
 the figures, but not their effect on caches and CPU frequency.
 
@@ -41,8 +41,8 @@ FULL: dict[str, Any] = {
     "explore": {"examples": 200, "n_rounds": 3},
 }
 QUICK: dict[str, Any] = {
-    "model": {"budget": 300, "n_rounds": 3, "sizes": (3, 20, 2000)},
-    "recorder": {"budget": 400, "n_rounds": 3, "sizes": (20, 2000)},
+    "model": {"budget": 1000, "n_rounds": 5, "sizes": (3, 20, 2000)},
+    "recorder": {"budget": 1000, "n_rounds": 5, "sizes": (20, 2000)},
     "events": {"sizes": (1_000, 10_000), "n_rounds": 1},
     "virtual_time": {"streams": 50, "n_rounds": 3},
     "explore": {"examples": 20, "n_rounds": 1},
