@@ -263,6 +263,8 @@ def _noting(cls: type[AsyncCallbackManagerForLLMRun]) -> type[AsyncCallbackManag
             self.fakellm_reported = True
             await super().on_llm_error(*args, **kwargs)
 
+    # Code that looks at the manager's type (a subclass's _agenerate) sees core's name.
+    Noting.__name__, Noting.__qualname__ = cls.__name__, cls.__qualname__
     return Noting
 
 

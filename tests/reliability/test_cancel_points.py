@@ -463,3 +463,26 @@ def test_a_subclass_with_its_own_astream_cancelled_inside_it_is_reported_once(
     assert trace(recorder) == [(start, None), ("llm_error", "CancelledError")]
     assert_well_formed(recorder.events)
     assert model.calls == []
+
+
+def test_the_run_manager_a_subclass_receives_reads_as_core_s() -> None:
+    # fakellm notes when core's report of the run begins by giving core's run
+    # manager a subclass; code that receives the manager sees core's class name,
+    # and an instance of it.
+    from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
+
+    seen: list[Any] = []
+
+    class Inspecting(FakeChatModel):
+        async def _agenerate(
+            self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+        ) -> Any:
+            seen.append(run_manager)
+            return await super()._agenerate(messages, stop, run_manager, **kwargs)
+
+    model = Inspecting(script=[Turn("hi")])
+    assert asyncio.run(model.ainvoke("q")).content == "hi"
+    (manager,) = seen
+    assert isinstance(manager, AsyncCallbackManagerForLLMRun)
+    assert type(manager).__name__ == "AsyncCallbackManagerForLLMRun"
+    assert type(manager).__qualname__ == "AsyncCallbackManagerForLLMRun"
