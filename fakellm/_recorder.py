@@ -488,7 +488,7 @@ class Recorder(BaseCallbackHandler):
                     datetime.now(),
                     task_name,
                     thread,
-                    kwargs,
+                    kwargs or _EMPTY,  # as its Event will hold it: no empty dict kept per token
                 )
             )
         finally:
