@@ -1625,8 +1625,7 @@ class FakeChatModel(
             and turn.content is None
             and not turn.tool_calls
             and type(text) is str  # a copy's unvalidated str subclass: validated below
-            and (turn.usage is None or _plain_usage(usage))  # _usage's own: three ints
-            and type(usage["input_tokens"]) is int  # a subclass may count input otherwise
+            and _plain_usage(usage)  # three ints (a subclass may count input otherwise)
         ):
             # The common reply, whole plain text: _copyable holds (see _copied_result).
             return _built_result(

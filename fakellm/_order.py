@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import contextvars
 import itertools
-import os
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -363,32 +362,17 @@ def by_threads(ordered: bool) -> Origin | None:
     built) for a take the app ordered, which is nearly every take."""
     if ordered:
         return None
-    if threading.get_ident() == _main_ident[0] and get_running_loop_or_none() is None:
-        return None  # the main thread, no loop: what the lines below find, without their frames
     if get_running_loop_or_none() is None:
-        thread = threading.current_thread()
-        if thread is threading.main_thread():
+        # The main thread by its id: no Thread lookup on the common direct call.
+        if threading.get_ident() == threading.main_thread().ident:
             return None
+        thread = threading.current_thread()
         stack: list[Unit] = getattr(_units, "stack", [])
         return Origin(thread.name, by_threads=True, unit=stack[-1] if stack else None)
     call = _call.get()
     if call is not None and call.unit is not None:  # it hopped
         return Origin(threading.current_thread().name, by_threads=True, unit=call.unit)
     return None
-
-
-# The main thread's id, as ``threading.main_thread().ident`` gives it; a child forked
-# from another thread makes that thread its main one, and this follows (threading's
-# own fork handler, registered on its import, runs before this one).
-_main_ident = [threading.main_thread().ident]
-
-
-def _forked() -> None:
-    _main_ident[0] = threading.main_thread().ident
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forked)
 
 
 def _may_swap(a: Origin, b: Origin) -> bool:

@@ -520,12 +520,10 @@ def _chunk_count(text: str | None, how: Any, cap: int) -> int:
         return len(text)
     if isinstance(how, int):
         return -(-len(text) // how)
-    if isinstance(how, tuple):
-        return len(how) - how.count("")
-    pattern = _WORDS if how == "words" else how
-    if pattern is _WORDS:
+    if how == "words":
         return max(1, _word_count(text, cap))
-    matches = (m for m in pattern.finditer(text) if m.end() > m.start())
+    # Explicit chunks are counted by _explicit_count, once per turn.
+    matches = (m for m in how.finditer(text) if m.end() > m.start())
     return max(1, sum(1 for _ in itertools.islice(matches, cap + 1)))
 
 
@@ -718,7 +716,7 @@ def _turn_chunks(turn: Turn, cap: int) -> int:
 
 
 def _explicit_count(turn: Turn) -> int:
-    """``_chunk_count`` of a turn's explicit chunks, counted once per chunks tuple
+    """How many chunks a turn's explicit chunks stream, counted once per chunks tuple
     (validation asks three times; a long list costs microseconds each time).
 
     The chunks ``split_text`` keeps: the non-empty ones, told apart as it tells

@@ -499,12 +499,12 @@ def test_a_child_forked_from_a_worker_thread_takes_that_thread_as_its_main() -> 
     def fork_here() -> None:
         pid = os.fork()
         if pid == 0:  # the child: this thread is its main thread now
-            # The shortcut's id follows (a thread started here may get the parent's
-            # main thread's old id, and must not pass for the main thread).
+            # The main thread's id the shortcut compares with follows (a thread started
+            # here may get the parent's main thread's old id, and must not pass for it).
             ok = (
                 _order.by_threads(False) is None
                 and threading.current_thread() is threading.main_thread()
-                and _order._main_ident[0] == threading.get_ident()
+                and threading.main_thread().ident == threading.get_ident()
             )
             os._exit(0 if ok else 1)
         statuses.append(os.waitpid(pid, 0)[1])
